@@ -1,0 +1,57 @@
+# The README's commands. Each bootstraps uv and the virtualenv when missing (fast when present).
+#   make demo   the whole lifecycle through the real Airflow scheduler, then a summary
+#   make test   the test suite (unit, DAG integrity and policy, integration, e2e)
+#   make up     Airflow (standalone) + MLflow UI + prediction service for interactive use
+#   make lint   ruff
+#   make bench  the benchmark suite (results in benchmarks/)
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.uv/bin/uv)
+VENV := $(CURDIR)/.venv
+STAMP := $(VENV)/.synced
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON := $(PYTHON)
+export PATH := $(VENV)/bin:$(PATH)
+
+.PHONY: install demo up test test-fast lint format bench clean deps-apt help
+
+help:
+	@sed -n '1,8p' Makefile
+
+$(CURDIR)/.uv/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.uv
+	$(CURDIR)/.uv/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/mlops demo $(ARGS)
+
+up: $(STAMP)
+	$(VENV)/bin/mlops up $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP)
+	$(VENV)/bin/mlops bench $(ARGS)
+
+clean:
+	rm -rf .mlops .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Flight-delay MLOps domain package."""

@@ -1,0 +1,37 @@
+"""The assets that connect the DAGs (declared once; DAG files import them from here).
+
+Each producer attaches metadata to its events with ``Metadata(asset, extra)``; consumers read
+``triggering_asset_events``. The metadata each carries is documented beside the asset.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+#: Raw daily export dropped in the landing zone. extra: ds, uri, rows.
+FLIGHTS_LANDING = Asset(name="flights_landing", uri="mlops://landing/flights", group="mlops")
+
+#: A validated curated partition. extra: ds, uri, rows, content_hash, validation (summary).
+CURATED_FLIGHTS = Asset(name="curated_flights", uri="mlops://lake/curated/flights", group="mlops")
+
+#: Feature tables built and materialized. extra: start, end (ISO interval), partitions.
+FLIGHT_FEATURES = Asset(name="flight_features", uri="mlops://feast/flight_delay", group="mlops")
+
+#: The registered model's @champion moved. extra: version, run_id, metrics, previous_version.
+CHAMPION_MODEL = Asset(name="champion_model", uri="mlops://mlflow/flight_delay_xgb", group="mlops")
+
+#: A day's batch predictions. extra: ds, uri, rows, model_version.
+FLIGHT_PREDICTIONS = Asset(name="flight_predictions", uri="mlops://lake/predictions", group="mlops")
+
+#: A request to retrain, emitted by monitor_drift through the storm guard.
+#: extra: reason, drifted_features {name: score}, report_uri, window_start, window_end, signature.
+RETRAIN_REQUEST = Asset(name="retrain_request", uri="mlops://requests/retrain", group="mlops")
+
+ALL_ASSETS = (
+    FLIGHTS_LANDING,
+    CURATED_FLIGHTS,
+    FLIGHT_FEATURES,
+    CHAMPION_MODEL,
+    FLIGHT_PREDICTIONS,
+    RETRAIN_REQUEST,
+)

@@ -1,0 +1,96 @@
+"""The ``mlops`` command: ``mlops demo``, ``mlops up``, ``mlops serve``, ``mlops lineage VERSION``,
+``mlops reproduce VERSION``, ``mlops bench``, and ``mlops airflow ...`` (the embedded Airflow).
+
+Each subcommand imports its implementation lazily, so ``mlops --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+Handler = Callable[[argparse.Namespace], int]
+#: subcommand name -> (help, function adding its arguments, handler). Stage modules register here.
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {}
+
+
+def command(name: str, help: str, args: Callable[[argparse.ArgumentParser], None] = lambda p: None):
+    def register(fn: Handler) -> Handler:
+        COMMANDS[name] = (help, args, fn)
+        return fn
+
+    return register
+
+
+@command(
+    "airflow",
+    "run an `airflow` command against the embedded profile (e.g. `mlops airflow dags list`)",
+    lambda p: p.add_argument("airflow_args", nargs=argparse.REMAINDER),
+)
+def _airflow(ns: argparse.Namespace) -> int:
+    from mlops.embedded import environment
+
+    env = environment()
+    os.makedirs(env["AIRFLOW_HOME"], exist_ok=True)
+    exe = os.path.join(os.path.dirname(sys.executable), "airflow")
+    os.execve(exe, [exe, *ns.airflow_args], env)
+    return 0  # pragma: no cover (execve does not return)
+
+
+@command("env", "print the embedded profile's environment as shell exports")
+def _env(ns: argparse.Namespace) -> int:
+    import shlex
+
+    from mlops.embedded import environment
+
+    base = dict(os.environ)
+    for key, value in sorted(environment().items()):
+        if base.get(key) != value or key.startswith(("AIRFLOW", "MLOPS", "MLFLOW")):
+            print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def _load_stage_commands() -> None:
+    """Import the modules that register further subcommands (each optional until it lands)."""
+    import importlib
+
+    for module in ("mlops.demo", "mlops.serving.cli", "mlops.lineage", "mlops.bench"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module and not module.startswith(str(exc.name)):
+                raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_stage_commands()
+    parser = argparse.ArgumentParser(prog="mlops", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_, add_args, handler) in sorted(COMMANDS.items()):
+        p = sub.add_parser(name, help=help_, description=help_)
+        add_args(p)
+        p.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if ns.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for name in ("great_expectations", "evidently", "feast", "alembic", "urllib3", "botocore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        return int(ns.handler(ns) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

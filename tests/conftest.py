@@ -1,0 +1,41 @@
+"""Shared fixtures: an isolated MLOPS_HOME per test session, and service availability checks."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def service_available(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip when a local service is absent, but fail under CI=true (CI must exercise it)."""
+    if service_available(host, port):
+        return
+    msg = f"{name} is not reachable on {host}:{port}; start it (see README, Troubleshooting)"
+    if IN_CI:
+        pytest.fail(f"CI=true and {msg}")
+    pytest.skip(msg)
+
+
+@pytest.fixture
+def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh MLOPS_HOME with the embedded defaults under it."""
+    home = tmp_path / "mlops"
+    home.mkdir()
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    for var in ("MLOPS_LANDING_URI", "MLOPS_LAKE_URI", "MLFLOW_TRACKING_URI", "AIRFLOW_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    return home

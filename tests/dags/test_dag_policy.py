@@ -1,0 +1,97 @@
+"""The rules every DAG in ``dags/`` must keep (see DESIGN.md, "Rules that hold everywhere")."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+
+from tests.dags.conftest import DAG_FILES, DAGS, REPO
+
+EXPECTED_DAGS = {
+    "flights_upstream_simulator",
+    "ingest_flights",
+    "materialize_features",
+    "train_model",
+    "batch_predict",
+    "monitor_drift",
+}
+HEAVY = ("pandas", "xgboost", "mlflow", "feast", "great_expectations", "evidently")
+
+
+def test_no_import_errors(dagbag):
+    assert not dagbag.import_errors, f"DAG import errors: {dagbag.import_errors}"
+
+
+def test_dag_files_present():
+    assert DAG_FILES, "dags/ holds no DAG file"
+
+
+def test_every_dag_id_is_its_file_stem(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag_id == DAGS.joinpath(dag.fileloc).stem or dag.fileloc.endswith(f"/{dag_id}.py"), (
+            f"dag_id {dag_id!r} is defined in {dag.fileloc}; dag_id must equal the file stem"
+        )
+
+
+def test_only_contract_dag_ids(dagbag):
+    unknown = set(dagbag.dags) - EXPECTED_DAGS
+    assert not unknown, f"DAG ids not in DESIGN.md: {unknown}"
+
+
+def test_dags_have_tags_owner_doc(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, f"{dag_id}: no tags"
+        assert dag.doc_md and len(dag.doc_md.strip()) > 40, f"{dag_id}: doc_md missing or too short"
+        assert dag.owner and dag.owner != "airflow", f"{dag_id}: owner not set (got {dag.owner!r})"
+
+
+def test_tasks_have_retries_and_timeouts(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            assert task.retries >= 2, f"{dag_id}.{task.task_id}: retries={task.retries} (< 2)"
+            timeout = task.execution_timeout
+            assert isinstance(timeout, timedelta) and timeout > timedelta(0), (
+                f"{dag_id}.{task.task_id}: no execution_timeout"
+            )
+
+
+def test_no_cycles(dagbag):
+    from airflow.utils.dag_cycle_tester import check_cycle
+
+    for dag in dagbag.dags.values():
+        check_cycle(dag)
+
+
+PROBE = """
+import json, sys, time, runpy
+t0 = time.perf_counter()
+runpy.run_path(sys.argv[1], run_name="dag_file")
+elapsed = time.perf_counter() - t0
+heavy = sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)
+print(json.dumps({"seconds": elapsed, "heavy": heavy}))
+"""
+
+
+def parse_in_subprocess(path) -> dict:
+    """Import one DAG file in a fresh interpreter: time it and list heavy modules it pulled in."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, f"{path.name} failed to import:\n{proc.stderr[-3000:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_parse_is_light(path, record_property):
+    result = parse_in_subprocess(path)
+    record_property("parse_seconds", round(result["seconds"], 3))
+    print(f"\nparse time {path.name}: {result['seconds']:.3f}s")
+    assert not result["heavy"], f"{path.name} imports heavy modules at parse time: {result['heavy']}"
