@@ -53,5 +53,10 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/mlops bench $(ARGS)
 
+# Debian packages for the compose check and the browser test (needs root; skipped when present).
+deps-apt:
+	@missing=$$(grep -v '^#' apt-packages.txt | while read -r p; do [ -n "$$p" ] && ! dpkg -s "$$p" >/dev/null 2>&1 && echo "$$p"; done); \
+	if [ -n "$$missing" ]; then echo "apt-get install $$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
 clean:
 	rm -rf .mlops .pytest_cache .ruff_cache

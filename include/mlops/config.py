@@ -116,7 +116,13 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
         "MLFLOW_TRACKING_URI": s.mlflow_tracking_uri,
         "MLOPS_LANDING_URI": s.landing_uri,
         "MLOPS_LAKE_URI": s.lake_uri,
+        # The embedded profile replays 2013: time schedules end there (see mlops.airflow.defaults).
+        "MLOPS_SCHEDULE_END": "2013-12-31",
         "NO_PROXY": "*",
+        "GX_ANALYTICS_ENABLED": "False",
+        "MLFLOW_ENABLE_TELEMETRY": "false",
+        "DO_NOT_TRACK": "1",
+        "FEAST_USAGE": "False",
         "PYTHONWARNINGS": "ignore::DeprecationWarning",
         "GIT_PYTHON_REFRESH": "quiet",
     }

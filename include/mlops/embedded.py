@@ -100,10 +100,27 @@ def airflow(
     return proc
 
 
+LOCAL_SETTINGS = """\
+# Written by mlops.embedded: the project's Airflow local settings (see that module's docstring).
+from mlops.airflow.local_settings import apply as _mlops_apply
+
+_mlops_apply()
+"""
+
+
+def write_local_settings(airflow_home: Path) -> Path:
+    """Install ``$AIRFLOW_HOME/config/airflow_local_settings.py`` (idempotent)."""
+    path = airflow_home / "config" / "airflow_local_settings.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != LOCAL_SETTINGS:
+        path.write_text(LOCAL_SETTINGS)
+    return path
+
+
 def init_db(env: Mapping[str, str] | None = None) -> None:
-    """Create or upgrade the metadata database (idempotent)."""
+    """Create or upgrade the metadata database and install the local settings (idempotent)."""
     env = env or environment()
-    Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    write_local_settings(Path(env["AIRFLOW_HOME"]))
     airflow(["db", "migrate"], env=env)
 
 
@@ -114,6 +131,10 @@ class Services:
     env: dict[str, str]
     components: Sequence[str] = COMPONENTS
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: ``airflow`` arguments per component when not just its name (e.g. a Celery worker).
+    commands: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: Extra environment per component, on top of ``env``.
+    component_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:
@@ -127,9 +148,10 @@ class Services:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in self.components:
             out = (self.log_dir / f"{name}.log").open("ab")
-            cmd = [str(Path(sys.executable).parent / "airflow"), name]
+            cmd = [str(Path(sys.executable).parent / "airflow"), *self.commands.get(name, [name])]
+            env = {**self.env, **self.component_env.get(name, {})}
             self.procs[name] = subprocess.Popen(
-                cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         if "api-server" in self.components:
             self.wait_healthy()

@@ -15,3 +15,6 @@ exists and a busy writer is simply waited for, up to ``timeout`` seconds (instea
 from __future__ import annotations
 
 CONNECT_ARGS: dict[str, object] = {"timeout": 60, "isolation_level": "IMMEDIATE"}
+
+#: Airflow's behaviour without this module (for the comparison in benchmarks/sqlite_lock.py).
+NO_ARGS: dict[str, object] = {}

@@ -1,0 +1,73 @@
+"""Airflow local settings for this project: pre-import the heavy libraries in executor processes.
+
+Every task process pays the imports of pandas, Great Expectations, Feast, MLflow and Evidently
+(seconds each), and a backfill multiplies that by hundreds of tasks. On Linux, Airflow 3's
+LocalExecutor forks its workers from the scheduler and each worker forks the task process, and
+Celery's prefork pool forks from the worker: modules imported in the scheduler (or the Celery
+worker) before that are inherited by every task, already initialised, sharing memory pages.
+
+Isolation and retries are unchanged (each task is still its own process); only import time goes.
+Activated by ``$AIRFLOW_HOME/config/airflow_local_settings.py`` (written by
+:func:`mlops.embedded.init_db`, and by the Docker image), only in the scheduler and Celery
+workers; ``MLOPS_PRELOAD=0`` turns it off, ``MLOPS_PRELOAD=pandas,xgboost`` picks modules.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import time
+
+log = logging.getLogger(__name__)
+
+#: Imported in this order; each is optional (a missing one is skipped with a warning).
+PRELOAD_MODULES: tuple[str, ...] = (
+    "pandas",
+    "pyarrow.parquet",
+    "numpy",
+    "great_expectations",
+    "mlops.validation",
+    "feast",
+    "mlops.feature_store",
+    "mlflow",
+    "xgboost",
+    "sklearn.metrics",
+    "evidently",
+)
+
+_EXECUTOR_COMMANDS = (("scheduler",), ("celery", "worker"))
+
+
+def _is_executor_process(argv: list[str]) -> bool:
+    args = [a for a in argv[1:] if not a.startswith("-")]
+    return any(tuple(args[: len(cmd)]) == cmd for cmd in _EXECUTOR_COMMANDS)
+
+
+def preload(modules: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Import ``modules`` now; returns seconds per module (for the benchmark)."""
+    chosen = modules or PRELOAD_MODULES
+    spec = os.environ.get("MLOPS_PRELOAD", "1").strip()
+    if spec in {"0", "false", "False", "no"}:
+        return {}
+    if spec not in {"1", "true", "True", "yes", ""}:
+        chosen = tuple(m.strip() for m in spec.split(",") if m.strip())
+    logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
+    timings: dict[str, float] = {}
+    for name in chosen:
+        t0 = time.perf_counter()
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # an optional speed-up must never break the scheduler
+            log.warning("mlops preload: could not import %s (%s); tasks will import it", name, exc)
+            continue
+        timings[name] = time.perf_counter() - t0
+    log.info("mlops preload: %d modules in %.1fs", len(timings), sum(timings.values()))
+    return timings
+
+
+def apply() -> None:
+    """Called from ``airflow_local_settings``: preload only in processes that fork tasks."""
+    if _is_executor_process(sys.argv):
+        preload()
