@@ -39,3 +39,17 @@ def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("MLOPS_LANDING_URI", "MLOPS_LAKE_URI", "MLFLOW_TRACKING_URI", "AIRFLOW_HOME"):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the parse time of each DAG file (recorded by tests/dags/test_dag_policy.py)."""
+    rows = []
+    for key in ("passed", "failed"):
+        for rep in terminalreporter.stats.get(key, []):
+            for name, value in getattr(rep, "user_properties", []):
+                if name == "parse_seconds" and rep.when == "call":
+                    rows.append((rep.nodeid.split("[")[-1].rstrip("]"), value))
+    if rows:
+        terminalreporter.section("DAG parse time (fresh interpreter, after airflow.sdk import)")
+        for fname, seconds in sorted(rows):
+            terminalreporter.write_line(f"  {fname:<36} {seconds:7.3f}s")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
 
-from tests.dags.conftest import DAG_FILES, DAGS, REPO
+from mlops.devtools import parse_dag_file
+from tests.dags.conftest import DAG_FILES, DAGS
 
 EXPECTED_DAGS = {
     "flights_upstream_simulator",
@@ -19,7 +17,6 @@ EXPECTED_DAGS = {
     "batch_predict",
     "monitor_drift",
 }
-HEAVY = ("pandas", "xgboost", "mlflow", "feast", "great_expectations", "evidently")
 
 
 def test_no_import_errors(dagbag):
@@ -66,32 +63,9 @@ def test_no_cycles(dagbag):
         check_cycle(dag)
 
 
-PROBE = """
-import json, sys, time, runpy
-t0 = time.perf_counter()
-runpy.run_path(sys.argv[1], run_name="dag_file")
-elapsed = time.perf_counter() - t0
-heavy = sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)
-print(json.dumps({"seconds": elapsed, "heavy": heavy}))
-"""
-
-
-def parse_in_subprocess(path) -> dict:
-    """Import one DAG file in a fresh interpreter: time it and list heavy modules it pulled in."""
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, str(path), json.dumps(HEAVY)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    assert proc.returncode == 0, f"{path.name} failed to import:\n{proc.stderr[-3000:]}"
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_parse_is_light(path, record_property):
-    result = parse_in_subprocess(path)
+    result = parse_dag_file(path)
     record_property("parse_seconds", round(result["seconds"], 3))
     print(f"\nparse time {path.name}: {result['seconds']:.3f}s")
     assert not result["heavy"], f"{path.name} imports heavy modules at parse time: {result['heavy']}"
