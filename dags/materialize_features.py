@@ -1,0 +1,115 @@
+"""
+## Materialize the flight-delay features
+
+Runs whenever `ingest_flights` publishes `curated_flights` (several partitions may arrive in one
+run), or manually with the `start_ds`/`end_ds` params.
+
+1. **plan** - every `ds` of the triggering `curated_flights` events (or the params' days).
+2. **build_features** - point-in-time feature tables of those days from the curated lake
+   (`{lake}/features/<feature_view>/ds=YYYY-MM-DD/data.parquet`, rewritten atomically; days already
+   built whose 28-day windows include a new day are rebuilt too). Rules: `mlops.features`.
+3. **feast_apply** - `feast apply` of `feature_repo/` (project `flight_delay`, feature service
+   `flight_delay_v1`), serialized by a lock (file lock or PostgreSQL advisory lock).
+4. **materialize** - `FeastMaterializeOperator` loads the covered event-time interval, with an
+   overlap for late rows, into the online store (same lock).
+5. **publish** - emits `flight_features` with `{start, end, partitions}`.
+
+Reruns are idempotent: the same curated partitions give the same files and the same online rows.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import dag, task
+
+from mlops.airflow.assets import CURATED_FLIGHTS, FLIGHT_FEATURES
+from mlops.airflow.defaults import START_DATE, default_args
+from mlops.airflow.operators.feast import FeastMaterializeOperator
+from mlops.airflow.params import FEATURE_PARAMS
+
+
+@dag(
+    schedule=[CURATED_FLIGHTS],
+    start_date=START_DATE,
+    catchup=False,
+    params=FEATURE_PARAMS,
+    doc_md=__doc__,
+    tags=["mlops", "features", "feast"],
+    default_args=default_args(timeout_minutes=60),
+    max_active_runs=1,
+)
+def materialize_features():
+    @task(execution_timeout=timedelta(minutes=5))
+    def plan(params=None, triggering_asset_events=None) -> list[str]:
+        """The days to build: the triggering events' ds, else the params' range."""
+        from mlops.features import day_range
+
+        days = sorted(
+            {
+                str(event.extra["ds"])
+                for events in (triggering_asset_events or {}).values()
+                for event in events
+                if (event.extra or {}).get("ds")
+            }
+        )
+        if not days and params and params.get("start_ds"):
+            days = day_range(params["start_ds"], params.get("end_ds") or params["start_ds"])
+        if not days:
+            raise ValueError(
+                "no partition to build: this run has no curated_flights event with a 'ds' in its "
+                "extra; trigger it with params start_ds (and end_ds), e.g. "
+                '{"start_ds": "2013-01-01", "end_ds": "2013-01-31"}'
+            )
+        return days
+
+    @task
+    def build_features(days: list[str]) -> dict:
+        """Build the feature tables of ``days`` (idempotent) and return the covered interval."""
+        from mlops.features import build_feature_tables
+
+        result = build_feature_tables(days)
+        if not result.partitions:
+            raise FileNotFoundError(
+                f"no curated partition for any of {days}: nothing to build; ingest them first "
+                "(ingest_flights) and clear this task"
+            )
+        return result.as_dict()
+
+    @task
+    def feast_apply() -> dict:
+        """``feast apply`` of feature_repo/, serialized across runs and processes."""
+        from mlops import feature_store
+
+        return feature_store.apply()
+
+    materialize = FeastMaterializeOperator(
+        task_id="materialize",
+        start="{{ ti.xcom_pull(task_ids='build_features')['start'] }}",
+        end="{{ ti.xcom_pull(task_ids='build_features')['end'] }}",
+        overlap_hours="{{ params.overlap_hours }}",
+    )
+
+    @task(outlets=[FLIGHT_FEATURES], execution_timeout=timedelta(minutes=5))
+    def publish(built: dict, materialized: dict, outlet_events=None) -> dict:
+        """Emit ``flight_features`` with the materialized interval and the partitions."""
+        extra = {
+            "start": materialized["start"],
+            "end": materialized["end"],
+            "partitions": built["partitions"],
+            "rows": built["rows"],
+        }
+        outlet_events[FLIGHT_FEATURES].extra = extra
+        return extra
+
+    days = plan()
+    built = build_features(days)
+    applied = feast_apply()
+    built >> applied >> materialize
+    publish(built, materialize.output)
+
+
+materialize_features()
+
+if __name__ == "__main__":
+    materialize_features().test()

@@ -1,0 +1,77 @@
+"""``GXValidateOperator``: validate a landing partition with Great Expectations, or quarantine it.
+
+Why not the Great Expectations provider (``airflow-provider-great-expectations``, 1.0.0, the
+latest release when this was written): it cannot be installed with Airflow 3.3. It pins
+``structlog<25.5.0`` while ``apache-airflow-core`` 3.3 requires ``structlog>=26.1.0``; the resolver
+can only satisfy it by downgrading Airflow to 3.3.0 (upstream issue #242). It is not parse-safe
+either: ``great_expectations_provider.operators.validate_dataframe`` imports
+``great_expectations`` at module top level, and ``GXValidateDataFrameOperator.__init__`` calls
+``configure_dataframe()``, so the dataframe is built at DAG parse time. Its operators subclass
+``airflow.models.BaseOperator`` rather than the Task SDK's, and a failed validation raises an
+ordinary (retryable) ``AirflowException``.
+
+This operator keeps the provider's good idea (an ephemeral GX context built in ``execute``) and
+fixes the rest: ``__init__`` stores plain arguments only, Great Expectations is imported inside
+``execute``, the suite and the quarantine logic live in plain ``mlops`` code
+(:func:`mlops.ingest.validate_partition`), and bad data fails with ``AirflowFailException``:
+retrying the same bad bytes is pointless, and the message says what to do instead.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def as_bool(value: Any) -> bool:
+    """A templated boolean (``True``, ``"True"``, ``"true"``, ``"1"``...) as a ``bool``."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+class GXValidateOperator(BaseOperator):
+    """Validate day ``ds``'s landing export with the flights GX suite.
+
+    On success, writes the report (HTML + JSON) to ``{lake}/reports/validation/ds=.../`` and
+    returns the validation summary (XCom). On failure, moves the batch and its report to
+    ``{lake}/quarantine/flights/ds=.../`` and fails without retry, naming the partition, the failed
+    checks, example values and the next step.
+
+    :param ds: partition date ``YYYY-MM-DD`` (templated).
+    :param allow_partial: accept a row count below the weekday's normal volume (templated).
+    :param aws_conn_id: Airflow connection for ``s3://`` URIs.
+    """
+
+    template_fields = ("ds", "allow_partial")
+    ui_color = "#fff3d6"
+
+    def __init__(
+        self,
+        *,
+        ds: str,
+        allow_partial: bool | str = False,
+        aws_conn_id: str = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ds = ds
+        self.allow_partial = allow_partial
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops.airflow.storage import use_airflow_connection
+        from mlops.ingest import validate_partition
+
+        use_airflow_connection(self.aws_conn_id)
+        result = validate_partition(str(self.ds), allow_partial=as_bool(self.allow_partial))
+        if not result.success:
+            raise AirflowFailException(result.message)
+        self.log.info("%s; report %s", result.message, result.report_uri)
+        return result.summary()

