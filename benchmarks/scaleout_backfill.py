@@ -28,10 +28,13 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops import embedded, scaleout
 from mlops.config import REPO_ROOT, get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 RESULTS = REPO_ROOT / "benchmarks" / "results" / "scaleout_backfill.json"
 SIMULATOR, INGEST = "flights_upstream_simulator", "ingest_flights"
@@ -42,19 +45,75 @@ def _loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def _backfill_ids(start: date, days: int) -> set[str]:
+    return {f"backfill__{start + timedelta(days=i)}T00:00:00+00:00" for i in range(days)}
+
+
 def _backfill(
-    env: dict[str, str], services: Any, dag_id: str, start: date, days: int, max_active: int
+    env: dict[str, str],
+    services: Any,
+    runs_of: Callable[[str], list[dict[str, Any]]],
+    dag_id: str,
+    start: date,
+    days: int,
+    max_active: int,
 ) -> float:
+    """``airflow backfill create`` and wait for its runs; polls the metadata database with
+    ``runs_of`` (an ``airflow dags list-runs`` per poll would cost seconds of CPU each)."""
     end = start + timedelta(days=days - 1)
-    before = len(embedded.list_runs(dag_id, env))
+    ids = _backfill_ids(start, days)
     t0 = time.monotonic()
     embedded.backfill(dag_id, start.isoformat(), end.isoformat(), env=env, max_active_runs=max_active)
-    runs = embedded.wait_for_runs(dag_id, env, before + days, timeout=6 * 3600, services=services, poll=3)
+    deadline, last = t0 + 6 * 3600, -1
+    while time.monotonic() < deadline:
+        services.check_alive()
+        runs = [r for r in runs_of(dag_id) if r["run_id"] in ids]
+        done = [r for r in runs if r["state"] in ("success", "failed")]
+        if len(done) != last:
+            log.info("%s: %d/%d runs finished", dag_id, len(done), days)
+            last = len(done)
+        if len(done) == days:
+            break
+        time.sleep(2)
+    else:
+        raise TimeoutError(f"{dag_id}: backfill not finished after 6 h")
     wall = time.monotonic() - t0
-    bad = [r["run_id"] for r in runs if r.get("state") != "success"]
+    bad = [r["run_id"] for r in runs if r["state"] != "success"]
     if bad:
-        raise RuntimeError(f"{dag_id}: {len(bad)} runs did not succeed: {bad[:5]}")
+        raise RuntimeError(f"{dag_id}: {len(bad)} runs did not succeed: {sorted(bad)[:5]}")
     return wall
+
+
+def _sqlite_runs(db: Path) -> Callable[[str], list[dict[str, Any]]]:
+    def runs_of(dag_id: str) -> list[dict[str, Any]]:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+        try:
+            rows = conn.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchall()
+        finally:
+            conn.close()
+        return [{"run_id": r, "state": s} for r, s in rows]
+
+    return runs_of
+
+
+def _cpu_seconds(services: Any) -> float:
+    """CPU time (user + system) used so far by the Airflow processes and everything under them."""
+    import psutil
+
+    total = 0.0
+    for proc in services.procs.values():
+        try:
+            root = psutil.Process(proc.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for p in tree:
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
 
 
 def _sqlite_tis(db: Path, dag_id: str) -> list[dict[str, Any]]:
@@ -89,16 +148,20 @@ def run_celery(start: date, days: int, slots: int, max_active: int) -> dict[str,
             started = time.monotonic() - t0
             embedded.reserialize(st.env)
             embedded.unpause([SIMULATOR, INGEST], st.env)
-            sim = _backfill(st.env, st.services, SIMULATOR, start, days, max_active)
-            load_before = _loadavg()
-            wall = _backfill(st.env, st.services, INGEST, start, days, max_active)
-            load_after = _loadavg()
-            spread = scaleout.worker_busy(st.task_instances(INGEST))
+            sim = _backfill(st.env, st.services, st.dag_runs, SIMULATOR, start, days, max_active)
+            load_before, cpu_before = _loadavg(), _cpu_seconds(st.services)
+            wall = _backfill(st.env, st.services, st.dag_runs, INGEST, start, days, max_active)
+            load_after, cpu = _loadavg(), _cpu_seconds(st.services) - cpu_before
+            ids = _backfill_ids(start, days)
+            tis = [t for t in st.task_instances(INGEST) if t["run_id"] in ids]
+            spread = scaleout.worker_busy(tis)
     return {
         "profile": f"celery ({workers} workers x concurrency {concurrency}, PostgreSQL, Redis, S3 on loopback)",
         "stack_start_seconds": round(started, 1),
         "simulator_backfill_seconds": round(sim, 1),
         "ingest_backfill_seconds": round(wall, 1),
+        "ingest_airflow_cpu_seconds": round(cpu, 1),
+        "ingest_tasks": len([t for t in tis if t["state"] == "success"]),
         "loadavg_before": load_before,
         "loadavg_after": load_after,
         "workers": spread,
@@ -120,11 +183,15 @@ def run_embedded(start: date, days: int, slots: int, max_active: int) -> dict[st
                 started = time.monotonic() - t0
                 embedded.reserialize(svc.env)
                 embedded.unpause([SIMULATOR, INGEST], svc.env)
-                sim = _backfill(svc.env, svc, SIMULATOR, start, days, max_active)
-                load_before = _loadavg()
-                wall = _backfill(svc.env, svc, INGEST, start, days, max_active)
-                load_after = _loadavg()
-                tis = _sqlite_tis(settings.airflow_home / "airflow.db", INGEST)
+                runs_of = _sqlite_runs(settings.airflow_home / "airflow.db")
+                sim = _backfill(svc.env, svc, runs_of, SIMULATOR, start, days, max_active)
+                load_before, cpu_before = _loadavg(), _cpu_seconds(svc)
+                wall = _backfill(svc.env, svc, runs_of, INGEST, start, days, max_active)
+                load_after, cpu = _loadavg(), _cpu_seconds(svc) - cpu_before
+                ids = _backfill_ids(start, days)
+                tis = [
+                    t for t in _sqlite_tis(settings.airflow_home / "airflow.db", INGEST) if t["run_id"] in ids
+                ]
         finally:
             for k in [k for k in os.environ if k.startswith(("AIRFLOW", "MLOPS_"))]:
                 del os.environ[k]
@@ -135,6 +202,8 @@ def run_embedded(start: date, days: int, slots: int, max_active: int) -> dict[st
         "stack_start_seconds": round(started, 1),
         "simulator_backfill_seconds": round(sim, 1),
         "ingest_backfill_seconds": round(wall, 1),
+        "ingest_airflow_cpu_seconds": round(cpu, 1),
+        "ingest_tasks": len([t for t in tis if t["state"] == "success"]),
         "loadavg_before": load_before,
         "loadavg_after": load_after,
         "workers": {k: spread[k] for k in ("busy_seconds", "window_seconds", "peak_parallel_tasks")},

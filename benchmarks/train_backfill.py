@@ -38,7 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     with embedded.running(settings) as svc:
         env = svc.env
         embedded.reserialize(env)
-        embedded.unpause(["train_model"], env)
         before = len(embedded.list_runs("train_model", env))
         for attempt in range(3):  # SQLite "database is locked" under load: the insert is atomic, retry
             try:
@@ -55,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                 if "database is locked" not in str(exc) or attempt == 2:
                     raise
                 time.sleep(10)
+        # Unpause after creating the backfill (SQLite contention with a busy scheduler, see the test).
+        embedded.unpause(["train_model"], env)
         time.sleep(10)
         expected = len(embedded.list_runs("train_model", env))
         runs = embedded.wait_for_runs(

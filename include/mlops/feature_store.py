@@ -195,7 +195,7 @@ def registry_lock(settings: Settings | None = None, timeout: float = LOCK_TIMEOU
             raise ValueError(f"registry lock: only PostgreSQL SQL registries are supported, got {url!r}")
         with psycopg.connect(url, autocommit=True) as conn:
             key = _lock_key(project)
-            conn.execute("SET lock_timeout = %s", (f"{int(timeout * 1000)}ms",))
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(timeout * 1000)}ms",))
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             log.info("registry lock (pg advisory %s) acquired in %.1fs", key, time.monotonic() - started)
             try:
@@ -331,15 +331,20 @@ def materialize(
 ) -> tuple[datetime, datetime]:
     """Materialize feature rows with event time in [start - overlap, end] into the online store.
 
+    Daily views load that interval; the static ``aircraft`` view is loaded whole each time.
+
     Serialized with :func:`apply` by :func:`registry_lock` (materialization also writes the
     registry). Idempotent: rematerializing an interval writes the same latest row per key.
     Returns the interval actually materialized.
     """
     s = settings or get_settings()
     lo, hi = _as_utc(start) - overlap, _as_utc(end)
+    static_start = datetime.fromisoformat(F.REGISTRY_TS.replace("Z", "+00:00"))
     with registry_lock(s):
         store = get_store(s)
-        store.materialize(start_date=lo, end_date=hi)
+        store.materialize(start_date=lo, end_date=hi, feature_views=list(F.DAILY_VIEWS))
+        # Static views carry one reference timestamp: always load them whole (a few thousand rows).
+        store.materialize(start_date=static_start, end_date=hi, feature_views=list(F.STATIC_VIEWS))
     log.info("materialized %s .. %s (project %s)", lo.isoformat(), hi.isoformat(), store.project)
     return lo, hi
 

@@ -556,7 +556,8 @@ def congestion_table(history: pd.DataFrame, ds: str) -> pd.DataFrame:
 def stats_table(history: pd.DataFrame, ds: str, prefix: str) -> pd.DataFrame:
     """``<prefix>_delay_stats`` rows of local day ``ds``: windows over days [ds-k, ds-1] as of ds 00:00.
 
-    ``history`` must hold the curated flights of days [ds-28, ds] (day ds only names the keys).
+    ``history`` must hold the curated flights of days [ds-28, ds]. Day ds only names the keys: a
+    row for each key with a flight on ds (keys are day-bucketed, so no other key can be asked for).
     """
     import pandas as pd
 
@@ -583,7 +584,6 @@ def stats_table(history: pd.DataFrame, ds: str, prefix: str) -> pd.DataFrame:
         first = (_day(ds) - timedelta(days=k)).isoformat()
         win = base[base["ds"] >= first]
         grouped = win.groupby("key", sort=True)
-        keys |= set(pd.unique(win["key"].dropna()))
         frames[f"{prefix}_flights_{k}d"] = grouped.size().astype("float64")
         frames[f"{prefix}_cancel_rate_{k}d"] = grouped["cancelled"].mean()
         frames[f"{prefix}_dep_delay_mean_{k}d"] = grouped["dep_delay"].mean()

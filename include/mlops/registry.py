@@ -184,7 +184,8 @@ def promotion_lock(
         conn_url = f"{scheme.split('+', 1)[0]}://{rest}"
         key = _lock_key(name)
         with psycopg.connect(conn_url, autocommit=True) as conn:
-            conn.execute("SET lock_timeout = %s", (f"{int(timeout * 1000)}ms",))
+            # SET cannot take a bound parameter (psycopg 3 binds server-side): use set_config.
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(timeout * 1000)}ms",))
             conn.execute("SELECT pg_advisory_lock(%s)", (key,))
             info.update(kind="pg_advisory_lock", key=key, waited_s=round(time.monotonic() - started, 3))
             info["acquired_at"] = time.time()

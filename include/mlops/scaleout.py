@@ -41,7 +41,7 @@ from urllib.parse import quote, unquote, urlparse
 from mlops.config import FEAST_PROJECT, QUIET_LOGGERS, REPO_ROOT
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Collection, Iterator, Mapping, Sequence
 
     from mlops.embedded import Services
 
@@ -405,8 +405,11 @@ def create_buckets(endpoint: str, access_key: str, secret_key: str, buckets: Seq
             client.create_bucket(Bucket=bucket)
 
 
-def init(env: Mapping[str, str], databases: Sequence[str], admin_password: str) -> None:
-    """The compose init job: check secrets, create databases, write the UI login, migrate Airflow."""
+def init(env: Mapping[str, str], databases: Sequence[str], admin_password: str, quiet: bool = False) -> None:
+    """The compose init job: check secrets, create databases, write the UI login, migrate Airflow.
+
+    ``quiet`` keeps ``airflow db migrate``'s output unless it fails.
+    """
     check_secrets(env)
     if not admin_password or admin_password.startswith(PLACEHOLDER_PREFIX):
         raise SystemExit("Refusing to start: set AIRFLOW_ADMIN_PASSWORD in .env (the Airflow UI login).")
@@ -416,7 +419,19 @@ def init(env: Mapping[str, str], databases: Sequence[str], admin_password: str) 
     write_passwords_file(
         Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]), {user: admin_password}
     )
-    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True, env=dict(env))
+    proc = subprocess.run(
+        [_airflow_executable(), "db", "migrate"], env=dict(env), capture_output=quiet, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"`airflow db migrate` failed ({proc.returncode}):\n{(proc.stderr or '')[-3000:]}")
+
+
+def _airflow_executable() -> str:
+    """``airflow`` beside this interpreter (a virtualenv), else the one on PATH (the Airflow image)."""
+    import shutil
+
+    sibling = Path(sys.executable).parent / "airflow"
+    return str(sibling) if sibling.exists() else shutil.which("airflow") or "airflow"
 
 
 def worker_hostname() -> str:
@@ -485,6 +500,37 @@ class LocalStack:
                 return list(cur.fetchall())
         finally:
             conn.close()
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """Runs of ``dag_id`` from the metadata database (cheaper than ``airflow dags list-runs``)."""
+        rows = self.sql(
+            "SELECT run_id, state, run_type, start_date, end_date FROM dag_run WHERE dag_id = %s", (dag_id,)
+        )
+        keys = ("run_id", "state", "run_type", "start_date", "end_date")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def wait_for_runs(
+        self,
+        dag_id: str,
+        expected: int,
+        timeout: float = 1800,
+        run_ids: Collection[str] | None = None,
+        poll: float = 3,
+    ) -> list[dict[str, Any]]:
+        """Wait until ``dag_id`` has at least ``expected`` runs (of ``run_ids`` if given), all finished."""
+        deadline, last = time.monotonic() + timeout, ""
+        while time.monotonic() < deadline:
+            self.services.check_alive()
+            runs = [r for r in self.dag_runs(dag_id) if run_ids is None or r["run_id"] in run_ids]
+            done = [r for r in runs if r["state"] in ("success", "failed")]
+            status = f"{dag_id}: {len(done)}/{max(expected, len(runs))} runs finished"
+            if status != last:
+                log.info(status)
+                last = status
+            if len(runs) >= expected and len(done) == len(runs):
+                return runs
+            time.sleep(poll)
+        raise TimeoutError(f"{dag_id}: runs not finished after {timeout}s ({last})")
 
     def task_instances(self, dag_id: str) -> list[dict[str, Any]]:
         """Task instances of ``dag_id`` (current tries) with the worker that ran them and when."""
@@ -646,7 +692,7 @@ def local_stack(
 
     ``postgres`` is (host, port, user, password) of a server where the user may create databases.
     """
-    from mlops.embedded import Services, free_port, init_db
+    from mlops.embedded import Services, free_port, write_local_settings
 
     pg_host, pg_port, pg_user, pg_password = postgres
     run_id = f"{RUN_PREFIX}{time.strftime('%m%d%H%M%S')}_{secrets.token_hex(3)}"
@@ -737,15 +783,12 @@ def local_stack(
         Path(e.mlops_home).mkdir(parents=True, exist_ok=True)
 
         admin_password = secrets.token_urlsafe(12)
-        check_secrets(env)
-        write_passwords_file(Path(e.passwords_file), {e.admin_user: admin_password})
-        init_db(env)  # `airflow db migrate` and the project's airflow_local_settings.py
-        _wait_http(
-            f"{e.mlflow_url}/health",
-            180,
-            "mlflow server",
-            alive=lambda: _check(mlflow_proc, work_dir / "mlflow.log"),
-        )
+        # What the compose init job does (check secrets, databases, UI login, migrate), plus the
+        # airflow_local_settings.py that the image carries.
+        t0 = time.monotonic()
+        write_local_settings(Path(env["AIRFLOW_HOME"]))
+        init(env, [dbs["mlflow"], dbs["feast"]], admin_password, quiet=True)
+        log.info("init (airflow db migrate): %.0fs", time.monotonic() - t0)
 
         names = tuple(f"worker-{i + 1}" for i in range(workers))
         commands: dict[str, list[str]] = {"triggerer": ["triggerer", "--skip-serve-logs"]}
@@ -770,7 +813,16 @@ def local_stack(
             env=env, components=(*CONTROL_PLANE, *names), commands=commands, component_env=component_env
         )
         stack.callback(services.stop)
+        t0 = time.monotonic()
         services.start()
+        log.info("airflow components started, api-server healthy: %.0fs", time.monotonic() - t0)
+        # MLflow migrates its database at its first start, meanwhile Airflow came up; wait for it now.
+        _wait_http(
+            f"{e.mlflow_url}/health",
+            300,
+            "mlflow server",
+            alive=lambda: _check(mlflow_proc, work_dir / "mlflow.log"),
+        )
         log.info(
             "scale-out stack %s up: api %s, mlflow %s, s3 %s, redis db %d",
             run_id,

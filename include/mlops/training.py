@@ -325,9 +325,11 @@ def validate_training_set(
     check(
         "missing_days",
         len(missing) <= params.max_missing_days and bool(present),
-        len(missing),
+        len(missing) if present else len(window.days()),
         params.max_missing_days,
-        f"days without labelled flights after {first}: {missing[:10]}{'...' if len(missing) > 10 else ''}",
+        f"days without labelled flights after {first}: {missing[:10]}{'...' if len(missing) > 10 else ''}"
+        if present
+        else f"no labelled flights on any day of {window.start}..{window.end - timedelta(days=1)}",
     )
     holdout_days = {d for d in present if d >= window.holdout_start.isoformat()}
     check(

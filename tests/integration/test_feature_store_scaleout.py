@@ -1,28 +1,34 @@
-"""The scale-out profile of feature_repo/feature_store.yaml: SQL registry on PostgreSQL, Redis online.
+"""The scale-out profile of feature_repo/feature_store.yaml: SQL registry on PostgreSQL, Redis
+online store, offline feature files on S3.
 
 Runs against the PostgreSQL (127.0.0.1:5432, trust auth, user postgres) and Redis (127.0.0.1:6379)
 of the development machine: a uniquely named database and a unique Feast project (Redis keys end
 with the project name) per run, both removed afterwards. Skips when a service is absent, fails
-under CI=true (tests/conftest.py ``require_service``).
+under CI=true (tests/conftest.py ``require_service``). S3 is a moto server started here on a free
+loopback port (the lake and Feast's offline sources at ``s3://<bucket>/lake``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mlops import feature_store as FS
 from mlops import features as F
+from mlops import lake
 from mlops.config import FEATURE_SERVICE, get_settings
-from tests.conftest import require_service
+from tests.conftest import require_service, service_available
 from tests.unit.test_features import seed_curated
 
 pytestmark = pytest.mark.integration
@@ -40,9 +46,34 @@ def _redis_keys(project: str) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def scaleout(tmp_path_factory):
+def s3_endpoint():
+    """A moto S3 server on a free loopback port, stopped afterwards."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = Path(sys.executable).with_name("moto_server")
+    proc = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not service_available("127.0.0.1", port):
+            assert time.monotonic() < deadline, "moto_server did not start"
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def scaleout(tmp_path_factory, s3_endpoint):
     require_service("PostgreSQL", "127.0.0.1", 5432)
     require_service("Redis", "127.0.0.1", 6379)
+    import boto3
     import psycopg
     import redis
 
@@ -50,7 +81,13 @@ def scaleout(tmp_path_factory):
     database, project = f"feast_test_{token}", f"flight_delay_t{token}"
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
+    bucket = f"mlops-lake-{token}"
     env = {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLOPS_LAKE_URI": f"s3://{bucket}/lake",
         "MLOPS_FEAST_PROJECT": project,
         "MLOPS_FEAST_REGISTRY": json.dumps(
             {
@@ -68,9 +105,10 @@ def scaleout(tmp_path_factory):
         with pytest.MonkeyPatch.context() as mp:
             home = tmp_path_factory.mktemp("mlops")
             mp.setenv("MLOPS_HOME", str(home))
-            mp.delenv("MLOPS_LAKE_URI", raising=False)
             for k, v in env.items():
                 mp.setenv(k, v)
+            lake.set_s3_client_factory(None)
+            boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
             settings = get_settings()
             history = F.day_range("2013-05-16", DAYS[-1])
             curated = seed_curated(history, settings)
@@ -84,6 +122,7 @@ def scaleout(tmp_path_factory):
             }
             FS.get_store(settings).teardown()
     finally:
+        lake.set_s3_client_factory(None)
         client = redis.Redis(host="127.0.0.1", port=6379)
         for key in _redis_keys(project):
             client.delete(key)
@@ -97,6 +136,8 @@ def test_scaleout_config_resolves_from_env(scaleout):
     assert config.registry.registry_type == "sql"
     assert type(config.online_store).__name__ == "RedisOnlineStoreConfig"
     assert not (scaleout["settings"].home / "feast" / "registry.db").exists()
+    assert FS.source_path("origin_weather", scaleout["settings"]).startswith("s3://")
+    assert any(u.endswith(".parquet") for u in lake.list_uris(F.features_uri(scaleout["settings"])))
 
 
 def test_apply_materialize_serve_on_postgres_and_redis(scaleout):
@@ -113,9 +154,7 @@ def test_apply_materialize_serve_on_postgres_and_redis(scaleout):
     FS.materialize(DAYS[0], t0.to_pydatetime(), settings)
     assert _redis_keys(scaleout["project"]), "nothing written to Redis"
     curated = scaleout["curated"]
-    flights = curated[
-        (curated["sched_dep_ts"] >= t0) & (curated["sched_dep_ts"] < t0 + pd.Timedelta(minutes=50))
-    ]
+    flights = curated[(curated["sched_dep_ts"] >= t0) & (curated["sched_dep_ts"] < t0.ceil("h"))]
     flights = flights.head(40)
     store = FS.get_store(settings)
     online = FS.online_values(flights, settings, store)

@@ -45,7 +45,7 @@ ALL_DAGS = (
     "monitor_drift",
 )
 #: The replayed days (training needs 14 days of window: the minimum of its params).
-START, DAYS = date(2013, 1, 1), 17
+START, DAYS = date(2013, 1, 1), 14
 END = START + timedelta(days=DAYS - 1)
 #: A small, fast training run: the smallest window and holdout the params allow, one candidate.
 TRAIN_CONF = {
@@ -68,6 +68,12 @@ def days(start: date, n: int) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range(n)]
 
 
+def unpause(st, dag_ids: list[str]) -> None:
+    """One ``airflow dags unpause`` for all of them (each CLI call costs seconds of CPU)."""
+    pattern = "^(" + "|".join(dag_ids) + ")$"
+    embedded.airflow(["dags", "unpause", "--treat-dag-id-as-regex", "-y", pattern], env=st.env)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     require_service("PostgreSQL", "127.0.0.1", 5432)
@@ -77,10 +83,10 @@ def stack(tmp_path_factory):
     work = tmp_path_factory.mktemp("scaleout")
     t0 = time.monotonic()
     # The replay ends with 2013 (as in the embedded profile): unpausing creates no run for today.
-    with scaleout.local_stack(work, workers=2, concurrency=1, schedule_end="2013-12-31") as st:
-        st.started_in = time.monotonic() - t0  # type: ignore[attr-defined]
+    with scaleout.local_stack(work, workers=2, concurrency=2, schedule_end="2013-12-31") as st:
         embedded.reserialize(st.env)
-        embedded.unpause(present_dags(), st.env)
+        unpause(st, present_dags())
+        st.started_in = time.monotonic() - t0  # type: ignore[attr-defined]
         yield st
         for name in ("scheduler", *st.workers):
             path = st.services.log_dir / f"{name}.log"
@@ -88,45 +94,39 @@ def stack(tmp_path_factory):
                 log.info("%s log tail:\n%s", name, path.read_text(errors="replace")[-2000:])
 
 
-def backfill(st, dag_id: str, start: str, end: str, expected: int, conf=None) -> list[dict]:
+def backfill_ids(ds_list: list[str]) -> set[str]:
+    return {f"backfill__{ds}T00:00:00+00:00" for ds in ds_list}
+
+
+def backfill(st, dag_id: str, ds_list: list[str], conf=None) -> list[dict]:
+    """``airflow backfill create`` over ``ds_list``, then wait for exactly those runs."""
     t0 = time.monotonic()
-    embedded.backfill(dag_id, start, end, env=st.env, conf=conf, max_active_runs=4)
-    runs = embedded.wait_for_runs(dag_id, st.env, expected, timeout=STAGE_TIMEOUT, services=st.services)
+    embedded.backfill(dag_id, ds_list[0], ds_list[-1], env=st.env, conf=conf, max_active_runs=4)
+    runs = st.wait_for_runs(dag_id, len(ds_list), timeout=STAGE_TIMEOUT, run_ids=backfill_ids(ds_list))
     print(f"  {dag_id}: {len(runs)} runs in {time.monotonic() - t0:.0f}s", flush=True)
     return runs
 
 
-def wait_run(st, dag_id: str, run_id: str) -> dict:
-    """Wait for one run of ``dag_id`` to finish (other runs of the DAG may go on)."""
-    deadline = time.monotonic() + STAGE_TIMEOUT
-    while time.monotonic() < deadline:
-        st.services.check_alive()
-        for run in embedded.list_runs(dag_id, st.env):
-            if run["run_id"] == run_id and run.get("state") in embedded.TERMINAL_STATES:
-                return run
-        time.sleep(5)
-    raise TimeoutError(f"{dag_id} run {run_id} not finished after {STAGE_TIMEOUT}s")
-
-
 def wait_idle(st, dag_id: str, minimum: int = 1, settle: float = 20) -> list[dict]:
     """Wait for an asset-triggered DAG: at least ``minimum`` runs, none active for ``settle`` s."""
-    deadline, idle_since = time.monotonic() + STAGE_TIMEOUT, None
+    t0 = time.monotonic()
+    deadline, idle_since = t0 + STAGE_TIMEOUT, None
     while time.monotonic() < deadline:
         st.services.check_alive()
-        runs = embedded.list_runs(dag_id, st.env)
-        busy = [r for r in runs if r.get("state") not in embedded.TERMINAL_STATES]
-        if busy or len(runs) < minimum:
+        runs = st.dag_runs(dag_id)
+        if any(r["state"] not in ("success", "failed") for r in runs) or len(runs) < minimum:
             idle_since = None
         elif idle_since is None:
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since >= settle:
+            print(f"  {dag_id}: {len(runs)} asset-triggered runs in {idle_since - t0:.0f}s", flush=True)
             return runs
-        time.sleep(5)
+        time.sleep(3)
     raise TimeoutError(f"{dag_id} still busy or without runs after {STAGE_TIMEOUT}s")
 
 
 def assert_succeeded(runs: list[dict], dag_id: str) -> None:
-    failed = [r["run_id"] for r in runs if r.get("state") != "success"]
+    failed = [r["run_id"] for r in runs if r["state"] != "success"]
     assert not failed, f"{dag_id}: runs not successful: {failed}"
 
 
@@ -162,18 +162,27 @@ def in_stack_python(st, code: str) -> str:
 
 
 def assert_curated_partitions(st, ds_list: list[str]) -> None:
-    """Each curated partition: exactly one data file, complete, no duplicated flight."""
+    """Each curated partition: exactly one data file, complete, no duplicated row."""
     lake = st.endpoints.lake_bucket
     for ds in ds_list:
         prefix = f"curated/flights/ds={ds}/"
         files = objects(st, lake, prefix)
-        data = [k for k in files if k.endswith(".parquet")]
-        assert data == [f"{prefix}data.parquet"], f"ds={ds}: parquet objects {sorted(files)}"
-        assert not [k for k in files if "tmp" in k.rsplit("/", 1)[-1]], f"ds={ds}: leftovers {sorted(files)}"
+        assert list(files) == [f"{prefix}data.parquet"], f"ds={ds}: objects {sorted(files)}"
         frame = read_parquet(st, lake, f"{prefix}data.parquet")
         assert len(frame) > 0, f"ds={ds}: empty partition"
         assert not frame.duplicated().any(), f"ds={ds}: duplicated rows"
         assert len(frame) <= landing_rows(st, ds), f"ds={ds}: more curated rows than landed"
+
+
+def curated_events(st) -> dict[str, dict]:
+    """The ``curated_flights`` asset events' metadata by ``ds`` (the latest per day)."""
+    rows = st.sql(
+        "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+        "WHERE a.name = %s ORDER BY e.timestamp",
+        ("curated_flights",),
+    )
+    events = [extra if isinstance(extra, dict) else json.loads(extra) for (extra,) in rows]
+    return {e["ds"]: e for e in events if e.get("ds")}
 
 
 # ------------------------------------------------------------------------------------------- tests
@@ -184,67 +193,74 @@ def test_pipeline_on_celery_postgres_redis_s3(stack, record_property):
     t0 = time.monotonic()
     print(f"\nscale-out stack {st.run_id} up in {st.started_in:.0f}s; DAGs: {', '.join(present)}", flush=True)
     window = days(START, DAYS)
-    first, last = window[0], window[-1]
     checked: list[str] = []
 
     if "flights_upstream_simulator" in present:
-        assert_succeeded(backfill(st, "flights_upstream_simulator", first, last, DAYS), "simulator")
+        assert_succeeded(backfill(st, "flights_upstream_simulator", window), "simulator")
         landed = objects(st, st.endpoints.landing_bucket, "flights/")
         assert {f"flights/ds={ds}/flights.csv" for ds in window} <= set(landed)
         checked.append(f"landing: {DAYS} daily exports on S3")
 
     if "ingest_flights" in present:
-        assert_succeeded(backfill(st, "ingest_flights", first, last, DAYS), "ingest_flights")
+        assert_succeeded(backfill(st, "ingest_flights", window), "ingest_flights")
         assert_curated_partitions(st, window)
-        tis = st.task_instances("ingest_flights")
-        spread = scaleout.worker_busy(tis)
-        print(f"  ingest spread over workers: {json.dumps(spread)}", flush=True)
+        events = curated_events(st)
+        for ds in window:
+            frame = read_parquet(st, st.endpoints.lake_bucket, f"curated/flights/ds={ds}/data.parquet")
+            assert events[ds]["rows"] == len(frame), f"ds={ds}: asset event says {events[ds]['rows']} rows"
+        spread = scaleout.worker_busy(st.task_instances("ingest_flights"))
+        print(f"  ingest over the workers: {json.dumps(spread)}", flush=True)
         assert set(spread["tasks"]) == set(st.workers), f"tasks did not run on both workers: {spread}"
         checked.append(
-            f"curated lake: {DAYS} partitions, one parquet each, no duplicates; both workers ran tasks"
+            f"curated lake: {DAYS} partitions, one parquet each, no duplicates, rows as in the asset "
+            f"events; tasks on both workers {spread['tasks']}"
         )
 
     if "materialize_features" in present and "ingest_flights" in present:
         assert_succeeded(wait_idle(st, "materialize_features"), "materialize_features")
         features = objects(st, st.endpoints.lake_bucket, "features/")
         assert features, "no offline feature files in the lake"
-        r = st.redis()
-        keys = [k for k in r.scan_iter(count=1000) if FEAST_PROJECT.encode() in k]
+        keys = [k for k in st.redis().scan_iter(count=1000) if FEAST_PROJECT.encode() in k]
         assert keys, f"no Feast online rows in Redis db {st.endpoints.redis_db}"
-        registry = in_stack_python(
+        views = in_stack_python(
             st,
             "from mlops.feature_store import get_store; s = get_store(); "
             "print(sorted(v.name for v in s.list_feature_views()))",
         )
-        assert registry != "[]", "the Feast SQL registry holds no feature view"
+        assert views != "[]", "the Feast SQL registry holds no feature view"
         checked.append(
-            f"Feast: {len(features)} offline files on S3, {len(keys)} online keys in Redis, SQL registry"
+            f"Feast: {len(features)} offline files on S3, {len(keys)} online keys in Redis, "
+            f"SQL registry on PostgreSQL with {views}"
         )
 
     if "train_model" in present and "materialize_features" in present:
+        t1 = time.monotonic()
         embedded.trigger("train_model", st.env, conf=TRAIN_CONF, run_id="scaleout_train")
-        assert_succeeded([wait_run(st, "train_model", "scaleout_train")], "train_model")
-        version = json.loads(
+        runs = st.wait_for_runs("train_model", 1, timeout=STAGE_TIMEOUT, run_ids={"scaleout_train"})
+        assert_succeeded(runs, "train_model")
+        print(f"  train_model: 1 run in {time.monotonic() - t1:.0f}s", flush=True)
+        champion = json.loads(
             in_stack_python(
                 st,
                 "import json, mlflow; c = mlflow.MlflowClient(); "
                 f"v = c.get_model_version_by_alias({MODEL_NAME!r}, 'champion'); "
                 "r = c.get_run(v.run_id); "
                 f"e = c.get_experiment_by_name({EXPERIMENT_NAME!r}); "
-                "print(json.dumps({'version': v.version, 'run': v.run_id, 'exp': e.experiment_id,"
+                "print(json.dumps({'version': v.version, 'run': v.run_id, 'experiment': e.experiment_id,"
                 " 'artifact_uri': r.info.artifact_uri}))",
             )
         )
-        assert version["artifact_uri"].startswith("mlflow-artifacts:"), version  # proxied by the server
+        assert champion["artifact_uri"].startswith("mlflow-artifacts:"), champion  # proxied by the server
         stored = objects(st, st.endpoints.mlflow_bucket, "artifacts/")
-        assert any(version["run"] in k for k in stored), "the champion's artifacts are not in S3"
+        assert any(champion["run"] in k for k in stored), "the champion's artifacts are not on S3"
         checked.append(
-            f"MLflow on PostgreSQL: {MODEL_NAME}@champion = v{version['version']}, artifacts in S3"
+            f"MLflow server on PostgreSQL: {MODEL_NAME}@champion = v{champion['version']}, "
+            f"its artifacts on S3 through the server"
         )
 
     if "batch_predict" in present and "train_model" in present:
         scored = window[-2:]
-        assert_succeeded(backfill(st, "batch_predict", scored[0], scored[-1], len(scored)), "batch_predict")
+        assert_succeeded(backfill(st, "batch_predict", scored), "batch_predict")
         for ds in scored:
             frame = read_parquet(st, st.endpoints.lake_bucket, f"predictions/ds={ds}/data.parquet")
             assert len(frame) > 0, f"no predictions for {ds}"
@@ -252,8 +268,7 @@ def test_pipeline_on_celery_postgres_redis_s3(stack, record_property):
 
     if "monitor_drift" in present and "batch_predict" in present:
         monitored = window[-2:]
-        runs = backfill(st, "monitor_drift", monitored[0], monitored[-1], len(monitored))
-        assert_succeeded(runs, "monitor_drift")
+        assert_succeeded(backfill(st, "monitor_drift", monitored), "monitor_drift")
         for ds in monitored:
             assert objects(st, st.endpoints.lake_bucket, f"reports/drift/ds={ds}/"), f"no drift report {ds}"
         checked.append(f"drift reports: {len(monitored)} days on S3")
@@ -277,10 +292,7 @@ def test_killed_worker_task_is_retried_on_the_other_worker(stack, record_propert
     window = days(KILL_START, KILL_DAYS)
     target = window[1]
     lake = st.endpoints.lake_bucket
-    assert_succeeded(
-        backfill(st, "flights_upstream_simulator", window[0], window[-1], KILL_DAYS), "simulator"
-    )
-    before = {r["run_id"] for r in embedded.list_runs("ingest_flights", st.env)}
+    assert_succeeded(backfill(st, "flights_upstream_simulator", window), "simulator")
     writing = st.s3_gate.hold(lake, f"curated/flights/ds={target}/", seconds=20)
     t0 = time.monotonic()
     embedded.backfill("ingest_flights", window[0], window[-1], env=st.env, max_active_runs=4)
@@ -299,11 +311,9 @@ def test_killed_worker_task_is_retried_on_the_other_worker(stack, record_propert
         f"was writing data.parquet (try {victim['try_number']})",
         flush=True,
     )
-    runs = embedded.wait_for_runs(
-        "ingest_flights", st.env, len(before) + KILL_DAYS, timeout=STAGE_TIMEOUT, services=st.services
-    )
+    runs = st.wait_for_runs("ingest_flights", KILL_DAYS, timeout=STAGE_TIMEOUT, run_ids=backfill_ids(window))
     wall = time.monotonic() - t0
-    assert_succeeded([r for r in runs if r["run_id"] not in before], "ingest_flights")
+    assert_succeeded(runs, "ingest_flights")
     retried = next(
         t for t in st.task_instances("ingest_flights") if t["task_id"] == "publish" and target in t["run_id"]
     )
@@ -317,21 +327,13 @@ def test_killed_worker_task_is_retried_on_the_other_worker(stack, record_propert
     )
     assert (victim["try_number"], victim["hostname"], "failed") in history, history
     assert_curated_partitions(st, window)
-    events = {
-        e["ds"]: e
-        for (extra,) in st.sql(
-            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.name = %s",
-            ("curated_flights",),
-        )
-        for e in [extra if isinstance(extra, dict) else json.loads(extra)]
-        if e.get("ds") in window
-    }
     frame = read_parquet(st, lake, f"curated/flights/ds={target}/data.parquet")
-    assert events[target]["rows"] == len(frame), (events[target], len(frame))
+    event = curated_events(st)[target]
+    assert event["rows"] == len(frame), (event, len(frame))
     record_property("worker_kill_recovery_seconds", round(wall, 1))
     print(
-        f"  publish of ds={target} failed on {victim['hostname']} (no heartbeat), retried on {survivor} "
-        f"as try {retried['try_number']}; {KILL_DAYS} partitions whole and unique "
-        f"({len(frame)} rows in ds={target}, as its asset event says); backfill done in {wall:.0f}s",
+        f"  publish of ds={target} failed on {victim['hostname']} (heartbeat lost), retried on {survivor} "
+        f"as try {retried['try_number']}; {KILL_DAYS} partitions whole and unique ({len(frame)} rows "
+        f"in ds={target}, as its asset event says); the backfill finished in {wall:.0f}s",
         flush=True,
     )

@@ -258,7 +258,11 @@ def test_build_is_idempotent_and_rebuilds_dependents(mlops_home):
     late = F.build_feature_tables(["2013-02-27"], settings)
     assert late.partitions == ["2013-02-27", "2013-02-28", "2013-03-01"]
     stats = lake.read_parquet(F.partition_uri("carrier_delay_stats", "2013-03-01", settings))
-    assert stats["carrier_flights_7d"].sum() == len(curated_days(["2013-02-27", "2013-02-28"]))
+    window = curated_days(["2013-02-27", "2013-02-28", "2013-03-01"])
+    flying = set(window.loc[window["ds"] == "2013-03-01", "carrier"])
+    assert set(stats[F.CARRIER_DAY].str.split("|").str[0]) == flying
+    expected = window[(window["ds"] < "2013-03-01") & window["carrier"].isin(flying)]
+    assert stats["carrier_flights_7d"].sum() == len(expected)
     # A day without a curated partition is reported, not built.
     assert F.build_feature_tables(["2013-06-01"], settings).skipped == ["2013-06-01"]
 
