@@ -37,30 +37,31 @@ def get_import_errors():
         dag_bag = DagBag()
 
         def strip_path_prefix(path):
-            return os.path.relpath(path, os.environ.get("AIRFLOW_HOME", os.getcwd()))
+            return os.path.relpath(path, os.getcwd())
 
-        # Initialize an empty list to store the tuples
-        result = [(None, None)]
-
-        # Iterate over the items in import_errors
+        result = []
         for k, v in dag_bag.import_errors.items():
             result.append((strip_path_prefix(k), v.strip()))
-
-        # Check if there are DAGs without errors
-        for file_path in dag_bag.dags:
-            # Check if the file_path is not in import_errors, meaning no errors
+        # Airflow 3 keys DagBag.dags by dag_id: report each DAG file once, by its path.
+        for file_path in sorted({dag.fileloc for dag in dag_bag.dags.values()}):
             if file_path not in dag_bag.import_errors:
                 result.append((strip_path_prefix(file_path), "No import errors"))
-
         return result
+
+
+def get_dags():
+    with suppress_logging("airflow"):
+        dag_bag = DagBag()
+    return [(dag_id, dag, os.path.relpath(dag.fileloc, os.getcwd())) for dag_id, dag in dag_bag.dags.items()]
 
 
 @pytest.mark.parametrize("rel_path, rv", get_import_errors(), ids=[x[0] for x in get_import_errors()])
 def test_file_imports(rel_path, rv):
     """Test for import errors on a file"""
+    exceptions = []
     if os.path.exists(".astro/dag_integrity_exceptions.txt"):
         with open(".astro/dag_integrity_exceptions.txt") as f:
-            exceptions = f.readlines()
+            exceptions = [line.strip() for line in f if line.strip() and not line.startswith("#")]
     print(f"Exceptions: {exceptions}")
     if (rv != "No import errors") and rel_path not in exceptions:
         # If rv is not "No import errors," consider it a failed test
@@ -88,3 +89,17 @@ def _stub_connections_and_variables(monkeypatch):
 
     monkeypatch.setattr(BaseHook, "get_connection", basehook_get_connection_monkeypatch)
     monkeypatch.setattr(Variable, "get", variable_get_monkeypatch)
+
+
+@pytest.mark.parametrize("dag_id,dag,fileloc", get_dags(), ids=[x[2] for x in get_dags()])
+def test_dag_tags(dag_id, dag, fileloc):
+    """Every DAG has tags (and, when APPROVED_TAGS is set, only approved ones)."""
+    assert dag.tags, f"{dag_id} in {fileloc} has no tags"
+    if APPROVED_TAGS:
+        assert not set(dag.tags) - APPROVED_TAGS
+
+
+@pytest.mark.parametrize("dag_id,dag,fileloc", get_dags(), ids=[x[2] for x in get_dags()])
+def test_dag_retries(dag_id, dag, fileloc):
+    """Every DAG retries its tasks at least twice."""
+    assert dag.default_args.get("retries", 0) >= 2, f"{dag_id} in {fileloc} must have retries >= 2"

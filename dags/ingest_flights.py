@@ -66,13 +66,18 @@ def ingest_flights():
     )
 
     @task(outlets=[CURATED_FLIGHTS])
-    def publish(ds: str, validation: dict, outlet_events=None) -> dict:
+    def publish(day: str, validation: dict, outlet_events=None) -> dict:
         """Write the curated partition atomically and emit `curated_flights`."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from mlops.airflow.storage import use_airflow_connection
-        from mlops.ingest import publish_partition
+        from mlops.ingest import LandingChanged, publish_partition
 
         use_airflow_connection()
-        published = publish_partition(ds, expected_sha256=validation["source_sha256"])
+        try:
+            published = publish_partition(day, expected_sha256=validation["source_sha256"])
+        except LandingChanged as exc:  # retrying cannot help: the validated bytes are gone
+            raise AirflowFailException(str(exc)) from exc
         metadata = published.metadata(validation=validation)
         outlet_events[CURATED_FLIGHTS].extra = metadata
         return metadata

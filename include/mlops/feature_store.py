@@ -328,25 +328,69 @@ def materialize(
     settings: Settings | None = None,
     *,
     overlap: timedelta = MATERIALIZE_OVERLAP,
+    method: str = "partitions",
 ) -> tuple[datetime, datetime]:
     """Materialize feature rows with event time in [start - overlap, end] into the online store.
 
-    Daily views load that interval; the static ``aircraft`` view is loaded whole each time.
+    ``method="partitions"`` (default) reads only the day partitions that can hold rows of the
+    interval, keeps the latest row per key and writes it with ``write_to_online_store``, then
+    records the interval in the registry as ``feast materialize`` does: its cost follows the
+    interval, not the size of the lake. ``method="feast"`` calls ``FeatureStore.materialize``,
+    whose file offline store reads every partition of every view on each call. Both give the same
+    online rows. The static ``aircraft`` view is loaded whole each time (a few thousand rows).
 
     Serialized with :func:`apply` by :func:`registry_lock` (materialization also writes the
     registry). Idempotent: rematerializing an interval writes the same latest row per key.
     Returns the interval actually materialized.
     """
+    if method not in ("partitions", "feast"):
+        raise ValueError(f"materialize: method must be 'partitions' or 'feast', got {method!r}")
     s = settings or get_settings()
     lo, hi = _as_utc(start) - overlap, _as_utc(end)
     static_start = datetime.fromisoformat(F.REGISTRY_TS.replace("Z", "+00:00"))
     with registry_lock(s):
         store = get_store(s)
-        store.materialize(start_date=lo, end_date=hi, feature_views=list(F.DAILY_VIEWS))
-        # Static views carry one reference timestamp: always load them whole (a few thousand rows).
+        if method == "feast":
+            store.materialize(start_date=lo, end_date=hi, feature_views=list(F.DAILY_VIEWS))
+        else:
+            rows = _push_partitions(store, lo, hi, s)
+            log.info("pushed %s rows per view for %s .. %s", rows, lo.isoformat(), hi.isoformat())
         store.materialize(start_date=static_start, end_date=hi, feature_views=list(F.STATIC_VIEWS))
     log.info("materialized %s .. %s (project %s)", lo.isoformat(), hi.isoformat(), store.project)
     return lo, hi
+
+
+def _push_partitions(store: FeatureStore, lo: datetime, hi: datetime, settings: Settings) -> dict[str, int]:
+    """Latest row per key with event time in [lo, hi] of each daily view -> online store."""
+    from zoneinfo import ZoneInfo
+
+    import pandas as pd
+
+    from mlops.schema import TIMEZONE
+
+    tz = ZoneInfo(TIMEZONE)
+    # A row of partition D has its event time in [D 00:00, D+1 ~06:00) local: D-1 .. day(hi) suffice.
+    first = (lo.astimezone(tz).date() - timedelta(days=1)).isoformat()
+    days = F.day_range(first, hi.astimezone(tz).date())
+    written: dict[str, int] = {}
+    for view in F.DAILY_VIEWS:
+        key, feats = F.VIEW_FEATURES[view]
+        parts = [
+            lake.read_parquet(uri)
+            for uri in (F.partition_uri(view, ds, settings) for ds in days)
+            if lake.exists(uri)
+        ]
+        written[view] = 0
+        if parts:
+            table = pd.concat(parts, ignore_index=True)
+            ts = table[F.TIMESTAMP]
+            table = table[(ts >= pd.Timestamp(lo)) & (ts <= pd.Timestamp(hi))]
+            table = table.sort_values(F.TIMESTAMP, kind="stable").drop_duplicates(key, keep="last")
+            if len(table):
+                store.write_to_online_store(view, df=table[[key, F.TIMESTAMP, *feats]].reset_index(drop=True))
+                written[view] = len(table)
+        store.registry.apply_materialization(store.get_feature_view(view), store.project, lo, hi)
+    return written
 
 
 # --------------------------------------------------------------------------------------------------
@@ -462,6 +506,52 @@ def online_frame(flights: pd.DataFrame, settings: Settings | None = None) -> pd.
 # --------------------------------------------------------------------------------------------------
 
 
+def bench(
+    day: str,
+    month_start: str,
+    month_end: str,
+    year: tuple[str, str] | None,
+    settings: Settings | None = None,
+    method: str = "partitions",
+) -> dict:
+    """Time build + materialize of one day and one month, and a year-long ``training_frame``.
+
+    Needs the curated partitions in the lake (and, for the year, the year's feature tables built).
+    Reports wall and CPU seconds (all threads of this process) for each step.
+    """
+    s = settings or get_settings()
+    out: dict[str, Any] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        value = fn()
+        out[name] = {
+            "wall_s": round(time.perf_counter() - wall, 2),
+            "cpu_s": round(time.process_time() - cpu, 2),
+        }
+        log.info("bench %s: %s", name, out[name])
+        return value
+
+    timed("import_feast_and_get_store", lambda: get_store(s))
+    timed("feast_apply", lambda: apply(s))
+    next_day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    timed("day_build", lambda: F.build_feature_tables([day], s, include_dependents=False))
+    timed("day_materialize", lambda: materialize(day, next_day, s, method=method))
+    days = F.day_range(month_start, month_end)
+    after = (date.fromisoformat(month_end) + timedelta(days=1)).isoformat()
+    timed("month_build", lambda: F.build_feature_tables(days, s, include_dependents=False))
+    timed("month_materialize", lambda: materialize(month_start, after, s, method=method))
+    if not year:
+        return out
+    frame = timed("year_training_frame", lambda: training_frame(year[0], year[1], s))
+    step = out["year_training_frame"]
+    out["year_rows"] = len(frame)
+    out["year_rows_per_s_wall"] = round(len(frame) / step["wall_s"], 1)
+    out["year_rows_per_s_cpu"] = round(len(frame) / max(step["cpu_s"], 1e-9), 1)
+    out["year_null_rate"] = round(float(frame[F.MODEL_FEATURES].isna().to_numpy().mean()), 4)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -475,6 +565,14 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="build the feature tables of days START..END (inclusive)")
     build.add_argument("start")
     build.add_argument("end")
+    b = sub.add_parser(
+        "bench", help="time build+materialize of a day and a month, and a year's training frame"
+    )
+    b.add_argument("--day", default="2013-06-14")
+    b.add_argument("--month", nargs=2, default=["2013-06-01", "2013-06-30"], metavar=("FIRST", "LAST"))
+    b.add_argument("--year", nargs=2, default=["2013-01-01", "2014-01-01"], metavar=("START", "END"))
+    b.add_argument("--no-year", action="store_true", help="skip the year-long training frame")
+    b.add_argument("--method", choices=["partitions", "feast"], default="partitions")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.cmd == "env":
@@ -485,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "materialize":
         lo, hi = materialize(args.start, args.end)
         print(json.dumps({"start": lo.isoformat(), "end": hi.isoformat()}))
+    elif args.cmd == "bench":
+        year = None if args.no_year else (args.year[0], args.year[1])
+        print(json.dumps(bench(args.day, args.month[0], args.month[1], year, method=args.method), indent=2))
     elif args.cmd == "build":
         print(json.dumps(F.build_feature_tables(F.day_range(args.start, args.end)).as_dict(), indent=2))
     return 0

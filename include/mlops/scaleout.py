@@ -1,7 +1,9 @@
 """The scale-out profile: its environment, its provisioning, and a no-Docker stack of it.
 
 :func:`environment` is the one place that says which variables every Airflow process of the
-scale-out profile gets. ``docker-compose.yaml`` mirrors it in its ``x-airflow-env`` block, and
+scale-out profile gets (:func:`mlops_environment`, its non-Airflow part, is what the prediction
+service gets; :func:`mlflow_server_environment` the MLflow server). ``docker-compose.yaml`` mirrors
+them in ``x-airflow-env``, ``x-mlops-env`` and its ``mlflow`` service, and
 ``tests/integration/test_compose_config.py`` checks that mirror: it renders
 ``environment(compose_endpoints(.env.example), compose_secrets(.env.example))`` and compares it,
 key by key, with what ``docker-compose config`` resolves.
@@ -11,7 +13,8 @@ database each for the Airflow metadata, the MLflow backend store and the Feast r
 database for the Celery broker and the Feast online store; moto's S3 server on loopback for the
 landing zone, the lake and the MLflow artifacts; an ``mlflow server`` process; the Airflow
 api-server, scheduler, dag-processor, triggerer and N ``airflow celery worker`` processes. It
-drops what it created on exit, also after a failure.
+drops what it created on exit, also after a failure. :class:`S3Gate` can hold one S3 write for a
+while, so a test can kill a worker in the middle of it.
 
 ``python -m mlops.scaleout init`` is the compose init job: it refuses placeholder secrets,
 creates the extra databases, writes the UI login and migrates the Airflow metadata database.
@@ -41,7 +44,7 @@ from urllib.parse import quote, unquote, urlparse
 from mlops.config import FEAST_PROJECT, QUIET_LOGGERS, REPO_ROOT
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
     from mlops.embedded import Services
 
@@ -374,6 +377,27 @@ def drop_databases(server_url: str, names: Sequence[str]) -> None:
         conn.close()
 
 
+def drop_stale_databases(server_url: str, older_than_hours: float = 12) -> list[str]:
+    """Drop the databases of local stacks that never cleaned up (their process was killed)."""
+    import re
+
+    conn = _admin_connect(server_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (RUN_PREFIX + "%",))
+            names = [row[0] for row in cur.fetchall()]
+    finally:
+        conn.close()
+    cutoff = time.time() - older_than_hours * 3600
+    # Names are RUN_PREFIX + unix time + "_" + random hex + "_" + role (see local_stack).
+    pattern = re.compile(rf"{RUN_PREFIX}(\d{{10}})_[0-9a-f]{{6}}_(airflow|mlflow|feast)$")
+    stale = [n for n in names if (m := pattern.match(n)) and 1_600_000_000 < int(m.group(1)) < cutoff]
+    if stale:
+        log.warning("dropping %d databases left by killed scale-out runs: %s", len(stale), stale)
+        drop_databases(server_url, stale)
+    return stale
+
+
 def _ident(name: str) -> str:
     if not name.replace("_", "").isalnum():
         raise ValueError(f"not a plain database name: {name!r}")
@@ -458,6 +482,8 @@ class LocalStack:
     work_dir: Path
     admin_password: str
     s3_gate: S3Gate
+    #: Wait until the MLflow server answers (see ``local_stack(wait_mlflow=...)``).
+    mlflow_ready: Callable[..., None]
     killed: set[str] = field(default_factory=set)
 
     @property
@@ -686,6 +712,7 @@ def local_stack(
     redis_server: tuple[str, int] = ("127.0.0.1", 6379),
     heartbeat_timeout: int = 60,
     schedule_end: str = "",
+    wait_mlflow: bool = True,
     extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[LocalStack]:
     """Provision and run the scale-out topology on loopback; tear everything down on exit.
@@ -695,7 +722,7 @@ def local_stack(
     from mlops.embedded import Services, free_port, write_local_settings
 
     pg_host, pg_port, pg_user, pg_password = postgres
-    run_id = f"{RUN_PREFIX}{time.strftime('%m%d%H%M%S')}_{secrets.token_hex(3)}"
+    run_id = f"{RUN_PREFIX}{int(time.time())}_{secrets.token_hex(3)}"
     work_dir.mkdir(parents=True, exist_ok=True)
     s = Secrets.generate(postgres_password=pg_password)
     api_port = free_port()
@@ -705,6 +732,7 @@ def local_stack(
         server_url = f"postgresql://{pg_user}:{quote(pg_password, safe='')}@{pg_host}:{pg_port}/postgres"
 
     with contextlib.ExitStack() as stack:
+        drop_stale_databases(server_url)
         create_databases(server_url, list(dbs.values()))
         stack.callback(drop_databases, server_url, list(dbs.values()))
         redis_db = _claim_redis_db(*redis_server, run_id)
@@ -816,13 +844,19 @@ def local_stack(
         t0 = time.monotonic()
         services.start()
         log.info("airflow components started, api-server healthy: %.0fs", time.monotonic() - t0)
-        # MLflow migrates its database at its first start, meanwhile Airflow came up; wait for it now.
-        _wait_http(
-            f"{e.mlflow_url}/health",
-            300,
-            "mlflow server",
-            alive=lambda: _check(mlflow_proc, work_dir / "mlflow.log"),
-        )
+
+        def mlflow_ready(timeout: float = 600) -> None:
+            _wait_http(
+                f"{e.mlflow_url}/health",
+                timeout,
+                "mlflow server",
+                alive=lambda: _check(mlflow_proc, work_dir / "mlflow.log"),
+            )
+
+        # MLflow migrates its database at its first start (minutes on a busy machine), meanwhile
+        # Airflow came up. ``wait_mlflow=False`` returns before, for callers that need it later.
+        if wait_mlflow:
+            mlflow_ready()
         log.info(
             "scale-out stack %s up: api %s, mlflow %s, s3 %s, redis db %d",
             run_id,
@@ -841,6 +875,7 @@ def local_stack(
             work_dir=work_dir,
             admin_password=admin_password,
             s3_gate=gate,
+            mlflow_ready=mlflow_ready,
         )
 
 

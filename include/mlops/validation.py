@@ -113,7 +113,8 @@ RANGES: dict[str, tuple[float, float]] = {
 FLIGHT_KEY_COLUMNS: tuple[str, ...] = ("carrier", "flight", "origin")
 
 #: The checks, in the order failures are reported.
-CHECK_ORDER: tuple[str, ...] = ("file", "schema", "volume", "partition", "keys", "nulls", "ranges", "domains")
+#: Causes before consequences: an unknown carrier code can also collide with another flight key.
+CHECK_ORDER: tuple[str, ...] = ("file", "schema", "volume", "partition", "domains", "nulls", "ranges", "keys")
 
 #: Accepted pandas dtypes per contract dtype: a float column without nulls parses as int64.
 _DTYPES = {"int64": ["int64"], "float64": ["float64", "int64"], "object": ["object", "string"]}
@@ -262,7 +263,7 @@ def _custom_expectations() -> _Custom:
 
         column_types: dict[str, list[str]]
 
-        metric_dependencies = ("table.column_types",)
+        metric_dependencies = ("table.column_types", "table.row_count")
         success_keys = ("column_types",)
         args_keys = ("column_types",)
 
@@ -273,6 +274,8 @@ def _custom_expectations() -> _Custom:
                 for column, allowed in self.column_types.items()
                 if column in actual and actual[column] not in allowed
             }
+            if not metrics["table.row_count"]:
+                mismatched = {}  # no rows, no types to infer: the volume check reports the batch
             return {
                 "success": not mismatched,
                 "result": {"observed_value": actual, "details": {"mismatched": mismatched}},

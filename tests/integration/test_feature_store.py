@@ -361,3 +361,53 @@ def test_concurrent_apply_and_materialize_keep_the_registry_sound(store_home, tm
     flights = curated[curated["ds"] == "2013-05-20"].sample(20, random_state=2)
     online = FS.online_values(flights, store_home["settings"], store)
     assert online["carrier_flights_28d"].notna().all()
+
+
+# --------------------------------------------------------------------------------------------------
+# The Airflow adapters (no scheduler): the DAG's plan and the operator
+# --------------------------------------------------------------------------------------------------
+
+
+def _dag():
+    import runpy
+
+    from tests.dags.conftest import DAGS
+
+    return runpy.run_path(str(DAGS / "materialize_features.py"), run_name="dag_file")[
+        "materialize_features"
+    ]()
+
+
+def test_dag_plan_takes_every_triggering_partition():
+    from types import SimpleNamespace
+
+    from mlops.airflow.assets import CURATED_FLIGHTS
+
+    dag = _dag()
+    plan = dag.get_task("plan").python_callable
+    events = {
+        CURATED_FLIGHTS: [
+            SimpleNamespace(extra={"ds": "2013-01-03", "rows": 900}),
+            SimpleNamespace(extra={"ds": "2013-01-01", "rows": 850}),
+            SimpleNamespace(extra={"ds": "2013-01-03", "rows": 900}),  # a rerun of the same day
+        ]
+    }
+    assert plan(params={}, triggering_asset_events=events) == ["2013-01-01", "2013-01-03"]
+    manual = {"start_ds": "2013-02-27", "end_ds": "2013-03-01"}
+    assert plan(params=manual, triggering_asset_events={}) == ["2013-02-27", "2013-02-28", "2013-03-01"]
+    with pytest.raises(ValueError, match="start_ds"):
+        plan(params={"start_ds": None}, triggering_asset_events={})
+    assert [o.name for o in dag.get_task("publish").outlets] == ["flight_features"]
+    assert "start" in dag.get_task("materialize").template_fields
+
+
+def test_materialize_operator_executes(store_home):
+    from mlops.airflow.operators.feast import FeastMaterializeOperator
+
+    op = FeastMaterializeOperator(task_id="m", start="2013-12-30", end="2013-12-31", overlap_hours="0")
+    out = op.execute(context={})
+    assert out["start"] == "2013-12-30T05:00:00+00:00" and out["end"] == "2013-12-31T05:00:00+00:00"
+    assert out["project"] == "flight_delay"
+    curated = store_home["curated"]
+    flights = curated[curated["ds"] == "2013-12-30"].head(10)
+    assert FS.online_values(flights, store_home["settings"])["route_flights_28d"].notna().all()

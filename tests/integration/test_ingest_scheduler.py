@@ -134,11 +134,13 @@ def test_week_backfill_through_the_scheduler(mlops_home: Path):
         env = svc.env
         airflow_home = Path(env["AIRFLOW_HOME"])
         embedded.reserialize(env)
-        t0 = time.monotonic()
+        # Both backfills are created while the DAGs are paused (creating one while tasks write
+        # to SQLite can hit "database is locked"); ingest starts first, before upstream delivers.
         _backfill("ingest_flights", env)
+        _backfill("flights_upstream_simulator", env)
+        t0 = time.monotonic()
         embedded.unpause(["ingest_flights"], env)
         deferred = _wait_for_deferred(airflow_home)  # nothing landed yet: the sensors defer
-        _backfill("flights_upstream_simulator", env)
         embedded.unpause(["flights_upstream_simulator"], env)
         sim_runs = embedded.wait_for_runs("flights_upstream_simulator", env, 7, timeout=1200, services=svc)
         runs = embedded.wait_for_runs("ingest_flights", env, 7, timeout=1200, services=svc)

@@ -33,7 +33,8 @@ from mlops import embedded, scaleout
 from mlops.config import EXPERIMENT_NAME, FEAST_PROJECT, MODEL_NAME
 from tests.conftest import REPO, require_service
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+#: A busy 2-core machine needs more than the suite's default 20 min for the stack and the pipeline.
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(3600)]
 log = logging.getLogger(__name__)
 
 ALL_DAGS = (
@@ -83,7 +84,9 @@ def stack(tmp_path_factory):
     work = tmp_path_factory.mktemp("scaleout")
     t0 = time.monotonic()
     # The replay ends with 2013 (as in the embedded profile): unpausing creates no run for today.
-    with scaleout.local_stack(work, workers=2, concurrency=2, schedule_end="2013-12-31") as st:
+    with scaleout.local_stack(
+        work, workers=2, concurrency=2, schedule_end="2013-12-31", wait_mlflow=False
+    ) as st:
         embedded.reserialize(st.env)
         unpause(st, present_dags())
         st.started_in = time.monotonic() - t0  # type: ignore[attr-defined]
@@ -188,6 +191,24 @@ def curated_events(st) -> dict[str, dict]:
 # ------------------------------------------------------------------------------------------- tests
 
 
+def test_api_requires_the_operator_set_login(stack):
+    """The UI/API refuses anonymous and wrong-password requests; the password the init step wrote
+    (in compose: AIRFLOW_ADMIN_PASSWORD from .env) logs in."""
+    import httpx
+
+    base = stack.api_url
+    assert httpx.get(f"{base}/api/v2/dags", timeout=60).status_code == 401
+    wrong = httpx.post(f"{base}/auth/token", json={"username": "admin", "password": "admin"}, timeout=60)
+    assert wrong.status_code == 401
+    good = httpx.post(
+        f"{base}/auth/token", json={"username": "admin", "password": stack.admin_password}, timeout=60
+    )
+    assert good.status_code in (200, 201), good.text
+    token = good.json()["access_token"]
+    listed = httpx.get(f"{base}/api/v2/dags", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    assert listed.status_code == 200
+
+
 def test_pipeline_on_celery_postgres_redis_s3(stack, record_property):
     st, present = stack, present_dags()
     t0 = time.monotonic()
@@ -235,6 +256,7 @@ def test_pipeline_on_celery_postgres_redis_s3(stack, record_property):
 
     if "train_model" in present and "materialize_features" in present:
         t1 = time.monotonic()
+        st.mlflow_ready()
         embedded.trigger("train_model", st.env, conf=TRAIN_CONF, run_id="scaleout_train")
         runs = st.wait_for_runs("train_model", 1, timeout=STAGE_TIMEOUT, run_ids={"scaleout_train"})
         assert_succeeded(runs, "train_model")

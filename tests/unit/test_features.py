@@ -273,3 +273,30 @@ def test_dst_days_have_every_local_hour(ds):
     table = F.weather_table(weather, ds)
     hours = table[F.ORIGIN_HOUR].str.split("|").str[1].str[-2:]
     assert set(hours) == {f"{h:02d}" for h in range(24)} - ({"02"} if ds.endswith("03-10") else set())
+
+
+def test_feast_env_defaults_live_under_mlops_home(mlops_home, monkeypatch):
+    import json
+
+    from mlops import feature_store as FS
+
+    for var in FS.FEAST_ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    env = FS.feast_env()
+    assert env["MLOPS_FEAST_PROJECT"] == "flight_delay"
+    registry = json.loads(env["MLOPS_FEAST_REGISTRY"])
+    online = json.loads(env["MLOPS_FEAST_ONLINE_STORE"])
+    assert registry["path"] == str(mlops_home / "feast" / "registry.db")
+    assert online == {"type": "sqlite", "path": str(mlops_home / "feast" / "online.db")}
+    assert FS.source_path("origin_weather") == str(mlops_home / "lake" / "features" / "origin_weather")
+    monkeypatch.setenv("MLOPS_FEAST_ONLINE_STORE", '{type: redis, connection_string: "redis:6379"}')
+    assert FS.feast_env()["MLOPS_FEAST_ONLINE_STORE"].startswith("{type: redis")
+
+
+def test_feature_store_module_imports_no_feast():
+    import subprocess
+    import sys
+
+    code = "import sys, mlops.feature_store, mlops.features; print('feast' in sys.modules, 'pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -34,10 +34,13 @@ class FeastMaterializeOperator(BaseOperator):
     :param end: interval end, same formats (templated).
     :param overlap_hours: extra hours before ``start`` re-materialized to pick up late rows.
     :param apply: run ``feast apply`` first (serialized), e.g. in a user's own DAG.
+    :param method: ``"partitions"`` (read only the day partitions of the interval and push the
+        latest row per key) or ``"feast"`` (``FeatureStore.materialize``, which reads every partition
+        through the file offline store); both give the same online rows.
     :returns: (XCom) ``{"start": ISO, "end": ISO, "project": str}``, the interval materialized.
     """
 
-    template_fields = ("start", "end", "overlap_hours", "apply")
+    template_fields = ("start", "end", "overlap_hours", "apply", "method")
     ui_color = "#e4f0e8"
 
     def __init__(
@@ -47,6 +50,7 @@ class FeastMaterializeOperator(BaseOperator):
         end: str,
         overlap_hours: float | str = 24,
         apply: bool | str = False,
+        method: str = "partitions",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -54,6 +58,7 @@ class FeastMaterializeOperator(BaseOperator):
         self.end = end
         self.overlap_hours = overlap_hours
         self.apply = apply
+        self.method = method
 
     def execute(self, context: Context) -> dict[str, str]:
         from datetime import timedelta
@@ -68,7 +73,7 @@ class FeastMaterializeOperator(BaseOperator):
         if str(self.apply).lower() in {"true", "1", "yes"}:
             feature_store.apply()
         lo, hi = feature_store.materialize(
-            self.start, self.end, overlap=timedelta(hours=float(self.overlap_hours))
+            self.start, self.end, overlap=timedelta(hours=float(self.overlap_hours)), method=self.method
         )
         if lo > hi:
             raise ValueError(f"{self.task_id}: empty interval {lo.isoformat()} .. {hi.isoformat()}")
