@@ -249,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=31)
     parser.add_argument("--slots", type=int, default=4, help="task slots of each profile (default 4)")
     parser.add_argument("--max-active-runs", type=int, default=8)
+    parser.add_argument("--dags-folder", type=Path, help="DAGs to run instead of dags/ (e.g. a patched copy)")
+    parser.add_argument(
+        "--land-with-dag",
+        action="store_true",
+        help="land the month with a flights_upstream_simulator backfill (default: export_day directly)",
+    )
     parser.add_argument(
         "--profiles", nargs="+", default=["celery", "embedded"], choices=["celery", "embedded"]
     )

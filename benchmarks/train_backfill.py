@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         env = svc.env
         embedded.reserialize(env)
         before = len(embedded.list_runs("train_model", env))
-        for attempt in range(3):  # SQLite "database is locked" under load: the insert is atomic, retry
+        for attempt in range(5):  # SQLite "database is locked" under load: the insert is atomic, retry
             try:
                 embedded.backfill(
                     "train_model",
@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 break
             except RuntimeError as exc:
-                if "database is locked" not in str(exc) or attempt == 2:
+                if "database is locked" not in str(exc) or attempt == 4:
                     raise
-                time.sleep(10)
+                time.sleep(30)
         # Unpause after creating the backfill (SQLite contention with a busy scheduler, see the test).
         embedded.unpause(["train_model"], env)
         time.sleep(10)

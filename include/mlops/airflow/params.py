@@ -214,3 +214,136 @@ def partition_date(params: Mapping[str, Any] | None, logical_ds: str | None) -> 
 
 
 # --- end INGEST_PARAMS ---------------------------------------------------------------------------
+
+# --- DRIFT_PARAMS: monitor_drift (issue 6) --------------------------------------------------------
+
+_DRIFT_WINDOW = "Window and sampling"
+_DRIFT_THRESHOLDS = "Thresholds (any breach may request retraining)"
+_DRIFT_GUARD = "Retraining trigger (storm guard)"
+
+#: ``monitor_drift``: keys match :class:`mlops.monitoring.DriftParams` fields one to one.
+DRIFT_PARAMS: dict[str, Param] = {
+    "ds": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="Check date (override)",
+        description="Check the window ending with this day (YYYY-MM-DD) instead of the run's logical "
+        "date. Leave empty for scheduled and backfill runs.",
+        section=_DRIFT_WINDOW,
+    ),
+    "window_days": Param(
+        7,
+        type="integer",
+        minimum=1,
+        maximum=90,
+        title="Current window (days)",
+        description="Days ending with the check's day compared against the champion's reference.",
+        section=_DRIFT_WINDOW,
+    ),
+    "sample_size": Param(
+        20000,
+        type="integer",
+        minimum=100,
+        maximum=1_000_000,
+        title="Sample cap (rows per side)",
+        description="Each side is sampled to at most this many rows with the seed below (recorded "
+        "with the totals), which bounds the check's time and memory whatever the volume.",
+        section=_DRIFT_WINDOW,
+    ),
+    "seed": Param(42, type="integer", minimum=0, title="Sampling seed", section=_DRIFT_WINDOW),
+    "drift_share": Param(
+        0.3,
+        type="number",
+        exclusiveMinimum=0,
+        maximum=1,
+        title="Drifted-feature share",
+        description="Data drift when at least this share of the monitored features drifted.",
+        section=_DRIFT_THRESHOLDS,
+    ),
+    "num_threshold": Param(
+        0.1,
+        type="number",
+        exclusiveMinimum=0,
+        title="Numeric feature threshold",
+        description="A numeric feature drifted when its Wasserstein distance (normed by the "
+        "reference standard deviation) reaches this.",
+        section=_DRIFT_THRESHOLDS,
+    ),
+    "cat_threshold": Param(
+        0.1,
+        type="number",
+        exclusiveMinimum=0,
+        maximum=1,
+        title="Categorical feature threshold",
+        description="A categorical feature drifted when its Jensen-Shannon distance reaches this.",
+        section=_DRIFT_THRESHOLDS,
+    ),
+    "prediction_threshold": Param(
+        0.1,
+        type="number",
+        exclusiveMinimum=0,
+        title="Prediction drift threshold",
+        description="Wasserstein distance (normed) of the predicted probability against the "
+        "champion's holdout predictions.",
+        section=_DRIFT_THRESHOLDS,
+    ),
+    "max_auc_drop": Param(
+        0.03,
+        type="number",
+        minimum=0,
+        maximum=0.5,
+        title="Max ROC-AUC drop",
+        description="Performance breach when the ROC-AUC on labelled current rows is more than "
+        "this below the champion's holdout ROC-AUC.",
+        section=_DRIFT_THRESHOLDS,
+    ),
+    "max_calibration_error": Param(
+        0.05,
+        type="number",
+        minimum=0,
+        maximum=1,
+        title="Max calibration error",
+        description="Calibration breach when the expected calibration error (10 quantile bins) "
+        "on labelled current rows exceeds this.",
+        section=_DRIFT_THRESHOLDS,
+    ),
+    "min_current_rows": Param(
+        500, type="integer", minimum=1, title="Min current rows to judge drift", section=_DRIFT_THRESHOLDS
+    ),
+    "min_labelled_rows": Param(
+        500,
+        type="integer",
+        minimum=1,
+        title="Min labelled rows to judge performance",
+        section=_DRIFT_THRESHOLDS,
+    ),
+    "ignore_features": Param(
+        ["month"],
+        type="array",
+        items={"type": "string"},
+        title="Features not monitored",
+        description="Calendar features whose distribution over a short window differs from a long "
+        "reference by construction.",
+        section=_DRIFT_THRESHOLDS,
+    ),
+    "cooldown_days": Param(
+        7,
+        type="integer",
+        minimum=0,
+        maximum=365,
+        title="Cooldown (days of data)",
+        description="No request within this many days (of ds) of another request, or after the "
+        "champion's as-of date.",
+        section=_DRIFT_GUARD,
+    ),
+    "allow_retrain": Param(
+        True,
+        type="boolean",
+        title="Request retraining",
+        description="Off: check, report and record only; never emit retrain_request.",
+        section=_DRIFT_GUARD,
+    ),
+}
+
+# --- end DRIFT_PARAMS ----------------------------------------------------------------------------

@@ -51,7 +51,9 @@ class ServedModel:
     load_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        self._codes = {col: {v: float(i) for i, v in enumerate(cats)} for col, cats in self.categories.items()}
+        self._codes = {
+            col: {v: float(i) for i, v in enumerate(cats)} for col, cats in self.categories.items()
+        }
         self._columns = [(col, self._codes.get(col)) for col in self.features]
 
     @classmethod
@@ -152,8 +154,8 @@ class ModelHolder:
         self._resolve = resolve or (lambda: registry.alias_version(alias, settings, name))
         self._load = load or (lambda v: load_version(v, settings, name))
         self._warmup_row = dict(warmup_row or {})
-        self._on_swap = on_swap
-        self._on_error = on_error
+        self.on_swap = on_swap
+        self.on_error = on_error
         self._current: ServedModel | None = None
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
@@ -207,15 +209,15 @@ class ModelHolder:
                 f"v{current.version}" if current else "nothing",
                 model.load_seconds,
             )
-            if self._on_swap:
-                self._on_swap(current, model)
+            if self.on_swap:
+                self.on_swap(current, model)
             return True
 
     def _fail(self, message: str, exc: BaseException) -> None:
         self.last_error = message
         log.error("%s", message, exc_info=exc)
-        if self._on_error:
-            self._on_error(message, exc)
+        if self.on_error:
+            self.on_error(message, exc)
 
     def start(self) -> None:
         """Poll in a daemon thread until :meth:`stop`."""

@@ -248,9 +248,7 @@ class OnlineFeatureReader:
             positions: list[int] = []
             for row in keys:
                 positions.append(unique.setdefault(row[v.join_key], len(unique)))
-            protos = [
-                EntityKey(join_keys=[v.join_key], entity_values=[Value(string_val=k)]) for k in unique
-            ]
+            protos = [EntityKey(join_keys=[v.join_key], entity_values=[Value(string_val=k)]) for k in unique]
             with self._lock:
                 rows = self.provider.online_read(self.config, v.view, protos, v.features)
             for i, pos in enumerate(positions):

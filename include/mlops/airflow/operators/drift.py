@@ -1,0 +1,117 @@
+"""``DriftCheckOperator``: the daily drift and performance check of ``@champion`` (Evidently).
+
+Thin and parse-safe: ``__init__`` stores plain (templated) arguments; pandas, Evidently, Feast and
+MLflow are imported in ``execute()`` through :func:`mlops.monitoring.check`. Usable in any DAG::
+
+    from mlops.airflow.operators.drift import DriftCheckOperator
+
+    DriftCheckOperator(task_id="check_drift", ds="{{ ds }}", thresholds={"drift_share": 0.5})
+
+Thresholds, windows and sampling come from the DAG's params (``DRIFT_PARAMS``) unless
+``thresholds`` overrides them. It returns the check's summary (XCom: drift share, drifted
+features with their scores, prediction drift, ROC-AUC, calibration, sample sizes, the breaches
+and a ``request`` block for the storm guard), and publishes two links on the task instance: the
+HTML report (served by the plugin from ``{lake}/reports/drift/ds=...``) and the MLflow run.
+
+No champion yet: the task is skipped (nothing to monitor). A window without curated flights fails
+without retry, naming the days and what to run first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from mlops.airflow.links import (
+    DRIFT_REPORT_KEY,
+    MLFLOW_RUN_KEY,
+    DriftReportLink,
+    MLflowRunLink,
+    publish,
+    report_url,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow.sdk import Context
+
+
+class DriftCheckOperator(BaseOperator):
+    """Compare the ``window_days`` days ending with ``ds`` against the champion's reference.
+
+    :param ds: the check's day, ``YYYY-MM-DD`` (templated).
+    :param thresholds: overrides of the params (templated), e.g. ``{"drift_share": 0.5}``.
+    :param champion_version: monitor this version instead of ``@champion`` (templated).
+    :param aws_conn_id: Airflow connection for ``s3://`` lakes.
+    """
+
+    template_fields = ("ds", "thresholds", "champion_version")
+    operator_extra_links = (DriftReportLink(), MLflowRunLink())
+    ui_color = "#ece4f7"
+
+    def __init__(
+        self,
+        *,
+        ds: str,
+        thresholds: Mapping[str, Any] | None = None,
+        champion_version: str | None = None,
+        aws_conn_id: str = "aws_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ds = ds
+        self.thresholds = thresholds
+        self.champion_version = champion_version
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        from mlops import monitoring
+        from mlops.airflow.storage import use_airflow_connection
+        from mlops.config import get_settings
+
+        use_airflow_connection(self.aws_conn_id)
+        settings = get_settings()
+        values = {**dict(context.get("params") or {}), **dict(self.thresholds or {})}
+        params = monitoring.DriftParams.from_mapping(values)
+        ti = context["ti"]
+        airflow_context = {
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "try_number": ti.try_number,
+        }
+        try:
+            summary = monitoring.check(
+                str(self.ds),
+                params,
+                settings,
+                airflow_context=airflow_context,
+                champion_version=str(self.champion_version) if self.champion_version else None,
+            )
+        except monitoring.NoChampion as exc:
+            raise AirflowSkipException(str(exc)) from exc
+        except monitoring.NoCurrentData as exc:
+            raise AirflowFailException(str(exc)) from exc
+        ctx = summary["context"]
+        publish(context, DRIFT_REPORT_KEY, report_url(ctx["report_uri"], settings.lake_uri))
+        publish(context, MLFLOW_RUN_KEY, ctx["mlflow_run_url"])
+        self.log.info(
+            "ds=%s vs champion v%s: drift share %.3f (%d/%d features), prediction drift %s, ROC-AUC %s "
+            "(holdout %s), calibration error %s; breaches: %s; report %s",
+            self.ds,
+            ctx["champion_version"],
+            summary["drift_share"],
+            summary["n_drifted"],
+            summary["n_features"],
+            summary["prediction_drift"],
+            summary["roc_auc"],
+            summary["roc_auc_reference"],
+            summary["calibration_error"],
+            [b["message"] for b in summary["breaches"]] or "none",
+            ctx["report_uri"],
+        )
+        return summary

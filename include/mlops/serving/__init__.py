@@ -1,0 +1,18 @@
+"""The online prediction service (``mlops serve``): FastAPI over the Feast online store and ``@champion``.
+
+Endpoints: ``POST /predict`` (one or many flights -> delay probability, decision at the configured
+threshold, model version), ``GET /health``, ``GET /metrics`` (Prometheus), OpenAPI at ``/docs``.
+
+Modules:
+
+* :mod:`mlops.serving.app` - the app factory and the request path;
+* :mod:`mlops.serving.schemas` - request validation (every bad input is a clear 4xx);
+* :mod:`mlops.serving.online` - the online store read directly, and the single-row feature path
+  (the rules of :mod:`mlops.features`, tested equal to them);
+* :mod:`mlops.serving.model` - the served version and the ``@champion`` poller (atomic swap);
+* :mod:`mlops.serving.logger` - served predictions, batched to
+  ``{lake}/predictions_online/ds=YYYY-MM-DD/part-<ts>-<pid>-<seq>.parquet`` off the request path,
+  with the columns of batch predictions (:data:`mlops.scoring.ONLINE_COLUMNS`) for ``monitor_drift``;
+* :mod:`mlops.serving.metrics` - the Prometheus collectors and the ASGI middleware;
+* :mod:`mlops.serving.cli` - the ``mlops serve`` command.
+"""

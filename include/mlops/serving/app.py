@@ -1,0 +1,402 @@
+"""The FastAPI app of the prediction service: ``POST /predict``, ``GET /health``, ``GET /metrics``.
+
+Build it with :func:`create_app` (``mlops serve`` does, then runs it under uvicorn). One request:
+
+1. the body is validated (:func:`mlops.serving.schemas.parse_request`): bad input is a 4xx with the
+   reason, never an exception in the model;
+2. the served model is read once (:attr:`ModelHolder.current`) and used to the end: a champion
+   swap during the request does not affect it;
+3. Feast values of each flight come from the online store (:class:`OnlineFeatureReader`), the
+   request-time and derived features are computed here (:func:`feature_row`, the rules of
+   :mod:`mlops.features`), the booster scores the rows;
+4. the answer is written; the predictions are handed to the logger (:mod:`mlops.serving.logger`),
+   which writes them to the lake in batches from its own thread.
+
+Requests of up to ``inline_max`` flights are scored on the event loop (a single flight takes well
+under a millisecond: a thread hand-off would cost more); larger batches go to the thread pool so
+they do not hold up other requests.
+
+A poller thread re-reads ``@champion`` every ``poll_seconds`` and swaps the model atomically when
+it moves (see :mod:`mlops.serving.model`); it also retries loading the feature service while that
+is unavailable. ``/health`` answers 200 when a model and the features are loaded, 503 otherwise,
+with the details either way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from mlops.config import MODEL_NAME, Settings, get_settings
+from mlops.scoring import DEFAULT_THRESHOLD
+from mlops.serving.logger import LoggedPrediction, PredictionLogger
+from mlops.serving.metrics import MetricsMiddleware, ServiceMetrics
+from mlops.serving.model import ModelHolder, ServedModel
+from mlops.serving.online import FlightRequest, OnlineFeatureReader, feature_row
+from mlops.serving.schemas import (
+    EXAMPLE_FLIGHT,
+    MAX_BATCH,
+    MAX_BODY_BYTES,
+    Flight,
+    PredictRequest,
+    PredictResponse,
+    RequestError,
+    parse_request,
+    vocabulary,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Sequence
+
+log = logging.getLogger(__name__)
+
+ROUTES = ("/predict", "/health", "/metrics", "/docs", "/openapi.json", "/")
+#: A flight used to warm every lazy path (reference tables, store connection) before serving.
+_WARMUP = FlightRequest(
+    carrier="UA",
+    flight=1545,
+    origin="EWR",
+    dest="IAH",
+    sched_dep_ts=datetime(2013, 1, 1, 10, 15, tzinfo=UTC),
+    tailnum="N14228",
+)
+
+
+@dataclass
+class ServeConfig:
+    """How the service behaves (``mlops serve`` flags)."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    poll_seconds: float = 10.0
+    max_batch: int = MAX_BATCH
+    max_body_bytes: int = MAX_BODY_BYTES
+    inline_max: int = 16
+    log_predictions: bool = True
+    log_flush_seconds: float = 5.0
+    settings: Settings | None = None
+
+
+@dataclass
+class PredictionService:
+    """Everything a request needs: the model holder, the feature reader, the logger, the metrics."""
+
+    config: ServeConfig
+    metrics: ServiceMetrics
+    holder: ModelHolder
+    reader_factory: Callable[[], Any]
+    logger: PredictionLogger | None = None
+    reader: Any = None
+    reader_error: str | None = None
+    reader_loaded_at: float | None = None
+    started_at: float = field(default_factory=time.time)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def load_reader(self) -> bool:
+        try:
+            reader = self.reader_factory()
+            reader.read([_WARMUP])  # opens the store connection, imports the protos
+        except Exception as exc:
+            self.reader_error = (
+                f"feature service not available: {type(exc).__name__}: {exc}. Run materialize_features "
+                "(feast apply + materialize) for this MLOPS_HOME; retrying every poll"
+            )
+            log.error("%s", self.reader_error, exc_info=True)
+            return False
+        self.reader, self.reader_error, self.reader_loaded_at = reader, None, time.time()
+        return True
+
+    def poll(self) -> None:
+        if self.reader is None:
+            self.load_reader()
+        self.holder.refresh()
+
+    def start(self) -> None:
+        vocabulary()
+        feature_row(_WARMUP, {})  # loads the route distances and categories (reference data)
+        self.load_reader()
+        self.holder.refresh()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="serving-poller", daemon=True)
+        self._thread.start()
+        if self.logger is not None:
+            self.logger.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.config.poll_seconds):
+            try:
+                self.poll()
+            except Exception:  # the poller must outlive any one failure
+                log.exception("poll failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        if self.logger is not None:
+            self.logger.close()
+
+    # -- requests -----------------------------------------------------------------------------
+    def score(self, model: ServedModel, flights: Sequence[FlightRequest], request_id: str) -> bytes:
+        values, missing = self.reader.read(flights)
+        rows = [feature_row(f, v) for f, v in zip(flights, values, strict=True)]
+        probs = model.predict_rows(rows)
+        threshold = self.config.threshold
+        out = []
+        delayed_n = 0
+        for f, p, miss in zip(flights, probs.tolist(), missing, strict=True):
+            delayed = p >= threshold
+            delayed_n += delayed
+            out.append(
+                {
+                    "flight_id": f.flight_id,
+                    "sched_dep_ts": f.sched_dep_ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "delay_probability": p,
+                    "delayed": delayed,
+                    "missing_feature_views": miss,
+                }
+            )
+            for view in miss:
+                self.metrics.missing_views.labels(view).inc()
+        m = self.metrics
+        if delayed_n:
+            m.predictions.labels(model.version, "delayed").inc(delayed_n)
+        if len(flights) - delayed_n:
+            m.predictions.labels(model.version, "on_time").inc(len(flights) - delayed_n)
+        m.batch_size.observe(len(flights))
+        if self.logger is not None:
+            now = time.time()
+            self.logger.log(
+                [
+                    LoggedPrediction(
+                        request_id=request_id,
+                        served_at=now,
+                        flight=f,
+                        features=row,
+                        probability=p,
+                        threshold=threshold,
+                        model_name=model.name,
+                        model_version=model.version,
+                    )
+                    for f, row, p in zip(flights, rows, probs.tolist(), strict=True)
+                ]
+            )
+        return json.dumps(
+            {
+                "model_name": model.name,
+                "model_version": model.version,
+                "threshold": threshold,
+                "request_id": request_id,
+                "predictions": out,
+            }
+        ).encode()
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        model = self.holder.describe()
+        reader = self.reader
+        features = {
+            "loaded": reader is not None,
+            "feature_service": getattr(reader, "service", None),
+            "views": [v.name for v in getattr(reader, "views", ())],
+            "online_store": getattr(reader, "online_store_type", None),
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.reader_loaded_at))
+            if self.reader_loaded_at
+            else None,
+            "error": self.reader_error,
+        }
+        ready = model["loaded"] and features["loaded"]
+        body = {
+            "status": "ok" if ready else "unavailable",
+            "model": model,
+            "features": features,
+            "threshold": self.config.threshold,
+            "prediction_log": self.logger.describe() if self.logger else None,
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+        }
+        return (200 if ready else 503), body
+
+
+def _openapi_schemas() -> dict[str, Any]:
+    schema = PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    return {**defs, "PredictRequest": schema, "Flight": Flight.model_json_schema()}
+
+
+def create_app(
+    config: ServeConfig | None = None,
+    *,
+    holder: ModelHolder | None = None,
+    reader_factory: Callable[[], Any] | None = None,
+    logger: PredictionLogger | None = None,
+) -> FastAPI:
+    """The service app. Defaults: the MLflow registry's ``@champion``, the profile's Feast online
+    store, and the prediction log under the profile's lake (disable with ``log_predictions``)."""
+    cfg = config or ServeConfig()
+    settings = cfg.settings or get_settings()
+    metrics = ServiceMetrics()
+
+    def swapped(_old: ServedModel | None, new: ServedModel) -> None:
+        metrics.swaps.inc()
+        metrics.served(new.version)
+
+    if holder is None:
+        holder = ModelHolder(poll_seconds=cfg.poll_seconds, settings=settings)
+    holder.on_swap = holder.on_swap or swapped
+    holder.on_error = holder.on_error or (lambda _m, _e: metrics.load_failures.inc())
+    if logger is None and cfg.log_predictions:
+        logger = PredictionLogger(
+            settings.lake_uri,
+            flush_seconds=cfg.log_flush_seconds,
+            on_written=lambda n, _uri: metrics.log_rows.labels("written").inc(n),
+            on_dropped=lambda n: metrics.log_rows.labels("dropped").inc(n),
+        )
+    service = PredictionService(
+        config=cfg,
+        metrics=metrics,
+        holder=holder,
+        reader_factory=reader_factory or (lambda: _default_reader(settings)),
+        logger=logger,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(service.start)
+        if holder.current is not None:
+            metrics.served(holder.current.version)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.stop)
+
+    app = FastAPI(
+        title="Flight-delay prediction service",
+        version="1",
+        summary=f"P(arrival delay >= 15 min) for flights leaving New York, scored by {MODEL_NAME}@champion",
+        description=(
+            "Features come from the Feast online store (feature service `flight_delay_v1`) plus "
+            "request-time features computed by the service with the training code's rules. The "
+            "model follows `@champion`: a promotion is picked up within `poll_seconds`, without a "
+            "restart and without failing requests in flight."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.service = service
+
+    @app.exception_handler(RequestError)
+    async def _request_error(_request: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        summary="Delay probability and decision for one or many flights",
+        responses={
+            400: {"description": "the body is not JSON"},
+            413: {"description": "too many flights, or the body is too large"},
+            422: {"description": "invalid flights: each error names the flight, the field and why"},
+            503: {"description": "no model or no features loaded yet (see /health)"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/PredictRequest"},
+                                {"$ref": "#/components/schemas/Flight"},
+                                {"type": "array", "items": {"$ref": "#/components/schemas/Flight"}},
+                            ]
+                        },
+                        "example": {"flights": [EXAMPLE_FLIGHT]},
+                    }
+                },
+            }
+        },
+    )
+    async def predict(request: Request) -> Response:
+        """Score flights: a `{"flights": [...]}` object, a single flight object, or a list of flights.
+
+        Each flight: `carrier`, `flight`, `origin` (EWR/JFK/LGA), `dest`, `sched_dep_ts` (ISO 8601;
+        no offset = New York local time) and optionally `tailnum`. The answer has one prediction
+        per flight, in order, and the model version that scored them all.
+        """
+        body = await request.body()
+        flights = parse_request(body, max_batch=cfg.max_batch, max_body_bytes=cfg.max_body_bytes)
+        model = holder.current  # read once: this request uses this version to the end
+        if model is None or service.reader is None:
+            _, health = service.health()
+            reason = health["model"].get("last_error") if model is None else health["features"]["error"]
+            return JSONResponse({"detail": f"not ready: {reason}"}, status_code=503)
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        try:
+            if len(flights) <= cfg.inline_max:
+                payload = service.score(model, flights, request_id)
+            else:
+                payload = await run_in_threadpool(service.score, model, flights, request_id)
+        except Exception:
+            log.exception("scoring request %s failed", request_id)
+            return JSONResponse(
+                {"detail": "internal error while scoring (logged server side)", "request_id": request_id},
+                status_code=500,
+            )
+        return Response(
+            payload,
+            media_type="application/json",
+            headers={"x-model-version": model.version, "x-request-id": request_id},
+        )
+
+    @app.get("/health", summary="Is a model loaded, are the features loaded (200 ready, 503 not)")
+    async def health() -> JSONResponse:
+        status, body = service.health()
+        return JSONResponse(body, status_code=status)
+
+    @app.get("/metrics", summary="Prometheus metrics (text exposition format)")
+    async def metrics_endpoint() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> JSONResponse:
+        return JSONResponse(
+            {"docs": "/docs", "predict": "POST /predict", "health": "/health", "metrics": "/metrics"}
+        )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(_openapi_schemas())
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(MetricsMiddleware, metrics=metrics, paths=ROUTES)
+    return app
+
+
+def _default_reader(settings: Settings) -> OnlineFeatureReader:
+    from mlops.serving.online import load_reader
+
+    return load_reader(settings)

@@ -1,0 +1,72 @@
+"""``mlops serve``: run the prediction service under uvicorn (loopback by default).
+
+    mlops serve --host 127.0.0.1 --port 8000 --threshold 0.5 --poll-seconds 10
+
+It serves ``flight_delay_xgb@champion`` of the profile's MLflow registry with features from the
+profile's Feast online store (``MLOPS_HOME`` / ``MLFLOW_TRACKING_URI`` / ``MLOPS_FEAST_*``), and
+logs served predictions under ``{lake}/predictions_online/``. It starts even when no champion or
+no feature store exists yet (``/health`` says what is missing and ``/predict`` answers 503) and
+picks them up when they appear.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from mlops.cli import command
+
+if TYPE_CHECKING:
+    import argparse
+
+log = logging.getLogger(__name__)
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--threshold", type=float, default=0.5, help="decision threshold on the delay probability")
+    p.add_argument(
+        "--poll-seconds", type=float, default=10.0, help="how often to re-read @champion (hot swap)"
+    )
+    p.add_argument("--max-batch", type=int, default=1000, help="most flights per request (more: 413)")
+    p.add_argument(
+        "--no-log-predictions", action="store_true", help="do not log served predictions to the lake"
+    )
+    p.add_argument(
+        "--log-flush-seconds", type=float, default=5.0, help="how often served predictions are written"
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+@command("serve", "run the online prediction service (POST /predict, /health, /metrics, /docs)", _args)
+def _serve(ns: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mlops.serving.app import ServeConfig, create_app
+
+    if not 0.0 <= ns.threshold <= 1.0:
+        log.error("--threshold %s: must be between 0 and 1", ns.threshold)
+        return 2
+    if ns.poll_seconds <= 0 or ns.max_batch < 1:
+        log.error("--poll-seconds must be > 0 and --max-batch >= 1")
+        return 2
+    config = ServeConfig(
+        threshold=ns.threshold,
+        poll_seconds=ns.poll_seconds,
+        max_batch=ns.max_batch,
+        log_predictions=not ns.no_log_predictions,
+        log_flush_seconds=ns.log_flush_seconds,
+    )
+    app = create_app(config)
+    if ns.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("binding to %s: the service has no authentication; expose it behind a proxy", ns.host)
+    uvicorn.run(
+        app,
+        host=ns.host,
+        port=ns.port,
+        log_level=ns.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+    return 0

@@ -1,0 +1,217 @@
+"""The served-prediction log: batched, written off the request path, read by ``monitor_drift``.
+
+A request appends one small tuple per flight to an in-memory buffer (a ``deque`` append, no I/O,
+no pandas). A background thread flushes the buffer every ``flush_seconds`` (or as soon as it
+holds ``max_rows``) into parquet files:
+
+``{lake}/predictions_online/ds=YYYY-MM-DD/part-<YYYYmmddTHHMMSSffffffZ>-<pid>-<seq>.parquet``
+
+``ds`` is the flight's local (New York) date of scheduled departure, the partition date of the
+curated lake and of batch predictions, so a day's online and batch predictions sit side by side.
+Each file is written atomically (:func:`mlops.lake.write_parquet`); the pid and a sequence number
+keep the names of several workers or restarts apart. Columns: :data:`mlops.scoring.ONLINE_COLUMNS`
+(the batch columns plus ``request_id`` and ``served_at``).
+
+If the buffer is full (``max_buffer`` rows, e.g. the lake is unreachable) new rows are dropped
+and counted (``mlops_serving_prediction_log_dropped_total``) rather than slowing requests or
+growing memory without bound. A write that fails is retried at the next flush, then dropped.
+Shutdown flushes what is left.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    import pandas as pd
+
+    from mlops.serving.online import FlightRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoggedPrediction:
+    """What the request path hands over: references only, turned into rows by the flush thread."""
+
+    request_id: str
+    served_at: float
+    flight: FlightRequest
+    features: Mapping[str, Any]
+    probability: float
+    threshold: float
+    model_name: str
+    model_version: str
+
+
+def online_prefix(lake_uri: str) -> str:
+    from mlops import lake
+
+    return lake.join(lake_uri, "predictions_online")
+
+
+class PredictionLogger:
+    """Buffers served predictions and writes them to the lake in batches from a daemon thread."""
+
+    def __init__(
+        self,
+        lake_uri: str,
+        *,
+        flush_seconds: float = 5.0,
+        max_rows: int = 20_000,
+        max_buffer: int = 200_000,
+        on_written: Callable[[int, str], None] | None = None,
+        on_dropped: Callable[[int], None] | None = None,
+    ) -> None:
+        self.prefix = online_prefix(lake_uri)
+        self.flush_seconds = float(flush_seconds)
+        self.max_rows = int(max_rows)
+        self.max_buffer = int(max_buffer)
+        self._buffer: collections.deque[LoggedPrediction] = collections.deque()
+        self._retry: list[LoggedPrediction] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._seq = 0
+        self._on_written = on_written
+        self._on_dropped = on_dropped
+        self.written_rows = 0
+        self.written_files = 0
+        self.dropped_rows = 0
+        self.last_error: str | None = None
+
+    # -- request path -------------------------------------------------------------------------
+    def log(self, entries: list[LoggedPrediction]) -> None:
+        """Hand predictions over (O(1) per row; never blocks on I/O)."""
+        if len(self._buffer) + len(entries) > self.max_buffer:
+            self.dropped_rows += len(entries)
+            if self._on_dropped:
+                self._on_dropped(len(entries))
+            return
+        self._buffer.extend(entries)
+        if len(self._buffer) >= self.max_rows:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer) + len(self._retry)
+
+    # -- background ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="prediction-logger", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            self.flush()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the thread and flush what is buffered."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.flush()
+
+    def flush(self) -> int:
+        """Write everything buffered now; returns the rows written."""
+        with self._flush_lock:
+            batch, retried = self._retry, bool(self._retry)
+            self._retry = []
+            while self._buffer:
+                batch.append(self._buffer.popleft())
+            if not batch:
+                return 0
+            try:
+                written = self._write(batch)
+            except Exception as exc:
+                self.last_error = f"writing {len(batch)} served predictions under {self.prefix} failed: {exc}"
+                log.error("%s", self.last_error, exc_info=True)
+                if retried:  # second failure in a row: drop rather than grow without bound
+                    self.dropped_rows += len(batch)
+                    if self._on_dropped:
+                        self._on_dropped(len(batch))
+                else:
+                    self._retry = batch
+                return 0
+            self.last_error = None
+            return written
+
+    def _write(self, batch: list[LoggedPrediction]) -> int:
+        from mlops import lake
+
+        frame = to_frame(batch)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        total = 0
+        for ds, part in frame.groupby("ds", sort=True):
+            self._seq += 1
+            uri = lake.join(self.prefix, f"ds={ds}", f"part-{stamp}-{os.getpid()}-{self._seq:06d}.parquet")
+            lake.write_parquet(uri, part.reset_index(drop=True))
+            total += len(part)
+            self.written_files += 1
+            if self._on_written:
+                self._on_written(len(part), uri)
+        self.written_rows += total
+        log.debug("wrote %d served predictions (%d files)", total, self.written_files)
+        return total
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "prefix": self.prefix,
+            "pending": self.pending,
+            "written_rows": self.written_rows,
+            "written_files": self.written_files,
+            "dropped_rows": self.dropped_rows,
+            "last_error": self.last_error,
+        }
+
+
+def to_frame(batch: list[LoggedPrediction]) -> pd.DataFrame:
+    """Rows of :data:`mlops.scoring.ONLINE_COLUMNS` for logged predictions."""
+    import pandas as pd
+
+    from mlops import scoring
+
+    flights = [e.flight for e in batch]
+    ids = pd.DataFrame(
+        {
+            "flight_id": [f.flight_id for f in flights],
+            "ds": [f.ds for f in flights],
+            "carrier": [f.carrier for f in flights],
+            "flight": [f.flight for f in flights],
+            "origin": [f.origin for f in flights],
+            "dest": [f.dest for f in flights],
+            "tailnum": [f.tailnum for f in flights],
+            "sched_dep_ts": pd.to_datetime([f.sched_dep_ts for f in flights], utc=True),
+        }
+    )
+    features = pd.DataFrame.from_records([dict(e.features) for e in batch])
+    out = scoring.assemble(
+        ids,
+        features,
+        [e.probability for e in batch],
+        threshold=[e.threshold for e in batch],
+        model_name=[e.model_name for e in batch],
+        model_version=[e.model_version for e in batch],
+        source="online",
+    )
+    out["request_id"] = pd.array([e.request_id for e in batch], dtype="string")
+    out["served_at"] = pd.to_datetime([e.served_at for e in batch], unit="s", utc=True).astype(
+        "datetime64[us, UTC]"
+    )
+    return out[scoring.ONLINE_COLUMNS]
