@@ -111,7 +111,9 @@ class TrainParams:
                 continue
             kind = type(getattr(defaults, f.name))
             if kind is bool:
-                kwargs[f.name] = value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
+                kwargs[f.name] = (
+                    value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}
+                )
             else:
                 kwargs[f.name] = kind(value)
         params = cls(**kwargs)

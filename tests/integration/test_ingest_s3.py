@@ -130,6 +130,7 @@ def test_s3_bad_delivery_is_quarantined(s3_env):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_s3_backfill_through_the_scheduler(s3_env):
     from mlops import embedded
 

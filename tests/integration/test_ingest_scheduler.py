@@ -125,6 +125,7 @@ def _backfill(dag_id: str, env: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # ~3 min on an idle 2-core machine; each CLI call takes minutes under load
 def test_week_backfill_through_the_scheduler(mlops_home: Path):
     from mlops import embedded, ingest
 

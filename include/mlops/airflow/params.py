@@ -347,3 +347,42 @@ DRIFT_PARAMS: dict[str, Param] = {
 }
 
 # --- end DRIFT_PARAMS ----------------------------------------------------------------------------
+
+# --- BATCH_PARAMS: batch_predict (issue 7) --------------------------------------------------------
+
+_BATCH = "Batch scoring"
+
+#: ``batch_predict``: the day (default: the logical date), the model version that scores it
+#: (default ``@champion``) and the decision threshold.
+BATCH_PARAMS: dict[str, Param] = {
+    "ds": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="Day to score (override)",
+        description="Score this day (YYYY-MM-DD) instead of the run's logical date. Leave empty for "
+        "scheduled and backfill runs.",
+        section=_BATCH,
+    ),
+    "model_version": Param(
+        None,
+        type=["null", "string"],
+        pattern=r"^[0-9]+$",
+        title="Model version (override)",
+        description="Score with this registered version of flight_delay_xgb instead of the current "
+        "@champion, e.g. to backfill past days with the model that was champion then. Leave empty: "
+        "@champion is resolved when the run starts and recorded on every row.",
+        section=_BATCH,
+    ),
+    "threshold": Param(
+        0.5,
+        type="number",
+        minimum=0,
+        maximum=1,
+        title="Decision threshold",
+        description="A flight is predicted delayed when its delay probability is at least this.",
+        section=_BATCH,
+    ),
+}
+
+# --- end BATCH_PARAMS ------------------------------------------------------------------------------

@@ -1,0 +1,110 @@
+"""
+## Score the day's flights with the champion
+
+Daily, and backfillable (`airflow backfill create --dag-id batch_predict --from-date ... --to-date ...`).
+
+1. **resolve_partition** - the day: the run's logical date, or the `ds` param (re-score a day).
+2. **wait_for_features** - a deferrable sensor waits for the day's feature tables
+   (`{lake}/features/aircraft_previous_leg/ds=YYYY-MM-DD/data.parquet`, the last one
+   `materialize_features` writes for a day).
+3. **resolve_model** - the exact version to score with: `flight_delay_xgb@champion` as of now, or
+   the `model_version` param. Resolved once per run and passed on, so a retry of `score` uses the
+   same version even if the champion moved meanwhile.
+4. **score** - every curated flight of the day with its point-in-time features from Feast
+   (`get_historical_features` at each scheduled departure, the training path), scored by that
+   version; writes `{lake}/predictions/ds=YYYY-MM-DD/data.parquet` atomically (a rerun replaces
+   it: no duplicates) with the version on every row, and emits `flight_predictions`
+   (`ds`, `uri`, `rows`, `model_version`, `threshold`, counts).
+
+Columns and the online twin (`{lake}/predictions_online/`, written by `mlops serve`): see
+`mlops.scoring`. A day scored by a model trained after it is flagged in the event
+(`model_trained_after_day`) and the log: pass `model_version` to backfill with an older model.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import dag, task
+
+from mlops.airflow.assets import FLIGHT_PREDICTIONS
+from mlops.airflow.defaults import END_DATE, START_DATE, default_args
+from mlops.airflow.params import BATCH_PARAMS
+from mlops.airflow.sensors import SENSOR_TIMEOUT, landing_sensor
+from mlops.config import get_settings
+
+PARTITION = "{{ ti.xcom_pull(task_ids='resolve_partition') }}"
+#: The feature table materialize_features writes last for a day (mlops.features.DAILY_VIEWS[-1]).
+FEATURES_READY = f"{get_settings().lake_uri}/features/aircraft_previous_leg/ds={PARTITION}/data.parquet"
+
+
+@dag(
+    schedule="@daily",
+    start_date=START_DATE,
+    end_date=END_DATE,
+    catchup=False,
+    max_active_runs=2,
+    params=BATCH_PARAMS,
+    doc_md=__doc__,
+    tags=["mlops", "scoring"],
+    default_args=default_args(timeout_minutes=60),
+)
+def batch_predict():
+    @task(execution_timeout=timedelta(minutes=5))
+    def resolve_partition(params=None, ds=None) -> str:
+        """The day to score: the `ds` param, else the logical date."""
+        from mlops.airflow.params import partition_date
+
+        return partition_date(params, ds)
+
+    wait_for_features = landing_sensor(
+        "wait_for_features", uri=FEATURES_READY, execution_timeout=SENSOR_TIMEOUT
+    )
+
+    @task(execution_timeout=timedelta(minutes=10))
+    def resolve_model(params=None) -> dict:
+        """The registered version that scores this run (recorded in XCom and on every row)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops.scoring import NoModelToScore, resolve_version
+
+        try:
+            return resolve_version(params.get("model_version"))
+        except NoModelToScore as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    @task(outlets=[FLIGHT_PREDICTIONS])
+    def score(ds: str, model: dict, params=None, outlet_events=None) -> dict:
+        """Score the day with exactly `model` and emit `flight_predictions`."""
+        from mlops import scoring
+        from mlops.airflow.storage import use_airflow_connection
+
+        use_airflow_connection()
+        timings: dict[str, float] = {}
+        result = scoring.score_days(
+            [ds],
+            model["model_version"],
+            threshold=float(params["threshold"]),
+            model_as_of=model.get("as_of"),
+            timings=timings,
+        )[0]
+        extra = {
+            **result.as_dict(),
+            "model_source": model["source"],
+            "run_id": model["run_id"],
+            "seconds": {k: round(v, 2) for k, v in timings.items()},
+        }
+        outlet_events[FLIGHT_PREDICTIONS].extra = extra
+        return extra
+
+    partition = resolve_partition()
+    partition >> wait_for_features
+    model = resolve_model()
+    wait_for_features >> model
+    score(partition, model)
+
+
+batch_predict()
+
+if __name__ == "__main__":
+    batch_predict().test()
