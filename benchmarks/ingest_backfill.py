@@ -55,11 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     days = (dt.date.fromisoformat(ns.end) - dt.date.fromisoformat(ns.start)).days + 1
-    with embedded.running(settings) as svc:
-        env = svc.env
-        embedded.reserialize(env)
-        _backfill("flights_upstream_simulator", ns.start, ns.end, env, ns.max_active_runs)
-        _backfill("ingest_flights", ns.start, ns.end, env, ns.max_active_runs)
+    # Parse the DAGs and create both backfills before the services start: `backfill create`
+    # contending with the dag-processor for SQLite is slow and can hit "database is locked".
+    env = embedded.environment(settings, port=embedded.free_port())
+    embedded.init_db(env)
+    embedded.reserialize(env)
+    _backfill("flights_upstream_simulator", ns.start, ns.end, env, ns.max_active_runs)
+    _backfill("ingest_flights", ns.start, ns.end, env, ns.max_active_runs)
+    svc = embedded.Services(env=env).start()
+    try:
         t_sim = time.monotonic()
         embedded.unpause(["flights_upstream_simulator"], env)
         embedded.wait_for_runs("flights_upstream_simulator", env, days, ns.timeout, services=svc)
@@ -68,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         embedded.unpause(["ingest_flights"], env)
         runs = embedded.wait_for_runs("ingest_flights", env, days, ns.timeout, services=svc)
         wall = time.monotonic() - t0
+    finally:
+        svc.stop()
     backfilled = [r for r in runs if str(r["run_id"]).startswith("backfill__")]
     durations = sorted(d for d in map(_seconds, backfilled) if d is not None)
     result = {

@@ -27,8 +27,9 @@ Feature views (Feast ``name``: entity key -> what, and the exact rule)
     (the flight itself, scheduled at or after G, is never in it): scheduled departures in
     [G-1h, G), and for flights scheduled in [G-2h, G) the mean departure delay of those that
     departed before G and how many had not departed by G.
-``carrier_delay_stats`` / ``origin_delay_stats`` / ``route_delay_stats`` (``carrier_day``, ...)
-    One row per key and local day D at D 00:00 local: over flights of days [D-k, D-1], k in
+``flight_number_stats`` / ``carrier_delay_stats`` / ``origin_delay_stats`` / ``route_delay_stats``
+(``flight_day`` = ``"UA|1545|EWR|2013-05-01"``, ``carrier_day``, ``origin_day``, ``route_day``)
+    One row per key flying on local day D, at D 00:00 local: over flights of days [D-k, D-1], k in
     (7, 28): scheduled flights, cancellation rate, mean departure delay of departures known before
     D 00:00, rate of arrival delay >= 15 min among arrivals known before D 00:00.
 ``aircraft`` (``tailnum``)

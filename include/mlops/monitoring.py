@@ -977,8 +977,13 @@ def history_row(ds: str, summary: Mapping[str, Any], context: Mapping[str, Any])
 
 def drift_history(settings: Settings | None = None) -> pd.DataFrame:
     """One row per check (the latest check of each day), oldest first: the trend table."""
-    frame = _read_history(settings or get_settings())
-    return frame.sort_values("ds", kind="stable").reset_index(drop=True)
+    frame = _read_history(settings or get_settings()).sort_values("ds", kind="stable").reset_index(drop=True)
+    return _json_safe(frame)
+
+
+def _json_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Missing values as None (not NaN), so ``to_dict`` rows serialize as JSON (the plugin's API)."""
+    return frame.astype("object").where(frame.notna(), None)
 
 
 def read_ledger(settings: Settings | None = None) -> list[dict[str, Any]]:
@@ -1001,7 +1006,7 @@ def retrain_requests(settings: Settings | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(
         [{c: e.get(c) for c in REQUEST_COLUMNS} for e in entries], columns=list(REQUEST_COLUMNS)
     )
-    return frame.sort_values(["ds", "decided_at"], kind="stable").reset_index(drop=True)
+    return _json_safe(frame.sort_values(["ds", "decided_at"], kind="stable").reset_index(drop=True))
 
 
 # --------------------------------------------------------------------------------------------------

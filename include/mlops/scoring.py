@@ -118,9 +118,12 @@ def assemble(
         raise ValueError(
             f"ids ({n}), features ({len(features)}) and probabilities ({len(probabilities)}) differ"
         )
+    lacking = [c for c in ID_COLUMNS if c not in ids]
+    if lacking:
+        raise ValueError(f"flight columns {lacking} missing: predictions need {ID_COLUMNS}")
     out = pd.DataFrame(index=pd.RangeIndex(n))
     for col, dtype in _ID_DTYPES.items():
-        values = ids[col].to_numpy() if col in ids else np.full(n, None)
+        values = ids[col].to_numpy()
         if col == "sched_dep_ts":
             out[col] = pd.to_datetime(pd.Series(values), utc=True).astype(dtype)
         else:

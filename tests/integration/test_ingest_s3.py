@@ -136,16 +136,20 @@ def test_s3_backfill_through_the_scheduler(s3_env):
 
     settings = s3_env
     first, last = "2013-02-07", "2013-02-09"
-    with embedded.running(settings) as svc:
-        env = svc.env
-        embedded.reserialize(env)
+    env = embedded.environment(settings, port=embedded.free_port())
+    embedded.init_db(env)
+    embedded.reserialize(env)
+    for dag_id in ("ingest_flights", "flights_upstream_simulator"):  # before the services start
+        embedded.backfill(dag_id, first, last, env, max_active_runs=3)
+    svc = embedded.Services(env=env).start()
+    try:
         t0 = time.monotonic()
-        for dag_id in ("ingest_flights", "flights_upstream_simulator"):
-            embedded.backfill(dag_id, first, last, env, max_active_runs=3)
         embedded.unpause(["ingest_flights", "flights_upstream_simulator"], env)
-        runs = embedded.wait_for_runs("ingest_flights", env, 3, timeout=1500, services=svc)
+        runs = embedded.wait_for_runs("ingest_flights", env, 3, timeout=1800, services=svc)
         embedded.wait_for_runs("flights_upstream_simulator", env, 3, timeout=600, services=svc)
         print(f"\n3-day S3 backfill of both DAGs: {time.monotonic() - t0:.0f}s wall")
+    finally:
+        svc.stop()
     backfilled = [r for r in runs if str(r["run_id"]).startswith("backfill__")]
     assert len(backfilled) == 3 and all(r["state"] == "success" for r in backfilled), runs
     for ds in ("2013-02-07", "2013-02-08", "2013-02-09"):

@@ -131,21 +131,25 @@ def test_week_backfill_through_the_scheduler(mlops_home: Path):
 
     settings = get_settings()
     days = [f"2013-02-{d:02d}" for d in range(4, 11)]
-    with embedded.running(settings) as svc:
-        env = svc.env
-        airflow_home = Path(env["AIRFLOW_HOME"])
-        embedded.reserialize(env)
-        # Both backfills are created while the DAGs are paused (creating one while tasks write
-        # to SQLite can hit "database is locked"); ingest starts first, before upstream delivers.
-        _backfill("ingest_flights", env)
-        _backfill("flights_upstream_simulator", env)
+    # Parse the DAGs and create both backfills before the services start (no contention with the
+    # dag-processor for SQLite); ingest is unpaused first, before upstream has delivered.
+    env = embedded.environment(settings, port=embedded.free_port())
+    airflow_home = Path(env["AIRFLOW_HOME"])
+    embedded.init_db(env)
+    embedded.reserialize(env)
+    _backfill("ingest_flights", env)
+    _backfill("flights_upstream_simulator", env)
+    svc = embedded.Services(env=env).start()
+    try:
         t0 = time.monotonic()
         embedded.unpause(["ingest_flights"], env)
         deferred = _wait_for_deferred(airflow_home)  # nothing landed yet: the sensors defer
         embedded.unpause(["flights_upstream_simulator"], env)
-        sim_runs = embedded.wait_for_runs("flights_upstream_simulator", env, 7, timeout=1200, services=svc)
-        runs = embedded.wait_for_runs("ingest_flights", env, 7, timeout=1200, services=svc)
+        sim_runs = embedded.wait_for_runs("flights_upstream_simulator", env, 7, timeout=1800, services=svc)
+        runs = embedded.wait_for_runs("ingest_flights", env, 7, timeout=1800, services=svc)
         wall = time.monotonic() - t0
+    finally:
+        svc.stop()
 
     backfilled = [r for r in runs if str(r["run_id"]).startswith("backfill__")]
     assert len(backfilled) == 7 and all(r["state"] == "success" for r in backfilled), runs

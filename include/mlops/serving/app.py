@@ -333,6 +333,9 @@ def create_app(
         no offset = New York local time) and optionally `tailnum`. The answer has one prediction
         per flight, in order, and the model version that scored them all.
         """
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cfg.max_body_bytes:  # refuse before reading it
+            raise RequestError(413, f"request body of {declared} bytes exceeds {cfg.max_body_bytes} bytes")
         body = await request.body()
         flights = parse_request(body, max_batch=cfg.max_batch, max_body_bytes=cfg.max_body_bytes)
         model = holder.current  # read once: this request uses this version to the end

