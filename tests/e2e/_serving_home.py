@@ -92,7 +92,9 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path or home / f"serve-{self.port}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_FEAST_", "MLOPS_LAKE", "MLFLOW_"))}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_FEAST_", "MLOPS_LAKE", "MLFLOW_"))
+        }
         env.update({"MLOPS_HOME": str(home), "PYTHONWARNINGS": "ignore", "FEAST_USAGE": "False"})
         cmd = [sys.executable, "-m", "mlops.cli", "serve", "--port", str(self.port), *args]
         self._log = self.log_path.open("wb")

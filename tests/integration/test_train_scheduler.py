@@ -102,7 +102,7 @@ def task_states(env, run_id: str) -> dict[str, str]:
         ["tasks", "states-for-dag-run", "train_model", run_id, "-o", "json"], env=env
     ).stdout
     rows = json.loads(out[out.find("[") :])
-    return {r["task_id"]: r["state"] for r in rows if r.get("map_index", -1) in (-1, "-1", None)}
+    return {r["task_id"]: r["state"] for r in rows if r.get("map_index") in ("", -1, "-1", None)}
 
 
 def test_backfill_manual_trigger_and_reproduce(home):

@@ -115,12 +115,13 @@ def drifting(winter, summer):
     return M.run_check(winter, summer, PARAMS, predict=predict, reference_holdout_start="2013-02-15")
 
 
-def test_a_stable_window_breaches_nothing(stable):
+def test_a_stable_window_breaches_nothing(stable, winter, late_winter):
     s = stable.summary
     assert not s["breached"], s["breaches"]
     assert s["drift_share"] < PARAMS.drift_share
-    assert s["n_reference"] == PARAMS.sample_size and s["n_reference_total"] > PARAMS.sample_size
-    assert s["n_current"] == s["n_current_total"]  # below the cap: every row
+    # Both sides sampled to the cap, totals recorded.
+    assert (s["n_reference"], s["n_reference_total"]) == (PARAMS.sample_size, len(winter))
+    assert (s["n_current"], s["n_current_total"]) == (PARAMS.sample_size, len(late_winter))
     assert "month" not in s["feature_scores"] and s["ignored_features"] == ["month"]
 
 

@@ -1,0 +1,39 @@
+"""batch_predict's wiring: daily and backfillable, the params form, the order of its tasks, the
+sensor on the day's feature tables, and the flight_predictions outlet."""
+
+from __future__ import annotations
+
+
+def test_daily_backfillable_and_ends_with_the_replayed_year(dagbag):
+    from mlops.airflow.defaults import END_DATE
+
+    dag = dagbag.dags["batch_predict"]
+    assert dag.timetable.summary in ("@daily", "0 0 * * *")
+    assert dag.end_date == END_DATE
+    assert not dag.catchup
+    assert dag.max_active_runs >= 2
+
+
+def test_params_form():
+    from mlops.airflow.params import BATCH_PARAMS
+
+    assert set(BATCH_PARAMS) == {"ds", "model_version", "threshold"}
+    assert BATCH_PARAMS["model_version"].value is None and BATCH_PARAMS["threshold"].value == 0.5
+    for name, param in BATCH_PARAMS.items():
+        assert param.schema.get("title") and param.schema.get("description"), name
+
+
+def test_tasks_in_order_and_the_outlet(dagbag):
+    dag = dagbag.dags["batch_predict"]
+    order = ["resolve_partition", "wait_for_features", "resolve_model", "score"]
+    assert {t.task_id for t in dag.tasks} == set(order)
+    for up, down in zip(order, order[1:], strict=False):
+        assert up in dag.get_task(down).upstream_task_ids, (up, down)
+    score = dag.get_task("score")
+    assert [a.name for a in score.outlets] == ["flight_predictions"]
+    # Scoring reads point-in-time features: it waits for the day's last feature table.
+    from mlops.features import DAILY_VIEWS
+
+    sensor = dag.get_task("wait_for_features")
+    assert f"/features/{DAILY_VIEWS[-1]}/ds=" in sensor.uri
+    assert getattr(sensor, "deferrable", True)
