@@ -1,6 +1,6 @@
 # The README's commands. Each bootstraps uv and the virtualenv when missing (fast when present).
 #   make demo   the whole lifecycle through the real Airflow scheduler, then a summary
-#   make test   the test suite (unit, DAG integrity and policy, integration, e2e)
+#   make test   the test suite (unit, DAG integrity and policy, integration); test-all adds slow ones
 #   make up     Airflow (standalone) + MLflow UI + prediction service for interactive use
 #   make lint   ruff
 #   make bench  the benchmark suite (results in benchmarks/)
@@ -15,7 +15,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
 export PATH := $(VENV)/bin:$(PATH)
 
-.PHONY: install demo up test test-fast lint format bench clean deps-apt help
+.PHONY: install demo up test test-all lint format bench clean deps-apt help
 
 help:
 	@sed -n '1,8p' Makefile
@@ -36,11 +36,14 @@ demo: $(STAMP)
 up: $(STAMP)
 	$(VENV)/bin/mlops up $(ARGS)
 
+# The suite CI runs: unit, DAG integrity/policy/parse time, integration against the local
+# PostgreSQL/Redis/S3-on-loopback. `make test-all` adds the tests marked slow (the real scheduler
+# end to end: ingestion, training, drift, scale-out on Celery), several minutes each.
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
-
-test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -201,6 +201,12 @@ def _lineage_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--all-partitions", action="store_true", help="list every curated partition")
 
 
+def _quiet_downloads() -> None:
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def _resolve(version: str) -> str:
     if version.isdigit():
         return version
@@ -216,6 +222,7 @@ def _resolve(version: str) -> str:
     "lineage", "print what made a model version: data, validation, features, code, Airflow run", _lineage_args
 )
 def _lineage(ns: argparse.Namespace) -> int:
+    _quiet_downloads()
     info = lineage(_resolve(ns.version))
     print(json.dumps(info, indent=2, default=str) if ns.json else format_lineage(info, ns.all_partitions))
     return 0
@@ -237,6 +244,7 @@ def _reproduce_args(p: argparse.ArgumentParser) -> None:
     _reproduce_args,
 )
 def _reproduce(ns: argparse.Namespace) -> int:
+    _quiet_downloads()
     report = reproduce(_resolve(ns.version), search=not ns.no_search)
     if ns.json:
         print(json.dumps(report, indent=2, default=str))

@@ -124,8 +124,9 @@ def test_backfill_manual_trigger_and_reproduce(home):
         assert [r["state"] for r in runs] == ["success", "success"], runs
         states = [task_states(env, r["run_id"]) for r in runs]
         assert all(s["register"] == "success" and s["promote"] == "success" for s in states), states
-        # The first run found no champion and published one (champion_model asset event).
-        assert states[0]["publish_champion"] == "success", states
+        # Whichever run promoted first found no champion and published one (champion_model event);
+        # the two runs race, so which one (and whether the other also wins) depends on the order.
+        assert "success" in {s["publish_champion"] for s in states}, states
 
         embedded.trigger(
             "train_model",
