@@ -96,7 +96,9 @@ class Server:
             k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_FEAST_", "MLOPS_LAKE", "MLFLOW_"))
         }
         env.update({"MLOPS_HOME": str(home), "PYTHONWARNINGS": "ignore", "FEAST_USAGE": "False"})
-        cmd = [sys.executable, "-m", "mlops.cli", "serve", "--port", str(self.port), *args]
+        # The installed console script, as a user runs it (``python -m mlops.cli`` would register
+        # the stage commands on a second copy of the module).
+        cmd = [str(Path(sys.executable).with_name("mlops")), "serve", "--port", str(self.port), *args]
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(REPO))
 
@@ -119,7 +121,8 @@ class Server:
         raise TimeoutError(f"mlops serve not ready after {timeout}s (last health {last}):\n{self.tail()}")
 
     def tail(self, n: int = 4000) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")[-n:]
 
     def stop(self, timeout: float = 120) -> int:

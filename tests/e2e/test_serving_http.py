@@ -75,8 +75,12 @@ def home(tmp_path_factory):
             mp.delenv(var, raising=False)
         settings = get_settings()
         first = shift(AS_OF, -WINDOW)
+        started = time.perf_counter()
         prepared = prepare_lake(first, DAY, settings)
+        timings = dict(prepared["timings"])
+        mark = time.perf_counter()
         frame = FS.training_frame(first, AS_OF, settings)
+        timings["training_frame"] = time.perf_counter() - mark
         v1 = train_version(frame, AS_OF, window_days=WINDOW, holdout_days=HOLDOUT)
         assert registry.promote(v1.version, v1.holdout, margin=0.0).promoted
         v2 = train_version(
@@ -88,6 +92,7 @@ def home(tmp_path_factory):
             learning_rate=0.5,
             n_estimators=12,
         )
+        timings["train_register_v1_v2"] = v1.seconds + v2.seconds
         curated = prepared["curated"]
         day = curated[curated["ds"] == DAY].reset_index(drop=True)
 
@@ -99,6 +104,8 @@ def home(tmp_path_factory):
         values, missing = reader.read(_requests(at_t0))
         sdk = FS.online_values(at_t0, settings, store)
         FS.materialize(DAY, shift(DAY, 1), settings)
+        timings["total"] = time.perf_counter() - started
+        print("\nserving home built:", {k: round(v, 1) for k, v in timings.items()})
         yield {
             "settings": settings,
             "root": root,

@@ -262,12 +262,14 @@ DRIFT_PARAMS: dict[str, Param] = {
         section=_DRIFT_THRESHOLDS,
     ),
     "num_threshold": Param(
-        0.1,
+        1.0,
         type="number",
         exclusiveMinimum=0,
         title="Numeric feature threshold",
         description="A numeric feature drifted when its Wasserstein distance (normed by the "
-        "reference standard deviation) reaches this.",
+        "reference standard deviation) reaches this. Evidently's default (0.1) flags most of this "
+        "model's 7/28-day aggregates and weather features even for a week inside the training "
+        "window (narrow one-week distributions); 1.0 means a shift of about one reference std.",
         section=_DRIFT_THRESHOLDS,
     ),
     "cat_threshold": Param(
@@ -280,7 +282,7 @@ DRIFT_PARAMS: dict[str, Param] = {
         section=_DRIFT_THRESHOLDS,
     ),
     "prediction_threshold": Param(
-        0.1,
+        0.5,
         type="number",
         exclusiveMinimum=0,
         title="Prediction drift threshold",
@@ -289,7 +291,7 @@ DRIFT_PARAMS: dict[str, Param] = {
         section=_DRIFT_THRESHOLDS,
     ),
     "max_auc_drop": Param(
-        0.03,
+        0.05,
         type="number",
         minimum=0,
         maximum=0.5,
@@ -299,7 +301,7 @@ DRIFT_PARAMS: dict[str, Param] = {
         section=_DRIFT_THRESHOLDS,
     ),
     "max_calibration_error": Param(
-        0.05,
+        0.1,
         type="number",
         minimum=0,
         maximum=1,

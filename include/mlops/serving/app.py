@@ -150,58 +150,15 @@ class PredictionService:
 
     # -- requests -----------------------------------------------------------------------------
     def score(self, model: ServedModel, flights: Sequence[FlightRequest], request_id: str) -> bytes:
-        values, missing = self.reader.read(flights)
-        rows = [feature_row(f, v) for f, v in zip(flights, values, strict=True)]
-        probs = model.predict_rows(rows)
-        threshold = self.config.threshold
-        out = []
-        delayed_n = 0
-        for f, p, miss in zip(flights, probs.tolist(), missing, strict=True):
-            delayed = p >= threshold
-            delayed_n += delayed
-            out.append(
-                {
-                    "flight_id": f.flight_id,
-                    "sched_dep_ts": f.sched_dep_ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "delay_probability": p,
-                    "delayed": delayed,
-                    "missing_feature_views": miss,
-                }
-            )
-            for view in miss:
-                self.metrics.missing_views.labels(view).inc()
-        m = self.metrics
-        if delayed_n:
-            m.predictions.labels(model.version, "delayed").inc(delayed_n)
-        if len(flights) - delayed_n:
-            m.predictions.labels(model.version, "on_time").inc(len(flights) - delayed_n)
-        m.batch_size.observe(len(flights))
-        if self.logger is not None:
-            now = time.time()
-            self.logger.log(
-                [
-                    LoggedPrediction(
-                        request_id=request_id,
-                        served_at=now,
-                        flight=f,
-                        features=row,
-                        probability=p,
-                        threshold=threshold,
-                        model_name=model.name,
-                        model_version=model.version,
-                    )
-                    for f, row, p in zip(flights, rows, probs.tolist(), strict=True)
-                ]
-            )
-        return json.dumps(
-            {
-                "model_name": model.name,
-                "model_version": model.version,
-                "threshold": threshold,
-                "request_id": request_id,
-                "predictions": out,
-            }
-        ).encode()
+        return score_request(
+            model,
+            self.reader,
+            flights,
+            request_id,
+            threshold=self.config.threshold,
+            metrics=self.metrics,
+            logger=self.logger,
+        )
 
     def health(self) -> tuple[int, dict[str, Any]]:
         model = self.holder.describe()
@@ -226,6 +183,74 @@ class PredictionService:
             "uptime_seconds": round(time.time() - self.started_at, 1),
         }
         return (200 if ready else 503), body
+
+
+def score_request(
+    model: ServedModel,
+    reader: Any,
+    flights: Sequence[FlightRequest],
+    request_id: str,
+    *,
+    threshold: float,
+    metrics: ServiceMetrics | None = None,
+    logger: PredictionLogger | None = None,
+) -> bytes:
+    """One request's work after validation: online read, features, scores, the JSON answer.
+
+    Updates the metrics and hands the predictions to the logger when they are given.
+    """
+    values, missing = reader.read(flights)
+    rows = [feature_row(f, v) for f, v in zip(flights, values, strict=True)]
+    probs = model.predict_rows(rows).tolist()
+    out = []
+    delayed_n = 0
+    for f, p, miss in zip(flights, probs, missing, strict=True):
+        delayed = p >= threshold
+        delayed_n += delayed
+        out.append(
+            {
+                "flight_id": f.flight_id,
+                "sched_dep_ts": f.sched_dep_ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "delay_probability": p,
+                "delayed": delayed,
+                "missing_feature_views": miss,
+            }
+        )
+    if metrics is not None:
+        for miss in missing:
+            for view in miss:
+                metrics.missing_views.labels(view).inc()
+        if delayed_n:
+            metrics.predictions.labels(model.version, "delayed").inc(delayed_n)
+        if len(flights) - delayed_n:
+            metrics.predictions.labels(model.version, "on_time").inc(len(flights) - delayed_n)
+        metrics.batch_size.observe(len(flights))
+    if logger is not None:
+        now = time.time()
+        logger.log(
+            [
+                LoggedPrediction(
+                    request_id=request_id,
+                    served_at=now,
+                    flight=f,
+                    features=row,
+                    probability=p,
+                    threshold=threshold,
+                    model_name=model.name,
+                    model_version=model.version,
+                )
+                for f, row, p in zip(flights, rows, probs, strict=True)
+            ]
+        )
+    return json.dumps(
+        {
+            "model_name": model.name,
+            "model_version": model.version,
+            "threshold": threshold,
+            "request_id": request_id,
+            "predictions": out,
+        }
+    ).encode()
 
 
 def _openapi_schemas() -> dict[str, Any]:

@@ -1,0 +1,395 @@
+"""Serving latency: ``POST /predict`` over loopback at a fixed request rate, next to the same work
+in process, in the same run.
+
+Section ``6 serving`` of ``mlops bench`` (registered with the harness), also runnable alone:
+
+    .venv/bin/python benchmarks/bench_serving.py [--rate 100] [--seconds 60] [--home DIR]
+
+1. A small real home (tests/e2e/_serving_home.py): a week of June 2013 curated, its feature
+   tables, ``feast apply``, a quick model trained on ``get_historical_features`` and promoted to
+   ``@champion``, the serving day materialized to the SQLite online store. ``--home`` reuses one.
+2. **In process** (the baseline): for each request, exactly the service's work without HTTP:
+   parse and validate the JSON body, read the online store (:class:`OnlineFeatureReader`),
+   compute the request-time features, score with the booster, serialize the answer. Run on the
+   same fixed-rate schedule as the HTTP run, in this process.
+3. **HTTP**: ``mlops serve`` (the real CLI: uvicorn, prediction logging on) in its own process;
+   an open-loop load generator here sends single-flight requests at ``--rate`` per second for
+   ``--seconds`` over keep-alive loopback connections (a new one when all are busy). Latency is
+   measured from each request's *scheduled* send time, so a stall counts in full (no coordinated
+   omission). Peak RSS of the server is its ``VmHWM``.
+4. For reference: the Feast SDK path in process (``get_online_features`` + ``model_frame`` +
+   ``DelayModel.predict``) on a few hundred requests (closed loop).
+
+Results: ``benchmarks/results/serving.json`` (standalone) or the harness report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # the home builder lives with the e2e tests
+    sys.path.insert(0, str(REPO))
+
+RESULTS = REPO / "benchmarks" / "results"
+SERVE_DAY = "2013-06-12"
+AS_OF = "2013-06-12"  # the model never saw the served day
+WINDOW, HOLDOUT = 7, 2
+log = logging.getLogger("bench_serving")
+
+
+# --------------------------------------------------------------------------------------------------
+# Setup
+# --------------------------------------------------------------------------------------------------
+
+
+def prepare_home(home: Path) -> dict[str, Any]:
+    """Build (or reuse) the home; returns the serving day's curated flights and setup timings."""
+    os.environ["MLOPS_HOME"] = str(home)
+    from mlops import feature_store as FS
+    from mlops import features as F
+    from mlops import registry
+    from mlops.config import CHAMPION, get_settings
+    from tests.e2e._serving_home import prepare_lake, shift, train_version
+
+    s = get_settings()
+    timings: dict[str, float] = {}
+    if registry.alias_version(CHAMPION, s) is None:
+        first = shift(AS_OF, -WINDOW)
+        prepared = prepare_lake(first, SERVE_DAY, s)
+        timings.update(prepared["timings"])
+        t = time.perf_counter()
+        frame = FS.training_frame(first, AS_OF, s)
+        timings["training_frame"] = time.perf_counter() - t
+        trained = train_version(frame, AS_OF, window_days=WINDOW, holdout_days=HOLDOUT, n_estimators=60)
+        timings["train_and_register"] = trained.seconds
+        registry.promote(trained.version, trained.holdout, margin=0.0)
+        t = time.perf_counter()
+        FS.materialize(SERVE_DAY, shift(SERVE_DAY, 1), s)
+        timings["materialize"] = time.perf_counter() - t
+    flights = F.read_curated([SERVE_DAY], s)
+    return {"settings": s, "flights": flights, "timings": timings}
+
+
+def bodies(flights: Any, n: int, seed: int = 0) -> list[bytes]:
+    from tests.e2e._serving_home import request_body
+
+    sample = flights.sample(min(n, len(flights)), random_state=seed)
+    return [json.dumps(request_body(r)).encode() for _, r in sample.iterrows()]
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def q(p: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(p * (len(ordered) - 1))))]
+
+    return {
+        "n": len(values),
+        "p50_ms": round(q(0.50) * 1e3, 3),
+        "p90_ms": round(q(0.90) * 1e3, 3),
+        "p99_ms": round(q(0.99) * 1e3, 3),
+        "max_ms": round(ordered[-1] * 1e3, 3),
+        "mean_ms": round(statistics.fmean(values) * 1e3, 3),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# In process
+# --------------------------------------------------------------------------------------------------
+
+
+def in_process_handler(settings: Any) -> Any:
+    """The service's per-request work, minus HTTP (same reader, same model, same code)."""
+    from mlops import registry
+    from mlops.config import CHAMPION
+    from mlops.serving.app import score_request
+    from mlops.serving.metrics import ServiceMetrics
+    from mlops.serving.model import load_version
+    from mlops.serving.online import load_reader
+    from mlops.serving.schemas import parse_request, vocabulary
+
+    vocabulary()
+    reader = load_reader(settings)
+    model = load_version(registry.alias_version(CHAMPION, settings), settings)
+    metrics = ServiceMetrics()
+
+    def handle(body: bytes) -> bytes:
+        flights = parse_request(body)
+        return score_request(model, reader, flights, "bench", threshold=0.5, metrics=metrics)
+
+    return handle, model
+
+
+def run_in_process(handle: Any, payloads: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
+    """The same fixed-rate schedule, called directly: latency from the scheduled time."""
+    n = int(rate * seconds)
+    for body in payloads[:20]:
+        handle(body)  # warm
+    latencies: list[float] = []
+    start = time.perf_counter() + 0.05
+    for i in range(n):
+        due = start + i / rate
+        now = time.perf_counter()
+        if due > now:
+            time.sleep(due - now)
+        handle(payloads[i % len(payloads)])
+        latencies.append(time.perf_counter() - due)
+    return {**percentiles(latencies), "achieved_rps": round(n / (time.perf_counter() - start), 1)}
+
+
+def run_feast_sdk(settings: Any, flights: Any, n: int = 200) -> dict[str, Any]:
+    """Reference: the Feast SDK online path + pandas model_frame + DelayModel.predict, per request."""
+    from mlops import feature_store as FS
+    from mlops import features as F
+    from mlops import registry
+    from mlops.config import CHAMPION
+
+    store = FS.get_store(settings)
+    predict = registry.predictor(registry.alias_version(CHAMPION, settings), settings)
+    cols = ["carrier", "flight", "origin", "dest", "sched_dep_ts", "tailnum"]
+    sample = flights.sample(min(n, len(flights)), random_state=3)[cols]
+    rows = [sample.iloc[[i]] for i in range(len(sample))]
+    predict(F.model_frame(rows[0], FS.online_values(rows[0], settings, store)))
+    latencies = []
+    for row in rows:
+        t = time.perf_counter()
+        predict(F.model_frame(row, FS.online_values(row, settings, store)))
+        latencies.append(time.perf_counter() - t)
+    return percentiles(latencies)
+
+
+# --------------------------------------------------------------------------------------------------
+# Over HTTP: an open-loop load generator
+# --------------------------------------------------------------------------------------------------
+
+
+async def _request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes
+) -> int:
+    writer.write(head + body)
+    await writer.drain()
+    status_line = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    if length:
+        await reader.readexactly(length)
+    return int(status_line.split()[1])
+
+
+async def load(port: int, payloads: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
+    """Send ``rate`` requests/s for ``seconds``; latency from each request's scheduled time."""
+    n = int(rate * seconds)
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    latencies: list[float] = []
+    service: list[float] = []
+    statuses: dict[int, int] = {}
+    opened = 0
+    loop = asyncio.get_running_loop()
+
+    async def fire(i: int, due: float) -> None:
+        nonlocal opened
+        body = payloads[i % len(payloads)]
+        head = (
+            f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        if idle:
+            conn = idle.pop()
+        else:
+            conn = await asyncio.open_connection("127.0.0.1", port)
+            opened += 1
+        sent = loop.time()
+        try:
+            status = await _request(*conn, head, body)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            status = -1
+            conn[1].close()
+        else:
+            idle.append(conn)
+        done = loop.time()
+        latencies.append(done - due)
+        service.append(done - sent)
+        statuses[status] = statuses.get(status, 0) + 1
+
+    # Warm-up (not measured): a few requests to open connections and fill caches.
+    for i in range(20):
+        await fire(i, loop.time())
+    latencies.clear()
+    service.clear()
+    statuses.clear()
+    start = loop.time() + 0.1
+    tasks = []
+    for i in range(n):
+        due = start + i / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(fire(i, due)))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - start
+    for _, w in idle:
+        w.close()
+    return {
+        **percentiles(latencies),
+        "service_time": percentiles(service),
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "errors": sum(v for k, v in statuses.items() if k != 200),
+        "connections": opened,
+        "achieved_rps": round(n / elapsed, 1),
+    }
+
+
+def run_http(home: Path, payloads: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
+    import httpx
+
+    from tests.e2e._serving_home import Server
+
+    server = Server(home, "--log-level", "warning")
+    try:
+        server.wait_ready()
+        for body in payloads[:50]:
+            httpx.post(f"{server.url}/predict", content=body, timeout=30)
+        try:
+            import uvloop
+
+            runner = uvloop.run
+        except ImportError:  # pragma: no cover
+            runner = asyncio.run
+        result = runner(load(server.port, payloads, rate, seconds))
+        status = Path(f"/proc/{server.proc.pid}/status").read_text()
+        hwm = next((line for line in status.splitlines() if line.startswith("VmHWM")), "VmHWM: 0 kB")
+        result["server_peak_rss_mb"] = round(int(hwm.split()[1]) / 1024, 1)
+        metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
+        result["server_side_requests"] = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith('mlops_serving_requests_total{method="POST",path="/predict",status="200"}')
+        )
+    finally:
+        server.stop()
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def measure(home: Path | None = None, rate: float = 100.0, seconds: float = 60.0) -> dict[str, Any]:
+    tmp = None
+    if home is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bench-serving-")
+        home = Path(tmp.name)
+    try:
+        started = time.perf_counter()
+        prep = prepare_home(home)
+        setup_s = time.perf_counter() - started
+        payloads = bodies(prep["flights"], 2000)
+        handle, model = in_process_handler(prep["settings"])
+        out: dict[str, Any] = {
+            "rate_per_s": rate,
+            "seconds": seconds,
+            "model_version": model.version,
+            "setup_s": round(setup_s, 1),
+            "setup_timings_s": {k: round(v, 1) for k, v in prep["timings"].items()},
+            "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+        }
+        out["in_process"] = run_in_process(handle, payloads, rate, seconds)
+        out["http"] = run_http(home, payloads, rate, seconds)
+        out["feast_sdk_in_process"] = run_feast_sdk(prep["settings"], prep["flights"])
+        out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+        return out
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _harness_sections() -> None:
+    try:
+        from benchmarks import harness
+        from benchmarks.harness import Row
+    except ImportError:  # run as a script
+        return
+
+    @harness.register("serving")
+    def bench_serving(report: Any, **_: Any) -> None:
+        m = measure()
+        h, p, sdk = m["http"], m["in_process"], m["feast_sdk_in_process"]
+        note = f"{m['rate_per_s']:.0f} req/s x {m['seconds']:.0f} s, 1 flight/request, loopback"
+        report.rows += [
+            Row(
+                "6 serving",
+                "POST /predict p50 (HTTP, from scheduled send)",
+                h["p50_ms"],
+                "in-process p50 (same lookup + model)",
+                p["p50_ms"],
+                unit="ms",
+                spread=f"n={h['n']}, errors={h['errors']}, {h['achieved_rps']} req/s",
+                peak_rss_mb=h["server_peak_rss_mb"],
+                note=note,
+            ),
+            Row(
+                "6 serving",
+                "POST /predict p99 (HTTP, from scheduled send)",
+                h["p99_ms"],
+                "in-process p99 (same lookup + model)",
+                p["p99_ms"],
+                unit="ms",
+                spread=f"max {h['max_ms']} ms",
+                peak_rss_mb=h["server_peak_rss_mb"],
+                note=note,
+            ),
+            Row(
+                "6 serving",
+                "Feast SDK path p50 (get_online_features + model_frame)",
+                sdk["p50_ms"],
+                "direct online read + single-row path p50",
+                p["p50_ms"],
+                unit="ms",
+                spread=f"p99 {sdk['p99_ms']} ms (n={sdk['n']}, closed loop)",
+                note="why the service reads the online store directly",
+            ),
+        ]
+        report.details["serving"] = m
+
+
+_harness_sections()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rate", type=float, default=100.0, help="requests per second")
+    p.add_argument("--seconds", type=float, default=60.0, help="duration of each fixed-rate run")
+    p.add_argument("--home", type=Path, help="MLOPS_HOME to build or reuse (default: a temporary one)")
+    ns = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("feast", "alembic", "mlflow", "urllib3", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if ns.home:
+        ns.home.mkdir(parents=True, exist_ok=True)
+    out = measure(ns.home, ns.rate, ns.seconds)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "serving.json").write_text(json.dumps(out, indent=2, default=str))
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
