@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import subprocess
 import sys
+from collections import namedtuple
 from types import SimpleNamespace
 
 import numpy as np
@@ -133,10 +134,7 @@ def test_summer_against_a_winter_reference_drifts(drifting, stable):
     assert s["prediction_drift"] > stable.summary["prediction_drift"]
     assert "carrier_delayed_rate_7d" in s["drifted_features"]
     # Scores use fixed methods, so they are comparable across days and sample sizes.
-    assert {v["method"] for v in s["feature_scores"].values()} <= {
-        "Wasserstein distance (normed)",
-        "Jensen-Shannon distance",
-    }
+    assert {v["method"] for v in s["feature_scores"].values()} <= {"wasserstein", "jensenshannon"}
     json.dumps(s)  # the summary travels as XCom and JSON
 
 
@@ -151,7 +149,7 @@ def test_roc_auc_comes_from_evidently_and_matches_sklearn(winter, summer):
 
 
 def test_unknown_labels_are_left_out_of_performance(winter, summer):
-    cur = summer.copy()
+    cur = summer.head(1000).copy()  # below the sample cap: every row is kept
     cur["is_delayed"] = cur["is_delayed"].astype("float64")
     cur.loc[cur.index[: len(cur) - 150], "is_delayed"] = np.nan
     s = M.run_check(winter, cur, PARAMS, predict=predict).summary
@@ -392,19 +390,22 @@ def test_current_window_reads_batch_predictions_and_hides_late_labels(mlops_home
 # --------------------------------------------------------------------------------------------------
 
 
+Asset = namedtuple("Asset", "name")  # hashable, like airflow.sdk.Asset keys
+
+
 def _event(extra, ts="2026-01-01T00:00:00+00:00"):
     return SimpleNamespace(
         extra=extra,
         timestamp=ts,
         source_dag_id="monitor_drift",
         source_run_id="scheduled__x",
-        asset=SimpleNamespace(name="retrain_request"),
+        asset=Asset("retrain_request"),
     )
 
 
 def test_request_context_turns_the_event_into_mlflow_tags():
     extra = M.request_extra(req("2013-07-10", mlflow_run_id="abc"), {"request_id": "2013-07-10:d:s"})
-    asset = SimpleNamespace(name="retrain_request")
+    asset = Asset("retrain_request")
     ctx = M.request_context({asset: [_event(extra)]})
     assert ctx["retrain.reason"] == "5 of 10 features drifted"
     assert ctx["retrain.report_uri"].endswith("ds=2013-07-10/report.html")
@@ -417,7 +418,7 @@ def test_request_context_turns_the_event_into_mlflow_tags():
 
 def test_request_context_is_empty_for_other_runs_and_takes_the_latest_of_several():
     assert M.request_context(None) == {} and M.request_context({}) == {}
-    other = SimpleNamespace(name="flight_features")
+    other = Asset("flight_features")
     assert M.request_context({other: [SimpleNamespace(extra={"start": "x"}, asset=other)]}) == {}
     a = _event(M.request_extra(req("2013-07-01"), {"request_id": "a"}), "2026-01-01T00:00:00+00:00")
     b = _event(M.request_extra(req("2013-07-20"), {"request_id": "b"}), "2026-01-02T00:00:00+00:00")
