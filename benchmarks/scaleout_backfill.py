@@ -281,9 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     for profile in ns.profiles:
         print(f"== {profile}: {ns.days} days from {ns.start}", flush=True)
-        result["profiles"][profile] = runners[profile](
-            ns.start, ns.days, ns.slots, ns.max_active_runs, ns.dags_folder, ns.land_with_dag
-        )
+        try:
+            result["profiles"][profile] = runners[profile](
+                ns.start, ns.days, ns.slots, ns.max_active_runs, ns.dags_folder, ns.land_with_dag
+            )
+        except Exception as exc:  # keep the other profile's figures; say why this one has none
+            log.exception("%s profile failed", profile)
+            result.setdefault("failed", {})[profile] = f"{type(exc).__name__}: {str(exc)[-1500:]}"
+            continue
         print(json.dumps(result["profiles"][profile], indent=2), flush=True)
     profiles = result["profiles"]
     if {"celery", "embedded"} <= set(profiles):
@@ -293,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written {RESULTS.relative_to(REPO_ROOT)}")
+    for name, why in result.get("failed", {}).items():
+        print(f"  {name:<9} FAILED: {why[:300]}")
     for name, p in profiles.items():
         print(f"  {name:<9} ingest month {p['ingest_backfill_seconds']:7.0f}s   ({p['profile']})")
     return 0
