@@ -254,7 +254,7 @@ def full_year_run(
             "partitions": T.partition_lineage(window, settings),
             "data_hash": T.frame_hash(frame),
         }
-    times[f"build_training_set ({retrieval})"] = time.perf_counter() - t
+    times[f"build_training_set_{retrieval}"] = time.perf_counter() - t
 
     t = time.perf_counter()
     report = T.validate_training_set(frame, window, params, manifest)

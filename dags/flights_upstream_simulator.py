@@ -21,13 +21,14 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from mlops.airflow.assets import FLIGHTS_LANDING
-from mlops.airflow.defaults import START_DATE, default_args
+from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.params import SIMULATOR_PARAMS
 
 
 @dag(
     schedule="@daily",
     start_date=START_DATE,
+    end_date=END_DATE,
     catchup=False,
     max_active_runs=4,
     params=SIMULATOR_PARAMS,

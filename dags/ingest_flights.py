@@ -27,7 +27,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from mlops.airflow.assets import CURATED_FLIGHTS
-from mlops.airflow.defaults import START_DATE, default_args
+from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.gx import GXValidateOperator
 from mlops.airflow.params import INGEST_PARAMS
 from mlops.airflow.sensors import SENSOR_TIMEOUT, landing_sensor
@@ -40,6 +40,7 @@ PARTITION = "{{ ti.xcom_pull(task_ids='resolve_partition') }}"
 @dag(
     schedule="@daily",
     start_date=START_DATE,
+    end_date=END_DATE,
     catchup=False,
     max_active_runs=4,
     params=INGEST_PARAMS,

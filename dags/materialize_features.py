@@ -24,7 +24,7 @@ from datetime import timedelta
 from airflow.sdk import dag, task
 
 from mlops.airflow.assets import CURATED_FLIGHTS, FLIGHT_FEATURES
-from mlops.airflow.defaults import START_DATE, default_args
+from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.feast import FeastMaterializeOperator
 from mlops.airflow.params import FEATURE_PARAMS
 
@@ -32,6 +32,7 @@ from mlops.airflow.params import FEATURE_PARAMS
 @dag(
     schedule=[CURATED_FLIGHTS],
     start_date=START_DATE,
+    end_date=END_DATE,
     catchup=False,
     params=FEATURE_PARAMS,
     doc_md=__doc__,

@@ -31,7 +31,7 @@ from datetime import timedelta
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Metadata, dag, task
 
 from mlops.airflow.assets import CHAMPION_MODEL, RETRAIN_REQUEST
-from mlops.airflow.defaults import START_DATE, default_args
+from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.registry import PromoteModelOperator, RegisterModelOperator
 from mlops.airflow.params import TRAIN_PARAMS
 
@@ -41,6 +41,7 @@ from mlops.airflow.params import TRAIN_PARAMS
         timetable=CronTriggerTimetable("0 0 * * 1", timezone="UTC"), assets=RETRAIN_REQUEST
     ),
     start_date=START_DATE,
+    end_date=END_DATE,
     catchup=False,
     params=TRAIN_PARAMS,
     doc_md=__doc__,

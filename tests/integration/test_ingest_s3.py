@@ -4,9 +4,8 @@ AWS S3 or MinIO. Nothing here is S3-specific test plumbing in the code under tes
 the amazon ``S3KeySensor`` and its async ``S3KeyTrigger`` (aiobotocore), ``GXValidateOperator``
 and publication all reach S3 only through the connection.
 
-- fast: simulator -> deferred S3KeySensor -> S3KeyTrigger fires -> validate -> publish (+ rerun),
-  and a bad delivery quarantined in S3;
-- slow: a 3-day backfill of both DAGs through the real scheduler and triggerer, on S3.
+- simulator -> deferred S3KeySensor -> S3KeyTrigger fires -> validate -> publish (+ rerun);
+- a bad delivery quarantined in S3.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import asyncio
 import json
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -127,31 +125,3 @@ def test_s3_bad_delivery_is_quarantined(s3_env):
     names = sorted(u.rsplit("/", 1)[-1] for u in lake.list_uris(f"s3://{LAKE_BUCKET}/lake/quarantine"))
     assert names == ["flights.csv", "validation.html", "validation.json"]
     assert not list(lake.list_uris(f"s3://{LAKE_BUCKET}/lake/curated"))
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(3600)
-def test_s3_backfill_through_the_scheduler(s3_env):
-    from mlops import embedded
-
-    settings = s3_env
-    first, last = "2013-02-07", "2013-02-09"
-    env = embedded.environment(settings, port=embedded.free_port())
-    embedded.init_db(env)
-    embedded.reserialize(env)
-    for dag_id in ("ingest_flights", "flights_upstream_simulator"):  # before the services start
-        embedded.backfill(dag_id, first, last, env, max_active_runs=3)
-    svc = embedded.Services(env=env).start()
-    try:
-        t0 = time.monotonic()
-        embedded.unpause(["ingest_flights", "flights_upstream_simulator"], env)
-        runs = embedded.wait_for_runs("ingest_flights", env, 3, timeout=1800, services=svc)
-        embedded.wait_for_runs("flights_upstream_simulator", env, 3, timeout=600, services=svc)
-        print(f"\n3-day S3 backfill of both DAGs: {time.monotonic() - t0:.0f}s wall")
-    finally:
-        svc.stop()
-    backfilled = [r for r in runs if str(r["run_id"]).startswith("backfill__")]
-    assert len(backfilled) == 3 and all(r["state"] == "success" for r in backfilled), runs
-    for ds in ("2013-02-07", "2013-02-08", "2013-02-09"):
-        meta = ingest.read_curated_metadata(ingest.partition(ds, settings).curated)
-        assert meta["mlops.ds"] == ds
