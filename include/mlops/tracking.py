@@ -261,7 +261,9 @@ def log_training(
         Metric("search_valid_roc_auc", float(sc["valid_roc_auc"]), now, int(sc["candidate"]))
         for sc in result.scores
     ]
-    metrics += [Metric(_metric_name(f"time_{k}_s"), float(v), now, 0) for k, v in (stage_timings or {}).items()]
+    metrics += [
+        Metric(_metric_name(f"time_{k}_s"), float(v), now, 0) for k, v in (stage_timings or {}).items()
+    ]
     run_name = f"as_of={window.as_of}" + (f" {af['run_id']}" if af.get("run_id") else "")
     with mlflow.start_run(experiment_id=experiment.experiment_id, run_name=run_name) as run:
         run_id = run.info.run_id
