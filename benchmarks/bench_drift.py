@@ -4,7 +4,8 @@ Section ``5 drift`` for ``mlops bench`` (registered with the harness), also runn
 
     MLOPS_HOME=/path/with/a/lake .venv/bin/python benchmarks/bench_drift.py [--sizes 10000 100000 1000000]
 
-What is measured: :func:`mlops.monitoring.run_check` - sampling, Evidently's feature and
+What is measured: the CPU and wall time of :func:`mlops.monitoring.run_check` (best of two, after
+Evidently is imported, as the scheduler preloads it) - sampling, Evidently's feature and
 prediction drift reports, the performance report and calibration - on a reference and a current
 frame of N rows each (N = 10k, the 1x baseline: about a week of flights and its reference; 100k;
 1M). The frames hold the model features and batch predictions, as the task reads them. Each size
@@ -60,6 +61,8 @@ def _from_lake(settings: Any) -> tuple[Any, Any] | None:
 def _from_reference_data() -> tuple[Any, Any]:
     import pandas as pd
 
+    if str(ROOT) not in sys.path:  # tests.unit._frames: the unit tests' real-data frames
+        sys.path.insert(0, str(ROOT))
     from mlops import reference
     from tests.unit._frames import curated, small_frame
 
@@ -166,25 +169,36 @@ def scale(frame: Any, rows: int, seed: int) -> Any:
 # --------------------------------------------------------------------------------------------------
 
 
-def measure_one(rows: int, cache: Path, sample_size: int) -> dict[str, Any]:
+def measure_one(rows: int, cache: Path, sample_size: int, repeats: int = 2) -> dict[str, Any]:
     import resource
+
+    t0 = time.perf_counter()
+    import evidently  # noqa: F401  (imported once per task; preloaded by the scheduler in production)
 
     from mlops import monitoring
 
+    import_seconds = time.perf_counter() - t0
     ref, cur, source = base_frames(cache)
     holdout_start = "2013-02-15" if "ds" in ref else None
     t0 = time.perf_counter()
     big_ref, big_cur = scale(ref, rows, 1), scale(cur, rows, 2)
     build = time.perf_counter() - t0
     params = monitoring.DriftParams(sample_size=sample_size)
-    t0 = time.perf_counter()
-    result = monitoring.run_check(big_ref, big_cur, params, reference_holdout_start=holdout_start)
-    seconds = time.perf_counter() - t0
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        result = monitoring.run_check(big_ref, big_cur, params, reference_holdout_start=holdout_start)
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
     s = result.summary
     return {
         "rows_per_side": rows,
         "sample_size": sample_size,
-        "check_seconds": round(seconds, 3),
+        "check_seconds": round(min(walls), 3),
+        "check_cpu_seconds": round(min(cpus), 3),
+        "wall_runs": [round(w, 3) for w in walls],
+        "cpu_runs": [round(c, 3) for c in cpus],
+        "import_seconds": round(import_seconds, 3),
         "build_frames_seconds": round(build, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "n_reference": s["n_reference"],
@@ -242,13 +256,13 @@ def _harness_sections() -> None:
             report.rows.append(
                 Row(
                     "5 drift",
-                    f"daily check, {r['rows_per_side']:,} rows per side ({r['rows_per_side'] // base['rows_per_side']}x)",
-                    r["check_seconds"],
+                    f"daily check CPU, {r['rows_per_side']:,} rows per side ({r['rows_per_side'] // base['rows_per_side']}x)",
+                    r["check_cpu_seconds"],
                     f"1x check ({base['rows_per_side']:,} rows per side)",
-                    base["check_seconds"],
+                    base["check_cpu_seconds"],
                     peak_rss_mb=r["peak_rss_mb"],
-                    note=f"sampled to {r['n_reference']:,}/{r['n_current']:,} rows (cap {r['sample_size']:,}), "
-                    f"{r['features']} features; {r['source']}",
+                    note=f"wall {r['check_seconds']:.1f}s; sampled to {r['n_reference']:,}/{r['n_current']:,} rows "
+                    f"(cap {r['sample_size']:,}), {r['features']} features; {r['source']}",
                 )
             )
         if "uncapped" in m:
@@ -256,12 +270,12 @@ def _harness_sections() -> None:
             report.rows.append(
                 Row(
                     "5 drift",
-                    f"daily check, {u['rows_per_side']:,} rows per side, no sampling cap",
-                    u["check_seconds"],
+                    f"daily check CPU, {u['rows_per_side']:,} rows per side, no sampling cap",
+                    u["check_cpu_seconds"],
                     f"1x check ({base['rows_per_side']:,} rows per side)",
-                    base["check_seconds"],
+                    base["check_cpu_seconds"],
                     peak_rss_mb=u["peak_rss_mb"],
-                    note="what the cap saves",
+                    note=f"wall {u['check_seconds']:.1f}s; what the cap saves",
                 )
             )
         report.details["drift"] = m
@@ -290,12 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     result = measure(tuple(args.sizes), args.sample_size, args.uncapped or None)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "drift.json").write_text(json.dumps(result, indent=2))
-    base = result["capped"][0]["check_seconds"]
+    base = result["capped"][0]["check_cpu_seconds"]
     for r in [*result["capped"], *([result["uncapped"]] if "uncapped" in result else [])]:
         print(
-            f"{r['rows_per_side']:>9,} rows/side  cap {r['sample_size']:>9,}  check {r['check_seconds']:8.2f}s "
-            f"({r['check_seconds'] / base:5.2f}x)  peak RSS {r['peak_rss_mb']:8.0f} MB  sampled "
-            f"{r['n_reference']:,}/{r['n_current']:,}"
+            f"{r['rows_per_side']:>9,} rows/side  cap {r['sample_size']:>9,}  check CPU {r['check_cpu_seconds']:7.2f}s "
+            f"({r['check_cpu_seconds'] / base:5.2f}x)  wall {r['check_seconds']:7.2f}s  peak RSS "
+            f"{r['peak_rss_mb']:7.0f} MB  sampled {r['n_reference']:,}/{r['n_current']:,}"
         )
     return 0
 

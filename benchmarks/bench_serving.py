@@ -182,6 +182,8 @@ async def _request(
     writer.write(head + body)
     await writer.drain()
     status_line = await reader.readline()
+    if not status_line:  # the server closed an idle keep-alive connection
+        raise ConnectionResetError("connection closed")
     length = 0
     while True:
         line = await reader.readline()
@@ -212,19 +214,25 @@ async def load(port: int, payloads: list[bytes], rate: float, seconds: float) ->
             f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
-        if idle:
-            conn = idle.pop()
-        else:
-            conn = await asyncio.open_connection("127.0.0.1", port)
-            opened += 1
-        sent = loop.time()
-        try:
-            status = await _request(*conn, head, body)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            status = -1
-            conn[1].close()
-        else:
-            idle.append(conn)
+        status, sent = -1, loop.time()
+        for _attempt in range(2):  # a pooled connection may have been closed by the server: retry once
+            reused = bool(idle)
+            if reused:
+                conn = idle.pop()
+            else:
+                conn = await asyncio.open_connection("127.0.0.1", port)
+                opened += 1
+            sent = loop.time()
+            try:
+                status = await _request(*conn, head, body)
+            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                conn[1].close()
+                status = -1
+                if reused:
+                    continue
+            else:
+                idle.append(conn)
+            break
         done = loop.time()
         latencies.append(done - due)
         service.append(done - sent)
@@ -312,8 +320,11 @@ def measure(home: Path | None = None, rate: float = 100.0, seconds: float = 60.0
             "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         }
         out["in_process"] = run_in_process(handle, payloads, rate, seconds)
+        log.info("in process: %s", out["in_process"])
         out["http"] = run_http(home, payloads, rate, seconds)
+        log.info("http: %s", out["http"])
         out["feast_sdk_in_process"] = run_feast_sdk(prep["settings"], prep["flights"])
+        log.info("feast sdk: %s", out["feast_sdk_in_process"])
         out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         return out
     finally:

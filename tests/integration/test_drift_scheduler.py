@@ -4,8 +4,8 @@
   ``AirflowSkipException`` emits **no** asset event, while a ``short_circuit`` task returning
   False **does** (it succeeds; only its downstream is skipped). ``request_retrain`` therefore
   skips to say "no request".
-* A stable window (late February against a champion trained on February) emits nothing and
-  starts no ``train_model`` run.
+* A stable window (the last week of February against a champion trained on February) breaches
+  no threshold, emits nothing and starts no ``train_model`` run.
 * A summer window drifts: a backfill of two consecutive summer days (checks running
   concurrently, inside the 7-day cooldown) emits exactly one ``retrain_request``, which starts
   exactly one ``train_model`` run; the other check is skipped and the ledger says why.
@@ -30,6 +30,7 @@ FEATURE_DAYS = [("2013-02-01", "2013-03-02"), ("2013-07-04", "2013-07-10")]
 CHAMPION_AS_OF = "2013-03-01"
 TRAIN = {"window_days": 28, "holdout_days": 7, "n_candidates": 1, "n_estimators": 60, "max_depth": 4}
 CONF = {"window_days": 3, "sample_size": 2000, "cooldown_days": 7}
+STABLE_DS = "2013-02-27"
 
 
 def seed_lake(settings) -> None:
@@ -178,8 +179,10 @@ def test_drift_requests_retraining_once_through_the_storm_guard(home):
         )
         before = {r["run_id"] for r in runs(env, "train_model")}
 
-        # 2. A stable window: late February against the February champion.
-        embedded.trigger("monitor_drift", env, conf={**CONF, "ds": "2013-03-02"}, run_id="manual__stable")
+        # 2. A stable window: the last week of February against the February champion.
+        embedded.trigger(
+            "monitor_drift", env, conf={**CONF, "ds": STABLE_DS, "window_days": 7}, run_id="manual__stable"
+        )
         (stable,) = wait(lambda: finished(env, "monitor_drift", "manual__stable", 1), "stable check", svc)
         assert stable["state"] == "success", stable
         assert task_states(env, "monitor_drift", "manual__stable") == {
@@ -188,8 +191,9 @@ def test_drift_requests_retraining_once_through_the_storm_guard(home):
         }
         assert events(env, "retrain_request") == []
         history = monitoring.drift_history(settings)
-        row = history[history["ds"] == "2013-03-02"].iloc[0]
+        row = history[history["ds"] == STABLE_DS].iloc[0]
         assert not row["breached"] and row["retrain_decision"] == "none", row.to_dict()
+        print("stable check:", row.to_dict())
 
         # 3. Two summer days, backfilled (concurrently), inside the cooldown: one request.
         embedded.backfill("monitor_drift", "2013-07-09", "2013-07-10", env, conf=CONF, max_active_runs=2)
@@ -197,6 +201,7 @@ def test_drift_requests_retraining_once_through_the_storm_guard(home):
         assert [r["state"] for r in summer] == ["success", "success"], summer
         outcomes = {r["run_id"]: task_states(env, "monitor_drift", r["run_id"]) for r in summer}
         assert all(s["check_drift"] == "success" for s in outcomes.values()), outcomes
+        print("summer checks:", monitoring.drift_history(settings).to_dict(orient="records"))
         assert sorted(s["request_retrain"] for s in outcomes.values()) == ["skipped", "success"], outcomes
 
         emitted = events(env, "retrain_request")
@@ -226,11 +231,12 @@ def test_drift_requests_retraining_once_through_the_storm_guard(home):
     # Reports and MLflow: one report per checked day, one MLflow run per check.
     from mlops import lake
 
-    for ds in ("2013-03-02", "2013-07-09", "2013-07-10"):
+    for ds in (STABLE_DS, "2013-07-09", "2013-07-10"):
         assert lake.exists(lake.join(monitoring.report_dir(ds, settings), "report.html"))
         assert lake.exists(lake.join(monitoring.report_dir(ds, settings), "drift.json"))
     history = monitoring.drift_history(settings)
-    assert history["ds"].tolist() == ["2013-03-02", "2013-07-09", "2013-07-10"]
+    print(history.to_string())
+    assert history["ds"].tolist() == [STABLE_DS, "2013-07-09", "2013-07-10"]
     assert history["breached"].tolist() == [False, True, True]
     assert sorted(history["retrain_decision"].tolist()) == ["none", "requested", "suppressed"]
     assert (history["n_current"] <= CONF["sample_size"]).all()
