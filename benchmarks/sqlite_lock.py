@@ -61,6 +61,9 @@ def run(setting: str, rounds: int) -> dict[str, object]:
                     failed += 1
                     locked += "database is locked" in (proc.stderr + proc.stdout)
                     errors.append((proc.stderr or proc.stdout).strip().splitlines()[-1][:300])
+                    if os.environ.get("SQLITE_LOCK_TRACE"):
+                        with open(os.environ["SQLITE_LOCK_TRACE"], "a") as fh:
+                            fh.write(f"--- {setting} round {i}\n{proc.stderr}\n{proc.stdout}\n")
             states = []
             for dag_id in dag_ids:
                 runs = embedded.wait_for_runs(dag_id, svc.env, 1, services=svc, timeout=1800)

@@ -276,9 +276,25 @@ def trigger(
 
 def list_runs(dag_id: str, env: Mapping[str, str]) -> list[dict[str, object]]:
     proc = airflow(["dags", "list-runs", dag_id, "-o", "json"], env=env)
-    text = proc.stdout.strip()
-    start = text.find("[")
-    return json.loads(text[start:]) if start >= 0 else []
+    return parse_json_list(proc.stdout)
+
+
+def parse_json_list(text: str) -> list[dict[str, object]]:
+    """The JSON array of objects in a CLI's stdout, ignoring anything printed around it
+    (warnings, log lines that may themselves contain brackets)."""
+    decoder = json.JSONDecoder()
+    pos = text.find("[")
+    while pos >= 0:
+        try:
+            value, _ = decoder.raw_decode(text, pos)
+        except ValueError:
+            value = None
+        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            return value
+        pos = text.find("[", pos + 1)
+    if "No data found" in text or not text.strip():
+        return []
+    raise ValueError(f"no JSON list of runs in the CLI output:\n{text[-2000:]}")
 
 
 def wait_for_runs(

@@ -12,9 +12,9 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, dag, task
 
-SUCCEEDED = Asset(name="probe_succeeded", uri="mlops://probe/succeeded")
-SKIPPED = Asset(name="probe_skipped", uri="mlops://probe/skipped")
-SHORT_CIRCUITED = Asset(name="probe_short_circuited", uri="mlops://probe/short_circuited")
+SUCCEEDED = Asset(name="probe_succeeded")
+SKIPPED = Asset(name="probe_skipped")
+SHORT_CIRCUITED = Asset(name="probe_short_circuited")
 
 
 @dag(
