@@ -1,4 +1,4 @@
-"""Airflow local settings for this project: pre-import the heavy libraries in executor processes.
+"""Airflow local settings for this project: the SQLite guard, and pre-imported heavy libraries.
 
 Every task process pays the imports of pandas, Great Expectations, Feast, MLflow and Evidently
 (seconds each), and a backfill multiplies that by hundreds of tasks. On Linux, Airflow 3's
@@ -68,6 +68,13 @@ def preload(modules: tuple[str, ...] | None = None) -> dict[str, float]:
 
 
 def apply() -> None:
-    """Called from ``airflow_local_settings``: preload only in processes that fork tasks."""
+    """Called from ``airflow_local_settings`` in every Airflow process of the profile: the SQLite
+    savepoint guard (see :mod:`mlops.airflow.sqlite`; ``MLOPS_SQLITE_GUARD=0`` turns it off) everywhere, the preload only in processes
+    that fork tasks."""
+    sqlite = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").startswith("sqlite")
+    if sqlite and os.environ.get("MLOPS_SQLITE_GUARD", "1") != "0":
+        from mlops.airflow.sqlite import install_savepoint_guard
+
+        install_savepoint_guard()
     if _is_executor_process(sys.argv):
         preload()
