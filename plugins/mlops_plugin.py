@@ -30,23 +30,37 @@ async def state(user: GetUserDep) -> JSONResponse:
     return JSONResponse(result.to_dict())
 
 
-@app.get("/reports/{path:path}")
-async def report(path: str, user: GetUserDep) -> Response:
-    """Serve a file from ``{lake}/reports`` (validation and drift reports)."""
+async def _serve(folder: str, path: str) -> Response:
+    """Serve a file from ``{lake}/<folder>`` (validation and drift reports, quarantined batches)."""
     from mlops import lake
     from mlops.config import get_settings
 
-    if ".." in path.split("/") or path.startswith("/"):
+    parts = path.split("/")
+    if not path or ".." in parts or path.startswith("/") or "" in parts:
         raise HTTPException(status_code=400, detail="invalid report path")
-    uri = lake.join(get_settings().lake_uri, "reports", path)
+    uri = lake.join(get_settings().lake_uri, folder, path)
     try:
         data = await asyncio.to_thread(lake.read_bytes, uri)
     except (FileNotFoundError, OSError) as exc:
-        raise HTTPException(status_code=404, detail=f"no report at reports/{path}") from exc
+        raise HTTPException(status_code=404, detail=f"no file at {folder}/{path}") from exc
     except Exception as exc:  # S3 NoSuchKey and friends
-        raise HTTPException(status_code=404, detail=f"no report at reports/{path}: {exc}") from exc
+        raise HTTPException(status_code=404, detail=f"no file at {folder}/{path}: {exc}") from exc
     media = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    if media.startswith("text/") or media == "application/json":
+        media += "; charset=utf-8"
     return Response(content=data, media_type=media)
+
+
+@app.get("/reports/{path:path}")
+async def report(path: str, user: GetUserDep) -> Response:
+    """A report under ``{lake}/reports`` (``validation/ds=.../validation.html``, ``drift/...``)."""
+    return await _serve("reports", path)
+
+
+@app.get("/quarantine/{path:path}")
+async def quarantined(path: str, user: GetUserDep) -> Response:
+    """A quarantined batch or its validation report, under ``{lake}/quarantine``."""
+    return await _serve("quarantine", path)
 
 
 def _fmt(value: Any) -> str:

@@ -4,14 +4,17 @@ A task (or custom operator) publishes a URL under an XCom key with :func:`publis
 that list these links in ``operator_extra_links`` turn it into a button on the task instance page
 (Airflow 3 evaluates links when the task finishes and stores them as XComs).
 
-Reports in the lake are served by the plugin's FastAPI app under ``/mlops/reports/<path>``
-(relative to ``{lake}/reports``), so ``file://`` and ``s3://`` lakes both open in the browser.
+Reports in the lake are served by the plugin's FastAPI app under ``/mlops/reports/<path>`` and
+``/mlops/quarantine/<path>`` (relative to ``{lake}/reports`` and ``{lake}/quarantine``), so
+``file://`` and ``s3://`` lakes both open in the browser, behind the Airflow login. The UI shows
+the links in the task instance's *Details* tab.
 """
 
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from airflow.sdk import BaseOperatorLink
 
@@ -33,13 +36,24 @@ def mlflow_run_url(experiment_id: str, run_id: str) -> str:
     return f"{mlflow_ui_url()}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
+#: Lake folders whose files the plugin serves (``/mlops/<folder>/<path>``): reports of accepted
+#: batches and drift checks, and quarantined batches with their validation report.
+SERVED_FOLDERS = ("reports", "quarantine")
+
+
 def report_url(report_uri: str, lake_uri: str) -> str:
-    """The plugin URL that serves ``report_uri`` (which must lie under ``{lake}/reports``)."""
-    prefix = lake_uri.rstrip("/") + "/reports/"
-    if not report_uri.startswith(prefix):
-        raise ValueError(f"{report_uri!r} is not under {prefix!r}")
-    base = os.environ.get("AIRFLOW__API__BASE_URL", "").rstrip("/")
-    return f"{base}/mlops/reports/{report_uri[len(prefix) :]}"
+    """The plugin URL that serves ``report_uri`` (under ``{lake}/reports`` or ``{lake}/quarantine``).
+
+    Server-relative (with the path of ``AIRFLOW__API__BASE_URL``, if Airflow is served under a
+    prefix): the UI opens it on the host the user is logged in to, so the session cookie goes
+    along whatever name the user reached Airflow by (``localhost``, ``127.0.0.1``, a proxy).
+    """
+    root = lake_uri.rstrip("/") + "/"
+    relative = report_uri[len(root) :] if report_uri.startswith(root) else ""
+    if relative.split("/", 1)[0] not in SERVED_FOLDERS or "/" not in relative:
+        raise ValueError(f"{report_uri!r} is not under {root}{{{','.join(SERVED_FOLDERS)}}}/")
+    prefix = urlsplit(os.environ.get("AIRFLOW__API__BASE_URL", "")).path.rstrip("/")
+    return f"{prefix}/mlops/{relative}"
 
 
 def publish(context: Any, key: str, url: str) -> None:

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from mlops.airflow.links import VALIDATION_REPORT_KEY, ValidationReportLink, publish, report_url
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -49,6 +51,8 @@ class GXValidateOperator(BaseOperator):
 
     template_fields = ("ds", "allow_partial")
     ui_color = "#fff3d6"
+    #: "Validation report" on the task instance: the accepted batch's report, or the quarantined one's.
+    operator_extra_links = (ValidationReportLink(),)
 
     def __init__(
         self,
@@ -71,7 +75,18 @@ class GXValidateOperator(BaseOperator):
 
         use_airflow_connection(self.aws_conn_id)
         result = validate_partition(str(self.ds), allow_partial=as_bool(self.allow_partial))
+        self._publish_report(context, result.report_uri)
         if not result.success:
             raise AirflowFailException(result.message)
         self.log.info("%s; report %s", result.message, result.report_uri)
         return result.summary()
+
+    def _publish_report(self, context: Context, report_uri: str) -> None:
+        from mlops.config import get_settings
+
+        if not context or "ti" not in context:  # called outside Airflow (tests)
+            return
+        try:
+            publish(context, VALIDATION_REPORT_KEY, report_url(report_uri, get_settings().lake_uri))
+        except ValueError as exc:  # a report outside the served folders: no link, still validate
+            self.log.warning("no validation report link: %s", exc)
