@@ -31,10 +31,12 @@ def command(name: str, help: str, args: Callable[[argparse.ArgumentParser], None
     lambda p: p.add_argument("airflow_args", nargs=argparse.REMAINDER),
 )
 def _airflow(ns: argparse.Namespace) -> int:
-    from mlops.embedded import environment
+    from pathlib import Path
+
+    from mlops.embedded import environment, write_local_settings
 
     env = environment()
-    os.makedirs(env["AIRFLOW_HOME"], exist_ok=True)
+    write_local_settings(Path(env["AIRFLOW_HOME"]))  # the SQLite guard and the preload
     exe = os.path.join(os.path.dirname(sys.executable), "airflow")
     os.execve(exe, [exe, *ns.airflow_args], env)
     return 0  # pragma: no cover (execve does not return)
@@ -43,11 +45,14 @@ def _airflow(ns: argparse.Namespace) -> int:
 @command("env", "print the embedded profile's environment as shell exports")
 def _env(ns: argparse.Namespace) -> int:
     import shlex
+    from pathlib import Path
 
-    from mlops.embedded import environment
+    from mlops.embedded import environment, write_local_settings
 
+    env = environment()
+    write_local_settings(Path(env["AIRFLOW_HOME"]))  # the SQLite guard and the preload
     base = dict(os.environ)
-    for key, value in sorted(environment().items()):
+    for key, value in sorted(env.items()):
         if base.get(key) != value or key.startswith(("AIRFLOW", "MLOPS", "MLFLOW")):
             print(f"export {key}={shlex.quote(value)}")
     return 0

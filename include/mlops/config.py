@@ -98,8 +98,8 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{s.airflow_home / 'airflow.db'}",
-        # SQLite serialises writers; the default 5 s busy timeout makes a backfill created while
-        # tasks run fail with "database is locked". Wait instead (WAL is on by Airflow's default).
+        # SQLite serialises writers: wait for a busy writer instead of failing, and take the write
+        # lock before reading in nested transactions (mlops.airflow.sqlite explains why).
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "mlops.airflow.sqlite.CONNECT_ARGS",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "mlops.airflow.sqlite.CONNECT_ARGS",
         # Two cores: keep concurrent writers few so SQLite and the CPU are not oversubscribed.
