@@ -3,14 +3,15 @@
 
 Daily, and backfillable (`airflow backfill create --dag-id batch_predict --from-date ... --to-date ...`).
 
-1. **resolve_partition** - the day: the run's logical date, or the `ds` param (re-score a day).
-2. **wait_for_features** - a deferrable sensor waits for the day's feature tables
+The day is the run's logical date, or the `ds` param (re-score a day).
+
+1. **wait_for_features** - a deferrable sensor waits for the day's feature tables
    (`{lake}/features/aircraft_previous_leg/ds=YYYY-MM-DD/data.parquet`, the last one
    `materialize_features` writes for a day).
-3. **resolve_model** - the exact version to score with: `flight_delay_xgb@champion` as of now, or
+2. **resolve_model** - the exact version to score with: `flight_delay_xgb@champion` as of now, or
    the `model_version` param. Resolved once per run and passed on, so a retry of `score` uses the
    same version even if the champion moved meanwhile.
-4. **score** - every curated flight of the day with its point-in-time features from Feast
+3. **score** - every curated flight of the day with its point-in-time features from Feast
    (`get_historical_features` at each scheduled departure, the training path), scored by that
    version; writes `{lake}/predictions/ds=YYYY-MM-DD/data.parquet` atomically (a rerun replaces
    it: no duplicates) with the version on every row, and emits `flight_predictions`
@@ -29,11 +30,10 @@ from airflow.sdk import dag, task
 
 from mlops.airflow.assets import FLIGHT_PREDICTIONS
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
-from mlops.airflow.params import BATCH_PARAMS
+from mlops.airflow.params import BATCH_PARAMS, PARTITION, PARTITION_MACROS
 from mlops.airflow.sensors import SENSOR_TIMEOUT, landing_sensor
 from mlops.config import get_settings
 
-PARTITION = "{{ ti.xcom_pull(task_ids='resolve_partition') }}"
 #: The feature table materialize_features writes last for a day (mlops.features.DAILY_VIEWS[-1]).
 FEATURES_READY = f"{get_settings().lake_uri}/features/aircraft_previous_leg/ds={PARTITION}/data.parquet"
 
@@ -45,18 +45,12 @@ FEATURES_READY = f"{get_settings().lake_uri}/features/aircraft_previous_leg/ds={
     catchup=False,
     max_active_runs=2,
     params=BATCH_PARAMS,
+    user_defined_macros=PARTITION_MACROS,
     doc_md=__doc__,
     tags=["mlops", "scoring"],
     default_args=default_args(timeout_minutes=60),
 )
 def batch_predict():
-    @task(execution_timeout=timedelta(minutes=5))
-    def resolve_partition(params=None, ds=None) -> str:
-        """The day to score: the `ds` param, else the logical date."""
-        from mlops.airflow.params import partition_date
-
-        return partition_date(params, ds)
-
     wait_for_features = landing_sensor(
         "wait_for_features", uri=FEATURES_READY, execution_timeout=SENSOR_TIMEOUT
     )
@@ -97,11 +91,9 @@ def batch_predict():
         outlet_events[FLIGHT_PREDICTIONS].extra = extra
         return extra
 
-    partition = resolve_partition()
-    partition >> wait_for_features
     model = resolve_model()
     wait_for_features >> model
-    score(partition, model)
+    score(PARTITION, model)
 
 
 batch_predict()

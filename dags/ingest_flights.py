@@ -3,17 +3,18 @@
 
 Turns the day's raw export into a validated, curated lake partition, or stops it at the door.
 
-1. **resolve_partition**: the day, from the logical date or the `ds` param (manual re-ingest).
-2. **wait_for_landing**: a deferrable sensor waits in the triggerer for
+The day is the run's logical date, or the `ds` param (manual re-ingest).
+
+1. **wait_for_landing**: a deferrable sensor waits in the triggerer for
    `{landing}/flights/ds=YYYY-MM-DD/flights.csv` (amazon `S3KeySensor` for `s3://` through the
    `aws_default` connection; `LandingFileSensor` for `file://`).
-3. **validate**: the Great Expectations suite `flights_raw_v1` (schema and types, nulls, ranges,
+2. **validate**: the Great Expectations suite `flights_raw_v1` (schema and types, nulls, ranges,
    carriers and airports, unique flight keys, weekday volume, partition date). Pass: the report
    (HTML + JSON) goes to `{lake}/reports/validation/ds=.../`. Fail: the batch and its report move
    to `{lake}/quarantine/flights/ds=.../` and the task fails **without retry**, with a message
    naming the partition, the failed checks, example values and the next step. Nothing reaches
    `curated/`.
-4. **publish**: normalizes the validated export and writes
+3. **publish**: normalizes the validated export and writes
    `{lake}/curated/flights/ds=.../data.parquet` atomically (a rerun replaces it, never
    duplicates), then emits `curated_flights` with `ds`, `uri`, `rows`, `content_hash`,
    `source_sha256` and the validation summary.
@@ -29,12 +30,10 @@ from airflow.sdk import dag, task
 from mlops.airflow.assets import CURATED_FLIGHTS
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.gx import GXValidateOperator
-from mlops.airflow.params import INGEST_PARAMS
+from mlops.airflow.params import INGEST_PARAMS, PARTITION, PARTITION_MACROS
 from mlops.airflow.sensors import SENSOR_TIMEOUT, landing_sensor
 from mlops.config import get_settings
 from mlops.simulator import landing_uri
-
-PARTITION = "{{ ti.xcom_pull(task_ids='resolve_partition') }}"
 
 
 @dag(
@@ -44,18 +43,12 @@ PARTITION = "{{ ti.xcom_pull(task_ids='resolve_partition') }}"
     catchup=False,
     max_active_runs=4,
     params=INGEST_PARAMS,
+    user_defined_macros=PARTITION_MACROS,
     default_args=default_args(timeout_minutes=30),
     doc_md=__doc__,
     tags=["mlops", "ingest", "validation"],
 )
 def ingest_flights():
-    @task
-    def resolve_partition(params=None, ds=None) -> str:
-        """The day to ingest: the `ds` param, else the logical date."""
-        from mlops.airflow.params import partition_date
-
-        return partition_date(params, ds)
-
     wait_for_landing = landing_sensor(
         "wait_for_landing",
         uri=landing_uri(get_settings().landing_uri, PARTITION),
@@ -83,9 +76,8 @@ def ingest_flights():
         outlet_events[CURATED_FLIGHTS].extra = metadata
         return metadata
 
-    partition = resolve_partition()
-    partition >> wait_for_landing >> validate
-    publish(partition, validate.output)
+    wait_for_landing >> validate
+    publish(PARTITION, validate.output)
 
 
 ingest_flights()

@@ -29,7 +29,7 @@ def test_params_form():
 
 def test_tasks_in_order_and_the_outlet(dagbag):
     dag = dagbag.dags["batch_predict"]
-    order = ["resolve_partition", "wait_for_features", "resolve_model", "score"]
+    order = ["wait_for_features", "resolve_model", "score"]
     assert {t.task_id for t in dag.tasks} == set(order)
     for up, down in zip(order, order[1:], strict=False):
         assert up in dag.get_task(down).upstream_task_ids, (up, down)

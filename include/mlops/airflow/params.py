@@ -213,6 +213,13 @@ def partition_date(params: Mapping[str, Any] | None, logical_ds: str | None) -> 
     return str(ds)
 
 
+#: The day a run works on, as a template: the ``ds`` param when set, else the logical date,
+#: checked by :func:`partition_date` when the template renders (a bad ``ds`` fails the task with
+#: the way out). Needs ``user_defined_macros=PARTITION_MACROS`` on the DAG.
+PARTITION = "{{ mlops_partition(params, ds) }}"
+PARTITION_MACROS = {"mlops_partition": partition_date}
+
+
 # --- end INGEST_PARAMS ---------------------------------------------------------------------------
 
 # --- DRIFT_PARAMS: monitor_drift (issue 6) --------------------------------------------------------
