@@ -4,7 +4,8 @@
 Weekly (Mondays 00:00 UTC) **or** whenever `monitor_drift` emits a `retrain_request`.
 
 1. **plan** - the run's *as-of* date: the data interval end for scheduled, manual and backfill
-   runs, the request's time for asset-triggered runs (or the `as_of` param). The run sees only the
+   runs, the request's data-time as-of for runs a `retrain_request` triggered (its reason, drifted
+   features and report become tags of the MLflow run), or the `as_of` param. The run sees only the
    curated days before it, so `airflow backfill create --dag-id train_model` over past weeks
    trains the models that would have been trained then.
 2. **build_training_set** - labelled flights of the window with point-in-time features from Feast
@@ -54,17 +55,26 @@ def train_model():
     @task(execution_timeout=timedelta(minutes=5))
     def plan(params=None, dag_run=None, data_interval_end=None, triggering_asset_events=None) -> dict:
         """Resolve the as-of date, the window and the params of this run."""
+        from mlops import monitoring
         from mlops import training as T
 
         p = T.TrainParams.from_mapping(params)
-        events = [e.timestamp for evs in (triggering_asset_events or {}).values() for e in evs]
+        # A retrain request carries its data-time as-of (the day after the drifted window): in
+        # a replay of 2013 the event's wall-clock timestamp would be years after the data.
+        request = monitoring.request_context(triggering_asset_events)
         as_of, source = T.resolve_as_of(
-            params.get("as_of"), events, data_interval_end, getattr(dag_run, "run_after", None)
+            params.get("as_of") or request.get("retrain.as_of") or None,
+            [e.timestamp for evs in (triggering_asset_events or {}).values() for e in evs],
+            data_interval_end,
+            getattr(dag_run, "run_after", None),
         )
+        if request and not params.get("as_of"):
+            source = "retrain_request"
         window = T.Window.of(as_of, p)
         return {
             "as_of": as_of.isoformat(),
             "as_of_source": source,
+            "retrain": request,
             "window": window.as_dict(),
             "params": p.as_dict(),
             "training_dir": T.training_dir(window, p),
@@ -148,7 +158,7 @@ def train_model():
         import json
         import time
 
-        from mlops import lake
+        from mlops import lake, monitoring
         from mlops import training as T
         from mlops.tracking import log_training
 
@@ -194,6 +204,7 @@ def train_model():
             stage_timings=timings,
             checks=checks,
         )
+        monitoring.tag_training_run(logged["run_id"], plan.get("retrain") or {})
         logged["seconds"] = round(time.perf_counter() - started, 3)
         return logged
 

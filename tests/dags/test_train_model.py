@@ -64,3 +64,44 @@ def test_operator_module_is_parse_safe():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_retrain_request_sets_the_data_time_as_of_and_the_tags(dagbag):
+    """In a replay the request event's wall-clock time is years after the data: the run trains as
+    of the request's own ``as_of`` and carries its reason to MLflow."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from airflow.sdk import Asset
+
+    dag = dagbag.dags["train_model"]
+    plan = dag.get_task("plan").python_callable
+    params = {name: dag.params[name] for name in dag.params}
+    event = SimpleNamespace(
+        timestamp=datetime(2026, 11, 23, 6, 0, tzinfo=UTC),
+        extra={"as_of": "2013-07-11", "reason": "feature drift: dep_hour", "request_id": "r1"},
+        asset=Asset(name="retrain_request"),
+        source_dag_id="monitor_drift",
+        source_run_id="scheduled__2013-07-10",
+    )
+    out = plan(
+        params=params,
+        dag_run=None,
+        data_interval_end=datetime(2026, 11, 23, tzinfo=UTC),
+        triggering_asset_events={Asset(name="retrain_request"): [event]},
+    )
+    assert (out["as_of"], out["as_of_source"]) == ("2013-07-11", "retrain_request")
+    assert out["retrain"]["retrain.reason"] == "feature drift: dep_hour"
+    assert out["retrain"]["retrain.source"] == "monitor_drift/scheduled__2013-07-10"
+
+    weekly = plan(
+        params=params,
+        dag_run=None,
+        data_interval_end=datetime(2013, 3, 4, tzinfo=UTC),
+        triggering_asset_events={},
+    )
+    assert (weekly["as_of"], weekly["as_of_source"], weekly["retrain"]) == (
+        "2013-03-04",
+        "data_interval_end",
+        {},
+    )
