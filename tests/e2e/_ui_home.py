@@ -68,6 +68,7 @@ def seed_drift(settings: Settings, reference: Any) -> list[dict[str, Any]]:
     predict = registry.predictor(champion, settings)
     params = M.DriftParams(sample_size=2000, min_current_rows=200, min_labelled_rows=200)
     decisions = []
+    last_breach: dict[str, Any] | None = None
     for ds in CHECK_DAYS:
         days = _days(ds, params.window_days)
         current = small_frame(days[0], (date.fromisoformat(ds) + timedelta(days=1)).isoformat(), frac=0.3)
@@ -101,6 +102,13 @@ def seed_drift(settings: Settings, reference: Any) -> list[dict[str, Any]]:
             request, params, run_id=f"scheduled__{ds}", active_training_runs=lambda: 0, settings=settings
         )
         decisions.append({"ds": ds, "breached": summary["breached"], "requested": decision.requested})
+        if summary["breached"]:
+            last_breach = request
+    # A manual rerun of the last breached day: the guard suppresses the duplicate and says why.
+    if last_breach is not None:
+        M.guarded_request(
+            last_breach, params, run_id="manual__rerun", active_training_runs=lambda: 0, settings=settings
+        )
     return decisions
 
 
