@@ -169,7 +169,7 @@ def _num(value: Any) -> float | None:
     return None if f != f else f
 
 
-def _drift_chart(history: list[dict[str, Any]], threshold: float) -> str:
+def _drift_chart(history: list[dict[str, Any]], threshold: float, requested: set[str] | None = None) -> str:
     """Drift share (and prediction drift, calibration error) per checked day, as an SVG chart."""
     from datetime import date
 
@@ -236,7 +236,7 @@ def _drift_chart(history: list[dict[str, Any]], threshold: float) -> str:
         out.append(
             f"<circle class='{cls}' cx='{x(d):.1f}' cy='{y(share):.1f}' r='5'><title>{_e(tip)}</title></circle>"
         )
-        if decision == "requested":
+        if decision == "requested" or d.isoformat() in (requested or set()):
             px, py = x(d), top + 2
             out.append(
                 f"<path class='req' d='M{px - 6:.1f},{py:.1f} L{px + 6:.1f},{py:.1f} L{px:.1f},{py + 10:.1f} Z'>"
@@ -368,7 +368,11 @@ def render_lifecycle(st: dict[str, Any], *, drift_share_threshold: float = 0.3) 
         + "</div><h2>Recent versions</h2>"
         + _versions_table(st["versions"])
         + "<h2>Drift history</h2>"
-        + _drift_chart(st["drift_history"], drift_share_threshold)
+        + _drift_chart(
+            st["drift_history"],
+            drift_share_threshold,
+            {str(r.get("ds")) for r in st["retrain_requests"] if r.get("decision") == "requested"},
+        )
         + ("<h2>Latest checks</h2>" + _checks_table(st["drift_history"]) if st["drift_history"] else "")
         + "<h2>Retraining requests</h2>"
         + _requests_table(st["retrain_requests"])
