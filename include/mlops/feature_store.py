@@ -52,6 +52,8 @@ REPO_MODULES: tuple[str, ...] = ("entities", "sources", "views", "services")
 FEAST_ENV_VARS: tuple[str, ...] = ("MLOPS_FEAST_PROJECT", "MLOPS_FEAST_REGISTRY", "MLOPS_FEAST_ONLINE_STORE")
 #: Extra days materialized before the covered interval, to pick up late rows.
 MATERIALIZE_OVERLAP = timedelta(days=1)
+#: Entity rows per ``get_historical_features`` call (time-ordered chunks; about a month of flights).
+HISTORICAL_CHUNK_ROWS = 30_000
 #: How long apply/materialize wait for the registry lock before failing.
 LOCK_TIMEOUT_SECONDS = 1800
 
@@ -412,15 +414,24 @@ def historical_values(
 ) -> pd.DataFrame:
     """Point-in-time Feast values of ``flights`` (aligned with its index), at ``sched_dep_ts``."""
     import pandas as pd
+    import pytz
 
     store = store or get_store(settings)
     keys = F.entity_keys(flights)
     key_cols = [F.TIMESTAMP, *F.JOIN_KEYS]
-    unique = keys.drop_duplicates(key_cols).reset_index(drop=True)
+    unique = keys.drop_duplicates(key_cols).sort_values(F.TIMESTAMP, kind="stable").reset_index(drop=True)
     if unique.empty:
         return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
-    job = store.get_historical_features(entity_df=unique, features=_feature_service(store))
-    values = job.to_df()
+    # pytz.UTC: Feast's dask store re-localizes any other UTC tz row by row in Python.
+    unique[F.TIMESTAMP] = unique[F.TIMESTAMP].dt.tz_convert(pytz.UTC)
+    service = _feature_service(store)
+    parts = []
+    # Time-ordered chunks: each get_historical_features call reads only the partitions of its
+    # window (mlops.feast_offline), and no join grows beyond a month or so of flights.
+    for first in range(0, len(unique), HISTORICAL_CHUNK_ROWS):
+        chunk = unique.iloc[first : first + HISTORICAL_CHUNK_ROWS].reset_index(drop=True)
+        parts.append(store.get_historical_features(entity_df=chunk, features=service).to_df())
+    values = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     if len(values) != len(unique):
         log.warning(
             "get_historical_features returned %d of %d entity rows; the missing ones get no Feast "

@@ -89,6 +89,11 @@ WINDOWS: tuple[int, ...] = (7, 28)
 HISTORY_DAYS = max(WINDOWS)
 #: Timestamp of the static aircraft registry snapshot.
 REGISTRY_TS = "1970-01-01T00:00:00Z"
+#: Every row of a daily partition ``ds`` has its event time in [local midnight of ds, + this): the
+#: offline store reads only the partitions a query's time window can use (mlops.feast_offline).
+#: Checked when the tables are built (:func:`check_partition_span`); the latest rows today are a
+#: late departure's previous-leg event, under 40 hours after midnight.
+PARTITION_EVENT_SPAN = timedelta(days=3)
 
 TIMESTAMP = "event_timestamp"
 CREATED = "created_timestamp"
@@ -695,6 +700,24 @@ def _empty(view: str) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
+def check_partition_span(view: str, ds: str, table: pd.DataFrame) -> None:
+    """Fail when a row of ``view``'s partition ``ds`` lies outside its :data:`PARTITION_EVENT_SPAN`.
+
+    The offline store prunes partitions by that span; a row outside it could be missed by a query.
+    """
+    if table.empty:
+        return
+    first = local_midnight(ds)
+    ts = table[TIMESTAMP]
+    outside = table[(ts < first) | (ts >= first + PARTITION_EVENT_SPAN)]
+    if len(outside):
+        raise ValueError(
+            f"feature table {view} ds={ds}: {len(outside)} rows have event_timestamp outside "
+            f"[{first}, {first + PARTITION_EVENT_SPAN}) (PARTITION_EVENT_SPAN), e.g. "
+            f"{outside[TIMESTAMP].iloc[0]}: the offline store's partition pruning would miss them"
+        )
+
+
 def build_day_tables(history: pd.DataFrame, ds: str, weather: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Every daily view's rows for local day ``ds``.
 
@@ -853,6 +876,7 @@ def build_feature_tables(
         window_first = (_day(ds) - timedelta(days=HISTORY_DAYS)).isoformat()
         hist = history[(history["ds"] >= window_first) & (history["ds"] <= ds)]
         for view, table in build_day_tables(hist, ds, weather).items():
+            check_partition_span(view, ds, table)
             lake.write_parquet(partition_uri(view, ds, s), table)
             result.rows[view] = result.rows.get(view, 0) + len(table)
             if len(table):
