@@ -121,6 +121,23 @@ def test_training_frame_shape(store_home, train_day):
     assert frame["legs_before_today"].notna().mean() > 0.99
 
 
+def test_training_frame_equals_an_independent_point_in_time_join(store_home, train_day):
+    """The pruned, chunked Feast retrieval gives the values of a pandas ``merge_asof`` join."""
+    from benchmarks.bench_training import pandas_training_frame
+
+    want = pandas_training_frame("2013-07-04", "2013-07-05", store_home["settings"])
+    got = train_day.set_index("flight_id")
+    want = want.set_index("flight_id").reindex(got.index)
+    assert len(got) == len(want) and want["ds"].notna().all()
+    for col in ["is_delayed", *F.MODEL_FEATURES]:
+        a, b = got[col], want[col]
+        if col in F.CATEGORICAL_FEATURES:
+            same = (a.astype(object) == b.astype(object)) | (a.isna() & b.isna())
+        else:
+            same = pd.Series(np.isclose(a.astype(float), b.astype(float), rtol=1e-12, atol=0, equal_nan=True))
+        assert bool(np.all(same)), f"{col}: {int((~np.asarray(same)).sum())} values differ"
+
+
 # --------------------------------------------------------------------------------------------------
 # Leakage: recompute every value from rows strictly before the prediction time
 # --------------------------------------------------------------------------------------------------
