@@ -61,6 +61,12 @@ def _dates(start: date, end: date, step_days: int = 1) -> list[date]:
     return out
 
 
+def _mondays(start: date, end: date) -> list[date]:
+    """The Mondays in ``[start, end]``: the logical dates of train_model's weekly runs."""
+    first = start + timedelta(days=(7 - start.weekday()) % 7)
+    return _dates(first, end, 7)
+
+
 def _existing_dags() -> set[str]:
     dags = get_settings().dags_folder
     return {d for d in ALL_DAGS if (dags / f"{d}.py").exists()}
@@ -77,13 +83,13 @@ def _run_backfill(
     runs = embedded.wait_for_runs(
         dag_id, svc.env, expected, services=svc, timeout=timeout, on_progress=lambda s: _say(f"  {s}")
     )
-    states = [r["state"] for r in runs]
-    timeline.record(
-        f"{dag_id} backfill",
-        time.monotonic() - t0,
-        f"{states.count('success')} succeeded, {states.count('failed')} failed",
-    )
+    timeline.record(f"{dag_id} backfill", time.monotonic() - t0, _states(runs))
     return runs
+
+
+def _states(runs: list[dict[str, Any]]) -> str:
+    states = [r.get("state") for r in runs]
+    return f"{len(runs)} runs: {states.count('success')} succeeded, {states.count('failed')} failed"
 
 
 def _wait_idle(svc: Services, dag_id: str, timeout: float, settle: float = 20) -> list[dict[str, Any]]:
@@ -129,12 +135,9 @@ def run_demo(start: date, end: date, train_every: int, timeout: float) -> int:
         if "materialize_features" in present:
             t1 = time.monotonic()
             runs = _wait_idle(svc, "materialize_features", timeout)
-            timeline.record(
-                "materialize_features (asset-triggered)", time.monotonic() - t1, f"{len(runs)} runs"
-            )
+            timeline.record("materialize_features (asset-triggered)", time.monotonic() - t1, _states(runs))
         if "train_model" in present:
-            first = start + timedelta(days=train_every * 7)
-            weeks = _dates(first, end, 7)
+            weeks = _mondays(start + timedelta(days=train_every * 7), end)  # its cron: Mondays 00:00
             if weeks:
                 _run_backfill(svc, timeline, "train_model", weeks[0], weeks[-1], len(weeks), timeout)
         if "batch_predict" in present:
