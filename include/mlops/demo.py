@@ -114,8 +114,12 @@ def _wait_idle(svc: Services, dag_id: str, timeout: float, settle: float = 20) -
 
 
 def run_demo(start: date, end: date, train_every: int, timeout: float) -> int:
+    import signal
+
     from mlops import embedded
 
+    # A `kill` (SIGTERM) unwinds like Ctrl-C: Airflow's components are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     settings = get_settings()
     present = _existing_dags()
     timeline = Timeline()
