@@ -67,10 +67,14 @@ def run(setting: str, rounds: int) -> dict[str, object]:
                     if os.environ.get("SQLITE_LOCK_TRACE"):
                         with open(os.environ["SQLITE_LOCK_TRACE"], "a") as fh:
                             fh.write(f"--- {setting} round {i}\n{proc.stderr}\n{proc.stdout}\n")
-            states = []
-            for dag_id in dag_ids:
-                runs = embedded.wait_for_runs(dag_id, svc.env, 1, services=svc, timeout=1800)
-                states += [r["state"] for r in runs]
+            states: list[str] = []
+            crashed = ""
+            try:
+                for dag_id in dag_ids:
+                    runs = embedded.wait_for_runs(dag_id, svc.env, 1, services=svc, timeout=1800)
+                    states += [str(r["state"]) for r in runs]
+            except RuntimeError as exc:  # a component died (seen: the scheduler, after a lock error)
+                crashed = str(exc).splitlines()[0] + " | " + str(exc).strip().splitlines()[-1][:300]
     return {
         "setting": setting,
         "backfill_create_calls": rounds,
@@ -79,6 +83,7 @@ def run(setting: str, rounds: int) -> dict[str, object]:
         "runs": len(states),
         "runs_failed": states.count("failed"),
         "errors": errors,
+        "component_crashed": crashed,
     }
 
 

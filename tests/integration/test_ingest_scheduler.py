@@ -114,32 +114,18 @@ def _wait_for_deferred(airflow_home: Path, timeout: float = 240) -> bool:
 def _backfill(dag_id: str, env: dict[str, str]) -> None:
     from mlops import embedded
 
-    for attempt in range(3):  # SQLite "database is locked" on a loaded machine: the insert is atomic
-        try:
-            embedded.backfill(dag_id, FIRST, LAST, env, max_active_runs=4)
-            return
-        except RuntimeError as exc:
-            if "database is locked" not in str(exc) or attempt == 2:
-                raise
-            time.sleep(10)
+    # No retry on "database is locked": the embedded profile's SQLite guard must prevent it.
+    embedded.backfill(dag_id, FIRST, LAST, env, max_active_runs=4)
 
 
 def _list_runs(dag_id: str, env: dict[str, str]) -> list[dict] | None:
-    """``airflow dags list-runs -o json``, or None when its output is not clean JSON.
-
-    (Under load the CLI can print log lines before the JSON, and a line starting with ``[``
-    breaks ``mlops.embedded.list_runs``; such a poll is simply retried.)
-    """
+    """``airflow dags list-runs -o json``, or None when the CLI failed (the poll is retried)."""
     from mlops import embedded
 
-    out = embedded.airflow(["dags", "list-runs", dag_id, "-o", "json"], env=env, check=False).stdout
-    for line in out.splitlines():
-        if line.startswith("[{") or line.strip() == "[]":
-            try:
-                return json.loads(line)
-            except json.JSONDecodeError:
-                return None
-    return None
+    proc = embedded.airflow(["dags", "list-runs", dag_id, "-o", "json"], env=env, check=False)
+    if proc.returncode != 0:
+        return None
+    return embedded.parse_json_list(proc.stdout)
 
 
 def _wait_for_runs(dag_id: str, env: dict[str, str], expected: int, svc, timeout: float = 2400) -> list[dict]:

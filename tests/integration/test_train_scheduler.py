@@ -77,20 +77,10 @@ def wait_for(env, svc, run_prefix: str, count: int, timeout: float = 1800) -> li
 
 
 def backfill(env, start: str, end: str, conf: dict) -> None:
-    """``airflow backfill create`` retried on SQLite's "database is locked" (see the report: a
-    foundation issue seen on a loaded machine; the backfill insert is atomic, so retrying is safe)."""
-    import time
-
+    """``airflow backfill create`` (no retry on "database is locked": the profile prevents it)."""
     from mlops import embedded
 
-    for attempt in range(3):
-        try:
-            embedded.backfill("train_model", start, end, env, conf=conf, max_active_runs=2)
-            return
-        except RuntimeError as exc:
-            if "database is locked" not in str(exc) or attempt == 2:
-                raise
-            time.sleep(10)
+    embedded.backfill("train_model", start, end, env, conf=conf, max_active_runs=2)
 
 
 def task_states(env, run_id: str) -> dict[str, str]:
