@@ -26,7 +26,6 @@ Results: ``benchmarks/results/serving.json`` (standalone) or the harness report.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -176,93 +175,149 @@ def run_feast_sdk(settings: Any, flights: Any, n: int = 200) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-async def _request(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes
-) -> int:
-    writer.write(head + body)
-    await writer.drain()
-    status_line = await reader.readline()
-    if not status_line:  # the server closed an idle keep-alive connection
-        raise ConnectionResetError("connection closed")
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    if length:
-        await reader.readexactly(length)
-    return int(status_line.split()[1])
+class _Connection:
+    """One keep-alive HTTP/1.1 connection to the service (blocking socket, minimal parsing)."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.file = self.sock.makefile("rb")
+
+    def request(self, head: bytes, body: bytes) -> int:
+        self.sock.sendall(head + body)
+        status_line = self.file.readline()
+        if not status_line:  # the server closed an idle keep-alive connection
+            raise ConnectionResetError("connection closed")
+        length = 0
+        while True:
+            line = self.file.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        if length and len(self.file.read(length)) != length:
+            raise ConnectionResetError("short body")
+        return int(status_line.split()[1])
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
 
 
-async def load(port: int, payloads: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
-    """Send ``rate`` requests/s for ``seconds``; latency from each request's scheduled time."""
+def load(port: int, payloads: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
+    """Open-loop load: ``rate`` requests/s for ``seconds``; latency from each scheduled send time.
+
+    A scheduler thread sleeps until each request's due time (``time.sleep``, as the in-process
+    run) and hands it to an idle sender thread, each with its own keep-alive connection; when all
+    are busy (the service is behind) a new sender and connection are added, so a stall delays the
+    requests that arrive during it and is counted in full (no coordinated omission).
+    """
+    import queue
+    import threading
+
+    clock = time.perf_counter
     n = int(rate * seconds)
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-    latencies: list[float] = []
-    service: list[float] = []
-    statuses: dict[int, int] = {}
-    opened = 0
-    loop = asyncio.get_running_loop()
+    records: list[tuple[int, float, float, float, int]] = []  # (i, due, sent, done, status)
+    lock = threading.Lock()
+    jobs: queue.SimpleQueue[tuple[int, float] | None] = queue.SimpleQueue()
+    idle = [0]
+    senders: list[threading.Thread] = []
 
-    async def fire(i: int, due: float) -> None:
-        nonlocal opened
-        body = payloads[i % len(payloads)]
-        head = (
+    def head(body: bytes) -> bytes:
+        return (
             f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
-        status, sent = -1, loop.time()
-        for _attempt in range(2):  # a pooled connection may have been closed by the server: retry once
-            reused = bool(idle)
-            if reused:
-                conn = idle.pop()
-            else:
-                conn = await asyncio.open_connection("127.0.0.1", port)
-                opened += 1
-            sent = loop.time()
-            try:
-                status = await _request(*conn, head, body)
-            except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
-                conn[1].close()
-                status = -1
-                if reused:
-                    continue
-            else:
-                idle.append(conn)
-            break
-        done = loop.time()
-        latencies.append(done - due)
-        service.append(done - sent)
-        statuses[status] = statuses.get(status, 0) + 1
 
-    # Warm-up (not measured): a few requests to open connections and fill caches.
+    heads = [head(b) for b in payloads]
+
+    def sender() -> None:
+        conn: _Connection | None = None
+        while True:
+            with lock:
+                idle[0] += 1
+            job = jobs.get()
+            with lock:
+                idle[0] -= 1
+            if job is None:
+                break
+            i, due = job
+            k = i % len(payloads)
+            status, sent = -1, clock()
+            for _attempt in range(2):  # a pooled connection may have been closed: retry once
+                reused = conn is not None
+                try:
+                    if conn is None:
+                        conn = _Connection(port)
+                    sent = clock()
+                    status = conn.request(heads[k], payloads[k])
+                    break
+                except (OSError, ValueError, IndexError):
+                    if conn is not None:
+                        conn.close()
+                    conn, status = None, -1
+                    if not reused:
+                        break
+            done = clock()
+            with lock:
+                records.append((i, due, sent, done, status))
+        if conn is not None:
+            conn.close()
+
+    def add_sender() -> None:
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        senders.append(t)
+
+    for _ in range(4):
+        add_sender()
+    # Warm-up (not measured): a few requests through every sender.
     for i in range(20):
-        await fire(i, loop.time())
-    latencies.clear()
-    service.clear()
-    statuses.clear()
-    start = loop.time() + 0.1
-    tasks = []
+        jobs.put((i, clock()))
+    while True:
+        with lock:
+            if len(records) >= 20:
+                break
+        time.sleep(0.01)
+    records.clear()
+    start = clock() + 0.1
     for i in range(n):
         due = start + i / rate
-        delay = due - loop.time()
+        delay = due - clock()
         if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(fire(i, due)))
-    await asyncio.gather(*tasks)
-    elapsed = loop.time() - start
-    for _, w in idle:
-        w.close()
+            time.sleep(delay)
+        with lock:
+            busy = idle[0] == 0
+        if busy:
+            add_sender()
+        jobs.put((i, due))
+    for _ in senders:
+        jobs.put(None)
+    for t in senders:
+        t.join(120)
+    elapsed = max(r[3] for r in records) - start
+    latencies = [done - due for _, due, _, done, _ in records]
+    service = [done - sent for _, _, sent, done, _ in records]
+    lag = [sent - due for _, due, sent, _, _ in records]
+    statuses: dict[int, int] = {}
+    for *_, status in records:
+        statuses[status] = statuses.get(status, 0) + 1
+    slowest = sorted(records, key=lambda r: r[1] - r[3])[:10]
     return {
         **percentiles(latencies),
         "service_time": percentiles(service),
+        "send_lag": percentiles(lag),
+        "slowest": [
+            {"at_s": round(due - start, 3), "ms": round((done - due) * 1e3, 2), "status": status}
+            for _, due, _, done, status in slowest
+        ],
         "statuses": {str(k): v for k, v in statuses.items()},
         "errors": sum(v for k, v in statuses.items() if k != 200),
-        "connections": opened,
-        "achieved_rps": round(n / elapsed, 1),
+        "connections": len(senders),
+        "achieved_rps": round(len(records) / elapsed, 1),
     }
 
 
@@ -276,13 +331,7 @@ def run_http(home: Path, payloads: list[bytes], rate: float, seconds: float) -> 
         server.wait_ready()
         for body in payloads[:50]:
             httpx.post(f"{server.url}/predict", content=body, timeout=30)
-        try:
-            import uvloop
-
-            runner = uvloop.run
-        except ImportError:  # pragma: no cover
-            runner = asyncio.run
-        result = runner(load(server.port, payloads, rate, seconds))
+        result = load(server.port, payloads, rate, seconds)
         status = Path(f"/proc/{server.proc.pid}/status").read_text()
         hwm = next((line for line in status.splitlines() if line.startswith("VmHWM")), "VmHWM: 0 kB")
         result["server_peak_rss_mb"] = round(int(hwm.split()[1]) / 1024, 1)

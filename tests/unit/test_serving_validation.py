@@ -434,15 +434,37 @@ def test_logger_drops_instead_of_blocking_when_full(tmp_path):
 def test_logger_retries_a_failed_write_once(tmp_path, monkeypatch):
     logger = PredictionLogger(tmp_path.as_uri())
     calls = {"n": 0}
-    real = lake.write_parquet
+    real = lake.write_bytes
 
-    def flaky(uri, frame):
+    def flaky(uri, data):
         calls["n"] += 1
         if calls["n"] == 1:
             raise OSError("lake unreachable")
-        real(uri, frame)
+        real(uri, data)
 
-    monkeypatch.setattr(lake, "write_parquet", flaky)
+    monkeypatch.setattr(lake, "write_bytes", flaky)
     logger.log([_entry(0, 12)])
     assert logger.flush() == 0 and "lake unreachable" in logger.last_error and logger.pending == 1
     assert logger.flush() == 1 and logger.last_error is None
+
+
+def test_logger_arrow_path_equals_the_pandas_path():
+    """The flush writes :func:`to_table` (no pandas); it reads back as :func:`to_frame` gives."""
+    import io
+
+    from mlops.serving.logger import parquet_bytes, to_frame, to_table
+
+    batch = [_entry(i, 12 + i % 2) for i in range(12)]
+    batch[3] = LoggedPrediction(
+        "odd",
+        1.37e9,
+        batch[3].flight,
+        {"sched_dep_hour": None, "plane_engine": float("nan")},
+        0.5,
+        0.5,
+        "m",
+        "8",
+    )
+    want = to_frame(batch)
+    got = pd.read_parquet(io.BytesIO(parquet_bytes(to_table(batch))))
+    pd.testing.assert_frame_equal(got, want)
