@@ -280,8 +280,30 @@ def trigger(
 
 
 def list_runs(dag_id: str, env: Mapping[str, str]) -> list[dict[str, object]]:
+    """The runs of ``dag_id`` (oldest first): run_id, run_type, state, logical_date, start/end.
+
+    On SQLite, a read-only query (a poll every few seconds through ``airflow dags list-runs``
+    would cost a whole Python + Airflow start each time, a large share of a 2-core machine);
+    elsewhere, the CLI.
+    """
+    conn = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    if conn.startswith("sqlite:///"):
+        return _sqlite_runs(conn.removeprefix("sqlite:///"), dag_id)
     proc = airflow(["dags", "list-runs", dag_id, "-o", "json"], env=env)
     return parse_json_list(proc.stdout)
+
+
+def _sqlite_runs(db: str, dag_id: str) -> list[dict[str, object]]:
+    import sqlite3
+
+    if not Path(db).exists():
+        return []
+    columns = ("dag_id", "run_id", "run_type", "state", "logical_date", "start_date", "end_date")
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)) as conn:
+        rows = conn.execute(
+            f"SELECT {', '.join(columns)} FROM dag_run WHERE dag_id = ? ORDER BY id", (dag_id,)
+        ).fetchall()
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def parse_json_list(text: str) -> list[dict[str, object]]:
