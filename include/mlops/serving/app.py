@@ -16,6 +16,9 @@ Requests of up to ``inline_max`` flights are scored on the event loop (a single 
 under a millisecond: a thread hand-off would cost more); larger batches go to the thread pool so
 they do not hold up other requests.
 
+After start-up the objects loaded so far are frozen out of the garbage collector (``gc.freeze``):
+they live as long as the process, and a full collection over them would stall requests.
+
 A poller thread re-reads ``@champion`` every ``poll_seconds`` and swaps the model atomically when
 it moves (see :mod:`mlops.serving.model`); it also retries loading the feature service while that
 is unavailable. ``/health`` answers 200 when a model and the features are loaded, 503 otherwise,
@@ -24,6 +27,7 @@ with the details either way.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -300,6 +304,11 @@ def create_app(
         await run_in_threadpool(service.start)
         if holder.current is not None:
             metrics.served(holder.current.version)
+        # Everything loaded so far (MLflow, Feast, pandas, the model: ~300k objects) lives as long
+        # as the process: move it out of the collector's way, or a full collection scans it all
+        # and stalls requests (hundreds of ms on a loaded machine).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
