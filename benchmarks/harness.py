@@ -282,6 +282,8 @@ def run(only: list[str] | None = None, **kwargs: Any) -> Report:
         except Exception as exc:  # one broken section must not hide the others
             report.skipped[name] = f"error: {type(exc).__name__}: {exc}"
         print(f"[bench] {name} done in {time.monotonic() - t0:.0f}s", flush=True)
+    if only:
+        _carry_over(report)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = report.started.replace(":", "").replace("-", "")
     out = RESULTS_DIR / f"{stamp}.json"
@@ -296,6 +298,27 @@ def run(only: list[str] | None = None, **kwargs: Any) -> Report:
     print(markdown(report))
     print(f"results: {out}")
     return report
+
+
+def _carry_over(report: Report) -> None:
+    """A partial run (``--only``) keeps the other sections' latest rows in the table, each marked
+    with the run it comes from, so benchmarks/README.md always shows every section."""
+    measured = {r.section for r in report.rows}
+    seen: set[str] = set(measured)
+    for path in sorted(RESULTS_DIR.glob("2*.json"), reverse=True):
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        rows = [r for r in old.get("rows", []) if r.get("section") not in seen]
+        for r in rows:
+            r.pop("ratio", None)
+            row = Row(**r)
+            if "(from run " not in row.note:
+                row.note = f"{row.note} (from run {old.get('started')})".strip()
+            report.rows.append(row)
+        seen |= {r["section"] for r in rows}
+    report.rows.sort(key=lambda r: r.section)
 
 
 def _load_stage_sections() -> None:
