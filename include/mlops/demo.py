@@ -140,14 +140,18 @@ def run_demo(start: date, end: date, train_every: int, timeout: float) -> int:
             t1 = time.monotonic()
             runs = _wait_idle(svc, "materialize_features", timeout)
             timeline.record("materialize_features (asset-triggered)", time.monotonic() - t1, _states(runs))
+        # Scoring and monitoring start on the first day a champion exists (the first training).
+        scored_from = start
         if "train_model" in present:
             weeks = _mondays(start + timedelta(days=train_every * 7), end)  # its cron: Mondays 00:00
             if weeks:
                 _run_backfill(svc, timeline, "train_model", weeks[0], weeks[-1], len(weeks), timeout)
+                scored_from = weeks[0]
+        scored = _dates(scored_from, end)
         if "batch_predict" in present:
-            _run_backfill(svc, timeline, "batch_predict", start, end, len(days), timeout)
+            _run_backfill(svc, timeline, "batch_predict", scored_from, end, len(scored), timeout)
         if "monitor_drift" in present:
-            _run_backfill(svc, timeline, "monitor_drift", start, end, len(days), timeout)
+            _run_backfill(svc, timeline, "monitor_drift", scored_from, end, len(scored), timeout)
             if "train_model" in present:
                 t1 = time.monotonic()
                 runs = _wait_idle(svc, "train_model", timeout)
