@@ -73,13 +73,22 @@ def _existing_dags() -> set[str]:
 
 
 def _run_backfill(
-    svc: Services, timeline: Timeline, dag_id: str, start: date, end: date, expected: int, timeout: float
+    svc: Services,
+    timeline: Timeline,
+    dag_id: str,
+    start: date,
+    end: date,
+    expected: int,
+    timeout: float,
+    max_active_runs: int = 4,
 ) -> list[dict[str, Any]]:
     from mlops import embedded
 
     t0 = time.monotonic()
     _say(f"▶ {dag_id}: backfill {start} → {end} ({expected} runs)")
-    embedded.backfill(dag_id, start.isoformat(), end.isoformat(), env=svc.env, max_active_runs=4)
+    embedded.backfill(
+        dag_id, start.isoformat(), end.isoformat(), env=svc.env, max_active_runs=max_active_runs
+    )
     runs = embedded.wait_for_runs(
         dag_id, svc.env, expected, services=svc, timeout=timeout, on_progress=lambda s: _say(f"  {s}")
     )
@@ -145,7 +154,11 @@ def run_demo(start: date, end: date, train_every: int, timeout: float) -> int:
         if "train_model" in present:
             weeks = _mondays(start + timedelta(days=train_every * 7), end)  # its cron: Mondays 00:00
             if weeks:
-                _run_backfill(svc, timeline, "train_model", weeks[0], weeks[-1], len(weeks), timeout)
+                # Two at a time: each fit uses both cores, and a week's model is gated against the
+                # champion of the weeks before it (a later as-of finishing first makes it stale).
+                _run_backfill(
+                    svc, timeline, "train_model", weeks[0], weeks[-1], len(weeks), timeout, max_active_runs=2
+                )
                 scored_from = weeks[0]
         scored = _dates(scored_from, end)
         if "batch_predict" in present:
