@@ -4,6 +4,7 @@ The home (tests/e2e/_serving_home.py): 16 curated days of June 2013, 14 days of 
 ``feast apply``, a training frame from ``get_historical_features``, two quick models registered
 (v1 promoted to ``@champion``), the online store materialized.
 
+* the service's direct SQLite read equals the provider's ``online_read`` (and Feast's SDK);
 * the served features are the training features: at an instant ``t0`` the service's online path
   (direct online read + single-row features) gives flights departing at ``t0`` exactly the model
   inputs ``get_historical_features`` gave them in the training frame, hence the same probability;
@@ -31,7 +32,7 @@ from mlops import feature_store as FS
 from mlops import lake, registry, scoring
 from mlops.config import CHAMPION, get_settings
 from mlops.serving.model import load_version
-from mlops.serving.online import FlightRequest, OnlineFeatureReader, feature_row
+from mlops.serving.online import FlightRequest, OnlineFeatureReader, entity_keys, feature_row
 from tests.e2e._serving_home import Server, prepare_lake, request_body, shift, train_version
 
 pytestmark = pytest.mark.slow
@@ -102,6 +103,7 @@ def home(tmp_path_factory):
         store = FS.get_store(settings)
         reader = OnlineFeatureReader(store)
         values, missing = reader.read(_requests(at_t0))
+        provider = reader.read_keys_provider([entity_keys(f) for f in _requests(at_t0)])
         sdk = FS.online_values(at_t0, settings, store)
         FS.materialize(DAY, shift(DAY, 1), settings)
         timings["total"] = time.perf_counter() - started
@@ -118,6 +120,8 @@ def home(tmp_path_factory):
             "t0_values": values,
             "t0_missing": missing,
             "t0_sdk": sdk,
+            "t0_provider": provider,
+            "read_path": reader.read_path,
         }
 
 
@@ -160,6 +164,13 @@ def test_online_features_equal_training_features_at_the_same_instant(home):
                 assert got.get(name) is None or (isinstance(got[name], float) and np.isnan(got[name])), name
             else:
                 assert got[name] == want, (i, name, got[name], want)
+    # The service's direct SQLite read is the provider's online_read, row for row.
+    assert home["read_path"] == "sqlite-direct"
+    by_provider, missing_by_provider = home["t0_provider"]
+    assert missing_by_provider == home["t0_missing"]
+    for got, want in zip(values, by_provider, strict=True):
+        assert got.keys() == want.keys()
+        assert all(got[k] == want[k] or (pd.isna(got[k]) and pd.isna(want[k])) for k in want), (got, want)
     # 2. Served model inputs at t0 == the training frame's (get_historical_features at departure).
     served = load_version(home["v1"].version, home["settings"])
     rows = [feature_row(req, v) for req, v in zip(_requests(at_t0), values, strict=True)]
