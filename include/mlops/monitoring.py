@@ -952,6 +952,11 @@ def upsert_history(row: Mapping[str, Any], settings: Settings | None = None) -> 
     s = settings or get_settings()
     frame = _read_history(s)
     keep = frame[frame["ds"].astype(str) != str(row["ds"])]
+    row = dict(row)
+    decided = day_decision(str(row["ds"]), read_ledger(s))
+    if decided is not None and decided[0] == "requested":
+        # A rerun's check replaces the day's metrics, never the request the day already made.
+        row["retrain_decision"], row["retrain_reason"] = decided
     new = pd.DataFrame([{c: row.get(c) for c in HISTORY_COLUMNS}])
     new = new.astype({c: "object" for c in new.columns if new[c].isna().all()})
     merged = pd.concat([keep, new], ignore_index=True) if len(keep) else new
@@ -979,8 +984,38 @@ def history_row(ds: str, summary: Mapping[str, Any], context: Mapping[str, Any])
     }
 
 
+def day_decision(ds: str, ledger: Sequence[Mapping[str, Any]]) -> tuple[str, str] | None:
+    """The retraining decision the history shows for day ``ds``, from every ledger entry of it.
+
+    A day that requested retraining stays ``requested`` (an event was emitted and started
+    ``train_model``), whatever its later reruns decided; their suppressions are appended to the
+    reason. Otherwise the latest decision. None: nothing decided for ``ds`` yet.
+    """
+    mine = sorted((e for e in ledger if str(e["ds"]) == ds), key=lambda e: str(e.get("decided_at") or ""))
+    if not mine:
+        return None
+    requested = [e for e in mine if e["decision"] == "requested"]
+    if not requested:
+        return str(mine[-1]["decision"]), str(mine[-1].get("reason") or "")[:2000]
+    first = requested[0]
+    reason = f"requested by run {first.get('run_id')}: {first.get('reason') or ''}"
+    later = [e for e in mine if e["decision"] != "requested" and e is not first]
+    if later:
+        e = later[-1]
+        reason += (
+            f"; {len(later)} later check(s) of this day suppressed, the last by run {e.get('run_id')}: "
+            f"{e.get('reason') or ''}"
+        )
+    return "requested", reason[:2000]
+
+
 def drift_history(settings: Settings | None = None) -> pd.DataFrame:
-    """One row per check (the latest check of each day), oldest first: the trend table."""
+    """One row per checked day (the latest check's metrics), oldest first: the trend table.
+
+    ``retrain_decision`` summarizes every decision of the day (:func:`day_decision`): a day that
+    requested retraining keeps ``requested``. Each check run's own decision is in
+    :func:`retrain_requests`.
+    """
     frame = _read_history(settings or get_settings()).sort_values("ds", kind="stable").reset_index(drop=True)
     return _json_safe(frame)
 
@@ -1155,10 +1190,11 @@ def guarded_request(
             frame = _read_history(s)
             mask = frame["ds"].astype(str) == ds
             if mask.any():
+                day, day_reason = day_decision(ds, ledger) or (entry["decision"], reason)
                 frame["retrain_decision"] = frame["retrain_decision"].astype("object")
                 frame["retrain_reason"] = frame["retrain_reason"].astype("object")
-                frame.loc[mask, "retrain_decision"] = entry["decision"]
-                frame.loc[mask, "retrain_reason"] = reason[:2000]
+                frame.loc[mask, "retrain_decision"] = day
+                frame.loc[mask, "retrain_reason"] = day_reason
                 _write_history(frame, s)
     extra = request_extra(check, entry) if requested else {}
     log.info("ds=%s: retraining %s: %s", ds, "requested" if requested else "suppressed", reason)

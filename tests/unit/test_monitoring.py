@@ -334,6 +334,34 @@ def test_history_has_one_row_per_day_and_reruns_replace_it(mlops_home, stable, d
     assert M.drift_history().iloc[1]["retrain_decision"] == "requested"
 
 
+def test_a_suppressed_rerun_keeps_the_days_request_visible(mlops_home, drifting):
+    """A rerun of a day that requested retraining (a new check run, same data) is suppressed; the
+    history row of that day still says ``requested`` (the event was emitted, training started) and
+    names the suppressed rerun; the ledger keeps both decisions, one per check run."""
+    ctx = {"champion_version": "1", "report_uri": "file:///r.html"}
+    M.upsert_history(M.history_row("2013-07-10", drifting.summary, ctx))
+    assert M.guarded_request(req("2013-07-10"), P, run_id="a", active_training_runs=lambda: 0).requested
+    # The rerun's check replaces the day's metrics (its row would say "pending")...
+    M.upsert_history(M.history_row("2013-07-10", drifting.summary, ctx))
+    assert M.drift_history().iloc[0]["retrain_decision"] == "requested"
+    # ...and its guard suppresses it: the day still shows the request, and why the rerun did not.
+    rerun = M.guarded_request(req("2013-07-10"), P, run_id="b", active_training_runs=lambda: 0)
+    assert not rerun.requested and "already decided" in rerun.reason
+    row = M.drift_history().iloc[0]
+    assert len(M.drift_history()) == 1
+    assert row["retrain_decision"] == "requested", row.to_dict()
+    assert "requested by run a" in row["retrain_reason"] and "run b" in row["retrain_reason"]
+    assert M.retrain_requests()[["run_id", "decision"]].values.tolist() == [
+        ["a", "requested"],
+        ["b", "suppressed"],
+    ]
+    # A day whose checks were all suppressed shows its latest decision.
+    M.upsert_history(M.history_row("2013-07-12", drifting.summary, ctx))
+    M.guarded_request(req("2013-07-12"), P, run_id="c", active_training_runs=lambda: 0)
+    last = M.drift_history().iloc[-1]
+    assert last["retrain_decision"] == "suppressed" and "cooldown after request" in last["retrain_reason"]
+
+
 def test_empty_history_and_requests_have_the_page_columns(mlops_home):
     assert {
         "ds",
