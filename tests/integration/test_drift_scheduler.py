@@ -127,6 +127,23 @@ def task_states(env, dag_id: str, run_id: str) -> dict[str, str]:
     return dict(rows)
 
 
+def xcom(env, dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
+    """A task's XCom value from the metadata database (JSON; the Execution API may store it as a
+    JSON string inside the JSON column)."""
+    rows = query(
+        env,
+        "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = ? AND map_index = -1",
+        dag_id,
+        run_id,
+        task_id,
+        key,
+    )
+    if not rows:
+        return None
+    value = json.loads(rows[0][0]) if isinstance(rows[0][0], str | bytes) else rows[0][0]
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def wait(predicate, what: str, svc, timeout: float = 2400, poll: float = 5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -227,6 +244,26 @@ def test_drift_requests_retraining_once_through_the_storm_guard(home):
         new = [r for r in runs(env, "train_model") if r["run_id"] not in before]
         assert len(new) == 1 and new[0]["run_type"] == "asset_triggered", (started, new)
         embedded.airflow(["dags", "pause", "train_model"], env=env)
+
+        # 5. The triggered run trains as of the request's data time (not the event's wall clock).
+        run_id = new[0]["run_id"]
+        planned = wait(
+            lambda: (
+                xcom(env, "train_model", run_id, "plan")
+                or (
+                    task_states(env, "train_model", run_id).get("plan") in ("failed", "upstream_failed")
+                    and "x"
+                )
+            ),
+            "train_model plan",
+            svc,
+            timeout=900,
+        )
+        assert isinstance(planned, dict), task_states(env, "train_model", run_id)
+        print("triggered train_model plan:", {k: planned[k] for k in ("as_of", "as_of_source")})
+        assert planned["as_of_source"] == "retrain_request", planned
+        assert planned["as_of"] == extra["as_of"], (planned["as_of"], extra["as_of"])
+        assert planned["retrain"]["retrain.request_id"] == extra["request_id"], planned["retrain"]
 
     # Reports and MLflow: one report per checked day, one MLflow run per check.
     from mlops import lake
