@@ -68,7 +68,7 @@ def batch_predict():
             raise AirflowFailException(str(exc)) from exc
 
     @task(outlets=[FLIGHT_PREDICTIONS])
-    def score(ds: str, model: dict, params=None, outlet_events=None) -> dict:
+    def score(day: str, model: dict, params=None, outlet_events=None) -> dict:
         """Score the day with exactly `model` and emit `flight_predictions`."""
         from mlops import scoring
         from mlops.airflow.storage import use_airflow_connection
@@ -76,7 +76,7 @@ def batch_predict():
         use_airflow_connection()
         timings: dict[str, float] = {}
         result = scoring.score_days(
-            [ds],
+            [day],
             model["model_version"],
             threshold=float(params["threshold"]),
             model_as_of=model.get("as_of"),
