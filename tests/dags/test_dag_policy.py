@@ -69,3 +69,24 @@ def test_parse_is_light(path, record_property):
     record_property("parse_seconds", round(result["seconds"], 3))
     print(f"\nparse time {path.name}: {result['seconds']:.3f}s")
     assert not result["heavy"], f"{path.name} imports heavy modules at parse time: {result['heavy']}"
+
+
+def test_taskflow_arguments_do_not_shadow_context_keys(dagbag):
+    """A TaskFlow task given ``ds`` (or any context key) positionally fails at run time with "The key
+    'ds' in args is a part of kwargs and therefore reserved" (seen in batch_predict). Catch it at
+    parse time."""
+    import inspect
+    import itertools
+
+    from airflow.sdk.definitions.context import KNOWN_CONTEXT_KEYS
+
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            fn = getattr(task, "python_callable", None)
+            if fn is None:
+                continue
+            params = inspect.signature(fn).parameters
+            positional = itertools.islice(params, len(getattr(task, "op_args", None) or ()))
+            passed = set(positional) | set(getattr(task, "op_kwargs", None) or {})
+            clash = sorted(passed & set(KNOWN_CONTEXT_KEYS))
+            assert not clash, f"{dag_id}.{task.task_id} is passed context key(s) {clash} as arguments"
