@@ -833,6 +833,16 @@ def built_partitions(settings: Settings | None = None) -> set[str]:
     return days
 
 
+def unbuilt_partitions(settings: Settings | None = None) -> list[str]:
+    """Curated days whose feature tables are not built yet (a lost or pending trigger)."""
+    curated = set()
+    for uri in lake.list_uris(lake.join((settings or get_settings()).lake_uri, "curated", "flights")):
+        for part in uri.split("/"):
+            if part.startswith("ds=") and uri.endswith("data.parquet"):
+                curated.add(part[3:])
+    return sorted(curated - built_partitions(settings))
+
+
 def build_feature_tables(
     ds_list: Iterable[str],
     settings: Settings | None = None,
