@@ -246,8 +246,10 @@ def test_derived_features():
 def test_build_is_idempotent_and_rebuilds_dependents(mlops_home):
     settings = get_settings()
     seed_curated(["2013-02-27", "2013-02-28", "2013-03-01"], settings)
+    assert F.unbuilt_partitions(settings) == ["2013-02-27", "2013-02-28", "2013-03-01"]
     first = F.build_feature_tables(["2013-02-28", "2013-03-01"], settings)
     assert first.partitions == ["2013-02-28", "2013-03-01"]
+    assert F.unbuilt_partitions(settings) == ["2013-02-27"]
     assert first.start == F.local_midnight("2013-02-28").to_pydatetime()
     snapshot = {uri: lake.read_bytes(uri) for uri in lake.list_uris(F.features_uri(settings)) if "ds=" in uri}
     assert len(snapshot) == 2 * len(F.DAILY_VIEWS)
