@@ -191,6 +191,9 @@ def environment(e: Endpoints, s: Secrets) -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": redis_url(e),
         "AIRFLOW__CELERY__RESULT_BACKEND": postgres_url(e, s, e.airflow_db, "db+postgresql"),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(e.worker_concurrency),
+        # The promotion lock and the retrain guard's lock (mlops.registry.promotion_lock): PostgreSQL
+        # advisory locks in one database every worker shares (a file lock serializes one host only).
+        "MLOPS_LOCK_URL": postgres_url(e, s, e.airflow_db),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{e.api_internal_url.rstrip('/')}/execution/",
         "AIRFLOW__API__BASE_URL": e.api_public_url,
         "AIRFLOW__CORE__DAGS_FOLDER": f"{repo}/dags",
