@@ -81,6 +81,17 @@ def test_validation_passes_on_a_good_set(frame):
     T.require_valid(report, T.Window.of(AS_OF, p))
 
 
+def _without_features_on(*days: str):
+    """The training set of a window whose feature tables of ``days`` were never built."""
+
+    def breakage(f: pd.DataFrame) -> pd.DataFrame:
+        cols = T.feature_columns(f)
+        f.loc[f["ds"].isin(days), cols] = np.nan
+        return f
+
+    return breakage
+
+
 @pytest.mark.parametrize(
     "breakage, check",
     [
@@ -90,6 +101,7 @@ def test_validation_passes_on_a_good_set(frame):
         (lambda f: f.assign(distance=np.nan), "null_rates"),
         (lambda f: pd.concat([f, f.head(3)]), "unique_flights"),
         (lambda f: f.head(300), "volume"),
+        (_without_features_on("2013-03-12", "2013-03-13"), "feature_coverage"),
     ],
 )
 def test_validation_names_the_failed_check(frame, breakage, check):
