@@ -37,8 +37,9 @@ up: $(STAMP)
 	$(VENV)/bin/mlops up $(ARGS)
 
 # The suite CI runs: unit, DAG integrity/policy/parse time, integration against the local
-# PostgreSQL/Redis/S3-on-loopback. `make test-all` adds the tests marked slow (the real scheduler
-# end to end: ingestion, training, drift, scale-out on Celery), several minutes each.
+# PostgreSQL/Redis/S3-on-loopback, and one week of ingestion through the real scheduler.
+# `make test-all` adds the tests marked slow (UI in Chromium, serving over HTTP, training backfills,
+# drift-triggered retraining, scale-out on Celery), several minutes each.
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
