@@ -251,15 +251,15 @@ def markdown(report: Report) -> str:
         f"load average at start {m['loadavg_at_start']}.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
         "",
-        "| section | measure | value | baseline | baseline value | ratio | spread | peak RSS |",
-        "|---|---|---|---|---|---|---|---|",
+        "| section | measure | value | baseline | baseline value | ratio | spread | peak RSS | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report.rows:
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "—"
         rss = f"{r.peak_rss_mb:,.0f} MB" if r.peak_rss_mb else ""
         lines.append(
             f"| {r.section} | {r.measure} | {_fmt(r.value, r.unit)} | {r.baseline_name} | "
-            f"{_fmt(r.baseline, r.unit)} | {ratio} | {r.spread} | {rss} |"
+            f"{_fmt(r.baseline, r.unit)} | {ratio} | {r.spread} | {rss} | {r.note} |"
         )
     if report.skipped:
         lines += ["", "Not measured in this run:", ""]
