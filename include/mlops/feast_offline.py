@@ -267,10 +267,7 @@ class PartitionedFileOfflineStore(DaskOfflineStore):
             start_date,
             end_date,
         )
-        if end_date is None:
-            return job
-        lo = None if start_date is None else _utc(start_date)
-        return _with_windows(job, {data_source.name: (lo, _utc(end_date))})
+        return _windowed(job, data_source, start_date, end_date)
 
     @staticmethod
     def pull_all_from_table_or_query(
@@ -293,10 +290,17 @@ class PartitionedFileOfflineStore(DaskOfflineStore):
             start_date,
             end_date,
         )
-        if end_date is None:
-            return job
-        lo = None if start_date is None else _utc(start_date)
-        return _with_windows(job, {data_source.name: (lo, _utc(end_date))})
+        return _windowed(job, data_source, start_date, end_date)
+
+
+def _windowed(
+    job: RetrievalJob, data_source: DataSource, start_date: datetime | None, end_date: datetime | None
+) -> RetrievalJob:
+    """``job`` reading only ``data_source``'s partitions in ``[start_date, end_date]`` (all without an end)."""
+    if end_date is None:
+        return job
+    lo = None if start_date is None else _utc(start_date)
+    return _with_windows(job, {data_source.name: (lo, _utc(end_date))})
 
 
 # Feast's dask store calls the module-level ``_read_datasource`` for every source it reads; route

@@ -118,30 +118,6 @@ def _backfill(dag_id: str, env: dict[str, str]) -> None:
     embedded.backfill(dag_id, FIRST, LAST, env, max_active_runs=4)
 
 
-def _list_runs(dag_id: str, env: dict[str, str]) -> list[dict] | None:
-    """``airflow dags list-runs -o json``, or None when the CLI failed (the poll is retried)."""
-    from mlops import embedded
-
-    proc = embedded.airflow(["dags", "list-runs", dag_id, "-o", "json"], env=env, check=False)
-    if proc.returncode != 0:
-        return None
-    return embedded.parse_json_list(proc.stdout)
-
-
-def _wait_for_runs(dag_id: str, env: dict[str, str], expected: int, svc, timeout: float = 2400) -> list[dict]:
-    from mlops import embedded
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        svc.check_alive()
-        runs = _list_runs(dag_id, env)
-        if runs is not None and len(runs) >= expected:
-            if all(r["state"] in embedded.TERMINAL_STATES for r in runs):
-                return runs
-        time.sleep(5)
-    raise TimeoutError(f"{dag_id}: runs not finished after {timeout}s")
-
-
 # Part of `make test` (CI): the suite's real-scheduler run, 2-4 min on 2 cores (246 s in a run at load 4-9).
 @pytest.mark.timeout(1800)
 def test_week_backfill_through_the_scheduler(mlops_home: Path):
@@ -163,8 +139,8 @@ def test_week_backfill_through_the_scheduler(mlops_home: Path):
         embedded.unpause(["ingest_flights"], env)
         deferred = _wait_for_deferred(airflow_home)  # nothing landed yet: the sensors defer
         embedded.unpause(["flights_upstream_simulator"], env)
-        sim_runs = _wait_for_runs("flights_upstream_simulator", env, 7, svc)
-        runs = _wait_for_runs("ingest_flights", env, 7, svc)
+        sim_runs = embedded.wait_for_runs("flights_upstream_simulator", env, 7, timeout=2400, services=svc)
+        runs = embedded.wait_for_runs("ingest_flights", env, 7, timeout=2400, services=svc)
         wall = time.monotonic() - t0
     finally:
         svc.stop()
