@@ -320,6 +320,42 @@ def score_days(
     return results
 
 
+def require_features(days: Sequence[str], settings: Settings | None = None) -> None:
+    """Raise ``FileNotFoundError`` naming the days whose feature tables are not built yet (their
+    scores would use stale or missing features)."""
+    s = settings or get_settings()
+    missing = [ds for ds in days if not lake.exists(F.partition_uri(F.DAILY_VIEWS[-1], ds, s))]
+    if missing:
+        raise FileNotFoundError(
+            f"no feature tables for {len(missing)} day(s) {missing[0]}..{missing[-1]} "
+            f"(expected {F.partition_uri(F.DAILY_VIEWS[-1], missing[0], s)}): run materialize_features "
+            "for them (trigger it with start_ds/end_ds), then clear this task"
+        )
+
+
+def event_metadata(results: Sequence[DayResult]) -> dict[str, Any]:
+    """The ``flight_predictions`` event of a run: one day's :class:`DayResult`, or for a range the
+    first/last day, totals and every day's result under ``days``."""
+    if len(results) == 1:
+        return results[0].as_dict()
+    first = results[0]
+    rows = sum(r.rows for r in results)
+    means = [(r.mean_probability, r.rows) for r in results if r.mean_probability is not None and r.rows]
+    return {
+        "ds": first.ds,
+        "end_ds": results[-1].ds,
+        "rows": rows,
+        "model_name": first.model_name,
+        "model_version": first.model_version,
+        "threshold": first.threshold,
+        "predicted_delayed": sum(r.predicted_delayed for r in results),
+        "mean_probability": sum(m * n for m, n in means) / sum(n for _, n in means) if means else None,
+        "model_as_of": first.model_as_of,
+        "model_trained_after_day": any(r.model_trained_after_day for r in results),
+        "days": [r.as_dict() for r in results],
+    }
+
+
 def score_day(
     ds: str,
     model_version: str | None = None,

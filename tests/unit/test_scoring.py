@@ -152,3 +152,26 @@ def test_no_champion_says_what_to_do(mlops_home, monkeypatch):
     monkeypatch.setattr(registry, "alias_version", lambda *a, **k: None)
     with pytest.raises(scoring.NoModelToScore, match=r"@champion is not set.*train_model"):
         scoring.resolve_version(None)
+
+
+def test_a_range_is_one_event_with_totals_and_every_day(home):
+    settings, curated = home
+    results = scoring.score_days(DAYS, "5", threshold=0.6, settings=settings, predict=fake_predict)
+    extra = scoring.event_metadata(results)
+    assert (extra["ds"], extra["end_ds"]) == (DAYS[0], DAYS[-1])
+    assert extra["rows"] == len(curated) == sum(d["rows"] for d in extra["days"])
+    assert extra["predicted_delayed"] == sum(r.predicted_delayed for r in results)
+    assert [d["ds"] for d in extra["days"]] == DAYS and extra["model_version"] == "5"
+    pooled = np.mean([p for ds in DAYS for p in scoring.read_predictions(ds, settings)["delay_probability"]])
+    assert extra["mean_probability"] == pytest.approx(pooled)
+    # One day keeps the one-day shape.
+    assert scoring.event_metadata(results[:1]) == results[0].as_dict()
+
+
+def test_days_without_feature_tables_are_named(home):
+    settings, _ = home
+    with pytest.raises(FileNotFoundError, match=r"2 day\(s\) 2013-06-11\.\.2013-06-12.*materialize_features"):
+        scoring.require_features(DAYS, settings)
+    for ds in DAYS:
+        lake.write_parquet(F.partition_uri(F.DAILY_VIEWS[-1], ds, settings), pd.DataFrame({"x": [1]}))
+    scoring.require_features(DAYS, settings)

@@ -213,11 +213,50 @@ def partition_date(params: Mapping[str, Any] | None, logical_ds: str | None) -> 
     return str(ds)
 
 
+#: The most days one ``batch_predict`` run scores (``ds``..``end_ds``); more: split into runs.
+MAX_SCORE_DAYS = 92
+
+
+def scoring_days(params: Mapping[str, Any] | None, logical_ds: str | None) -> list[str]:
+    """The days a ``batch_predict`` run scores: its day (:func:`partition_date`) through the
+    ``end_ds`` param when set. A reversed or too long range is refused with the way out."""
+    import datetime as dt
+
+    first = partition_date(params, logical_ds)
+    end = (params or {}).get("end_ds")
+    if not end:
+        return [first]
+    try:
+        last = dt.date.fromisoformat(str(end))
+    except ValueError:
+        raise ValueError(f"end_ds={end!r} is not a YYYY-MM-DD date") from None
+    span = (last - dt.date.fromisoformat(first)).days + 1
+    if span < 1:
+        raise ValueError(
+            f"end_ds={end} is before the first day to score ({first}): set end_ds on or after ds "
+            "(or the run's logical date), or leave it empty to score one day"
+        )
+    if span > MAX_SCORE_DAYS:
+        raise ValueError(
+            f"{first}..{end} is {span} days; one run scores at most {MAX_SCORE_DAYS}: split the range "
+            "into several runs"
+        )
+    return [(dt.date.fromisoformat(first) + dt.timedelta(days=i)).isoformat() for i in range(span)]
+
+
+def last_scoring_day(params: Mapping[str, Any] | None, logical_ds: str | None) -> str:
+    """The last day a ``batch_predict`` run scores (its sensor waits for that day's features)."""
+    return scoring_days(params, logical_ds)[-1]
+
+
 #: The day a run works on, as a template: the ``ds`` param when set, else the logical date,
 #: checked by :func:`partition_date` when the template renders (a bad ``ds`` fails the task with
 #: the way out). Needs ``user_defined_macros=PARTITION_MACROS`` on the DAG.
 PARTITION = "{{ mlops_partition(params, ds) }}"
 PARTITION_MACROS = {"mlops_partition": partition_date}
+#: ``batch_predict``'s last day to score (``end_ds`` or the day), checked when it renders.
+LAST_SCORING_DAY = "{{ mlops_last_scoring_day(params, ds) }}"
+SCORING_MACROS = {**PARTITION_MACROS, "mlops_last_scoring_day": last_scoring_day}
 
 
 # --- end INGEST_PARAMS ---------------------------------------------------------------------------
@@ -371,6 +410,16 @@ BATCH_PARAMS: dict[str, Param] = {
         title="Day to score (override)",
         description="Score this day (YYYY-MM-DD) instead of the run's logical date. Leave empty for "
         "scheduled and backfill runs.",
+        section=_BATCH,
+    ),
+    "end_ds": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="Last day to score (range)",
+        description="Score every day from the run's day through this one (YYYY-MM-DD) in one run: "
+        "one feature retrieval for the whole range, much faster than a run per day (at most 92 "
+        "days). Leave empty to score one day.",
         section=_BATCH,
     ),
     "model_version": Param(
