@@ -1,9 +1,21 @@
 """``mlops demo`` and ``mlops up``: the whole lifecycle through the real Airflow scheduler.
 
-The demo replays a window of 2013 on the embedded profile: it starts Airflow (api-server,
-scheduler, dag-processor, triggerer), then drives every stage with ``airflow backfill create``
-exactly as a user would, lets the asset-triggered DAGs react, and prints a summary. Each stage
-runs only when its DAG exists, so the demo grows with the project.
+The demo replays a window of 2013 (default May-July: spring into the summer storms) on the
+embedded profile. It starts Airflow (api-server, scheduler, dag-processor, triggerer) and drives
+every stage as a user would:
+
+1. ``airflow backfill create`` of the simulator and ``ingest_flights`` over the window (together);
+   ``materialize_features`` follows their asset events;
+2. a backfill of the first weekly ``train_model`` runs (a champion is promoted);
+3. then week by week, like the weeks going by in production: one ``batch_predict`` run scores the
+   week (``end_ds``) with the champion of the time, one ``monitor_drift`` run checks it; when the
+   seasonal drift fires ``retrain_request``, the ``train_model`` run it starts is waited for and
+   the replay stops (``--whole-window`` goes on to ``--end``);
+4. a summary: runs per DAG, days ingested/quarantined/featured/scored, model versions with their
+   metrics, the champion, the drift verdicts and the retraining, and where to look.
+
+Each stage runs only when its DAG exists. Weekly monitoring suffices for the replay: a check's
+window is the 7 days ending with its day (daily runs in production overlap).
 """
 
 from __future__ import annotations
@@ -149,7 +161,107 @@ def _wait_idle(svc: Services, dag_id: str, timeout: float, settle: float = 20) -
     raise TimeoutError(f"{dag_id} still busy after {timeout}s")
 
 
-def run_demo(start: date, end: date, train_every: int, timeout: float) -> int:
+def _wait_run(svc: Services, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
+    """Wait for one run to finish; returns it."""
+    from mlops import embedded
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        svc.check_alive()
+        for run in embedded.list_runs(dag_id, svc.env):
+            if run.get("run_id") == run_id and run.get("state") in embedded.TERMINAL_STATES:
+                return run
+        time.sleep(2)
+    raise TimeoutError(f"{dag_id} run {run_id} not finished after {timeout}s")
+
+
+def _asset_triggered(svc: Services, dag_id: str) -> list[dict[str, Any]]:
+    from mlops import embedded
+
+    return [r for r in embedded.list_runs(dag_id, svc.env) if r.get("run_type") == "asset_triggered"]
+
+
+def _champion() -> str | None:
+    from mlops import registry
+    from mlops.config import CHAMPION
+
+    return registry.alias_version(CHAMPION, get_settings())
+
+
+@dataclass
+class Replay:
+    """What the weekly replay after the first champion did (for the summary)."""
+
+    weeks: list[tuple[str, str, str, str]] = field(default_factory=list)  # first, last, decision, why
+    retrained: dict[str, Any] = field(default_factory=dict)
+
+
+def replay_weeks(
+    svc: Services, timeline: Timeline, first: date, end: date, timeout: float, whole_window: bool
+) -> Replay:
+    """Week by week from ``first``: score the week with the champion of the time (one
+    ``batch_predict`` run over the week), then check it (``monitor_drift`` for the week's last day,
+    whose 7-day window is the week). When a check emits ``retrain_request``, wait for the
+    ``train_model`` run it starts; the replay then stops (or, with ``whole_window``, goes on)."""
+    from mlops import monitoring
+
+    replay = Replay()
+    day = first
+    while day <= end:
+        last = min(day + timedelta(days=6), end)
+        champion = _champion()
+        t0 = time.monotonic()
+        _say(f"▶ week {day} → {last}: batch_predict with v{champion}, then monitor_drift for {last}")
+        run_id = svc.trigger_run("batch_predict", day.isoformat(), {"end_ds": last.isoformat()})
+        scored = _wait_run(svc, "batch_predict", run_id, timeout)
+        retrains_before = len(_asset_triggered(svc, "train_model"))
+        run_id = svc.trigger_run("monitor_drift", last.isoformat())
+        checked = _wait_run(svc, "monitor_drift", run_id, timeout)
+        verdict = monitoring.day_decision(last.isoformat(), monitoring.read_ledger())
+        decision, why = verdict if verdict else ("none", "no threshold breached")
+        replay.weeks.append((day.isoformat(), last.isoformat(), decision, why))
+        timeline.record(
+            f"week {day}: score + monitor",
+            time.monotonic() - t0,
+            f"batch_predict {scored.get('state')}, monitor_drift {checked.get('state')}, "
+            f"retrain request: {decision} ({why[:100]})",
+        )
+        if decision == "requested":
+            t1 = time.monotonic()
+            _say("▶ retrain_request emitted: waiting for the train_model run it starts")
+            deadline = time.monotonic() + 300
+            while len(_asset_triggered(svc, "train_model")) <= retrains_before:
+                svc.check_alive()
+                if time.monotonic() > deadline:
+                    raise TimeoutError("retrain_request emitted but no asset-triggered train_model run")
+                time.sleep(2)
+            run = _asset_triggered(svc, "train_model")[-1]
+            done = _wait_run(svc, "train_model", str(run["run_id"]), timeout)
+            replay.retrained = {
+                "run_id": done["run_id"],
+                "state": done["state"],
+                "champion_before": champion,
+                "champion_after": _champion(),
+            }
+            timeline.record(
+                "retraining (retrain_request)",
+                time.monotonic() - t1,
+                f"{done['run_id']} {done['state']}; champion v{champion} -> v{replay.retrained['champion_after']}",
+            )
+            if not whole_window:
+                break
+        day = last + timedelta(days=1)
+    return replay
+
+
+def run_demo(
+    start: date,
+    end: date,
+    train_after_weeks: int,
+    timeout: float,
+    train_weeks: int = 3,
+    whole_window: bool = False,
+) -> int:
     import signal
 
     from mlops import embedded
@@ -163,51 +275,68 @@ def run_demo(start: date, end: date, train_every: int, timeout: float) -> int:
     _say(f"  DAGs present: {', '.join(sorted(present)) or 'none'}")
     t0 = time.monotonic()
     port = int(os.environ.get("MLOPS_DEMO_PORT", "0")) or embedded.free_port()
+    replay = Replay()
     with embedded.running(settings, port=port) as svc:
         timeline.record("start Airflow", time.monotonic() - t0, f"UI at {svc.url}")
         embedded.reserialize(svc.env)
         embedded.unpause(sorted(present), svc.env)
         days = _dates(start, end)
-        if "flights_upstream_simulator" in present:
-            _run_backfill(svc, timeline, "flights_upstream_simulator", start, end, len(days), timeout)
-        if "ingest_flights" in present:
-            _run_backfill(svc, timeline, "ingest_flights", start, end, len(days), timeout)
+        # Landing and ingestion are backfilled together: each ingestion run's sensor waits in the
+        # triggerer until the simulator has landed its day.
+        pipeline = [d for d in ("flights_upstream_simulator", "ingest_flights") if d in present]
+        t1 = time.monotonic()
+        for dag_id in pipeline:
+            _say(f"▶ {dag_id}: backfill {start} → {end} ({len(days)} runs)")
+            embedded.backfill(dag_id, start.isoformat(), end.isoformat(), env=svc.env, max_active_runs=4)
+        for dag_id in pipeline:
+            runs = embedded.wait_for_runs(
+                dag_id,
+                svc.env,
+                len(days),
+                services=svc,
+                timeout=timeout,
+                on_progress=lambda m: _say(f"  {m}"),
+            )
+            timeline.record(f"{dag_id} backfill", time.monotonic() - t1, _states(runs))
         if "materialize_features" in present:
             t1 = time.monotonic()
             runs = _wait_idle(svc, "materialize_features", timeout)
             timeline.record("materialize_features (asset-triggered)", time.monotonic() - t1, _states(runs))
             _catch_up_features(svc, timeline, start, end, len(runs), timeout)
-        # Scoring and monitoring start on the first day a champion exists (the first training).
-        scored_from = start
+        replay_from: date | None = None
         if "train_model" in present:
-            weeks = _mondays(start + timedelta(days=train_every * 7), end)  # its cron: Mondays 00:00
+            weeks = _mondays(start + timedelta(days=train_after_weeks * 7), end)[:train_weeks]
             if weeks:
-                # Two at a time: each fit uses both cores, and a week's model is gated against the
-                # champion of the weeks before it (a later as-of finishing first makes it stale).
+                # Two at a time: each fit uses both cores; each week's model is gated against the
+                # champion of the weeks before it.
                 _run_backfill(
                     svc, timeline, "train_model", weeks[0], weeks[-1], len(weeks), timeout, max_active_runs=2
                 )
-                scored_from = weeks[0]
-        scored = _dates(scored_from, end)
-        if "batch_predict" in present:
-            _run_backfill(svc, timeline, "batch_predict", scored_from, end, len(scored), timeout)
-        if "monitor_drift" in present:
-            _run_backfill(svc, timeline, "monitor_drift", scored_from, end, len(scored), timeout)
-            if "train_model" in present:
-                t1 = time.monotonic()
-                runs = _wait_idle(svc, "train_model", timeout)
-                triggered = [r for r in runs if str(r.get("run_id", "")).startswith("asset_triggered")]
-                timeline.record(
-                    "retraining (retrain_request)",
-                    time.monotonic() - t1,
-                    f"{len(triggered)} asset-triggered runs",
-                )
+                replay_from = weeks[-1]
+        if replay_from is not None and {"batch_predict", "monitor_drift"} <= present:
+            if _champion() is None:
+                _say("  no model was promoted to @champion: nothing to score or monitor")
+            else:
+                replay = replay_weeks(svc, timeline, replay_from, end, timeout, whole_window)
         _say("")
-        _print_summary(svc, timeline)
+        _print_summary(svc, timeline, start, end, replay)
     return 0
 
 
-def _print_summary(svc: Services, timeline: Timeline) -> None:
+def _partitions(prefix: str, start: date, end: date) -> list[str]:
+    """The ``ds=YYYY-MM-DD`` partitions under the lake prefix ``prefix`` within [start, end]."""
+    from mlops import lake
+
+    s = get_settings()
+    found = set()
+    for uri in lake.list_uris(lake.join(s.lake_uri, prefix)):
+        for part in uri.split("/"):
+            if part.startswith("ds=") and start.isoformat() <= part[3:] <= end.isoformat():
+                found.add(part[3:])
+    return sorted(found)
+
+
+def _print_summary(svc: Services, timeline: Timeline, start: date, end: date, replay: Replay) -> None:
     from mlops import embedded
 
     _say("══ Summary ══")
@@ -219,6 +348,25 @@ def _print_summary(svc: Services, timeline: Timeline) -> None:
         for run in runs:
             states[str(run.get("state"))] = states.get(str(run.get("state")), 0) + 1
         _say(f"  {dag_id:<30} runs: {json.dumps(states)}")
+    from mlops.features import DAILY_VIEWS
+
+    ingested = _partitions("curated/flights", start, end)
+    quarantined = _partitions("quarantine/flights", start, end)
+    featured = _partitions(f"features/{DAILY_VIEWS[-1]}", start, end)
+    scored = _partitions("predictions", start, end)
+    _say(
+        f"  days: {len(_dates(start, end))} replayed, {len(ingested)} ingested, "
+        f"{len(quarantined)} quarantined{' ' + str(quarantined) if quarantined else ''}, "
+        f"{len(featured)} with features materialized, {len(scored)} scored"
+    )
+    for first, last, decision, why in replay.weeks:
+        _say(f"  monitored {first} → {last}: retrain request {decision} — {why[:160]}")
+    if replay.retrained:
+        r = replay.retrained
+        _say(
+            f"  retraining: {r['run_id']} {r['state']}; champion v{r['champion_before']} → "
+            f"v{r['champion_after']}"
+        )
     try:
         from mlops.report import lifecycle_summary
 
@@ -228,17 +376,26 @@ def _print_summary(svc: Services, timeline: Timeline) -> None:
         pass
     s = get_settings()
     _say(f"  total wall time: {time.monotonic() - timeline.started:.0f}s")
-    _say("Where to look:")
-    _say(f"  lake:      {s.lake_uri}")
-    _say(f"  MLflow:    {s.mlflow_tracking_uri}  (make up → http://127.0.0.1:5000)")
-    _say("  Airflow:   make up → http://127.0.0.1:8080 (login printed by make up)")
+    _say("Where to look (`make up` serves all three; it prints the login):")
+    _say(
+        "  Airflow:   http://127.0.0.1:8080  (grid of every run above; the ML lifecycle page in the nav bar)"
+    )
+    _say(f"  MLflow:    http://127.0.0.1:5000  (store: {s.mlflow_tracking_uri})")
+    _say(f"  lake:      {s.lake_uri}  (curated/, quarantine/, features/, predictions/, reports/)")
+    _say(f"  reports:   {s.lake_uri}/reports/drift/ds=YYYY-MM-DD/report.html")
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--start", type=date.fromisoformat, default=date(2013, 1, 1), help="first day replayed")
-    p.add_argument("--end", type=date.fromisoformat, default=date(2013, 3, 31), help="last day replayed")
+    p.add_argument("--start", type=date.fromisoformat, default=date(2013, 5, 1), help="first day replayed")
+    p.add_argument("--end", type=date.fromisoformat, default=date(2013, 7, 31), help="last day replayed")
     p.add_argument(
         "--train-after-weeks", type=int, default=4, help="weeks of data before the first weekly training run"
+    )
+    p.add_argument("--train-weeks", type=int, default=3, help="weekly training runs backfilled")
+    p.add_argument(
+        "--whole-window",
+        action="store_true",
+        help="score and monitor every week to --end (default: stop after the drift-triggered retraining)",
     )
     p.add_argument("--timeout", type=float, default=3600, help="seconds to wait for any one stage")
 
@@ -250,7 +407,17 @@ def _demo(ns: argparse.Namespace) -> int:
     if ns.end < ns.start:
         _say(f"--end {ns.end} is before --start {ns.start}")
         return 2
-    return run_demo(ns.start, ns.end, ns.train_after_weeks, ns.timeout)
+    if ns.train_weeks < 1:
+        _say(f"--train-weeks {ns.train_weeks}: at least one training run is needed for a champion")
+        return 2
+    return run_demo(
+        ns.start,
+        ns.end,
+        ns.train_after_weeks,
+        ns.timeout,
+        train_weeks=ns.train_weeks,
+        whole_window=ns.whole_window,
+    )
 
 
 def _up_args(p: argparse.ArgumentParser) -> None:
@@ -268,6 +435,8 @@ def _up(ns: argparse.Namespace) -> int:
 
     s = get_settings()
     env = embedded.environment(s, port=ns.airflow_port)
+    # Extra links and the lifecycle page point at the MLflow UI this command starts.
+    env.setdefault("MLFLOW_UI_URL", f"http://127.0.0.1:{ns.mlflow_port}")
     embedded.init_db(env)
     bin_dir = os.path.dirname(sys.executable)
     logs = s.home / "logs"
