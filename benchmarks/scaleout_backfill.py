@@ -153,6 +153,75 @@ def _sqlite_tis(db: Path, dag_id: str) -> list[dict[str, Any]]:
     return out
 
 
+def _peak_per_worker(tis: list[dict[str, Any]]) -> dict[str, int]:
+    """The most task instances each worker (hostname) had running at the same moment."""
+    events: dict[str, list[tuple[float, int]]] = {}
+    for t in tis:
+        if t.get("hostname") and t.get("start_date") and t.get("end_date"):
+            ev = events.setdefault(str(t["hostname"]), [])
+            ev += [(t["start_date"].timestamp(), 1), (t["end_date"].timestamp(), -1)]
+    peaks = {}
+    for host, ev in sorted(events.items()):
+        running = peak = 0
+        for _, delta in sorted(ev):  # an end sorts before a start at the same instant
+            running += delta
+            peak = max(peak, running)
+        peaks[host] = peak
+    return peaks
+
+
+def _check_lake(
+    lake_root: str, landing_root: str, start: date, days: int, s3_factory: Callable[[], Any] | None = None
+) -> dict[str, Any]:
+    """The curated lake after the backfill: exactly one ``data.parquet`` per day and nothing else
+    under ``curated/`` (no temp or stray objects), each non-empty, without duplicated rows, its
+    footer's row count and content hash matching the rows read back, and whole: the same rows
+    (content hash) as the day's landing export normalized again here."""
+    from mlops import ingest, lake
+
+    lake.set_s3_client_factory(s3_factory)
+    try:
+        curated = lake.join(lake_root, "curated")
+        expected = {
+            lake.join(curated, "flights", f"ds={start + timedelta(days=i)}", ingest.CURATED_FILE): (
+                start + timedelta(days=i)
+            ).isoformat()
+            for i in range(days)
+        }
+        found = list(lake.list_uris(curated))
+        if not lake.is_s3(curated):  # list_uris skips dot files: the local writer's temp files
+            root = lake.local_path(curated)
+            found += [
+                lake.join(curated, p.relative_to(root).as_posix()) for p in root.rglob(".*") if p.is_file()
+            ]
+        problems = [f"unexpected object {u}" for u in sorted(set(found) - set(expected))]
+        problems += [f"missing {u}" for u in sorted(set(expected) - set(found))]
+        rows = 0
+        for uri, ds in sorted(expected.items()):
+            if uri not in found:
+                continue
+            frame, meta = lake.read_parquet(uri), ingest.read_curated_metadata(uri)
+            landed = lake.read_bytes(lake.join(landing_root, "flights", f"ds={ds}", "flights.csv"))
+            whole = ingest.content_hash(ingest.curated_frame(ingest.parse_raw(landed), ds))
+            rows += len(frame)
+            if frame.empty:
+                problems.append(f"ds={ds}: empty")
+            if frame.duplicated().any():
+                problems.append(f"ds={ds}: {int(frame.duplicated().sum())} duplicated rows")
+            if meta.get("mlops.rows") != str(len(frame)) or meta.get("mlops.ds") != ds:
+                problems.append(f"ds={ds}: footer {meta} vs {len(frame)} rows read")
+            if not meta.get("mlops.content_hash") == ingest.content_hash(frame) == whole:
+                problems.append(f"ds={ds}: content hash differs from the landing export's rows")
+    finally:
+        lake.set_s3_client_factory(None)
+    return {
+        "curated_partitions": len(set(found) & set(expected)),
+        "curated_objects": len(found),
+        "curated_rows": rows,
+        "problems": problems,
+    }
+
+
 def run_celery(
     start: date, days: int, slots: int, max_active: int, dags: Path | None, land_with_dag: bool
 ) -> dict[str, Any]:
@@ -181,6 +250,8 @@ def run_celery(
             ids = _backfill_ids(start, days)
             tis = [t for t in st.task_instances(INGEST) if t["run_id"] in ids]
             spread = scaleout.worker_busy(tis)
+            spread["peak_tasks_per_worker"] = _peak_per_worker(tis)
+            checked = _check_lake(st.env["MLOPS_LAKE_URI"], st.env["MLOPS_LANDING_URI"], start, days, st.s3)
     return {
         "profile": f"celery ({workers} workers x concurrency {concurrency}, PostgreSQL, Redis, S3 on loopback)",
         "stack_start_seconds": round(started, 1),
@@ -191,6 +262,7 @@ def run_celery(
         "loadavg_before": load_before,
         "loadavg_after": load_after,
         "workers": spread,
+        "lake": checked,
     }
 
 
@@ -225,6 +297,7 @@ def run_embedded(
                 tis = [
                     t for t in _sqlite_tis(settings.airflow_home / "airflow.db", INGEST) if t["run_id"] in ids
                 ]
+                checked = _check_lake(settings.lake_uri, settings.landing_uri, start, days)
         finally:
             for k in [k for k in os.environ if k.startswith(("AIRFLOW", "MLOPS_"))]:
                 del os.environ[k]
@@ -240,6 +313,7 @@ def run_embedded(
         "loadavg_before": load_before,
         "loadavg_after": load_after,
         "workers": {k: spread[k] for k in ("busy_seconds", "window_seconds", "peak_parallel_tasks")},
+        "lake": checked,
     }
 
 
@@ -302,6 +376,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<9} FAILED: {why[:300]}")
     for name, p in profiles.items():
         print(f"  {name:<9} ingest month {p['ingest_backfill_seconds']:7.0f}s   ({p['profile']})")
+        lk = p["lake"]
+        print(
+            f"            lake: {lk['curated_partitions']} partitions, problems {lk['problems'][:5] or 'none'}"
+        )
+        if "tasks" in p["workers"]:
+            w = p["workers"]
+            print(
+                f"            tasks {w['tasks']}, peak per worker {w['peak_tasks_per_worker']}, "
+                f"both busy {w['all_workers_busy_seconds']}s of {w['window_seconds']}s"
+            )
     return 0
 
 
