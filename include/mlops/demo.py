@@ -278,6 +278,9 @@ def run_demo(
     replay = Replay()
     with embedded.running(settings, port=port) as svc:
         timeline.record("start Airflow", time.monotonic() - t0, f"UI at {svc.url}")
+        # Quiet in this process only (Airflow's components were started with the full logging).
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         embedded.reserialize(svc.env)
         embedded.unpause(sorted(present), svc.env)
         days = _dates(start, end)
