@@ -16,3 +16,38 @@ def test_weekly_training_runs_fall_on_train_models_cron_mondays() -> None:
 def test_a_window_without_a_monday_trains_nothing() -> None:
     assert _mondays(date(2013, 1, 29), date(2013, 2, 3)) == []
     assert _mondays(date(2013, 2, 4), date(2013, 2, 4)) == [date(2013, 2, 4)]
+
+
+def test_default_window_trains_three_mondays_then_replays_from_the_last() -> None:
+    from datetime import timedelta
+
+    from mlops.cli import build_parser
+
+    ns = build_parser().parse_args(["demo"])
+    assert (ns.start, ns.end) == (date(2013, 5, 1), date(2013, 7, 31))  # spring into the summer storms
+    weeks = _mondays(ns.start + timedelta(days=ns.train_after_weeks * 7), ns.end)[: ns.train_weeks]
+    assert weeks == [date(2013, 6, 3), date(2013, 6, 10), date(2013, 6, 17)]
+
+
+def test_bad_arguments_are_refused_before_anything_starts(capsys) -> None:
+    from mlops.cli import main
+
+    assert main(["demo", "--start", "2013-07-01", "--end", "2013-06-01"]) == 2
+    assert "--end 2013-06-01 is before --start 2013-07-01" in capsys.readouterr().out
+    assert main(["demo", "--train-weeks", "0"]) == 2
+    assert "at least one training run" in capsys.readouterr().out
+
+
+def test_partitions_in_the_window_are_counted(mlops_home) -> None:
+    from mlops import lake
+    from mlops.config import get_settings
+    from mlops.demo import _partitions
+
+    s = get_settings()
+    for ds in ("2013-04-30", "2013-05-01", "2013-05-02"):
+        lake.write_text(lake.join(s.lake_uri, "quarantine", "flights", f"ds={ds}", "batch.csv"), "x")
+    assert _partitions("quarantine/flights", date(2013, 5, 1), date(2013, 5, 31)) == [
+        "2013-05-01",
+        "2013-05-02",
+    ]
+    assert _partitions("curated/flights", date(2013, 5, 1), date(2013, 5, 31)) == []
