@@ -6,7 +6,8 @@ scheduler, while a subprocess seeds the model registry and the drift history wit
 the ``mlops`` package (tests/e2e/_ui_home.py). Then, as a user would: log in on the simple auth
 manager's page, open the DAG list and the grid, open "ML lifecycle" from the navigation (the
 plugin's page in its iframe: champion, challenger, versions, drift chart, retraining decisions),
-and follow the ``validate`` task's "Validation report" extra link to the report it serves.
+and follow the ``validate`` task's "Validation report" extra link to the report it serves; then
+open the champion's run in the MLflow UI (``mlflow ui`` on the same store, as ``make up`` starts it).
 
 Screenshots go to ``$MLOPS_UI_SCREENSHOTS`` (default: the test's tmp dir; the path is printed).
 Without Chromium the test skips (run ``make deps-apt``); under ``CI=true`` it fails instead.
@@ -74,14 +75,6 @@ def _password(env: dict[str, str]) -> str:
     return str(json.loads(path.read_text())["admin"])
 
 
-def _api(base: str, password: str) -> httpx.Client:
-    """A REST client of the api-server (polling it is much cheaper than ``airflow dags list-runs``)."""
-    token = httpx.post(
-        f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=60
-    ).json()["access_token"]
-    return httpx.Client(base_url=f"{base}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=60)
-
-
 def _wait_for_run(api: httpx.Client, dag_id: str, svc, timeout: float = 600) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -91,6 +84,49 @@ def _wait_for_run(api: httpx.Client, dag_id: str, svc, timeout: float = 600) -> 
             return runs
         time.sleep(2)
     raise TimeoutError(f"{dag_id}: the run of {DAY} did not finish in {timeout}s")
+
+
+def _start_mlflow_ui(settings, tmp_path: Path, procs: list) -> str:
+    """``mlflow ui`` on the home's tracking store (what ``make up`` starts), on a free port."""
+    port = embedded.free_port()
+    url = f"http://127.0.0.1:{port}"
+    mlflow = Path(sys.executable).parent / "mlflow"
+    cmd = [str(mlflow), "ui", "--host", "127.0.0.1", "--port", str(port)]
+    log = (tmp_path / "mlflow-ui.log").open("wb")
+    procs.append(
+        subprocess.Popen(
+            [*cmd, "--backend-store-uri", settings.mlflow_tracking_uri], stdout=log, stderr=subprocess.STDOUT
+        )
+    )
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            pass
+        assert procs[-1].poll() is None, (tmp_path / "mlflow-ui.log").read_text()[-3000:]
+        time.sleep(1)
+    raise TimeoutError(f"mlflow ui not up at {url}: {(tmp_path / 'mlflow-ui.log').read_text()[-3000:]}")
+
+
+def _champion_run_url(mlflow_url: str) -> str:
+    """The champion's MLflow run, as the operators' "MLflow run" extra link builds it."""
+    import mlflow
+
+    from mlops import registry
+    from mlops.airflow.links import mlflow_run_url
+    from mlops.config import CHAMPION
+
+    settings = get_settings()
+    version = registry.alias_version(CHAMPION, settings)
+    run_id = registry.version_info(version, settings).run_id
+    experiment_id = mlflow.MlflowClient(settings.mlflow_tracking_uri).get_run(run_id).info.experiment_id
+    os.environ["MLFLOW_UI_URL"] = mlflow_url
+    try:
+        return mlflow_run_url(experiment_id, run_id)
+    finally:
+        del os.environ["MLFLOW_UI_URL"]
 
 
 SEED = """
@@ -130,6 +166,7 @@ def test_airflow_ui_in_headless_chromium(mlops_home: Path, tmp_path: Path):
     )
     svc = None
     driver = None
+    procs: list[subprocess.Popen] = []
     try:
         embedded.init_db(env)
         embedded.reserialize(env)
@@ -138,7 +175,7 @@ def test_airflow_ui_in_headless_chromium(mlops_home: Path, tmp_path: Path):
         svc = embedded.Services(env=env).start()
         timings["airflow_up"] = time.monotonic() - t0
         embedded.unpause(["flights_upstream_simulator", "ingest_flights"], env)
-        api = _api(svc.url, _password(env))
+        api = svc.api()  # REST polling is much cheaper than `airflow dags list-runs`
         runs = _wait_for_run(api, "ingest_flights", svc)
         assert [r["state"] for r in runs] == ["success"], runs
         assert [r["state"] for r in _wait_for_run(api, "flights_upstream_simulator", svc)] == ["success"]
@@ -233,6 +270,16 @@ def test_airflow_ui_in_headless_chromium(mlops_home: Path, tmp_path: Path):
         body = wait.until(EC.presence_of_element_located((By.TAG_NAME, "body"))).text
         assert DAY in body and "flights_raw_v1" in body, body[:2000]
         shot("06_validation_report")
+
+        # -- MLflow: the champion's run, where the train_model tasks' "MLflow run" link leads ----
+        mlflow_url = _start_mlflow_ui(settings, tmp_path, procs)
+        run_url = _champion_run_url(mlflow_url)
+        driver.get(run_url)
+        wait.until(EC.presence_of_element_located((By.XPATH, "//*[contains(text(), 'roc_auc')]")))
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert "holdout" in body or "roc_auc" in body, body[:2000]
+        time.sleep(1)
+        shot("07_mlflow_run")
         timings["browser"] = time.monotonic() - t0 - timings["seeded"]
     except Exception:
         if driver is not None:  # what the browser showed when it failed
@@ -246,9 +293,10 @@ def test_airflow_ui_in_headless_chromium(mlops_home: Path, tmp_path: Path):
             driver.quit()
         if svc is not None:
             svc.stop()
-        if seeder.poll() is None:
-            seeder.kill()
-            seeder.wait()
+        for proc in [seeder, *procs]:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     print(f"timings (s, cumulative except browser): { {k: round(v) for k, v in timings.items()} }")
     print(f"seeded: {seeded['seconds']}")
     for path in sorted(shots.glob("*.png")):
