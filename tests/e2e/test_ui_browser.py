@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -95,7 +96,11 @@ def _start_mlflow_ui(settings, tmp_path: Path, procs: list) -> str:
     log = (tmp_path / "mlflow-ui.log").open("wb")
     procs.append(
         subprocess.Popen(
-            [*cmd, "--backend-store-uri", settings.mlflow_tracking_uri], stdout=log, stderr=subprocess.STDOUT
+            [*cmd, "--backend-store-uri", settings.mlflow_tracking_uri],
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # as `make up`
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its uvicorn workers are stopped with it (killpg)
         )
     )
     deadline = time.monotonic() + WAIT
@@ -293,10 +298,13 @@ def test_airflow_ui_in_headless_chromium(mlops_home: Path, tmp_path: Path):
             driver.quit()
         if svc is not None:
             svc.stop()
-        for proc in [seeder, *procs]:
+        for proc in procs:
             if proc.poll() is None:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        if seeder.poll() is None:
+            seeder.kill()
+            seeder.wait()
     print(f"timings (s, cumulative except browser): { {k: round(v) for k, v in timings.items()} }")
     print(f"seeded: {seeded['seconds']}")
     for path in sorted(shots.glob("*.png")):
