@@ -456,6 +456,8 @@ def _up(ns: argparse.Namespace) -> int:
             str(ns.mlflow_port),
             "--backend-store-uri",
             s.mlflow_tracking_uri,
+            "--workers",
+            "1",  # one user on a laptop; the default 4 cost ~1 GB
         ],
     }
     if "serve" in __import__("mlops.cli", fromlist=["COMMANDS"]).COMMANDS:

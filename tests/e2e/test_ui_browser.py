@@ -92,7 +92,7 @@ def _start_mlflow_ui(settings, tmp_path: Path, procs: list) -> str:
     port = embedded.free_port()
     url = f"http://127.0.0.1:{port}"
     mlflow = Path(sys.executable).parent / "mlflow"
-    cmd = [str(mlflow), "ui", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [str(mlflow), "ui", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     log = (tmp_path / "mlflow-ui.log").open("wb")
     procs.append(
         subprocess.Popen(
