@@ -30,15 +30,29 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(msg)
 
 
+#: Variables that would point a test's home elsewhere (the embedded defaults derive from MLOPS_HOME).
+HOME_OVERRIDES = (
+    "MLOPS_LANDING_URI",
+    "MLOPS_LAKE_URI",
+    "MLFLOW_TRACKING_URI",
+    "AIRFLOW_HOME",
+    "MLOPS_LOCK_URL",
+)
+
+
+def use_home(mp: pytest.MonkeyPatch, home: Path) -> Path:
+    """Point MLOPS_HOME at ``home`` with every store at its embedded default under it."""
+    home.mkdir(parents=True, exist_ok=True)
+    mp.setenv("MLOPS_HOME", str(home))
+    for var in HOME_OVERRIDES:
+        mp.delenv(var, raising=False)
+    return home
+
+
 @pytest.fixture
 def mlops_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh MLOPS_HOME with the embedded defaults under it."""
-    home = tmp_path / "mlops"
-    home.mkdir()
-    monkeypatch.setenv("MLOPS_HOME", str(home))
-    for var in ("MLOPS_LANDING_URI", "MLOPS_LAKE_URI", "MLFLOW_TRACKING_URI", "AIRFLOW_HOME"):
-        monkeypatch.delenv(var, raising=False)
-    return home
+    return use_home(monkeypatch, tmp_path / "mlops")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import use_home
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,16 +76,7 @@ def make_champion(settings) -> str:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        h = tmp_path_factory.mktemp("mlops")
-        mp.setenv("MLOPS_HOME", str(h))
-        for var in (
-            "MLFLOW_TRACKING_URI",
-            "MLOPS_LAKE_URI",
-            "MLOPS_LANDING_URI",
-            "AIRFLOW_HOME",
-            "MLOPS_LOCK_URL",
-        ):
-            mp.delenv(var, raising=False)
+        h = use_home(mp, tmp_path_factory.mktemp("mlops"))
         # Only the DAGs under test (and the probe): less for the dag-processor on a loaded machine.
         dags = h / "dags"
         dags.mkdir()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import use_home
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 CONF = {"window_days": 14, "holdout_days": 3, "n_candidates": 2, "n_estimators": 40, "max_depth": 4}
@@ -39,16 +41,7 @@ def seed_lake(settings) -> None:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        h = tmp_path_factory.mktemp("mlops")
-        mp.setenv("MLOPS_HOME", str(h))
-        for var in (
-            "MLFLOW_TRACKING_URI",
-            "MLOPS_LAKE_URI",
-            "MLOPS_LANDING_URI",
-            "AIRFLOW_HOME",
-            "MLOPS_LOCK_URL",
-        ):
-            mp.delenv(var, raising=False)
+        h = use_home(mp, tmp_path_factory.mktemp("mlops"))
         from mlops.config import get_settings
 
         seed_lake(get_settings())
