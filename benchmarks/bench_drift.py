@@ -26,11 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from benchmarks.harness import Row
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -241,43 +245,57 @@ def measure(
     return out
 
 
+def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Row]:
+    """The table rows of a :func:`measure` result (or of ``results/drift.json``, its saved form)."""
+    from benchmarks.harness import Row
+
+    base = result["capped"][0]
+    out = [
+        Row(
+            "5 drift",
+            f"daily check CPU, {r['rows_per_side']:,} rows per side ({r['rows_per_side'] // base['rows_per_side']}x)",
+            r["check_cpu_seconds"],
+            f"1x check ({base['rows_per_side']:,} rows per side)",
+            base["check_cpu_seconds"],
+            peak_rss_mb=r["peak_rss_mb"],
+            note=f"wall {r['check_seconds']:.1f}s; sampled to {r['n_reference']:,}/{r['n_current']:,} rows "
+            f"(cap {r['sample_size']:,}), {r['features']} features; {r['source']}",
+        )
+        for r in result["capped"]
+    ]
+    if "uncapped" in result:
+        u = result["uncapped"]
+        out.append(
+            Row(
+                "5 drift",
+                f"daily check CPU, {u['rows_per_side']:,} rows per side, no sampling cap",
+                u["check_cpu_seconds"],
+                f"1x check ({base['rows_per_side']:,} rows per side)",
+                base["check_cpu_seconds"],
+                peak_rss_mb=u["peak_rss_mb"],
+                note=f"wall {u['check_seconds']:.1f}s; what the cap saves",
+            )
+        )
+    elif missing is not None:
+        missing.append("no run without the sampling cap in the results (run with --uncapped N)")
+    return out
+
+
 def _harness_sections() -> None:
     try:
         from benchmarks import harness
-        from benchmarks.harness import Row
     except ImportError:  # run as a script
         return
 
-    @harness.register("drift")
+    @harness.register(
+        "drift",
+        results=RESULTS / "drift.json",
+        rows=rows,
+        command="MLOPS_HOME=<home> .venv/bin/python benchmarks/bench_drift.py",
+    )
     def bench_drift(report: Any, **_: Any) -> None:
         m = measure()
-        base = m["capped"][0]
-        for r in m["capped"]:
-            report.rows.append(
-                Row(
-                    "5 drift",
-                    f"daily check CPU, {r['rows_per_side']:,} rows per side ({r['rows_per_side'] // base['rows_per_side']}x)",
-                    r["check_cpu_seconds"],
-                    f"1x check ({base['rows_per_side']:,} rows per side)",
-                    base["check_cpu_seconds"],
-                    peak_rss_mb=r["peak_rss_mb"],
-                    note=f"wall {r['check_seconds']:.1f}s; sampled to {r['n_reference']:,}/{r['n_current']:,} rows "
-                    f"(cap {r['sample_size']:,}), {r['features']} features; {r['source']}",
-                )
-            )
-        if "uncapped" in m:
-            u = m["uncapped"]
-            report.rows.append(
-                Row(
-                    "5 drift",
-                    f"daily check CPU, {u['rows_per_side']:,} rows per side, no sampling cap",
-                    u["check_cpu_seconds"],
-                    f"1x check ({base['rows_per_side']:,} rows per side)",
-                    base["check_cpu_seconds"],
-                    peak_rss_mb=u["peak_rss_mb"],
-                    note=f"wall {u['check_seconds']:.1f}s; what the cap saves",
-                )
-            )
+        report.rows += rows(m)
         report.details["drift"] = m
 
 
@@ -301,9 +319,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure_one(args.one, args.cache, args.sample_size)))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load_start = [round(x, 2) for x in os.getloadavg()]
     result = measure(tuple(args.sizes), args.sample_size, args.uncapped or None)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "drift.json").write_text(json.dumps(result, indent=2))
+    # When and under what load (a shared machine): `mlops bench --collect` notes both on the rows.
+    saved = {"started": started, "load_average_start": load_start, **result}
+    saved["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    (RESULTS / "drift.json").write_text(json.dumps(saved, indent=2))
     base = result["capped"][0]["check_cpu_seconds"]
     for r in [*result["capped"], *([result["uncapped"]] if "uncapped" in result else [])]:
         print(

@@ -35,7 +35,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from benchmarks.harness import Row
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the home builder lives with the e2e tests
@@ -395,52 +398,63 @@ def measure(home: Path | None = None, rate: float = 100.0, seconds: float = 60.0
             tmp.cleanup()
 
 
+def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Row]:
+    """The table rows of a :func:`measure` result (or of ``results/serving.json``, its saved form)."""
+    from benchmarks.harness import Row
+
+    h, p, sdk = result["http"], result["in_process"], result["feast_sdk_in_process"]
+    note = f"{result['rate_per_s']:.0f} req/s x {result['seconds']:.0f} s, 1 flight/request, loopback"
+    return [
+        Row(
+            "6 serving",
+            "POST /predict p50 (HTTP, from scheduled send)",
+            h["p50_ms"],
+            "in-process p50 (same lookup + model)",
+            p["p50_ms"],
+            unit="ms",
+            spread=f"n={h['n']}, errors={h['errors']}, {h['achieved_rps']} req/s",
+            peak_rss_mb=h["server_peak_rss_mb"],
+            note=note,
+        ),
+        Row(
+            "6 serving",
+            "POST /predict p99 (HTTP, from scheduled send)",
+            h["p99_ms"],
+            "in-process p99 (same lookup + model)",
+            p["p99_ms"],
+            unit="ms",
+            spread=f"max {h['max_ms']} ms",
+            peak_rss_mb=h["server_peak_rss_mb"],
+            note=note,
+        ),
+        Row(
+            "6 serving",
+            "Feast SDK path p50 (get_online_features + model_frame)",
+            sdk["p50_ms"],
+            "direct online read + single-row path p50",
+            p["p50_ms"],
+            unit="ms",
+            spread=f"p99 {sdk['p99_ms']} ms (n={sdk['n']}, closed loop)",
+            note="why the service reads the online store directly",
+        ),
+    ]
+
+
 def _harness_sections() -> None:
     try:
         from benchmarks import harness
-        from benchmarks.harness import Row
     except ImportError:  # run as a script
         return
 
-    @harness.register("serving")
+    @harness.register(
+        "serving",
+        results=RESULTS / "serving.json",
+        rows=rows,
+        command=".venv/bin/python benchmarks/bench_serving.py",
+    )
     def bench_serving(report: Any, **_: Any) -> None:
         m = measure()
-        h, p, sdk = m["http"], m["in_process"], m["feast_sdk_in_process"]
-        note = f"{m['rate_per_s']:.0f} req/s x {m['seconds']:.0f} s, 1 flight/request, loopback"
-        report.rows += [
-            Row(
-                "6 serving",
-                "POST /predict p50 (HTTP, from scheduled send)",
-                h["p50_ms"],
-                "in-process p50 (same lookup + model)",
-                p["p50_ms"],
-                unit="ms",
-                spread=f"n={h['n']}, errors={h['errors']}, {h['achieved_rps']} req/s",
-                peak_rss_mb=h["server_peak_rss_mb"],
-                note=note,
-            ),
-            Row(
-                "6 serving",
-                "POST /predict p99 (HTTP, from scheduled send)",
-                h["p99_ms"],
-                "in-process p99 (same lookup + model)",
-                p["p99_ms"],
-                unit="ms",
-                spread=f"max {h['max_ms']} ms",
-                peak_rss_mb=h["server_peak_rss_mb"],
-                note=note,
-            ),
-            Row(
-                "6 serving",
-                "Feast SDK path p50 (get_online_features + model_frame)",
-                sdk["p50_ms"],
-                "direct online read + single-row path p50",
-                p["p50_ms"],
-                unit="ms",
-                spread=f"p99 {sdk['p99_ms']} ms (n={sdk['n']}, closed loop)",
-                note="why the service reads the online store directly",
-            ),
-        ]
+        report.rows += rows(m)
         report.details["serving"] = m
 
 
@@ -458,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
     if ns.home:
         ns.home.mkdir(parents=True, exist_ok=True)
-    out = measure(ns.home, ns.rate, ns.seconds)
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # noted on the collected rows
+    out = {"started": started, **measure(ns.home, ns.rate, ns.seconds)}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "serving.json").write_text(json.dumps(out, indent=2, default=str))
     print(json.dumps(out, indent=2, default=str))

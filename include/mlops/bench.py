@@ -14,7 +14,19 @@ if TYPE_CHECKING:
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--only", nargs="+", metavar="SECTION", help="run only these sections")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--only",
+        nargs="+",
+        metavar="SECTION",
+        help="run only these sections (the others keep their latest results in the table)",
+    )
+    mode.add_argument(
+        "--collect",
+        action="store_true",
+        help="run nothing: rebuild benchmarks/README.md from the latest harness run of each section "
+        "(benchmarks/results/2*.json), else its standalone results file",
+    )
     p.add_argument("--days", type=int, default=30, help="days backfilled in the orchestration section")
     p.add_argument("--repeats", type=int, default=5, help="repeats for the short measurements")
 
@@ -29,5 +41,8 @@ def _bench(ns: argparse.Namespace) -> int:
     harness = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = harness
     spec.loader.exec_module(harness)
-    harness.run(only=ns.only, days=ns.days, repeats=ns.repeats)
+    if ns.collect:
+        harness.collect()
+    else:
+        harness.run(only=ns.only, days=ns.days, repeats=ns.repeats)
     return 0
