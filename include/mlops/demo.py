@@ -291,7 +291,7 @@ def run_demo(
         t1 = time.monotonic()
         for dag_id in pipeline:
             _say(f"▶ {dag_id}: backfill {start} → {end} ({len(days)} runs)")
-            embedded.backfill(dag_id, start.isoformat(), end.isoformat(), env=svc.env, max_active_runs=4)
+            embedded.backfill(dag_id, start.isoformat(), end.isoformat(), env=svc.env, max_active_runs=8)
         for dag_id in pipeline:
             runs = embedded.wait_for_runs(
                 dag_id,
