@@ -78,8 +78,7 @@ class GXValidateOperator(BaseOperator):
         self._publish_report(context, result.report_uri)
         if not result.success:
             raise AirflowFailException(result.message)
-        self.log.info("%s; report %s", result.message, result.report_uri)
-        return result.summary()
+        return result.summary()  # (validate_partition has logged the outcome and the report)
 
     def _publish_report(self, context: Context, report_uri: str) -> None:
         from mlops.config import get_settings
