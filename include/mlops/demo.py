@@ -437,6 +437,10 @@ def _up(ns: argparse.Namespace) -> int:
 
     from mlops import embedded
 
+    # Ctrl-C and `kill` both stop every service (even when started from a script, where SIGINT may
+    # arrive ignored): the `finally` below signals each one's process group.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     s = get_settings()
     env = embedded.environment(s, port=ns.airflow_port)
     # Extra links and the lifecycle page point at the MLflow UI this command starts.
