@@ -914,20 +914,16 @@ def guard_lock(
     """The lock around the ledger and the history table (see the module docstring).
 
     Reuses :func:`mlops.registry.promotion_lock` under its own name, so the same ``MLOPS_LOCK_URL``
-    rules apply and drift checks never wait for a promotion. An ``s3://`` lake is shared across
-    hosts, so it requires a PostgreSQL lock (a file lock only serializes one host).
+    rules apply and drift checks never wait for a promotion. Shared stores (an ``s3://`` lake)
+    require a PostgreSQL lock (a file lock only serializes one host):
+    :func:`mlops.registry.require_shared_lock` refuses the file lock.
     """
     from mlops import registry
 
     s = settings or get_settings()
-    url = registry.lock_url(s)
-    if lake.is_s3(s.lake_uri) and not url.startswith("postgresql"):
-        raise RuntimeError(
-            f"the lake is {s.lake_uri} (shared by every worker) but the retrain guard's lock would be a "
-            f"host-local file lock ({url}); set MLOPS_LOCK_URL=postgresql://... (e.g. the Airflow or "
-            "MLflow metadata database) for every worker, then clear this task"
-        )
-    with registry.promotion_lock(s, name=GUARD_LOCK_NAME, timeout=timeout) as info:
+    with registry.promotion_lock(
+        s, name=GUARD_LOCK_NAME, timeout=timeout, purpose="the retrain guard's lock"
+    ) as info:
         yield info
 
 

@@ -18,7 +18,10 @@ inside :func:`promotion_lock`, a lock shared by every process that may promote:
   holder dies;
 * otherwise a ``filelock`` at ``$MLOPS_HOME/locks/promotion-flight_delay_xgb.lock`` (or the
   ``file://`` directory ``MLOPS_LOCK_URL`` names): the embedded profile, one host. The OS releases
-  it if the holder dies.
+  it if the holder dies. A file lock serializes one host only, so it is refused when the stores
+  are shared by several hosts (an ``s3://`` lake, an MLflow that is not a local SQLite/file
+  store): :func:`require_shared_lock`, the one rule the promotion lock and the retrain guard's
+  lock (:func:`mlops.monitoring.guard_lock`) both apply.
 
 Inside the lock the champion is re-read (never trusted from before the lock), the champion is
 scored on the challenger's holdout, and the aliases move only if the challenger wins by the
@@ -164,6 +167,40 @@ def lock_url(settings: Settings | None = None) -> str:
     return (s.home / "locks").resolve().as_uri()
 
 
+def shared_stores(settings: Settings) -> list[str]:
+    """The stores of ``settings`` that several hosts share (a host-local lock cannot guard them)."""
+    from urllib.parse import urlsplit
+
+    from mlops import lake
+
+    shared = []
+    if lake.is_s3(settings.lake_uri):
+        shared.append(f"the lake is {settings.lake_uri}")
+    uri = settings.mlflow_tracking_uri
+    if "://" in uri and not uri.startswith(("sqlite:", "file:")):
+        parts = urlsplit(uri)
+        if parts.password:  # never print a database password in an error
+            uri = uri.replace(f":{parts.password}@", ":***@", 1)
+        shared.append(f"MLflow is {uri}")
+    return shared
+
+
+def require_shared_lock(url: str, settings: Settings, purpose: str) -> None:
+    """Refuse a host-local lock (``url`` not PostgreSQL) when the stores are shared across hosts.
+
+    ``purpose`` names the lock in the error (the promotion lock, the retrain guard's lock).
+    """
+    if url.startswith("postgresql"):
+        return
+    shared = shared_stores(settings)
+    if shared:
+        raise RuntimeError(
+            f"{' and '.join(shared)} (shared by every worker) but {purpose} would be a host-local "
+            f"file lock ({url}); set {LOCK_URL_ENV}=postgresql://... (e.g. the Airflow or MLflow "
+            "metadata database) for every worker, then clear this task"
+        )
+
+
 def _lock_key(name: str) -> int:
     digest = hashlib.sha256(f"mlops-promotion:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
@@ -171,10 +208,19 @@ def _lock_key(name: str) -> int:
 
 @contextlib.contextmanager
 def promotion_lock(
-    settings: Settings | None = None, name: str = MODEL_NAME, timeout: float = LOCK_TIMEOUT_SECONDS
+    settings: Settings | None = None,
+    name: str = MODEL_NAME,
+    timeout: float = LOCK_TIMEOUT_SECONDS,
+    purpose: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Hold the promotion lock of model ``name``; yields facts about it (kind, wait, times)."""
-    url = lock_url(settings)
+    """Hold the promotion lock of model ``name``; yields facts about it (kind, wait, times).
+
+    Refuses a host-local lock on shared stores (:func:`require_shared_lock`); ``purpose`` names the
+    lock in that error (default: the promotion lock of ``name``).
+    """
+    s = settings or get_settings()
+    url = lock_url(s)
+    require_shared_lock(url, s, purpose or f"the promotion lock of {name}")
     info: dict[str, Any] = {"pid": os.getpid()}
     started = time.monotonic()
     if url.startswith("postgresql"):

@@ -33,6 +33,54 @@ def test_bad_lock_url_says_what_to_use(tmp_path, monkeypatch):
             pass
 
 
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"MLOPS_LAKE_URI": "s3://mlops-lake"}, "the lake is s3://mlops-lake"),
+        ({"MLFLOW_TRACKING_URI": "http://mlflow:5000"}, "MLflow is http://mlflow:5000"),
+        (
+            {
+                "MLFLOW_TRACKING_URI": "https://u:secret@mlflow.internal",
+                "MLOPS_LOCK_URL": "file:///tmp/locks",
+            },
+            "MLflow is https://u:***@mlflow.internal",
+        ),
+    ],
+    ids=["s3-lake", "mlflow-server", "explicit-file-lock-on-shared-mlflow"],
+)
+def test_promotion_refuses_a_host_local_lock_on_shared_stores(tmp_path, monkeypatch, env, named):
+    """Shared stores (an s3:// lake, an MLflow server) with a file lock: promotion (and rollback)
+    refuse with the rule the retrain guard uses, before touching any alias."""
+    from mlops import monitoring, registry
+
+    monkeypatch.delenv("MLOPS_LOCK_URL", raising=False)
+    if "MLOPS_LOCK_URL" in env:
+        monkeypatch.setenv("MLOPS_LOCK_URL", env["MLOPS_LOCK_URL"])
+    settings = get_settings({"MLOPS_HOME": str(tmp_path), **env})
+    with pytest.raises(RuntimeError, match="promotion lock of flight_delay_xgb would be a host-local") as exc:
+        with promotion_lock(settings):
+            pass
+    message = str(exc.value)
+    assert named in message and "MLOPS_LOCK_URL=postgresql://" in message
+    assert "secret" not in message
+    with pytest.raises(RuntimeError, match="host-local file lock"):
+        registry.rollback(settings)
+    with pytest.raises(RuntimeError, match="the retrain guard's lock would be a host-local"):
+        with monitoring.guard_lock(settings):
+            pass
+    assert not (tmp_path / "locks").exists(), "no file lock was taken"
+
+
+def test_shared_stores_with_a_postgres_lock_are_accepted(tmp_path, monkeypatch):
+    from mlops.registry import require_shared_lock
+
+    monkeypatch.setenv("MLOPS_LOCK_URL", "postgresql://u@lockdb:5432/locks")
+    settings = get_settings(
+        {"MLOPS_HOME": str(tmp_path), "MLOPS_LAKE_URI": "s3://l", "MLFLOW_TRACKING_URI": "http://m:5000"}
+    )
+    require_shared_lock(lock_url(settings), settings, "the promotion lock")  # no error
+
+
 HOLD = (
     "import json, time; from mlops.registry import promotion_lock\n"
     "with promotion_lock() as info:\n"
