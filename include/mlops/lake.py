@@ -4,6 +4,16 @@ Two schemes are supported: ``file:///abs/path`` (embedded profile) and ``s3://bu
 (scale-out). Writes are atomic: a reader sees the old object or the new one, never a partial file
 (``os.replace`` of a temporary sibling on file systems; a single PUT on S3).
 
+On file systems a written file gets the mode ``open()`` would give it (``0o666 & ~umask``, not the
+temporary file's 0600), so readers under other accounts can open the lake. The temporary sibling
+(``.{name}.XXXXXXXX.tmp``) is locked (``flock``) by its writer until the rename; one whose writer
+died (SIGKILL, OOM) is swept at the next write of the same file, and
+:func:`sweep_stale_temp_files` sweeps a whole tree. A live writer's file is never touched.
+
+A write that a retry cannot fix (permission denied, read-only or full file system, a directory
+in the way; S3 access denied or no such bucket) raises :class:`LakeWriteError`, a
+:class:`mlops.errors.PermanentError` naming the partition, the final path and what to do.
+
 S3 clients come from a factory. The default uses the standard AWS environment (and
 ``AWS_ENDPOINT_URL`` for MinIO or any S3-compatible endpoint); under Airflow,
 :mod:`mlops.airflow.storage` installs a factory built from the ``aws_default`` connection.
@@ -11,15 +21,23 @@ S3 clients come from a factory. The default uses the standard AWS environment (a
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import io
 import os
+import re
 import shutil
+import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
+
+from mlops.errors import PermanentError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,23 +111,185 @@ def read_bytes(uri: str) -> bytes:
 
 
 def write_bytes(uri: str, data: bytes) -> None:
-    """Write ``data`` to ``uri`` atomically (replacing what was there)."""
+    """Write ``data`` to ``uri`` atomically (replacing what was there).
+
+    Raises :class:`LakeWriteError` (a :class:`~mlops.errors.PermanentError`) when a retry cannot
+    help; other errors (an I/O error, a network failure) propagate as they are.
+    """
     if is_s3(uri):
         bucket, key = _split_s3(uri)
-        s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        try:
+            s3_client().put_object(Bucket=bucket, Key=key, Body=data)
+        except Exception as exc:
+            code = _s3_error_code(exc)
+            if code in S3_PERMANENT_CODES:
+                action = S3_PERMANENT_CODES[code].format(bucket=bucket)
+                raise LakeWriteError(uri, f"S3 {code}", action) from exc
+            raise
         return
     path = local_path(uri)
+    try:
+        _write_file(path, data)
+    except OSError as exc:
+        if exc.errno in PERMANENT_ERRNOS:
+            raise LakeWriteError.from_os_error(uri, path, exc) from exc
+        raise
+
+
+#: A temporary sibling of a file being written: ``.{name}.{8 random chars}.tmp`` (mkstemp's names).
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
+#: A temporary sibling whose writer is gone is swept at the next write of the same file once it is
+#: this old: the lock already proves the writer dead; the age only covers the instant between
+#: ``mkstemp`` creating the file and its writer locking it.
+TEMP_GRACE_SECONDS = 10.0
+#: :func:`sweep_stale_temp_files`' default age.
+STALE_TEMP_SECONDS = 3600.0
+
+
+def _write_file(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_dir(path.parent, path.name, TEMP_GRACE_SECONDS)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            # Held until after the rename (closing the file releases it, so does the writer's
+            # death): a sweeper that cannot take it leaves the file alone.
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp's 0600 would survive the rename
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``/proc``), else set-and-restore under a lock."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _sweep_dir(directory: Path, name: str | None, min_age_seconds: float) -> list[Path]:
+    """Remove the temporary siblings in ``directory`` (of file ``name``, or of any file) that no
+    live writer holds and that are at least ``min_age_seconds`` old. Never raises."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if not match or (name is not None and match.group("name") != name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < min_age_seconds:
+                continue
+            fd = os.open(entry.path, os.O_RDWR | os.O_NOFOLLOW)  # O_RDWR: NFS needs it for LOCK_EX
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its writer is alive
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
+
+
+def sweep_stale_temp_files(prefix_uri: str, older_than_seconds: float = STALE_TEMP_SECONDS) -> list[str]:
+    """Remove the temporary files below ``prefix_uri`` left by writers that died mid-write.
+
+    Only files named like :func:`write_bytes`' temporary siblings, at least ``older_than_seconds``
+    old, and not locked by a live writer. Returns the removed files as URIs. S3 writes leave no
+    temporary objects (a PUT is atomic): nothing to do there.
+    """
+    if is_s3(prefix_uri):
+        return []
+    removed: list[Path] = []
+    for directory, _, _ in os.walk(local_path(prefix_uri)):
+        removed.extend(_sweep_dir(Path(directory), None, older_than_seconds))
+    return [p.as_uri() for p in removed]
+
+
+#: errno -> what to do. A retry cannot fix these: the write fails at once (:class:`LakeWriteError`).
+PERMANENT_ERRNOS: dict[int, str] = {
+    errno.EACCES: "give the account running the task (uid {uid}) write access to {dir}",
+    errno.EPERM: "give the account running the task (uid {uid}) write access to {dir}",
+    errno.EROFS: "the file system holding {dir} is mounted read-only: remount it read-write, or point "
+    "the lake (MLOPS_LAKE_URI) or landing (MLOPS_LANDING_URI) at a writable location",
+    errno.ENOSPC: "the file system holding {dir} is full: free space (df -h {dir}); a retry would only "
+    "write another large temporary file into the full disk",
+    errno.EDQUOT: "the disk quota of the account running the task (uid {uid}) is exhausted on {dir}: "
+    "free space or raise the quota",
+    errno.EFBIG: "the file is larger than the file system or the account's limits allow (ulimit -f)",
+    errno.ENOTDIR: "a file stands where a directory of the path {dir} should be: move it away",
+    errno.EISDIR: "a directory is in the way of the file: move it away",
+    errno.ENAMETOOLONG: "the path is too long for the file system: shorten MLOPS_LAKE_URI",
+}
+
+#: S3 error code -> what to do. Retried codes (throttling, 5xx, timeouts) are not listed.
+S3_PERMANENT_CODES: dict[str, str] = {
+    "AccessDenied": "grant s3:PutObject on bucket {bucket} to the credentials of the aws_default connection",
+    "AllAccessDisabled": "access to bucket {bucket} is disabled: use another bucket",
+    "InvalidAccessKeyId": "fix the access key of the aws_default connection",
+    "SignatureDoesNotMatch": "fix the secret key of the aws_default connection",
+    "NoSuchBucket": "create bucket {bucket}, or fix MLOPS_LAKE_URI / MLOPS_LANDING_URI",
+}
+
+_PARTITION = re.compile(r"/(ds=[^/]+)(?:/|$)")
+
+
+def _s3_error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code")
+    return None
+
+
+class LakeWriteError(PermanentError):
+    """A write that a retry cannot fix; the message names the partition, the final path and what
+    to do. ``__cause__`` is the original ``OSError`` (or S3 ``ClientError``)."""
+
+    def __init__(self, uri: str, reason: str, action: str) -> None:
+        target = str(local_path(uri)) if uri.startswith("file://") else uri
+        match = _PARTITION.search(target)
+        self.uri, self.reason, self.action = uri, reason, action
+        self.partition = match.group(1) if match else None
+        where = f"{self.partition}: " if self.partition else ""
+        super().__init__(
+            f"{where}cannot write {target}: {reason}. Not retried (a retry cannot fix it): {action}; "
+            "then clear the task."
+        )
+
+    @classmethod
+    def from_os_error(cls, uri: str, path: Path, exc: OSError) -> LakeWriteError:
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        failed = ""
+        if exc.filename2:  # os.replace(tmp, path)
+            failed = " (renaming the written temporary file onto it)"
+        elif exc.filename and _TEMP_NAME.match(Path(exc.filename).name):
+            failed = f" (writing its temporary file in {path.parent})"
+        elif exc.filename and str(exc.filename) != str(path):
+            failed = f" (on {exc.filename})"
+        reason = f"{exc.strerror or exc} ({name}){failed}"
+        action = PERMANENT_ERRNOS[exc.errno or 0].format(uid=os.geteuid(), dir=path.parent)
+        return cls(uri, reason, action)
 
 
 def list_uris(prefix_uri: str) -> Iterator[str]:
@@ -154,6 +334,71 @@ def delete(uri: str) -> None:
         s3_client().delete_object(Bucket=bucket, Key=key)
     else:
         local_path(uri).unlink(missing_ok=True)
+
+
+def delete_if_unchanged(uri: str, expected_sha256: str) -> bool:
+    """Delete ``uri`` only if its bytes still hash to ``expected_sha256`` (``sha256:<hex>``).
+
+    Returns whether it was deleted; a missing object counts as deleted. On file systems the file
+    is first renamed aside (atomic) and hashed there, so a writer that replaces it in the meantime
+    is never the one deleted; a changed file is put back without clobbering a newer one. On S3 the
+    object is deleted only if its ETag is still the one that was hashed (a conditional delete where
+    the endpoint supports it; otherwise a short window remains between the read and the delete).
+    """
+    import hashlib
+
+    def digest(data: bytes) -> str:
+        return "sha256:" + hashlib.sha256(data).hexdigest()
+
+    if is_s3(uri):
+        bucket, key = _split_s3(uri)
+        client = s3_client()
+        try:
+            obj = client.get_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            if _s3_error_code(exc) in {"NoSuchKey", "404"}:
+                return True
+            raise
+        if digest(obj["Body"].read()) != expected_sha256:
+            return False
+        try:
+            client.delete_object(Bucket=bucket, Key=key, IfMatch=obj["ETag"])
+        except Exception as exc:
+            if _s3_error_code(exc) == "PreconditionFailed":
+                return False  # replaced since it was read: keep the new one
+            if _s3_error_code(exc) not in {"NotImplemented", "InvalidArgument"}:
+                raise
+            client.delete_object(Bucket=bucket, Key=key)
+        return True
+    path = local_path(uri)
+    aside = path.with_name(f".{path.name}.{os.getpid()}-{time.monotonic_ns()}.checking")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return True
+    try:
+        unchanged = digest(aside.read_bytes()) == expected_sha256
+    except BaseException:
+        _put_back(aside, path)
+        raise
+    if unchanged:
+        aside.unlink()
+        return True
+    _put_back(aside, path)
+    return False
+
+
+def _put_back(aside: Path, path: Path) -> None:
+    """Move ``aside`` back to ``path`` unless a newer file took its place (that one stays)."""
+    try:
+        os.link(aside, path)  # never clobbers
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links on this file system
+        if not path.exists():
+            os.rename(aside, path)
+            return
+    aside.unlink(missing_ok=True)
 
 
 def copy(src: str, dst: str) -> None:
