@@ -108,6 +108,9 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
         # benchmarks/README.md); SQLite stays safe (mlops.airflow.sqlite).
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "8",
+        # A task whose supervisor died (OOM, SIGKILL) is failed (and retried) after 60 s without a
+        # heartbeat, not Airflow's 300 s; supervisors heartbeat every 5 s (tests/integration/test_faults.py).
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP": r"(airflow|mlops)\..*",
         "AIRFLOW__LOGGING__NAMESPACE_LEVELS": " ".join(f"{k}={v}" for k, v in QUIET_LOGGERS.items()),

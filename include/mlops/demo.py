@@ -430,7 +430,7 @@ def _up_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--serve-port", type=int, default=8000)
 
 
-@command("up", "Airflow (standalone) + MLflow UI + prediction service for interactive use", _up_args)
+@command("up", "Airflow + MLflow UI + prediction service for interactive use", _up_args)
 def _up(ns: argparse.Namespace) -> int:
     import signal
     import subprocess
@@ -450,7 +450,6 @@ def _up(ns: argparse.Namespace) -> int:
     logs = s.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     procs = {
-        "airflow": [os.path.join(bin_dir, "airflow"), "standalone"],
         "mlflow": [
             os.path.join(bin_dir, "mlflow"),
             "ui",
@@ -478,25 +477,32 @@ def _up(ns: argparse.Namespace) -> int:
         )
         for name, cmd in procs.items()
     }
-    pw_file = s.airflow_home / "simple_auth_manager_passwords.json.generated"
-    for _ in range(120):
-        if pw_file.exists():
-            break
-        time.sleep(1)
-    password = json.loads(pw_file.read_text()).get("admin", "?") if pw_file.exists() else "(see logs)"
-    _say(f"Airflow UI:   http://127.0.0.1:{ns.airflow_port}   login admin / {password}")
-    _say(f"MLflow UI:    http://127.0.0.1:{ns.mlflow_port}")
-    if "serve" in running:
-        _say(f"Predictions:  http://127.0.0.1:{ns.serve_port}/docs")
-    _say(f"Logs in {logs}. Ctrl-C stops everything.")
+    # Airflow's components (not `airflow standalone`): no log servers on 0.0.0.0, and a component
+    # that dies takes what it started with it (embedded.Services' watchdog); then everything stops.
+    airflow = embedded.Services(env=env)
     try:
-        while all(p.poll() is None for p in running.values()):
+        airflow.start()
+        pw_file = s.airflow_home / "simple_auth_manager_passwords.json.generated"
+        for _ in range(120):
+            if pw_file.exists():
+                break
+            time.sleep(1)
+        password = json.loads(pw_file.read_text()).get("admin", "?") if pw_file.exists() else "(see logs)"
+        _say(f"Airflow UI:   http://127.0.0.1:{ns.airflow_port}   login admin / {password}")
+        _say(f"MLflow UI:    http://127.0.0.1:{ns.mlflow_port}")
+        if "serve" in running:
+            _say(f"Predictions:  http://127.0.0.1:{ns.serve_port}/docs")
+        _say(f"Logs in {logs} and {airflow.log_dir}. Ctrl-C stops everything.")
+        while all(p.poll() is None for p in running.values()) and not airflow.exits:
             time.sleep(2)
+        for dead in airflow.exits:
+            _say(f"airflow {dead.name} exited ({dead.returncode}): stopping; see {airflow.log_dir}")
     except KeyboardInterrupt:
         pass
     finally:
-        # Each was started in its own session: signal the whole group (mlflow ui and airflow
-        # standalone run children of their own).
+        airflow.stop()
+        # Each was started in its own session: signal the whole group (mlflow ui runs children of
+        # its own).
         for p in running.values():
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):

@@ -4,6 +4,13 @@ Everything goes through the real components: ``airflow db migrate``, an api-serv
 serves the Execution API that task processes talk to), scheduler, dag-processor and triggerer as
 separate processes, and ``airflow backfill create`` / ``airflow dags trigger``. Nothing here calls
 ``dag.test()``.
+
+Each component runs in a session of its own, and :class:`Services` watches them: when one dies
+(SIGKILL, OOM), everything it started is stopped at once, whatever its process group (the
+LocalExecutor's workers, which ignore SIGTERM once the scheduler is gone, and the task processes,
+which Airflow puts in groups of their own). Nothing listens beyond loopback: the api-server binds
+127.0.0.1, and the scheduler and triggerer run without Airflow's log servers (see
+:data:`DEFAULT_COMMANDS`).
 """
 
 from __future__ import annotations
@@ -24,12 +31,22 @@ from typing import TYPE_CHECKING, Any
 from mlops.config import Settings, airflow_env, get_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL_STATES = frozenset({"success", "failed"})
+#: ``airflow`` arguments of a component when :attr:`Services.commands` does not name them. The
+#: scheduler (LocalExecutor) and the triggerer would each start Airflow's log server, which listens
+#: on every interface (``0.0.0.0`` and ``[::]``, ports 8793 and 8794: Airflow 3.3 has no host
+#: setting for it) and, left behind by a killed scheduler, keeps the port from its successor. On one
+#: machine the api-server reads task and trigger logs from the files under ``$AIRFLOW_HOME/logs``
+#: itself, so the embedded profile runs without them.
+DEFAULT_COMMANDS: dict[str, tuple[str, ...]] = {
+    "scheduler": ("scheduler", "--skip-serve-logs"),
+    "triggerer": ("triggerer", "--skip-serve-logs"),
+}
 
 
 def free_port() -> int:
@@ -124,29 +141,118 @@ def init_db(env: Mapping[str, str] | None = None) -> None:
     airflow(["db", "migrate"], env=env)
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the process that started us dies (Linux), so a killed demo,
-    test or benchmark never leaves an orphaned Airflow behind."""
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when the thread that started it dies
+    (Linux ``PR_SET_PDEATHSIG``), so a killed demo, test or benchmark never leaves an orphaned
+    Airflow behind. libc is loaded here, in the parent: the child, forked beside the watchdog
+    thread, only makes the one call."""
     import ctypes
     import signal
 
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
     except OSError:
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
+# --- process sessions -----------------------------------------------------------------------------
+
+
+def session_processes(sid: int) -> list[int]:
+    """The live processes of session ``sid`` (Linux ``/proc``; zombies left out), sorted.
+
+    A component started with ``start_new_session`` leads a session that every process it starts
+    stays in, whatever its process group (Airflow runs each task in a group of its own) and even
+    once orphaned. A session id is not reused while any process holds it.
+    """
+    pids: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return pids
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # After "(comm)": state ppid pgrp session ...; comm may itself contain ") ".
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 3 and int(fields[3]) == sid and fields[0] not in (b"Z", b"X"):
+            pids.append(int(name))
+    return sorted(pids)
+
+
+def kill_session(sid: int, timeout: float = 10) -> list[int]:
+    """SIGKILL every process of session ``sid`` (see :func:`session_processes`) until none is left;
+    returns the pids killed. SIGKILL, not SIGTERM: this is for a session whose leader is already
+    gone or did not stop, and the LocalExecutor's workers ignore SIGTERM and SIGINT.
+
+    Call it only while the leader is alive or its session still has members: a session id is
+    reserved as long as a process holds it, not after (see :meth:`Services._stop_session`).
+    """
+    import signal
+
+    killed: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = session_processes(sid)
+        if not alive:
+            return sorted(killed)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"session {sid}: processes {alive} survived SIGKILL for {timeout}s")
+        for pid in alive:  # one pass: a child forked meanwhile inherits the session, seen next pass
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            killed.add(pid)
+        time.sleep(0.05)
+
+
+@dataclass(frozen=True)
+class ComponentExit:
+    """A component that died on its own (not stopped by :meth:`Services.stop`), as the watchdog saw it."""
+
+    name: str
+    pid: int
+    returncode: int
+    #: Processes it left behind that the watchdog killed (its whole session).
+    killed: tuple[int, ...]
+    #: ``time.monotonic()`` when the watchdog noticed.
+    noticed: float
 
 
 @dataclass
 class Services:
-    """The embedded Airflow components running as child processes."""
+    """The embedded Airflow components running as child processes, each in a session of its own.
+
+    A watchdog thread checks them every :attr:`watch_interval` seconds: when a component has died,
+    it kills what the component left behind (its session: e.g. the scheduler's LocalExecutor
+    workers, task supervisors and task processes) and records a :class:`ComponentExit` in
+    :attr:`exits`; :meth:`check_alive` then raises, and :meth:`restart` starts the component again.
+    """
 
     env: dict[str, str]
     components: Sequence[str] = COMPONENTS
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    #: ``airflow`` arguments per component when not just its name (e.g. a Celery worker).
+    #: ``airflow`` arguments per component when not :data:`DEFAULT_COMMANDS` or just its name.
     commands: Mapping[str, Sequence[str]] = field(default_factory=dict)
     #: Extra environment per component, on top of ``env``.
     component_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: The program each component's arguments are given to (default: this environment's ``airflow``).
+    program: str = field(default_factory=lambda: str(Path(sys.executable).parent / "airflow"))
+    watch_interval: float = 1.0
+    exits: list[ComponentExit] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        import threading
+
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._handled: set[int] = set()  # pids whose exit the watchdog has dealt with
 
     @property
     def log_dir(self) -> Path:
@@ -156,23 +262,93 @@ class Services:
     def url(self) -> str:
         return self.env["AIRFLOW__API__BASE_URL"]
 
-    def start(self) -> Services:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        for name in self.components:
-            out = (self.log_dir / f"{name}.log").open("ab")
-            cmd = [str(Path(sys.executable).parent / "airflow"), *self.commands.get(name, [name])]
-            env = {**self.env, **self.component_env.get(name, {})}
-            self.procs[name] = subprocess.Popen(
-                cmd,
-                env=env,
+    def argv(self, name: str) -> list[str]:
+        """The command line of component ``name``."""
+        args = self.commands.get(name) or DEFAULT_COMMANDS.get(name) or (name,)
+        return [self.program, *args]
+
+    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
+        with (self.log_dir / f"{name}.log").open("ab") as out:
+            return subprocess.Popen(
+                self.argv(name),
+                env={**self.env, **self.component_env.get(name, {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_parent_death_signal(),
             )
+
+    def start(self) -> Services:
+        import threading
+
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            for name in self.components:
+                self.procs[name] = self._spawn(name)
+        self._stopping.clear()
+        self._watchdog = threading.Thread(target=self._watch, name="mlops-services-watchdog", daemon=True)
+        self._watchdog.start()
         if "api-server" in self.components:
             self.wait_healthy()
         return self
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.watch_interval):
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                for name, proc in list(self.procs.items()):
+                    if proc.poll() is None or proc.pid in self._handled:
+                        continue
+                    self._handled.add(proc.pid)
+                    try:
+                        killed = self._stop_session(proc)
+                    except Exception:  # the watchdog must outlive one failure; say what is left
+                        log.exception("airflow %s exited; stopping what it left running failed", name)
+                        killed = []
+                    self.exits.append(
+                        ComponentExit(name, proc.pid, int(proc.returncode), tuple(killed), time.monotonic())
+                    )
+                    log.error(
+                        "airflow %s (pid %d) exited with %s; stopped the %d processes it left behind; "
+                        "log: %s",
+                        name,
+                        proc.pid,
+                        proc.returncode,
+                        len(killed),
+                        self.log_dir / f"{name}.log",
+                    )
+
+    @staticmethod
+    def _stop_session(proc: subprocess.Popen[bytes]) -> list[int]:
+        """Kill what is left of ``proc``'s session once ``proc`` has exited (and been reaped)."""
+        members = session_processes(proc.pid)
+        if proc.pid in members:
+            # The leader was reaped, so a process with its pid is a newcomer that reused a free
+            # pid, and the session it leads is not ours (ours was empty, or the pid was still taken).
+            return []
+        return kill_session(proc.pid) if members else []
+
+    def restart(self, name: str) -> subprocess.Popen[bytes]:
+        """Stop component ``name`` if it still runs (its whole session), and start it again."""
+        import signal
+
+        with self._lock:
+            old = self.procs.get(name)
+            if old is not None:
+                if old.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(old.pid, signal.SIGTERM)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        old.wait(timeout=30)
+                    if old.poll() is None:
+                        kill_session(old.pid)
+                        old.wait()
+                if old.pid not in self._handled:
+                    self._handled.add(old.pid)
+                    self._stop_session(old)
+            self.procs[name] = proc = self._spawn(name)
+            return proc
 
     def wait_healthy(self, timeout: float = 180) -> None:
         import urllib.request
@@ -219,27 +395,94 @@ class Services:
         return str(resp.json()["dag_run_id"])
 
     def check_alive(self) -> None:
-        for name, proc in self.procs.items():
+        """Raise, with the tail of its log, if a component has exited."""
+        for name, proc in list(self.procs.items()):
             if proc.poll() is not None:
                 tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"airflow {name} exited with {proc.returncode}:\n{tail}")
+                raise RuntimeError(
+                    f"airflow {name} exited with {proc.returncode} (what it left running was stopped; "
+                    f"Services.restart({name!r}) starts it again):\n{tail}"
+                )
+
+    def processes(self) -> dict[str, list[int]]:
+        """The live processes of each component's session."""
+        with self._lock:
+            return {name: session_processes(proc.pid) for name, proc in self.procs.items()}
+
+    def listening(self) -> list[tuple[str, int, str, int]]:
+        """``(component, pid, address, port)`` of every TCP socket the components listen on."""
+        owner = {pid: name for name, pids in self.processes().items() for pid in pids}
+        return [(owner[pid], pid, addr, port) for pid, addr, port in listening_sockets(owner)]
 
     def stop(self) -> None:
+        """SIGTERM each component's process group, wait up to 30 s, then kill what is left of every
+        session (a component that did not stop, workers or tasks it left behind)."""
         import signal
+        import threading
 
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.procs.clear()
+        self._stopping.set()
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.join(timeout=60)
+        with self._lock:
+            for proc in self.procs.values():
+                if proc.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            for proc in self.procs.values():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            for proc in self.procs.values():
+                if proc.poll() is None:
+                    kill_session(proc.pid)
+                    proc.wait()
+                elif proc.pid not in self._handled:
+                    self._handled.add(proc.pid)
+                    self._stop_session(proc)
+            self.procs.clear()
+
+
+def listening_sockets(pids: Iterable[int]) -> list[tuple[int, str, int]]:
+    """``(pid, address, port)`` of every listening TCP socket (IPv4 and IPv6) held by ``pids``
+    (Linux ``/proc``, like ``ss -ltnp``)."""
+    import ipaddress
+
+    inodes: dict[int, int] = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes[int(target[8:-1])] = pid
+    found: list[tuple[int, str, int]] = []
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            local, state, inode = cols[1], cols[3], int(cols[9])
+            if state != "0A" or inode not in inodes:  # 0A: LISTEN
+                continue
+            addr_hex, port_hex = local.split(":")
+            raw = bytes.fromhex(addr_hex)  # 32-bit words in host (little-endian) order
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            found.append((inodes[inode], str(ipaddress.ip_address(raw)), int(port_hex, 16)))
+    return sorted(found)
+
+
+def is_loopback(address: str) -> bool:
+    """``127.0.0.0/8``, ``::1``, or an IPv4-mapped loopback address."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 @contextlib.contextmanager
