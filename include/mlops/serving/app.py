@@ -2,8 +2,10 @@
 
 Build it with :func:`create_app` (``mlops serve`` does, then runs it under uvicorn). One request:
 
-1. the body is validated (:func:`mlops.serving.schemas.parse_request`): bad input is a 4xx with the
-   reason, never an exception in the model;
+1. the body is read as a stream with a running byte count (:func:`read_body`: 413 and the
+   connection closed as soon as ``max_body_bytes`` is passed, whatever the framing, chunked
+   included), then validated (:func:`mlops.serving.schemas.parse_request`): bad input is a 4xx
+   with the reason, never an exception in the model;
 2. the served model is read once (:attr:`ModelHolder.current`) and used to the end: a champion
    swap during the request does not affect it;
 3. Feast values of each flight come from the online store (:class:`OnlineFeatureReader`), the
@@ -32,7 +34,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from mlops.config import MODEL_NAME, Settings, get_settings
 from mlops.scoring import DEFAULT_THRESHOLD
@@ -52,11 +54,13 @@ from mlops.serving.schemas import (
     EXAMPLE_FLIGHT,
     MAX_BATCH,
     MAX_BODY_BYTES,
+    ErrorResponse,
     Flight,
     PredictRequest,
     PredictResponse,
     RequestError,
     parse_request,
+    request_id,
     vocabulary,
 )
 
@@ -66,6 +70,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROUTES = ("/predict", "/health", "/metrics", "/docs", "/openapi.json", "/")
+#: ``GET /metrics`` content type: the Prometheus text format 0.0.4, which every Prometheus reads
+#: (``prometheus_client``'s ``CONTENT_TYPE_LATEST`` announces 1.0.0 for the same text).
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_CLOSE = {"connection": "close"}  # after a refused body: do not read the rest of it
 #: A flight used to warm every lazy path (reference tables, store connection) before serving.
 _WARMUP = FlightRequest(
     carrier="UA",
@@ -257,10 +265,55 @@ def score_request(
     ).encode()
 
 
-def _openapi_schemas() -> dict[str, Any]:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, read as it streams in, refused (413) as soon as it passes ``limit`` bytes.
+
+    A declared ``Content-Length`` over the limit is refused before reading anything; a chunked or
+    lying body is counted chunk by chunk, so the service never holds more than ``limit`` bytes
+    (plus the server's 64 KiB read buffer). The 413 closes the connection: the rest of the body
+    is not read.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or len(declared) > 15 or int(declared) > limit):
+        raise RequestError(
+            413, f"request body of {declared[:20]} bytes exceeds {limit} bytes", headers=_CLOSE
+        )
+    parts: list[bytes] = []
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise RequestError(
+                    413,
+                    f"request body exceeds {limit} bytes (stopped reading at {received} bytes)",
+                    headers=_CLOSE,
+                )
+            parts.append(chunk)
+    except ClientDisconnect:
+        raise RequestError(400, "the client disconnected before sending the whole body") from None
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _openapi_schemas(max_batch: int) -> dict[str, Any]:
     schema = PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = schema.pop("$defs", {})
-    return {**defs, "PredictRequest": schema, "Flight": Flight.model_json_schema()}
+    schema["properties"]["flights"]["maxItems"] = max_batch
+    errors = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {
+        **defs,
+        **errors.pop("$defs", {}),
+        "PredictRequest": schema,
+        "Flight": Flight.model_json_schema(),
+        "ErrorResponse": errors,
+    }
+
+
+def _error_responses(statuses: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    return {
+        k: {"description": v, "content": {"application/json": {"schema": ref}}} for k, v in statuses.items()
+    }
 
 
 def create_app(
@@ -330,17 +383,38 @@ def create_app(
 
     @app.exception_handler(RequestError)
     async def _request_error(_request: Request, exc: RequestError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
     @app.post(
         "/predict",
         response_model=PredictResponse,
         summary="Delay probability and decision for one or many flights",
         responses={
-            400: {"description": "the body is not JSON"},
-            413: {"description": "too many flights, or the body is too large"},
-            422: {"description": "invalid flights: each error names the flight, the field and why"},
-            503: {"description": "no model or no features loaded yet (see /health)"},
+            200: {
+                "headers": {
+                    "x-model-version": {
+                        "description": "the version that scored",
+                        "schema": {"type": "string"},
+                    },
+                    "x-request-id": {
+                        "description": "the client's x-request-id when it is 1-128 ASCII letters, digits "
+                        "and ._:- (else a generated id); also in the body and the prediction log",
+                        "schema": {"type": "string"},
+                    },
+                }
+            },
+            **_error_responses(
+                {
+                    400: "the body is not JSON (or nests deeper than 200 levels)",
+                    413: "too many flights (over max_batch), or the body is over max_body_bytes "
+                    "(the connection is closed: the rest of the body is not read)",
+                    422: "invalid flights: each error names the flight, the field and why (at most "
+                    "50 errors); a well-formed flight can still be refused for its meaning: types "
+                    "unknown_carrier, unknown_airport, invalid_route, invalid_departure",
+                    500: "internal error while scoring (logged server side, with the request id)",
+                    503: "no model or no features loaded yet (see /health)",
+                }
+            ),
         },
         openapi_extra={
             "requestBody": {
@@ -351,7 +425,12 @@ def create_app(
                             "oneOf": [
                                 {"$ref": "#/components/schemas/PredictRequest"},
                                 {"$ref": "#/components/schemas/Flight"},
-                                {"type": "array", "items": {"$ref": "#/components/schemas/Flight"}},
+                                {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Flight"},
+                                    "minItems": 1,
+                                    "maxItems": cfg.max_batch,
+                                },
                             ]
                         },
                         "example": {"flights": [EXAMPLE_FLIGHT]},
@@ -367,44 +446,55 @@ def create_app(
         no offset = New York local time) and optionally `tailnum`. The answer has one prediction
         per flight, in order, and the model version that scored them all.
         """
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cfg.max_body_bytes:  # refuse before reading it
-            raise RequestError(413, f"request body of {declared} bytes exceeds {cfg.max_body_bytes} bytes")
-        body = await request.body()
+        body = await read_body(request, cfg.max_body_bytes)
         flights = parse_request(body, max_batch=cfg.max_batch, max_body_bytes=cfg.max_body_bytes)
         model = holder.current  # read once: this request uses this version to the end
         if model is None or service.reader is None:
             _, health = service.health()
             reason = health["model"].get("last_error") if model is None else health["features"]["error"]
             return JSONResponse({"detail": f"not ready: {reason}"}, status_code=503)
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        rid = request_id(request.headers.get("x-request-id"))
         try:
             if len(flights) <= cfg.inline_max:
-                payload = service.score(model, flights, request_id)
+                payload = service.score(model, flights, rid)
             else:
-                payload = await run_in_threadpool(service.score, model, flights, request_id)
+                payload = await run_in_threadpool(service.score, model, flights, rid)
         except Exception:
-            log.exception("scoring request %s failed", request_id)
+            log.exception("scoring request %s failed", rid)
             return JSONResponse(
-                {"detail": "internal error while scoring (logged server side)", "request_id": request_id},
+                {"detail": "internal error while scoring (logged server side)", "request_id": rid},
                 status_code=500,
             )
         return Response(
             payload,
             media_type="application/json",
-            headers={"x-model-version": model.version, "x-request-id": request_id},
+            headers={"x-model-version": model.version, "x-request-id": rid},
         )
 
-    @app.get("/health", summary="Is a model loaded, are the features loaded (200 ready, 503 not)")
+    @app.get(
+        "/health",
+        summary="Is a model loaded, are the features loaded (200 ready, 503 not)",
+        responses={503: {"description": "not ready: the body says what is missing"}},
+    )
     async def health() -> JSONResponse:
         status, body = service.health()
         return JSONResponse(body, status_code=status)
 
-    @app.get("/metrics", summary="Prometheus metrics (text exposition format)")
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics (text exposition format 0.0.4)",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "the Prometheus text exposition format, version 0.0.4",
+                "content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics_endpoint() -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import generate_latest
 
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.registry), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/", include_in_schema=False)
     async def root() -> JSONResponse:
@@ -424,7 +514,7 @@ def create_app(
             description=app.description,
             routes=app.routes,
         )
-        schema.setdefault("components", {}).setdefault("schemas", {}).update(_openapi_schemas())
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(_openapi_schemas(cfg.max_batch))
         app.openapi_schema = schema
         return schema
 

@@ -44,6 +44,7 @@ def _serve(ns: argparse.Namespace) -> int:
     import uvicorn
 
     from mlops.serving.app import ServeConfig, create_app
+    from mlops.serving.http import uvicorn_options
 
     if not 0.0 <= ns.threshold <= 1.0:
         log.error("--threshold %s: must be between 0 and 1", ns.threshold)
@@ -61,12 +62,5 @@ def _serve(ns: argparse.Namespace) -> int:
     app = create_app(config)
     if ns.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding to %s: the service has no authentication; expose it behind a proxy", ns.host)
-    uvicorn.run(
-        app,
-        host=ns.host,
-        port=ns.port,
-        log_level=ns.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    uvicorn.run(app, host=ns.host, port=ns.port, log_level=ns.log_level, **uvicorn_options())
     return 0

@@ -2,8 +2,8 @@
 
 Each app gets its own ``CollectorRegistry`` (several apps in one process, e.g. tests, do not
 collide). Request metrics come from a plain ASGI middleware (no ``BaseHTTPMiddleware``: it would
-add a task and a copy per request). Paths are reduced to the app's routes (anything else is
-``other``) so label cardinality stays bounded.
+add a task and a copy per request). Paths are reduced to the app's routes and methods to the
+standard ones (anything else is ``other``), so a client cannot grow the label sets.
 
 =================================================  =========================================
 ``mlops_serving_request_duration_seconds``         histogram by ``path``
@@ -28,6 +28,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
+
+#: Methods counted under their own name; any other (a server may pass arbitrary tokens) is "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -144,6 +147,7 @@ class MetricsMiddleware:
             label = path if path in self.paths else "other"
             m = self.metrics
             m.latency.labels(label).observe(time.perf_counter() - started)
-            m.requests.labels(label, scope.get("method", ""), str(status)).inc()
+            method = scope.get("method", "")
+            m.requests.labels(label, method if method in METHODS else "other", str(status)).inc()
             if status >= 400:
                 m.errors.labels(label, str(status)).inc()

@@ -31,6 +31,7 @@ whole days (DST switches, unknown tail numbers, unknown categories, missing Feas
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import sqlite3
@@ -306,7 +307,14 @@ class _SqliteDirect:
     ``SqliteOnlineStore.online_read``, minus what a request does not need: one query instead of one
     per view, no timestamp parsing, no proto object per value (values and keys are decoded once
     and cached: a day's flights share most of them). Read-only connection, one per thread.
+
+    The query text depends on how many distinct keys each view has in the request; the texts are
+    kept in an LRU of :attr:`SQL_CACHE_SIZE` entries (a single-flight request always has the same
+    one), so batches crafted to have ever new shapes cannot grow memory.
     """
+
+    #: Most query texts kept (each is up to ~16 KB for a 1,000-flight batch).
+    SQL_CACHE_SIZE = 64
 
     def __init__(self, db_path: str, tables: list[str], views: Sequence[_View], version: int) -> None:
         self.db_path = db_path
@@ -315,7 +323,8 @@ class _SqliteDirect:
         self.version = version
         self._wanted = [frozenset(v.features) for v in views]
         self._local = threading.local()
-        self._sql: dict[tuple[int, ...], str] = {}
+        self._sql: collections.OrderedDict[tuple[int, ...], str] = collections.OrderedDict()
+        self._sql_lock = threading.Lock()
 
     @classmethod
     def for_reader(cls, reader: OnlineFeatureReader) -> _SqliteDirect | None:
@@ -343,14 +352,21 @@ class _SqliteDirect:
         return conn
 
     def _query(self, counts: tuple[int, ...]) -> str:
-        sql = self._sql.get(counts)
-        if sql is None:
-            parts = [
-                f'SELECT {i}, entity_key, feature_name, value FROM "{table}" '
-                f"WHERE entity_key IN ({','.join('?' * n)})"
-                for i, (table, n) in enumerate(zip(self.tables, counts, strict=True))
-            ]
-            sql = self._sql[counts] = " UNION ALL ".join(parts)
+        with self._sql_lock:
+            sql = self._sql.get(counts)
+            if sql is not None:
+                self._sql.move_to_end(counts)
+                return sql
+        parts = [
+            f'SELECT {i}, entity_key, feature_name, value FROM "{table}" '
+            f"WHERE entity_key IN ({','.join('?' * n)})"
+            for i, (table, n) in enumerate(zip(self.tables, counts, strict=True))
+        ]
+        sql = " UNION ALL ".join(parts)
+        with self._sql_lock:
+            self._sql[counts] = sql
+            while len(self._sql) > self.SQL_CACHE_SIZE:
+                self._sql.popitem(last=False)
         return sql
 
     def read_keys(self, keys: Sequence[Mapping[str, str]]) -> tuple[list[dict[str, Any]], list[list[str]]]:
