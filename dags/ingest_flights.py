@@ -5,19 +5,28 @@ Turns the day's raw export into a validated, curated lake partition, or stops it
 
 The day is the run's logical date, or the `ds` param (manual re-ingest).
 
-1. **wait_for_landing**: a deferrable sensor waits in the triggerer for
-   `{landing}/flights/ds=YYYY-MM-DD/flights.csv` (amazon `S3KeySensor` for `s3://` through the
-   `aws_default` connection; `LandingFileSensor` for `file://`).
-2. **validate**: the Great Expectations suite `flights_raw_v1` (schema and types, nulls, ranges,
-   carriers and airports, unique flight keys, weekday volume, partition date). Pass: the report
-   (HTML + JSON) goes to `{lake}/reports/validation/ds=.../`. Fail: the batch and its report move
-   to `{lake}/quarantine/flights/ds=.../` and the task fails **without retry**, with a message
-   naming the partition, the failed checks, example values and the next step. Nothing reaches
-   `curated/`.
+1. **wait_for_landing**: a deferrable sensor waits in the triggerer until
+   `{landing}/flights/ds=YYYY-MM-DD/flights.csv` is complete: upstream writes a `_SUCCESS` marker
+   beside it **last** (docs/landing-contract.md), or, for feeds that cannot
+   (`MLOPS_LANDING_COMPLETENESS=stable:SECONDS`), the file's size and mtime stay unchanged that
+   long (amazon `S3KeySensor` for `s3://` through the `aws_default` connection;
+   `LandingFileSensor` for `file://`).
+2. **validate**: checks the file against the marker's size and SHA-256 (a mismatch means upstream
+   is still writing: retried), then the Great Expectations suite `flights_raw_v1` (schema and
+   types, nulls, ranges, carriers and airports, unique flight keys, weekday volume, partition
+   date). Pass: the report (HTML + JSON) goes to `{lake}/reports/validation/ds=.../`. Fail: the
+   batch and its report go to `{lake}/quarantine/flights/ds=.../` (the landing file is removed
+   only if upstream has not changed it since it was read) and the task fails **without retry**,
+   with a message naming the partition, the failed checks, example values and the next step.
+   Nothing reaches `curated/`.
 3. **publish**: normalizes the validated export and writes
    `{lake}/curated/flights/ds=.../data.parquet` atomically (a rerun replaces it, never
    duplicates), then emits `curated_flights` with `ds`, `uri`, `rows`, `content_hash`,
    `source_sha256` and the validation summary.
+
+Permanent errors fail without retry, naming the partition, the path and what to do: bad data, a
+landing file changed since validation, a lake that refuses the write (permission denied,
+read-only or full file system).
 
 **Params:** `ds` (ingest another day), `allow_partial` (accept a short day). Backfill with
 `airflow backfill create --dag-id ingest_flights --from-date ... --to-date ...`.
@@ -49,9 +58,11 @@ from mlops.simulator import landing_uri
     tags=["mlops", "ingest", "validation"],
 )
 def ingest_flights():
+    settings = get_settings()
     wait_for_landing = landing_sensor(
         "wait_for_landing",
-        uri=landing_uri(get_settings().landing_uri, PARTITION),
+        uri=landing_uri(settings.landing_uri, PARTITION),
+        completeness=settings.landing_completeness,
         execution_timeout=SENSOR_TIMEOUT,
     )
 
@@ -62,16 +73,15 @@ def ingest_flights():
     @task(outlets=[CURATED_FLIGHTS])
     def publish(day: str, validation: dict, outlet_events=None) -> dict:
         """Write the curated partition atomically and emit `curated_flights`."""
-        from airflow.sdk.exceptions import AirflowFailException
-
+        from mlops.airflow.errors import fail_without_retry
         from mlops.airflow.storage import use_airflow_connection
-        from mlops.ingest import LandingChanged, publish_partition
+        from mlops.ingest import publish_partition
 
         use_airflow_connection()
-        try:
+        # Permanent errors fail at once: a landing export changed since validation (the validated
+        # bytes are gone), a lake that refuses the write (permission denied, read-only, full).
+        with fail_without_retry():
             published = publish_partition(day, expected_sha256=validation["source_sha256"])
-        except LandingChanged as exc:  # retrying cannot help: the validated bytes are gone
-            raise AirflowFailException(str(exc)) from exc
         metadata = published.metadata(validation=validation)
         outlet_events[CURATED_FLIGHTS].extra = metadata
         return metadata

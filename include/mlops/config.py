@@ -47,6 +47,9 @@ class Settings:
     feature_repo: Path
     dags_folder: Path
     plugins_folder: Path
+    #: When a landing export counts as complete (MLOPS_LANDING_COMPLETENESS, mlops.landing.Completeness):
+    #: "marker" (upstream's _SUCCESS, the default) or "stable:SECONDS" (unchanged that long).
+    landing_completeness: str = "marker"
 
     @property
     def embedded(self) -> bool:
@@ -81,6 +84,7 @@ def get_settings(env: Mapping[str, str] | None = None) -> Settings:
         feature_repo=REPO_ROOT / "feature_repo",
         dags_folder=REPO_ROOT / "dags",
         plugins_folder=REPO_ROOT / "plugins",
+        landing_completeness=env.get("MLOPS_LANDING_COMPLETENESS") or "marker",
     )
 
 

@@ -2,11 +2,15 @@
 
 Two steps, each idempotent and each a task of ``ingest_flights``:
 
-1. :func:`validate_partition` reads ``{landing}/flights/ds=D/flights.csv``, parses it strictly and
-   runs the Great Expectations suite (:mod:`mlops.validation`). On success it writes the report
-   to ``{lake}/reports/validation/ds=D/``; on failure it moves the batch and its report to
-   ``{lake}/quarantine/flights/ds=D/`` and returns a message that names the partition, the failed
-   checks, example values and what to do next. Nothing is written to ``curated/``.
+1. :func:`validate_partition` reads ``{landing}/flights/ds=D/flights.csv``, checks it against
+   upstream's ``_SUCCESS`` marker when there is one (:mod:`mlops.landing`: a size or hash that
+   differs means upstream is still writing, :class:`~mlops.landing.LandingIncomplete`, retried),
+   parses it strictly and runs the Great Expectations suite (:mod:`mlops.validation`). On success
+   it writes the report to ``{lake}/reports/validation/ds=D/``; on failure it copies the batch
+   that was validated and its report to ``{lake}/quarantine/flights/ds=D/`` and removes the
+   landing export (and its marker) only if it still holds those bytes: a file upstream changed
+   since is left in place. It returns a message that names the partition, the failed checks,
+   example values and what to do next. Nothing is written to ``curated/``.
 2. :func:`publish_partition` re-reads the landing export (refusing it if it changed since it was
    validated), normalizes it (:func:`mlops.normalize.normalize`) and writes
    ``{lake}/curated/flights/ds=D/data.parquet`` in one atomic write: a reader sees the previous
@@ -29,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlops import lake
 from mlops.config import Settings, get_settings
+from mlops.errors import PermanentError
+from mlops.landing import LandingIncomplete, check_against_marker, read_marker, remove_marker_if_describes
 from mlops.schema import CURATED_COLUMNS
 from mlops.simulator import landing_uri
 
@@ -55,8 +61,8 @@ class UnreadableBatch(ValueError):
     """The landing file is not a complete, parseable CSV export (empty, truncated, corrupt)."""
 
 
-class LandingChanged(RuntimeError):
-    """The landing export changed between validation and publication."""
+class LandingChanged(PermanentError, RuntimeError):
+    """The landing export changed between validation and publication (retrying cannot help)."""
 
 
 @dataclass(frozen=True)
@@ -149,22 +155,44 @@ class ValidationResult:
         }
 
 
+def read_landing(p: Partition, *, require_marker: bool = False) -> tuple[bytes, str]:
+    """The landing export's bytes and hash, checked against its ``_SUCCESS`` marker when present.
+
+    Raises :class:`~mlops.landing.LandingIncomplete` (transient) when they do not match the marker,
+    or when ``require_marker`` and there is none; ``FileNotFoundError`` when there is no export.
+    """
+    marker = read_marker(p.landing)
+    data = lake.read_bytes(p.landing)
+    digest = sha256(data)
+    if marker is None and require_marker:
+        raise LandingIncomplete(
+            f"ds={p.ds}: {p.landing} has no _SUCCESS marker beside it: upstream has not finished the "
+            "delivery (or is re-delivering the day); not read, nothing written; the task retries. "
+            "Feeds that cannot write markers: MLOPS_LANDING_COMPLETENESS=stable:SECONDS "
+            "(docs/landing-contract.md)"
+        )
+    check_against_marker(p.ds, p.landing, data, digest, marker)
+    return data, digest
+
+
 def validate_partition(
     ds: str,
     *,
     allow_partial: bool = False,
     settings: Settings | None = None,
     validator: FlightsValidator | None = None,
+    require_marker: bool = False,
 ) -> ValidationResult:
     """Validate day ``ds``'s landing export; quarantine it when it fails (see module docstring).
 
-    Raises ``FileNotFoundError`` when there is no landing export (a retryable condition).
+    Raises ``FileNotFoundError`` when there is no landing export, and
+    :class:`~mlops.landing.LandingIncomplete` when it does not match upstream's marker (or has
+    none and ``require_marker``): both retryable conditions.
     """
     from mlops import validation
 
     p = partition(ds, settings)
-    data = lake.read_bytes(p.landing)
-    digest = sha256(data)
+    data, digest = read_landing(p, require_marker=require_marker)
     try:
         frame = parse_raw(data)
     except UnreadableBatch as exc:
@@ -179,15 +207,24 @@ def validate_partition(
         log.info("%s; report %s", message, lake.join(p.reports, REPORT_HTML))
         return ValidationResult(outcome, p, digest, lake.join(p.reports, REPORT_HTML), message)
 
-    # Quarantine: batch + report first, then remove the landing copy (a move). A clean rerun
-    # replaces an older quarantine of the same day.
+    # Quarantine: a copy of the validated bytes + report first; then the landing export (and its
+    # marker) is removed only if it still holds those bytes, so the copy makes it a move. A file
+    # upstream changed since it was read is never deleted. A clean rerun replaces an older
+    # quarantine of the same day.
     lake.delete_prefix(p.quarantine)
     lake.write_bytes(lake.join(p.quarantine, QUARANTINED_BATCH), data)
     _write_report(p.quarantine, outcome)
-    lake.delete(p.landing)
     relative = f"quarantine/flights/ds={ds}"
+    if lake.delete_if_unchanged(p.landing, digest):
+        remove_marker_if_describes(p.landing, digest)
+        moved = f"batch moved to {relative}"
+    else:
+        moved = (
+            f"batch copied to {relative} (the landing export changed after it was read: upstream is "
+            f"still writing or re-delivering the day, so {p.landing} was left in place)"
+        )
     message = (
-        f"ds={ds}: {outcome.problems}; batch moved to {relative} ({p.quarantine}, report "
+        f"ds={ds}: {outcome.problems}; {moved} ({p.quarantine}, report "
         f"{REPORT_HTML}); nothing was written to curated/ (a previous curated partition, if any, "
         "is unchanged); fix upstream and clear the task"
     )
@@ -268,11 +305,15 @@ def publish_partition(
     """Write day ``ds``'s curated partition from its (validated) landing export, atomically.
 
     ``expected_sha256`` is the landing export's hash at validation time: publication refuses an
-    export that changed since (:class:`LandingChanged`), so only validated bytes reach the lake.
+    export that changed since (:class:`LandingChanged`), so only validated bytes reach the lake;
+    while it does not match upstream's marker either (upstream still writing, perhaps the same
+    bytes again), the refusal is :class:`~mlops.landing.LandingIncomplete` (transient) instead.
     """
     p = partition(ds, settings)
     data = lake.read_bytes(p.landing)
     digest = sha256(data)
+    if expected_sha256 is None or digest != expected_sha256:
+        check_against_marker(ds, p.landing, data, digest, read_marker(p.landing))
     if expected_sha256 is not None and digest != expected_sha256:
         raise LandingChanged(
             f"ds={ds}: the landing export changed since it was validated ({expected_sha256} -> "
@@ -282,8 +323,12 @@ def publish_partition(
     chash = content_hash(frame)
     meta = {META_HASH: chash.encode(), META_ROWS: str(len(frame)).encode(), META_DS: ds.encode()}
     meta[META_SOURCE] = digest.encode()
-    lake.write_bytes(p.curated, parquet_bytes(frame, meta))
+    lake.write_bytes(p.curated, parquet_bytes(frame, meta))  # also sweeps this file's dead temp files
     log.info("ds=%s: wrote %d rows to %s (%s)", ds, len(frame), p.curated, chash)
+    # Temp files of writers killed mid-write in partitions nobody rewrote since (an hour old).
+    dataset = p.curated.rsplit("/", 2)[0]
+    for stale in lake.sweep_stale_temp_files(dataset):
+        log.warning("removed %s, left by a writer killed mid-write", stale)
     return Published(ds=ds, uri=p.curated, rows=len(frame), content_hash=chash, source_sha256=digest)
 
 

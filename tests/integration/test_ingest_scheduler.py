@@ -22,6 +22,7 @@ import pytest
 from mlops import lake, simulator
 from mlops.config import get_settings
 
+DAGS = Path(__file__).resolve().parents[2] / "dags"
 FIRST, LAST = "2013-02-04", "2013-02-10"  # Monday .. Sunday, the blizzard on Fri 8 and Sat 9
 
 
@@ -82,13 +83,130 @@ def test_file_sensor_defers_and_trigger_fires(tmp_path: Path):
     assert sensor.execute(context={}) == uri  # present now: no deferral
 
 
+def _run_trigger(trigger, upstream, timeout: float = 60) -> tuple[dict, float]:
+    """Run ``trigger`` while ``upstream()`` (a coroutine function) writes; (event payload, seconds
+    from the start until the event)."""
+
+    async def main():
+        t0 = time.monotonic()
+        writer = asyncio.create_task(upstream())
+        event = await asyncio.wait_for(anext(trigger.run()), timeout=timeout)
+        elapsed = time.monotonic() - t0
+        await writer
+        return event.payload, elapsed
+
+    return asyncio.run(main())
+
+
+def test_ingest_sensor_waits_for_the_marker_not_the_data_file(mlops_home: Path, tmp_path: Path):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from mlops.airflow.sensors import LandingFileSensor, landing_sensor
+    from mlops.airflow.triggers import LandingFileTrigger
+
+    dag = DagBag(dag_folder=str(DAGS / "ingest_flights.py")).dags["ingest_flights"]
+    assert dag.get_task("wait_for_landing").completeness == "marker"  # the DAG's own sensor
+
+    uri = lake.join(tmp_path.as_uri(), "flights", "ds=2013-03-05", "flights.csv")
+    lake.write_text(uri, "year,month\n2013,3\n")  # the data file, upstream still writing
+    sensor = landing_sensor("wait", uri=uri, completeness="marker", poke_interval=0.2)
+    assert isinstance(sensor, LandingFileSensor)
+    with pytest.raises(TaskDeferred) as info:  # the data file alone is not a delivery
+        sensor.execute(context={})
+    trigger = info.value.trigger
+    classpath, kwargs = trigger.serialize()
+    assert kwargs["completeness"] == "marker" and LandingFileTrigger(**kwargs).completeness == "marker"
+
+    async def upstream():
+        await asyncio.sleep(1.5)
+        lake.write_text(uri, "year,month\n2013,3\n2013,3\n")
+        await asyncio.sleep(1.5)
+        lake.write_text(lake.join(uri.rsplit("/", 1)[0], "_SUCCESS"), "")  # last
+
+    payload, elapsed = _run_trigger(trigger, upstream)
+    assert payload == {"status": "success", "uri": uri}
+    assert elapsed >= 3.0, f"fired after {elapsed:.1f}s, before the marker was written"
+    assert sensor.execute(context={}) == uri  # complete now: no deferral
+
+
+def test_stability_fallback_waits_until_the_file_stops_changing(tmp_path: Path):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from mlops.airflow.sensors import landing_sensor
+
+    uri = lake.join(tmp_path.as_uri(), "flights", "ds=2013-03-05", "flights.csv")
+    path = lake.local_path(uri)
+    path.parent.mkdir(parents=True)
+    path.write_text("year,month\n")
+    sensor = landing_sensor("wait", uri=uri, completeness="stable:2", poke_interval=0.2)
+    with pytest.raises(TaskDeferred) as info:  # one look cannot tell a stable file
+        sensor.execute(context={})
+    appended_until = {}
+
+    async def upstream():  # appends a line every 0.5 s for 3 s, with no marker ever
+        for _ in range(6):
+            await asyncio.sleep(0.5)
+            with path.open("a") as fh:
+                fh.write("2013,3\n")
+        appended_until["t"] = time.monotonic()
+
+    t0 = time.monotonic()
+    payload, elapsed = _run_trigger(info.value.trigger, upstream)
+    assert payload["status"] == "success"
+    quiet = t0 + elapsed - appended_until["t"]
+    assert elapsed >= 3.0 + 2.0 - 0.3 and quiet >= 1.7, f"fired after {elapsed:.1f}s, {quiet:.1f}s quiet"
+    with pytest.raises(ValueError, match="MLOPS_LANDING_COMPLETENESS='stable:soon' is not a landing"):
+        from mlops.landing import Completeness
+
+        Completeness.parse("stable:soon")
+
+
+def test_permanent_lake_errors_fail_without_retry_in_validate_and_publish(mlops_home: Path):
+    """A directory where the report or the partition file goes (EISDIR: what an operator's mistake
+    or a broken mount looks like, reproducible as root): AirflowFailException naming the
+    partition, the final path and the next step, instead of a retried IsADirectoryError."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from mlops import ingest
+    from mlops.airflow.operators.gx import GXValidateOperator
+
+    ds = "2013-03-05"
+    simulator.export_day(ds, get_settings().landing_uri)
+    p = ingest.partition(ds)
+    report = lake.local_path(lake.join(p.reports, "validation.json"))
+    report.mkdir(parents=True)
+    with pytest.raises(AirflowFailException) as info:
+        GXValidateOperator(task_id="validate", ds=ds).execute(context={})
+    assert str(info.value).startswith(f"ds={ds}: cannot write {report}: Is a directory (EISDIR)")
+    assert "Not retried" in str(info.value) and str(info.value).endswith("then clear the task.")
+    report.rmdir()
+    summary = GXValidateOperator(task_id="validate", ds=ds).execute(context={})
+
+    dag = DagBag(dag_folder=str(DAGS / "ingest_flights.py")).dags["ingest_flights"]
+    publish = dag.get_task("publish").python_callable
+    curated = lake.local_path(p.curated)
+    curated.mkdir(parents=True)
+    with pytest.raises(AirflowFailException) as info:
+        publish(ds, summary, outlet_events={})
+    assert str(info.value).startswith(f"ds={ds}: cannot write {curated}: Is a directory (EISDIR)")
+    assert "a directory is in the way of the file: move it away; then clear the task." in str(info.value)
+
+
 def test_landing_sensor_for_s3_is_the_amazon_deferrable_sensor():
     from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 
     from mlops.airflow.sensors import landing_sensor
 
-    sensor = landing_sensor("wait", uri="s3://landing/flights/ds=2013-03-05/flights.csv")
+    uri = "s3://landing/flights/ds=2013-03-05/flights.csv"
+    sensor = landing_sensor("wait", uri=uri)
     assert isinstance(sensor, S3KeySensor) and sensor.deferrable and sensor.aws_conn_id == "aws_default"
+    assert sensor.bucket_key == uri
+    # With markers: the data key and, beside it, the _SUCCESS key (written last).
+    marked = landing_sensor("wait", uri=uri, completeness="marker")
+    assert marked.bucket_key == [uri, "s3://landing/flights/ds=2013-03-05/_SUCCESS"]
+    assert landing_sensor("wait", uri=uri, completeness="stable:60").bucket_key == uri  # PUT is atomic
     with pytest.raises(ValueError, match="no landing sensor"):
         landing_sensor("wait", uri="gs://bucket/x")
 

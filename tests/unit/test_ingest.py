@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops import ingest, lake, simulator
+from mlops import ingest, lake, simulator, validation
 from mlops.config import get_settings
+from mlops.errors import PermanentError, TransientError
+from mlops.landing import LandingIncomplete
 
 DS = "2013-03-05"  # a Tuesday
 
@@ -68,7 +70,7 @@ def test_fault_is_detected_and_quarantined(fault: str, settings):
     assert lake.read_bytes(lake.join(result.partition.quarantine, "flights.csv")) == simulator.inject_fault(
         fault, simulator.replay_day(DS), DS
     )
-    assert not lake.exists(export.uri)
+    assert not lake.exists(export.uri) and not lake.exists(export.marker)  # moved: marker too
     report = lake.read_text(lake.join(result.partition.quarantine, "validation.json"))
     assert '"success": false' in report and result.source_sha256 in report
     assert not list(lake.list_uris(lake.join(settings.lake_uri, "reports")))
@@ -137,6 +139,120 @@ def test_fixed_redelivery_after_quarantine_passes(settings):
     assert not ingest.validate_partition(DS).success
     simulator.export_day(DS, settings.landing_uri)  # upstream fixed it
     assert ingest.validate_partition(DS).success
+
+
+# --- landing completeness: the marker, a file still being written, quarantine of a changed file ---
+
+
+def _cut_at_a_line_boundary(uri: str, share: float) -> bytes:
+    """Rewrite the landing file in place with its first ``share`` of lines, as a writer part way
+    through (every line whole, so it parses)."""
+    lines = lake.read_bytes(uri).splitlines(keepends=True)
+    cut = b"".join(lines[: int(len(lines) * share)])
+    lake.local_path(uri).write_bytes(cut)
+    return cut
+
+
+def test_an_export_cut_at_a_line_boundary_is_not_read_as_a_short_day(settings):
+    export = simulator.export_day(DS, settings.landing_uri)
+    full_rows = export.rows
+    cut = _cut_at_a_line_boundary(export.uri, 0.7)  # upstream rewriting the day, 70% written
+    assert 482 <= cut.count(b"\n") - 1 < full_rows  # inside the weekday's volume band: GX would pass it
+
+    for step in (ingest.validate_partition, ingest.publish_partition):
+        with pytest.raises(LandingIncomplete) as info:
+            step(DS)
+        message = str(info.value)
+        assert isinstance(info.value, TransientError) and not isinstance(info.value, PermanentError)
+        assert message.startswith(f"ds={DS}: the landing export {export.uri} has {len(cut)} bytes where")
+        assert "upstream is still writing it" in message and "the task retries" in message
+    # Nothing read as the day: no curated partition, no quarantine, no report; the file untouched.
+    assert curated_files(settings) == []
+    assert not list(lake.list_uris(settings.lake_uri))
+    assert lake.read_bytes(export.uri) == cut
+
+    simulator.export_day(DS, settings.landing_uri)  # upstream finishes: the whole day passes
+    validated = ingest.validate_partition(DS)
+    assert validated.success and validated.outcome.rows == full_rows
+    assert ingest.publish_partition(DS, expected_sha256=validated.source_sha256).rows == full_rows
+
+
+def test_a_marker_with_another_hash_is_refused_and_an_empty_marker_is_enough(settings):
+    export = simulator.export_day(DS, settings.landing_uri)
+    other = simulator.export_day("2013-03-06", settings.landing_uri)
+    lake.write_bytes(export.marker, lake.read_bytes(other.marker))  # another day's size and hash
+    with pytest.raises(LandingIncomplete, match=r"has (\d+ bytes|hash sha256:\w+) where its marker says"):
+        ingest.validate_partition(DS)
+    lake.write_bytes(export.marker, b"")  # Hadoop/Spark style: "complete", nothing to compare
+    assert ingest.validate_partition(DS).success
+    lake.write_bytes(export.marker, b'{"bytes": 12')  # a marker itself half written
+    with pytest.raises(LandingIncomplete, match="is not readable"):
+        ingest.validate_partition(DS)
+
+
+def test_without_a_marker_validation_waits_when_markers_are_required(settings):
+    data = simulator.to_csv_bytes(simulator.replay_day(DS))
+    lake.write_bytes(simulator.landing_uri(settings.landing_uri, DS), data)  # no _SUCCESS
+    with pytest.raises(LandingIncomplete, match="has no _SUCCESS marker beside it"):
+        ingest.validate_partition(DS, require_marker=True)
+    assert not list(lake.list_uris(settings.lake_uri))
+    assert ingest.validate_partition(DS).success  # checked only when present by default
+
+
+class UpstreamRedeliversDuringValidation:
+    """The real validator; upstream re-delivers the day while it runs (the bytes change after
+    they were read)."""
+
+    def __init__(self, redeliver):
+        self.inner = validation.default_validator()
+        self.redeliver = redeliver
+
+    def validate(self, frame, ds, allow_partial):
+        outcome = self.inner.validate(frame, ds, allow_partial)
+        self.redeliver()
+        return outcome
+
+
+def test_quarantine_keeps_a_landing_file_that_changed_since_it_was_read(settings):
+    bad = simulator.export_day(DS, settings.landing_uri, fault="unknown_carrier")
+    bad_bytes = lake.read_bytes(bad.uri)
+    fixed = {}
+    validator = UpstreamRedeliversDuringValidation(
+        lambda: fixed.setdefault("export", simulator.export_day(DS, settings.landing_uri))
+    )
+    result = ingest.validate_partition(DS, validator=validator)
+
+    assert not result.success and result.source_sha256 == bad.sha256
+    # The batch that was validated is in quarantine; upstream's new delivery is left in place.
+    quarantine = lake.join(result.partition.quarantine, "flights.csv")
+    assert lake.read_bytes(quarantine) == bad_bytes
+    assert lake.read_bytes(bad.uri) == lake.read_bytes(fixed["export"].uri) != bad_bytes
+    assert lake.exists(fixed["export"].marker)
+    assert f"batch copied to quarantine/flights/ds={DS} (the landing export changed" in result.message
+    assert f"so {bad.uri} was left in place" in result.message
+    assert result.message.endswith("fix upstream and clear the task")
+    # Clearing the task validates the new delivery.
+    assert ingest.validate_partition(DS).success
+
+
+def test_quarantine_keeps_a_file_replaced_between_the_check_and_the_delete(settings, monkeypatch):
+    """delete_if_unchanged renames the file aside before hashing it: a replacement that lands
+    after the rename is never the one deleted."""
+    export = simulator.export_day(DS, settings.landing_uri)
+    real_rename = os.rename
+    replacement = b"year,month\n2013,3\n"
+
+    def rename_then_upstream_replaces(src, dst):
+        real_rename(src, dst)
+        if Path(src) == lake.local_path(export.uri):
+            Path(src).write_bytes(replacement)  # upstream's new file lands right after
+
+    monkeypatch.setattr(os, "rename", rename_then_upstream_replaces)
+    assert lake.delete_if_unchanged(export.uri, export.sha256)  # the validated bytes: removed
+    assert lake.read_bytes(export.uri) == replacement  # the new file stays
+    assert lake.delete_if_unchanged(export.uri, export.sha256) is False  # changed: kept
+    assert lake.read_bytes(export.uri) == replacement
+    assert sorted(p.name for p in lake.local_path(export.uri).parent.iterdir()) == ["_SUCCESS", "flights.csv"]
 
 
 def test_missing_landing_file_is_a_retryable_error(settings):

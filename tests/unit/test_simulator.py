@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zipfile
 from pathlib import Path
 
@@ -70,8 +71,42 @@ def test_export_day_is_idempotent_and_atomic(tmp_path: Path):
     assert again == first and lake.read_bytes(again.uri) == data
     assert first.uri == f"{root}/flights/ds=2013-02-08/flights.csv"
     assert first.rows == len(simulator.replay_day("2013-02-08")) and first.source_ds == "2013-02-08"
-    assert sorted(p.name for p in lake.local_path(first.uri).parent.iterdir()) == ["flights.csv"]
+    assert sorted(p.name for p in lake.local_path(first.uri).parent.iterdir()) == ["_SUCCESS", "flights.csv"]
     assert first.metadata()["sha256"].startswith("sha256:")
+
+
+def test_export_writes_its_marker_last_and_removes_it_first_on_redelivery(tmp_path: Path, monkeypatch):
+    """The landing contract: data file, then `_SUCCESS` (size + SHA-256 of the data) last; a
+    redelivery removes the old marker before it touches the data file."""
+    root = tmp_path.as_uri()
+    calls: list[tuple[str, str]] = []
+    real_write, real_delete = lake.write_bytes, lake.delete
+
+    def write(uri: str, data: bytes) -> None:
+        calls.append(("write", uri.rsplit("/", 1)[-1]))
+        real_write(uri, data)
+
+    def delete(uri: str) -> None:
+        calls.append(("delete", uri.rsplit("/", 1)[-1]))
+        real_delete(uri)
+
+    monkeypatch.setattr(lake, "write_bytes", write)
+    monkeypatch.setattr(lake, "delete", delete)
+    export = simulator.export_day("2013-02-08", root)
+    simulator.export_day("2013-02-08", root, fault="volume_collapse")  # a redelivery
+    delivery = [("delete", "_SUCCESS"), ("write", "flights.csv"), ("write", "_SUCCESS")]
+    assert calls == delivery + delivery
+
+    monkeypatch.undo()
+    export = simulator.export_day("2013-02-08", root)
+    data = lake.read_bytes(export.uri)
+    assert export.marker == f"{root}/flights/ds=2013-02-08/_SUCCESS"
+    assert json.loads(lake.read_bytes(export.marker)) == {
+        "file": "flights.csv",
+        "bytes": len(data),
+        "sha256": export.sha256,
+    }
+    assert export.metadata()["marker"] == export.marker and export.metadata()["bytes"] == len(data)
 
 
 def test_every_fault_changes_the_bytes():

@@ -5,7 +5,15 @@
 - ``file://``: :class:`LandingFileSensor` with :class:`mlops.airflow.triggers.LandingFileTrigger`.
 
 Both check once in the worker first (a file already there costs no deferral), then defer to the
-triggerer until the file appears or ``timeout`` passes (the task then fails, and retries).
+triggerer until the file is complete or ``timeout`` passes (the task then fails, and retries).
+
+What "complete" means is ``completeness`` (:class:`mlops.landing.Completeness`, set by
+``MLOPS_LANDING_COMPLETENESS``; docs/landing-contract.md): ``marker`` waits for upstream's
+``_SUCCESS`` marker beside the data file (S3: both keys), never for the data file alone, which
+exists while upstream still writes it; ``stable:SECONDS`` waits until the file's size and
+modification time stayed the same that long (S3: the object exists, since a PUT is atomic).
+Without it (``None``) the sensor waits for the file to exist (outputs this platform writes
+atomically, e.g. feature tables).
 """
 
 from __future__ import annotations
@@ -18,30 +26,42 @@ from airflow.sdk import BaseSensorOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from mlops.landing import Completeness, FileWatch
+
 #: Defaults: poll every 30 s (S3: 60 s), give up after 6 hours.
 FILE_POKE_SECONDS, S3_POKE_SECONDS = 30.0, 60.0
 SENSOR_TIMEOUT = timedelta(hours=6)
 
 
 class LandingFileSensor(BaseSensorOperator):
-    """Wait, deferred, for the ``file://`` URI ``uri`` (templated) to exist."""
+    """Wait, deferred, for the ``file://`` URI ``uri`` (templated) to be complete.
+
+    :param uri: the data file.
+    :param completeness: ``"marker"``, ``"stable:SECONDS"`` or ``None`` (the file exists).
+    """
 
     template_fields = ("uri",)
     ui_color = "#e6f1f2"
 
-    def __init__(self, *, uri: str, deferrable: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *, uri: str, completeness: str | None = None, deferrable: bool = True, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("poke_interval", FILE_POKE_SECONDS)
         kwargs.setdefault("timeout", SENSOR_TIMEOUT)
         super().__init__(**kwargs)
         self.uri = uri
+        self.completeness = completeness
         self.deferrable = deferrable
+        self._watch: FileWatch | None = None
 
     def poke(self, context: Context) -> bool:
-        from mlops.lake import local_path
+        from mlops.landing import FileWatch
 
-        found = local_path(self.uri).is_file()
-        self.log.info("%s %s", self.uri, "found" if found else "not there yet")
-        return found
+        if self._watch is None or self._watch.data_uri != self.uri:  # kept across pokes (stability)
+            self._watch = FileWatch(self.uri, self.completeness)
+        complete, why = self._watch.check()
+        self.log.info("%s: %s", self.uri, why)
+        return complete
 
     def execute(self, context: Context) -> str:
         if not self.deferrable:
@@ -52,7 +72,9 @@ class LandingFileSensor(BaseSensorOperator):
         from mlops.airflow.triggers import LandingFileTrigger
 
         self.defer(
-            trigger=LandingFileTrigger(uri=self.uri, poke_interval=self.poke_interval),
+            trigger=LandingFileTrigger(
+                uri=self.uri, poke_interval=self.poke_interval, completeness=self.completeness
+            ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),
         )
@@ -63,16 +85,34 @@ class LandingFileSensor(BaseSensorOperator):
         return self.uri
 
 
-def landing_sensor(task_id: str, uri: str, aws_conn_id: str = "aws_default", **kwargs: Any) -> Any:
-    """A deferrable sensor waiting for ``uri`` (templated): S3KeySensor or LandingFileSensor."""
+def landing_sensor(
+    task_id: str,
+    uri: str,
+    aws_conn_id: str = "aws_default",
+    completeness: Completeness | str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A deferrable sensor waiting for ``uri`` (templated) to be complete: S3KeySensor or
+    LandingFileSensor. ``completeness``: see the module docstring (``None``: the file exists)."""
+    from mlops.landing import Completeness, marker_uri
+
+    if isinstance(completeness, str):
+        completeness = Completeness.parse(completeness)
     if uri.startswith("s3://"):
         from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 
         kwargs.setdefault("poke_interval", S3_POKE_SECONDS)
         kwargs.setdefault("timeout", SENSOR_TIMEOUT)
+        marker = completeness is not None and completeness.mode == "marker"
+        keys: str | list[str] = [uri, marker_uri(uri)] if marker else uri
         return S3KeySensor(
-            task_id=task_id, bucket_key=uri, aws_conn_id=aws_conn_id, deferrable=True, **kwargs
+            task_id=task_id, bucket_key=keys, aws_conn_id=aws_conn_id, deferrable=True, **kwargs
         )
     if uri.startswith("file://"):
-        return LandingFileSensor(task_id=task_id, uri=uri, **kwargs)
+        return LandingFileSensor(
+            task_id=task_id,
+            uri=uri,
+            completeness=None if completeness is None else str(completeness),
+            **kwargs,
+        )
     raise ValueError(f"no landing sensor for {uri!r}: expected a file:// or s3:// URI")

@@ -40,9 +40,11 @@ class GXValidateOperator(BaseOperator):
     """Validate day ``ds``'s landing export with the flights GX suite.
 
     On success, writes the report (HTML + JSON) to ``{lake}/reports/validation/ds=.../`` and
-    returns the validation summary (XCom). On failure, moves the batch and its report to
-    ``{lake}/quarantine/flights/ds=.../`` and fails without retry, naming the partition, the failed
-    checks, example values and the next step.
+    returns the validation summary (XCom). On failure, copies the batch and its report to
+    ``{lake}/quarantine/flights/ds=.../`` (removing the landing export only if upstream has not
+    changed it since) and fails without retry, naming the partition, the failed checks, example
+    values and the next step. A landing export that does not match upstream's ``_SUCCESS`` marker
+    (or has none, with markers) is still being written: a retryable error.
 
     :param ds: partition date ``YYYY-MM-DD`` (templated).
     :param allow_partial: accept a row count below the weekday's normal volume (templated).
@@ -70,11 +72,23 @@ class GXValidateOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from mlops.airflow.errors import fail_without_retry
         from mlops.airflow.storage import use_airflow_connection
+        from mlops.config import get_settings
         from mlops.ingest import validate_partition
+        from mlops.landing import Completeness
 
         use_airflow_connection(self.aws_conn_id)
-        result = validate_partition(str(self.ds), allow_partial=as_bool(self.allow_partial))
+        # With markers, an export without one is not complete (upstream re-delivering after the
+        # sensor fired): LandingIncomplete, retried. A lake that refuses the report or the
+        # quarantine copy (permission denied, read-only, full) fails at once.
+        completeness = Completeness.parse(get_settings().landing_completeness)
+        with fail_without_retry():
+            result = validate_partition(
+                str(self.ds),
+                allow_partial=as_bool(self.allow_partial),
+                require_marker=completeness.mode == "marker",
+            )
         self._publish_report(context, result.report_uri)
         if not result.success:
             raise AirflowFailException(result.message)
