@@ -14,7 +14,14 @@ Interface (plain Python, no Airflow):
 Profiles: ``feature_repo/feature_store.yaml`` takes its stores from ``MLOPS_FEAST_PROJECT``,
 ``MLOPS_FEAST_REGISTRY`` and ``MLOPS_FEAST_ONLINE_STORE`` (YAML flow mappings); when unset,
 :func:`feast_env` supplies the embedded defaults under ``MLOPS_HOME`` (file registry and SQLite
-online store in ``$MLOPS_HOME/feast/``). Offline sources are ``{lake}/features/<view>``.
+online store in ``$MLOPS_HOME/feast/``; ``mlops env`` exports them for the ``feast`` CLI). Offline
+sources are ``{lake}/features/<view>``, read by Feast's DuckDB offline store
+(:mod:`mlops.feast_duckdb`).
+
+Cost per process: importing Feast and its stores takes seconds. :func:`get_store` keeps one
+``FeatureStore`` per process, repo and expanded configuration; :func:`preload` imports what the
+profile's stores need without opening anything, so a process that forks tasks (the scheduler,
+a Celery worker: ``mlops.airflow.local_settings``) pays the imports once for all of them.
 
 Run ``python -m mlops.feature_store env|apply|materialize START END`` from a shell.
 """
@@ -52,8 +59,6 @@ REPO_MODULES: tuple[str, ...] = ("entities", "sources", "views", "services")
 FEAST_ENV_VARS: tuple[str, ...] = ("MLOPS_FEAST_PROJECT", "MLOPS_FEAST_REGISTRY", "MLOPS_FEAST_ONLINE_STORE")
 #: Extra days materialized before the covered interval, to pick up late rows.
 MATERIALIZE_OVERLAP = timedelta(days=1)
-#: Entity rows per ``get_historical_features`` call (time-ordered chunks; about a month of flights).
-HISTORICAL_CHUNK_ROWS = 30_000
 #: How long apply/materialize wait for the registry lock before failing.
 LOCK_TIMEOUT_SECONDS = 1800
 
@@ -92,35 +97,70 @@ def source_path(view: str, settings: Settings | None = None) -> str:
     return str(lake.local_path(uri)) if uri.startswith("file://") else uri
 
 
-def source_s3_endpoint(settings: Settings | None = None) -> str | None:
-    """The S3 endpoint for offline sources on S3 (``AWS_ENDPOINT_URL``, e.g. MinIO), else None."""
-    s = settings or get_settings()
-    return os.environ.get("AWS_ENDPOINT_URL") or None if lake.is_s3(s.lake_uri) else None
+def _config_text(settings: Settings) -> str:
+    """``feature_store.yaml`` with ``${VAR}`` expanded (environment over the embedded defaults)."""
+    text = (settings.feature_repo / "feature_store.yaml").read_text()
+    values = {**os.environ, **feast_env(settings)}
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    return text
 
 
 def repo_config(settings: Settings | None = None) -> RepoConfig:
     """``feature_repo/feature_store.yaml`` with ``${VAR}`` expanded (environment over defaults)."""
+    s = settings or get_settings()
+    return _parse_config(_config_text(s), s.feature_repo)
+
+
+def _parse_config(text: str, repo: Path) -> RepoConfig:
     import yaml
     from feast.repo_config import RepoConfig
 
-    s = settings or get_settings()
-    text = (s.feature_repo / "feature_store.yaml").read_text()
-    values = {**os.environ, **feast_env(s)}
-    for name, value in values.items():
-        text = text.replace("${" + name + "}", value)
-    raw = yaml.safe_load(text)
-    config = RepoConfig(**raw)
-    config.repo_path = s.feature_repo
+    config = RepoConfig(**yaml.safe_load(text))
+    config.repo_path = repo
     return config
 
 
+#: (pid, repo path, expanded feature_store.yaml) -> the process's FeatureStore.
+_STORES: dict[tuple[int, str, str], FeatureStore] = {}
+
+
 def get_store(settings: Settings | None = None) -> FeatureStore:
-    """A ``FeatureStore`` for ``feature_repo/`` with the stores of the current profile."""
+    """The ``FeatureStore`` of ``feature_repo/`` with the stores of the current profile.
+
+    One per process, repo and expanded configuration: a second call returns the same object (its
+    registry cache included, refreshed by Feast after ``cache_ttl_seconds``). A forked child builds
+    its own (the parent's holds connections).
+    """
     from feast import FeatureStore
 
     s = settings or get_settings()
-    _prepare_local_dirs(s)
-    return FeatureStore(repo_path=str(s.feature_repo), config=repo_config(s))
+    text = _config_text(s)
+    key = (os.getpid(), str(s.feature_repo), text)
+    store = _STORES.get(key)
+    if store is None:
+        _prepare_local_dirs(s)
+        store = FeatureStore(repo_path=str(s.feature_repo), config=_parse_config(text, s.feature_repo))
+        _STORES.clear()  # one live configuration at a time; tests switch MLOPS_HOME between modules
+        _STORES[key] = store
+    return store
+
+
+def preload(settings: Settings | None = None) -> None:
+    """Import everything a retrieval of the current profile needs, opening nothing.
+
+    Resolving the repo configuration imports the registry, online and offline store classes it
+    names; the offline store module imports ibis and DuckDB. No connection, file or thread is
+    created, so a process may fork tasks afterwards (``mlops.airflow.local_settings`` calls this in
+    the scheduler and in Celery workers).
+    """
+    import feast.feature_store  # noqa: F401
+    import feast.infra.passthrough_provider  # noqa: F401
+    import ibis.backends.duckdb  # noqa: F401
+
+    import mlops.feast_duckdb  # noqa: F401
+
+    repo_config(settings)
 
 
 def _prepare_local_dirs(settings: Settings) -> None:
@@ -306,6 +346,7 @@ def apply(settings: Settings | None = None) -> dict[str, list[str]]:
     )
     with registry_lock(s):
         store = get_store(s)
+        store.refresh_registry()  # the process's store may have cached what another writer changed
         to_apply, to_delete, _, _ = extract_objects_for_apply_delete(store.project, store.registry, contents)
         store.apply(to_apply, objects_to_delete=to_delete, partial=False)
     applied = {kind: sorted(o.name for o in objs) for kind, objs in found.items()}
@@ -352,6 +393,7 @@ def materialize(
     static_start = datetime.fromisoformat(F.REGISTRY_TS.replace("Z", "+00:00"))
     with registry_lock(s):
         store = get_store(s)
+        store.refresh_registry()
         if method == "feast":
             store.materialize(start_date=lo, end_date=hi, feature_views=list(F.DAILY_VIEWS))
         else:
@@ -414,7 +456,6 @@ def historical_values(
 ) -> pd.DataFrame:
     """Point-in-time Feast values of ``flights`` (aligned with its index), at ``sched_dep_ts``."""
     import pandas as pd
-    import pytz
 
     store = store or get_store(settings)
     keys = F.entity_keys(flights)
@@ -422,22 +463,15 @@ def historical_values(
     unique = keys.drop_duplicates(key_cols).sort_values(F.TIMESTAMP, kind="stable").reset_index(drop=True)
     if unique.empty:
         return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
-    # pytz.UTC: Feast's dask store re-localizes any other UTC tz row by row in Python.
-    unique[F.TIMESTAMP] = unique[F.TIMESTAMP].dt.tz_convert(pytz.UTC)
-    service = _feature_service(store)
-    parts = []
-    # Time-ordered chunks: each get_historical_features call reads only the partitions of its
-    # window (mlops.feast_offline), and no join grows beyond a month or so of flights.
-    for first in range(0, len(unique), HISTORICAL_CHUNK_ROWS):
-        chunk = unique.iloc[first : first + HISTORICAL_CHUNK_ROWS].reset_index(drop=True)
-        parts.append(store.get_historical_features(entity_df=chunk, features=service).to_df())
-    values = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    # One call: DuckDB joins a year of entity rows at once (chunking only repeats the reads), and
+    # reads only the partitions of the entity rows' window (mlops.feast_duckdb). Every entity row
+    # comes back; a view with no row of the key within its TTL gives nulls for that view only.
+    values = store.get_historical_features(entity_df=unique, features=_feature_service(store)).to_df()
     if len(values) != len(unique):
-        log.warning(
-            "get_historical_features returned %d of %d entity rows; the missing ones get no Feast "
-            "features (a feature table has a key with only later rows: rebuild its partitions)",
-            len(values),
-            len(unique),
+        raise RuntimeError(
+            f"get_historical_features returned {len(values)} rows for {len(unique)} entity rows: "
+            "Feast's DuckDB offline store keeps every entity row; check the offline store in "
+            "feature_repo/feature_store.yaml"
         )
     values[F.TIMESTAMP] = pd.to_datetime(values[F.TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
     keys = keys.reset_index(names="__row")
