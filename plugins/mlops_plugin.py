@@ -1,28 +1,79 @@
 """The project's Airflow plugin: an "ML lifecycle" page in the navigation, report serving, and
 the operator extra links (task -> MLflow run, validation report, drift report).
 
-The FastAPI app is mounted by the api-server under ``/mlops``; its pages require an Airflow login
-(the UI's session cookie or a bearer token). Heavy work (MLflow, the lake) happens per request.
+The FastAPI app is mounted by the api-server under ``/mlops``. Every route needs an Airflow login
+(the UI's session cookie or a bearer token) and the auth manager's permission to read the runs of
+the DAGs whose output it shows: ``train_model`` and ``monitor_drift`` for the lifecycle page, the
+publishing DAG for a report (:mod:`mlops.published`). The app has no OpenAPI document or docs.
+
+Reports are served only under names the platform publishes (:func:`mlops.published.published`),
+with ``Content-Security-Policy: sandbox`` (Evidently's report may run its own inline scripts, in
+an opaque origin with no network) and ``X-Content-Type-Options: nosniff``. The lifecycle page is a
+Jinja template (``templates/lifecycle.html``, autoescaped) fed plain data; its CSP allows only its
+own stylesheet. Heavy work (MLflow, the lake) happens per request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
-import mimetypes
-from typing import Any
+import base64
+import hashlib
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from airflow.api_fastapi.core_api.security import GetUserDep  # noqa: TC002 (FastAPI resolves it at runtime)
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from mlops.airflow.links import DriftReportLink, MLflowRunLink, ValidationReportLink
 
-app = FastAPI(title="mlops lifecycle", docs_url=None, redoc_url=None)
+if TYPE_CHECKING:
+    import jinja2
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+#: Every response: nothing is framed by another site, nothing loads, nothing runs (routes that
+#: serve a page set their own policy).
+DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; sandbox"
+#: A published report or data file, in a sandbox (an opaque origin: no cookies, no storage, no
+#: access to the Airflow origin); its own inline styles and images only; opened from the UI.
+_REPORT_CSP = (
+    "sandbox{scripts}; default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+    "{script}connect-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
+)
+REPORT_CSP = _REPORT_CSP.format(scripts="", script="")
+#: Evidently's report renders with its own inline scripts (its bundle and data): allowed to run,
+#: sandboxed, with no network (``connect-src 'none'``), so they reach nothing of the user's session.
+SCRIPTED_REPORT_CSP = _REPORT_CSP.format(scripts=" allow-scripts", script="script-src 'unsafe-inline'; ")
+#: Read the runs of these DAGs to see the lifecycle page (the registry's and the drift checks').
+LIFECYCLE_DAGS = ("train_model", "monitor_drift")
+
+app = FastAPI(title="mlops lifecycle", docs_url=None, redoc_url=None, openapi_url=None)
 
 
-@app.get("/api/state")
+@app.middleware("http")
+async def _security_headers(request: Request, call_next: Any) -> Response:
+    response: Response = await call_next(request)
+    response.headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _read_runs(dag_id: str) -> Any:
+    """Airflow's own check: the user may read the runs of ``dag_id`` (403 otherwise)."""
+    return Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=dag_id))
+
+
+LIFECYCLE_ACCESS = [_read_runs(d) for d in LIFECYCLE_DAGS]
+
+
+@app.get("/api/state", dependencies=LIFECYCLE_ACCESS)
 async def state(user: GetUserDep) -> JSONResponse:
     from mlops.report import lifecycle_state
 
@@ -30,48 +81,87 @@ async def state(user: GetUserDep) -> JSONResponse:
     return JSONResponse(result.to_dict())
 
 
-async def _serve(folder: str, path: str) -> Response:
-    """Serve a file from ``{lake}/<folder>`` (validation and drift reports, quarantined batches)."""
-    from mlops import lake
+async def _serve(folder: str, name: str, request: Request, user: Any) -> Response:
+    """Serve the published file ``{lake}/<folder>/<name>`` (see :mod:`mlops.published`)."""
+    from mlops import published as P
     from mlops.config import get_settings
 
-    parts = path.split("/")
-    if not path or ".." in parts or path.startswith("/") or "" in parts:
-        raise HTTPException(status_code=400, detail="invalid report path")
-    uri = lake.join(get_settings().lake_uri, folder, path)
     try:
-        data = await asyncio.to_thread(lake.read_bytes, uri)
-    except (FileNotFoundError, OSError) as exc:
-        raise HTTPException(status_code=404, detail=f"no file at {folder}/{path}") from exc
-    except Exception as exc:  # S3 NoSuchKey and friends
-        raise HTTPException(status_code=404, detail=f"no file at {folder}/{path}: {exc}") from exc
-    media = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    if media.startswith("text/") or media == "application/json":
-        media += "; charset=utf-8"
-    return Response(content=data, media_type=media)
+        item = P.published(folder, name)
+    except P.NotPublished as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    check = requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=item.dag_id)
+    await asyncio.to_thread(check, request, user)
+    lake_uri = get_settings().lake_uri
+    try:
+        data = await asyncio.to_thread(P.read, item, lake_uri)
+    except P.NotPublished as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise HTTPException(
+            status_code=404,
+            detail=f"{folder}/{name} has not been written: the {item.dag_id} run of {item.ds} publishes it",
+        ) from None
+    except Exception as exc:
+        raise HTTPException(
+            status_code=502, detail=f"could not read {folder}/{name} from the lake: {type(exc).__name__}"
+        ) from exc
+    csp = SCRIPTED_REPORT_CSP if item.scripted else REPORT_CSP
+    return Response(content=data, media_type=item.media_type, headers={"Content-Security-Policy": csp})
 
 
 @app.get("/reports/{path:path}")
-async def report(path: str, user: GetUserDep) -> Response:
+async def report(path: str, request: Request, user: GetUserDep) -> Response:
     """A report under ``{lake}/reports`` (``validation/ds=.../validation.html``, ``drift/...``)."""
-    return await _serve("reports", path)
+    return await _serve("reports", path, request, user)
 
 
 @app.get("/quarantine/{path:path}")
-async def quarantined(path: str, user: GetUserDep) -> Response:
+async def quarantined(path: str, request: Request, user: GetUserDep) -> Response:
     """A quarantined batch or its validation report, under ``{lake}/quarantine``."""
-    return await _serve("quarantine", path)
+    return await _serve("quarantine", path, request, user)
 
 
 # --------------------------------------------------------------------------------------------------
-# The "ML lifecycle" page (plain HTML + inline SVG: no JavaScript, no CDN)
+# The "ML lifecycle" page: the data it shows (the markup is templates/lifecycle.html)
 # --------------------------------------------------------------------------------------------------
 
 METRIC_LABELS = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "log_loss": "log loss", "brier": "Brier"}
+CARDS = (("Champion", "champion"), ("Challenger", "challenger"), ("Previous", "previous"))
+SERIES = (
+    ("drift_share", "s-share", "share of drifted features"),
+    ("prediction_drift", "s-pred", "prediction drift (Wasserstein)"),
+    ("calibration_error", "s-cal", "calibration error (ECE)"),
+)
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+@cache
+def _templates() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@cache
+def _stylesheet() -> tuple[str, str]:
+    """The page's CSS and the CSP source that allows exactly it (``'sha256-...'``)."""
+    css = (TEMPLATES / "lifecycle.css").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode()
+    return css, f"'sha256-{digest}'"
+
+
+def lifecycle_csp() -> str:
+    """The page's policy: its own stylesheet, no script, framed only by the Airflow UI."""
+    return (
+        f"default-src 'none'; style-src {_stylesheet()[1]}; img-src 'self'; "
+        "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+    )
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -81,7 +171,15 @@ def _fmt(value: Any, digits: int = 3) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.{digits}f}"
-    return _e(value)
+    return str(value)
+
+
+def _num(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if f != f else f
 
 
 def _report_href(uri: Any) -> str | None:
@@ -105,77 +203,42 @@ def _run_href(info: dict[str, Any]) -> str | None:
     return None
 
 
-def _badge(text: str, kind: str) -> str:
-    return f"<span class='badge {kind}'>{_e(text)}</span>"
+def _version(info: dict[str, Any]) -> dict[str, Any]:
+    """One model version as the cards and the versions table show it."""
+    promotion = info.get("promotion")
+    return {
+        "version": info["version"],
+        "aliases": list(info.get("aliases") or []),
+        "run_href": _run_href(info),
+        "metrics": [
+            {"label": label, "value": _fmt(info["metrics"].get(key))} for key, label in METRIC_LABELS.items()
+        ],
+        "as_of": _fmt(info.get("as_of")),
+        "trigger": _fmt(info.get("trigger")),
+        "trigger_reason": info.get("trigger_reason") or "",
+        "promotion": promotion or "",
+        "promotion_kind": "ok" if promotion == "promoted" else "no",
+        "promotion_reason": info.get("promotion_reason") or "",
+    }
 
 
-def _version_card(title: str, info: dict[str, Any] | None, kind: str) -> str:
-    if info is None:
-        return f"<section class='card {kind}' data-role='{kind}'><h3>{title}</h3><p class='muted'>none yet</p></section>"
-    metrics = "".join(
-        f"<div class='metric'><span>{label}</span><b>{_fmt(info['metrics'].get(key))}</b></div>"
-        for key, label in METRIC_LABELS.items()
-    )
-    trigger = _fmt(info.get("trigger"))
-    if info.get("trigger_reason"):
-        trigger += f"<div class='why'>{_e(info['trigger_reason'])}</div>"
-    gate = ""
-    if info.get("promotion"):
-        gate = (
-            f"<dt>gate</dt><dd>{_badge(info['promotion'], 'ok' if info['promotion'] == 'promoted' else 'no')}"
-            f" <span class='muted'>{_e(info.get('promotion_reason') or '')}</span></dd>"
-        )
-    href = _run_href(info)
-    run = f"<a href='{_e(href)}' target='_blank' rel='noopener'>MLflow run ↗</a>" if href else ""
-    return (
-        f"<section class='card {kind}' data-role='{kind}'><h3>{title} <span class='ver'>v{_e(info['version'])}</span>"
-        f"<span class='link'>{run}</span></h3><div class='metrics'>{metrics}</div>"
-        f"<dl><dt>trained as of</dt><dd>{_fmt(info.get('as_of'))}</dd><dt>trigger</dt><dd>{trigger}</dd>{gate}</dl>"
-        "</section>"
-    )
+def _x_ticks(xs: list[float]) -> list[int]:
+    """The first and last day, and days in between at least 90px from their neighbours."""
+    ticks: list[int] = []
+    for i, x in enumerate(xs):
+        if i in (0, len(xs) - 1) or ((not ticks or x - xs[ticks[-1]] >= 90) and xs[-1] - x >= 90):
+            ticks.append(i)
+    return ticks
 
 
-def _versions_table(versions: list[dict[str, Any]]) -> str:
-    if not versions:
-        return "<p class='muted'>No model registered yet: <code>train_model</code> registers one.</p>"
-    rows = []
-    for v in versions:
-        aliases = " ".join(_badge("@" + a, a) for a in v["aliases"])
-        href = _run_href(v)
-        run = f"<a href='{_e(href)}' target='_blank' rel='noopener'>run ↗</a>" if href else "—"
-        gate = (
-            _badge(v["promotion"], "ok" if v["promotion"] == "promoted" else "no")
-            if v.get("promotion")
-            else ""
-        )
-        metrics = "".join(f"<td class='num'>{_fmt(v['metrics'].get(k))}</td>" for k in METRIC_LABELS)
-        rows.append(
-            f"<tr><td><b>v{_e(v['version'])}</b> {aliases}</td><td>{_fmt(v.get('as_of'))}</td>"
-            f"<td>{_fmt(v.get('trigger'))}</td>{metrics}<td title='{_e(v.get('promotion_reason') or '')}'>{gate}</td>"
-            f"<td>{run}</td></tr>"
-        )
-    head = "".join(f"<th class='num'>{label}</th>" for label in METRIC_LABELS.values())
-    return (
-        "<table id='versions'><thead><tr><th>version</th><th>as of</th><th>trigger</th>"
-        f"{head}<th>gate</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
-def _num(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if f != f else f
-
-
-def _drift_chart(history: list[dict[str, Any]], threshold: float, requested: set[str] | None = None) -> str:
-    """Drift share (and prediction drift, calibration error) per checked day, as an SVG chart."""
-    from datetime import date
-
+def drift_chart(
+    history: list[dict[str, Any]], threshold: float, requested: set[str] | None = None
+) -> dict[str, Any] | None:
+    """The drift chart's geometry: drift share (and prediction drift, calibration error) per
+    checked day, the threshold, the breaches and the retraining requests; None without checks."""
     rows = [h for h in history if h.get("ds") and _num(h.get("drift_share")) is not None]
     if not rows:
-        return "<p class='muted'>No drift checks yet: <code>monitor_drift</code> records one per day.</p>"
+        return None
     width, height = 900, 260
     left, right, top, bottom = 44, 16, 16, 34
     days = [date.fromisoformat(str(h["ds"])[:10]) for h in rows]
@@ -188,205 +251,158 @@ def _drift_chart(history: list[dict[str, Any]], threshold: float, requested: set
     def y(v: float) -> float:
         return top + (height - top - bottom) * (1 - min(v, ymax) / ymax)
 
-    out = [
-        f"<svg id='drift-chart' viewBox='0 0 {width} {height}' role='img' aria-label='drift per checked day'>"
-    ]
-    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
-        v = tick * ymax
-        out.append(
-            f"<line class='grid' x1='{left}' x2='{width - right}' y1='{y(v):.1f}' y2='{y(v):.1f}'/>"
-            f"<text class='axis' x='{left - 6}' y='{y(v) + 4:.1f}' text-anchor='end'>{v:.2g}</text>"
-        )
-    out.append(
-        f"<line class='threshold' x1='{left}' x2='{width - right}' y1='{y(threshold):.1f}' y2='{y(threshold):.1f}'/>"
-        f"<text class='axis thr' x='{width - right}' y='{y(threshold) - 5:.1f}' text-anchor='end'>"
-        f"drift share threshold {threshold:g}</text>"
-    )
-    # x ticks: the first and last day, and days in between at least 90px from their neighbours
-    ticks: list[int] = []
-    for i in range(len(days)):
-        last_x = x(days[-1])
-        if i in (0, len(days) - 1) or (
-            (not ticks or x(days[i]) - x(days[ticks[-1]]) >= 90) and last_x - x(days[i]) >= 90
-        ):
-            ticks.append(i)
-    for i in ticks:
-        anchor = "start" if i == 0 else "end" if i == len(days) - 1 else "middle"
-        out.append(
-            f"<text class='axis' x='{x(days[i]):.1f}' y='{height - 12}' text-anchor='{anchor}'>{days[i].isoformat()}</text>"
-        )
-    series = (
-        ("drift_share", "s-share", "share of drifted features"),
-        ("prediction_drift", "s-pred", "prediction drift (Wasserstein)"),
-        ("calibration_error", "s-cal", "calibration error (ECE)"),
-    )
-    for key, cls, _ in series:
+    xs = [x(d) for d in days]
+    ticks = _x_ticks(xs)
+    lines = []
+    for key, cls, _ in SERIES:
         pts = [(x(d), y(v)) for d, h in zip(days, rows, strict=True) if (v := _num(h.get(key))) is not None]
         if len(pts) > 1:
-            out.append(f"<polyline class='{cls}' points='{' '.join(f'{a:.1f},{b:.1f}' for a, b in pts)}'/>")
+            lines.append({"cls": cls, "points": " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)})
+    points = []
     for d, h in zip(days, rows, strict=True):
         share = _num(h["drift_share"]) or 0.0
         decision = h.get("retrain_decision") or ""
-        cls = "pt breached" if h.get("breached") else "pt"
         tip = (
             f"{d.isoformat()}: drift share {share:.2f} ({h.get('n_drifted')}/{h.get('n_features')} features)"
             f", prediction drift {_fmt(_num(h.get('prediction_drift')))}, ECE {_fmt(_num(h.get('calibration_error')))}"
             f"; breaches: {h.get('breaches') or 'none'}; retraining: {decision or 'none'}"
         )
-        out.append(
-            f"<circle class='{cls}' cx='{x(d):.1f}' cy='{y(share):.1f}' r='5'><title>{_e(tip)}</title></circle>"
-        )
+        marker = None
         if decision == "requested" or d.isoformat() in (requested or set()):
             px, py = x(d), top + 2
-            out.append(
-                f"<path class='req' d='M{px - 6:.1f},{py:.1f} L{px + 6:.1f},{py:.1f} L{px:.1f},{py + 10:.1f} Z'>"
-                f"<title>{_e(d.isoformat())}: retraining requested</title></path>"
-            )
-    out.append("</svg>")
-    legend = "".join(f"<span class='key {cls}'>{label}</span>" for _, cls, label in series)
-    legend += "<span class='key k-breach'>past a threshold</span><span class='key k-req'>retraining requested</span>"
-    return f"<div class='chart'>{''.join(out)}<div class='legend'>{legend}</div></div>"
-
-
-def _checks_table(history: list[dict[str, Any]], limit: int = 10) -> str:
-    rows = []
-    for h in list(reversed(history))[:limit]:
-        href = _report_href(h.get("report_uri"))
-        report = f"<a href='{_e(href)}' target='_blank' rel='noopener'>report ↗</a>" if href else "—"
-        verdict = _badge("breached", "no") if h.get("breached") else _badge("ok", "ok")
-        rows.append(
-            f"<tr><td>{_fmt(h.get('ds'))}</td><td>v{_fmt(h.get('champion_version'))}</td>"
-            f"<td class='num'>{_fmt(_num(h.get('drift_share')), 2)}</td>"
-            f"<td class='num'>{_fmt(_num(h.get('prediction_drift')))}</td>"
-            f"<td class='num'>{_fmt(_num(h.get('roc_auc')))}</td>"
-            f"<td class='num'>{_fmt(_num(h.get('calibration_error')))}</td>"
-            f"<td>{verdict} <span class='muted'>{_e(h.get('breaches') or '')}</span></td>"
-            f"<td>{_fmt(h.get('retrain_decision'))}</td><td>{report}</td></tr>"
+            marker = {
+                "d": f"M{px - 6:.1f},{py:.1f} L{px + 6:.1f},{py:.1f} L{px:.1f},{py + 10:.1f} Z",
+                "tip": f"{d.isoformat()}: retraining requested",
+            }
+        points.append(
+            {
+                "cls": "pt breached" if h.get("breached") else "pt",
+                "cx": f"{x(d):.1f}",
+                "cy": f"{y(share):.1f}",
+                "tip": tip,
+                "requested": marker,
+            }
         )
-    return (
-        "<table id='checks'><thead><tr><th>day</th><th>champion</th><th class='num'>drift share</th>"
-        "<th class='num'>prediction drift</th><th class='num'>ROC-AUC</th><th class='num'>ECE</th>"
-        f"<th>verdict</th><th>retraining</th><th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
+    legend = [{"cls": cls, "label": label} for _, cls, label in SERIES]
+    legend += [
+        {"cls": "k-breach", "label": "past a threshold"},
+        {"cls": "k-req", "label": "retraining requested"},
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "left": left,
+        "right": width - right,
+        "grid": [
+            {"y": f"{y(t * ymax):.1f}", "label_y": f"{y(t * ymax) + 4:.1f}", "label": f"{t * ymax:.2g}"}
+            for t in (0.0, 0.25, 0.5, 0.75, 1.0)
+        ],
+        "threshold": {
+            "y": f"{y(threshold):.1f}",
+            "label_y": f"{y(threshold) - 5:.1f}",
+            "value": f"{threshold:g}",
+        },
+        "xtick_y": height - 12,
+        "xticks": [
+            {
+                "x": f"{xs[i]:.1f}",
+                "anchor": "start" if i == 0 else "end" if i == len(days) - 1 else "middle",
+                "text": days[i].isoformat(),
+            }
+            for i in ticks
+        ],
+        "lines": lines,
+        "points": points,
+        "legend": legend,
+    }
 
 
-def _requests_table(requests: list[dict[str, Any]], limit: int = 20) -> str:
-    if not requests:
-        return (
-            "<p class='muted'>No retraining decisions yet: they appear when a check breaches a threshold.</p>"
-        )
+def _checks(history: list[dict[str, Any]], limit: int = 10) -> list[dict[str, Any]]:
+    return [
+        {
+            "ds": _fmt(h.get("ds")),
+            "champion_version": _fmt(h.get("champion_version")),
+            "drift_share": _fmt(_num(h.get("drift_share")), 2),
+            "prediction_drift": _fmt(_num(h.get("prediction_drift"))),
+            "roc_auc": _fmt(_num(h.get("roc_auc"))),
+            "calibration_error": _fmt(_num(h.get("calibration_error"))),
+            "breached": bool(h.get("breached")),
+            "breaches": h.get("breaches") or "",
+            "retrain_decision": _fmt(h.get("retrain_decision")),
+            "report_href": _report_href(h.get("report_uri")),
+        }
+        for h in list(reversed(history))[:limit]
+    ]
+
+
+def _requests(requests: list[dict[str, Any]], limit: int = 20) -> list[dict[str, Any]]:
     rows = []
     for r in list(reversed(requests))[:limit]:
         decision = str(r.get("decision") or "")
         features = r.get("drifted_features") or {}
-        drifted = (
-            ", ".join(f"{_e(k)} {float(v):.2f}" for k, v in features.items())
-            if isinstance(features, dict)
-            else ""
-        )
-        href = _report_href(r.get("report_uri"))
-        report = f"<a href='{_e(href)}' target='_blank' rel='noopener'>report ↗</a>" if href else ""
         rows.append(
-            f"<tr><td>{_fmt(r.get('ds'))}</td>"
-            f"<td>{_badge(decision, 'ok' if decision == 'requested' else 'muted-b')}</td>"
-            f"<td>{_e(r.get('reason') or '')}"
-            + (f"<div class='muted'>drifted: {drifted}</div>" if drifted else "")
-            + f"</td><td>v{_fmt(r.get('champion_version'))}</td><td>{report}</td></tr>"
+            {
+                "ds": _fmt(r.get("ds")),
+                "decision": decision,
+                "decision_kind": "ok" if decision == "requested" else "muted-b",
+                "reason": r.get("reason") or "",
+                "drifted": ", ".join(f"{k} {float(v):.2f}" for k, v in features.items())
+                if isinstance(features, dict)
+                else "",
+                "champion_version": _fmt(r.get("champion_version")),
+                "report_href": _report_href(r.get("report_uri")),
+            }
         )
-    return (
-        "<table id='requests'><thead><tr><th>day</th><th>decision</th><th>why</th><th>champion</th><th></th>"
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
+    return rows
 
 
-STYLE = """
-:root{--fg:#1d2939;--muted:#667085;--line:#e4e7ec;--bg:#fff;--card:#f9fafb;--blue:#017cee;--green:#12b76a;
---red:#d92d20;--amber:#f79009}
-*{box-sizing:border-box}body{font-family:Inter,system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
-padding:20px 28px 40px;color:var(--fg);background:var(--bg);font-size:14px;line-height:1.45}
-h1{font-size:22px;margin:0 0 2px}h2{font-size:16px;margin:28px 0 10px}h3{font-size:15px;margin:0 0 10px;
-display:flex;align-items:baseline;gap:8px}.sub{color:var(--muted);margin:0 0 18px}
-a{color:var(--blue);text-decoration:none}a:hover{text-decoration:underline}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(280px,1fr));gap:14px}
-.card{border:1px solid var(--line);border-radius:10px;padding:14px 16px;background:var(--card)}
-.card.champion{border-top:4px solid var(--green)}.card.challenger{border-top:4px solid var(--blue)}
-.card.previous{border-top:4px solid #98a2b3}.ver{font-size:20px}.link{margin-left:auto;font-size:12px;font-weight:400}
-.metrics{display:grid;grid-template-columns:repeat(4,1fr);gap:6px;margin-bottom:10px}
-.metric{background:#fff;border:1px solid var(--line);border-radius:6px;padding:5px 7px}
-.metric span{display:block;font-size:11px;color:var(--muted)}.metric b{font-size:16px;font-variant-numeric:tabular-nums}
-dl{display:grid;grid-template-columns:auto 1fr;gap:3px 10px;margin:0;font-size:13px}dt{color:var(--muted)}dd{margin:0}
-.why{color:var(--muted);font-size:12px}.muted{color:var(--muted)}
-table{border-collapse:collapse;width:100%;font-size:13px}th{font-weight:600;color:var(--muted);text-align:left;
-border-bottom:1px solid var(--line);padding:6px 8px;white-space:nowrap}td{padding:6px 8px;border-bottom:1px solid var(--line);
-vertical-align:top}td:first-child,td a{white-space:nowrap}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-.badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;line-height:18px;background:#eef4ff;
-color:#3538cd;white-space:nowrap}.badge.champion,.badge.ok{background:#ecfdf3;color:#027a48}
-.badge.challenger{background:#eff8ff;color:#175cd3}.badge.previous,.badge.muted-b{background:#f2f4f7;color:#475467}
-.badge.no{background:#fef3f2;color:#b42318}
-.chart{border:1px solid var(--line);border-radius:10px;padding:10px 12px 6px;max-width:940px}
-svg{width:100%;height:auto;display:block}.grid{stroke:#eaecf0}.axis{font-size:11px;fill:var(--muted)}
-.threshold{stroke:var(--red);stroke-dasharray:5 4;opacity:.6}.thr{fill:var(--red)}
-polyline{fill:none;stroke-width:2}.s-share{stroke:var(--blue)}.s-pred{stroke:var(--amber);stroke-dasharray:6 3}
-.s-cal{stroke:#7a5af8;stroke-dasharray:2 3}.pt{fill:var(--blue);stroke:#fff;stroke-width:1.5}
-.pt.breached{fill:var(--red)}.req{fill:var(--green)}
-.legend{display:flex;flex-wrap:wrap;gap:14px;font-size:12px;color:var(--muted);padding:4px 0 2px 40px}
-.key:before{content:"";display:inline-block;width:16px;height:3px;margin-right:5px;vertical-align:middle;background:var(--blue)}
-.key.s-pred:before{background:var(--amber)}.key.s-cal:before{background:#7a5af8}
-.key.k-breach:before{width:9px;height:9px;border-radius:50%;background:var(--red)}
-.key.k-req:before{width:0;height:0;background:none;border-left:5px solid transparent;border-right:5px solid transparent;
-border-top:9px solid var(--green)}
-.err{color:var(--red);background:#fef3f2;border-radius:6px;padding:6px 10px}code{font-size:12px}
-"""
+def lifecycle_page(st: dict[str, Any], *, drift_share_threshold: float = 0.3) -> dict[str, Any]:
+    """What the page shows, as plain data, for a :meth:`mlops.report.LifecycleState.to_dict`."""
+    from mlops.airflow.links import mlflow_ui_url
+    from mlops.config import MODEL_NAME
+
+    history, requests = st["drift_history"], st["retrain_requests"]
+    requested = {str(r.get("ds")) for r in requests if r.get("decision") == "requested"}
+    champion = st.get("champion")
+    return {
+        "css": _stylesheet()[0],
+        "model_name": MODEL_NAME,
+        "champion": _version(champion) if champion else None,
+        "n_versions": len(st["versions"]),
+        "n_checks": len(history),
+        "n_breached": sum(1 for h in history if h.get("breached")),
+        "n_requested": sum(1 for r in requests if r.get("decision") == "requested"),
+        "registry_href": f"{mlflow_ui_url()}/#/models/{MODEL_NAME}",
+        "errors": [str(e) for e in st["errors"]],
+        "cards": [
+            {"title": title, "kind": kind, "version": _version(st[kind]) if st.get(kind) else None}
+            for title, kind in CARDS
+        ],
+        "metric_labels": list(METRIC_LABELS.values()),
+        "versions": [_version(v) for v in st["versions"]],
+        "chart": drift_chart(history, drift_share_threshold, requested),
+        "checks": _checks(history) if history else [],
+        "requests": _requests(requests),
+    }
 
 
 def render_lifecycle(st: dict[str, Any], *, drift_share_threshold: float = 0.3) -> str:
     """The page for a :meth:`mlops.report.LifecycleState.to_dict`."""
-    from mlops.airflow.links import mlflow_ui_url
-    from mlops.config import MODEL_NAME
+    from markupsafe import Markup
 
-    errors = "".join(f"<p class='err'>{_e(e)}</p>" for e in st["errors"])
-    champion = st.get("champion")
-    sub = (
-        f"champion v{_e(champion['version'])}, trained as of {_fmt(champion.get('as_of'))}"
-        if champion
-        else "no champion yet"
-    )
-    n_checks, n_breached = len(st["drift_history"]), sum(1 for h in st["drift_history"] if h.get("breached"))
-    n_requested = sum(1 for r in st["retrain_requests"] if r.get("decision") == "requested")
-    registry = f"{mlflow_ui_url()}/#/models/{MODEL_NAME}"
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>ML lifecycle</title>"
-        f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{STYLE}</style></head><body>"
-        f"<h1>ML lifecycle · <code>{_e(MODEL_NAME)}</code></h1>"
-        f"<p class='sub'>{sub} · {len(st['versions'])} version(s) · {n_checks} drift check(s), {n_breached} past a "
-        f"threshold · {n_requested} retraining request(s) · <a href='{_e(registry)}' target='_blank' rel='noopener'>"
-        f"MLflow registry ↗</a></p>{errors}"
-        "<div class='cards'>"
-        + _version_card("Champion", champion, "champion")
-        + _version_card("Challenger", st.get("challenger"), "challenger")
-        + _version_card("Previous", st.get("previous"), "previous")
-        + "</div><h2>Recent versions</h2>"
-        + _versions_table(st["versions"])
-        + "<h2>Drift history</h2>"
-        + _drift_chart(
-            st["drift_history"],
-            drift_share_threshold,
-            {str(r.get("ds")) for r in st["retrain_requests"] if r.get("decision") == "requested"},
-        )
-        + ("<h2>Latest checks</h2>" + _checks_table(st["drift_history"]) if st["drift_history"] else "")
-        + "<h2>Retraining requests</h2>"
-        + _requests_table(st["retrain_requests"])
-        + "</body></html>"
-    )
+    page = lifecycle_page(st, drift_share_threshold=drift_share_threshold)
+    page["css"] = Markup(page["css"])  # the project's own stylesheet, allowed by its CSP hash
+    return _templates().get_template("lifecycle.html").render(page)
 
 
-@app.get("/lifecycle", response_class=HTMLResponse)
+@app.get("/lifecycle", response_class=HTMLResponse, dependencies=LIFECYCLE_ACCESS)
 async def lifecycle(user: GetUserDep) -> HTMLResponse:
     from mlops.monitoring import DriftParams
     from mlops.report import lifecycle_state
 
     st = (await asyncio.to_thread(lifecycle_state)).to_dict()
-    return HTMLResponse(render_lifecycle(st, drift_share_threshold=DriftParams().drift_share))
+    page = render_lifecycle(st, drift_share_threshold=DriftParams().drift_share)
+    return HTMLResponse(page, headers={"Content-Security-Policy": lifecycle_csp()})
 
 
 class MLOpsPlugin(AirflowPlugin):

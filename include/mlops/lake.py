@@ -84,11 +84,22 @@ def _split_s3(uri: str) -> tuple[str, str]:
 
 
 def local_path(uri: str) -> Path:
-    """The filesystem path of a ``file://`` URI (raises for other schemes)."""
+    """The filesystem path of a ``file://`` URI (raises for other schemes).
+
+    The path is percent-decoded once, as RFC 8089 says (roots come from ``Path.as_uri()``, which
+    encodes spaces and non-ASCII). A ``..`` segment after decoding is refused: lake URIs are
+    absolute and normalized, so one means a segment came from outside (``%2e%2e`` decodes to it).
+    """
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         raise ValueError(f"{uri!r} is not a file:// URI")
-    return Path(unquote(parsed.path))
+    path = unquote(parsed.path)
+    if ".." in path.split("/"):
+        raise ValueError(
+            f"{uri!r} has a '..' segment once decoded ({path!r}): lake URIs are absolute, normalized "
+            "paths; build them with lake.join from names the platform chose"
+        )
+    return Path(path)
 
 
 def is_s3(uri: str) -> bool:
