@@ -102,8 +102,6 @@ class FakeServer:
 def main() -> int:
     import uvicorn
 
-    from mlops.serving.http import uvicorn_options
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--home", type=Path, required=True)
@@ -112,7 +110,11 @@ def main() -> int:
     ns = p.parse_args()
     cfg = {} if ns.max_body_bytes is None else {"max_body_bytes": ns.max_body_bytes}
     app = make_app(ns.home, **cfg)
-    options = uvicorn_options() if not ns.plain_uvicorn else {"access_log": False}
+    options: dict[str, Any] = {"access_log": False}
+    if not ns.plain_uvicorn:
+        from mlops.serving.http import uvicorn_options
+
+        options = uvicorn_options()
     uvicorn.run(app, host="127.0.0.1", port=ns.port, log_level="warning", **options)
     return 0
 

@@ -67,6 +67,30 @@ def test_deep_nesting_is_400(client):
     assert len(resp.content) < 2000, resp.text
 
 
+def test_only_json_bodies_are_read(client):
+    """Before: any Content-Type (text/plain, none) was parsed as JSON; a cross-site page could post
+    text/plain predictions (no CORS preflight) into the prediction log. Found by schemathesis."""
+    body = json.dumps(FLIGHT).encode()
+    for declared in (
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "multipart/form-data",
+        "application/x-www-form-urlencoded",
+        None,
+    ):
+        headers = {"content-type": declared} if declared else {}
+        resp = client.post("/predict", content=body, headers=headers)
+        _refused(resp, 415, words="Content-Type must be application/json")
+        assert resp.headers["connection"] == "close"
+    for declared in (
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/ld+json",
+    ):
+        assert client.post("/predict", content=body, headers={"content-type": declared}).status_code == 200
+
+
 def test_unrenderable_values_are_4xx(client):
     """Before: 1e400, NaN and "\\ud800" were 500s (ValueError / UnicodeEncodeError rendering the 422)."""
     cases = [

@@ -2,10 +2,11 @@
 
 Build it with :func:`create_app` (``mlops serve`` does, then runs it under uvicorn). One request:
 
-1. the body is read as a stream with a running byte count (:func:`read_body`: 413 and the
-   connection closed as soon as ``max_body_bytes`` is passed, whatever the framing, chunked
-   included), then validated (:func:`mlops.serving.schemas.parse_request`): bad input is a 4xx
-   with the reason, never an exception in the model;
+1. the body must be declared JSON (:func:`require_json`, 415 otherwise), is read as a stream with
+   a running byte count (:func:`read_body`: 413 and the connection closed as soon as
+   ``max_body_bytes`` is passed, whatever the framing, chunked included), then validated
+   (:func:`mlops.serving.schemas.parse_request`): bad input is a 4xx with the reason, never an
+   exception in the model;
 2. the served model is read once (:attr:`ModelHolder.current`) and used to the end: a champion
    swap during the request does not affect it;
 3. Feast values of each flight come from the online store (:class:`OnlineFeatureReader`), the
@@ -265,6 +266,20 @@ def score_request(
     ).encode()
 
 
+def require_json(request: Request) -> None:
+    """415 unless the body is declared JSON (``application/json`` or ``*/*+json``).
+
+    Besides saying what the service reads, this keeps browsers from posting to it from another
+    site: a cross-site ``text/plain`` POST needs no CORS preflight, an ``application/json`` one does
+    (and the service answers none), so a web page cannot feed predictions into the lake's log.
+    """
+    declared = request.headers.get("content-type", "")
+    media = declared.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        shown = repr(declared[:60]) if declared else "none"
+        raise RequestError(415, f"Content-Type must be application/json (got {shown})", headers=_CLOSE)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, read as it streams in, refused (413) as soon as it passes ``limit`` bytes.
 
@@ -408,6 +423,7 @@ def create_app(
                     400: "the body is not JSON (or nests deeper than 200 levels)",
                     413: "too many flights (over max_batch), or the body is over max_body_bytes "
                     "(the connection is closed: the rest of the body is not read)",
+                    415: "the body is not declared application/json",
                     422: "invalid flights: each error names the flight, the field and why (at most "
                     "50 errors); a well-formed flight can still be refused for its meaning: types "
                     "unknown_carrier, unknown_airport, invalid_route, invalid_departure",
@@ -446,6 +462,7 @@ def create_app(
         no offset = New York local time) and optionally `tailnum`. The answer has one prediction
         per flight, in order, and the model version that scored them all.
         """
+        require_json(request)
         body = await read_body(request, cfg.max_body_bytes)
         flights = parse_request(body, max_batch=cfg.max_batch, max_body_bytes=cfg.max_body_bytes)
         model = holder.current  # read once: this request uses this version to the end
