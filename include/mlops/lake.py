@@ -241,7 +241,9 @@ def sweep_stale_temp_files(prefix_uri: str, older_than_seconds: float = STALE_TE
 #: errno -> what to do. A retry cannot fix these: the write fails at once (:class:`LakeWriteError`).
 PERMANENT_ERRNOS: dict[int, str] = {
     errno.EACCES: "give the account running the task (uid {uid}) write access to {dir}",
-    errno.EPERM: "give the account running the task (uid {uid}) write access to {dir}",
+    errno.EPERM: "the file system refuses the change in {dir} (an immutable or append-only attribute, "
+    "see lsattr -d; or a mount that forbids it): clear the attribute (chattr -i) or give the account "
+    "running the task (uid {uid}) write access",
     errno.EROFS: "the file system holding {dir} is mounted read-only: remount it read-write, or point "
     "the lake (MLOPS_LAKE_URI) or landing (MLOPS_LANDING_URI) at a writable location",
     errno.ENOSPC: "the file system holding {dir} is full: free space (df -h {dir}); a retry would only "

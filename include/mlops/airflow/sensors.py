@@ -38,6 +38,8 @@ class LandingFileSensor(BaseSensorOperator):
 
     :param uri: the data file.
     :param completeness: ``"marker"``, ``"stable:SECONDS"`` or ``None`` (the file exists).
+        ``stable`` compares observations of one sensor instance: deferrable (the default) or
+        ``poke`` mode; in ``reschedule`` mode each try starts over.
     """
 
     template_fields = ("uri",)
