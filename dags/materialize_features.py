@@ -28,7 +28,7 @@ from airflow.sdk import dag, task
 from mlops.airflow.assets import CURATED_FLIGHTS, FLIGHT_FEATURES
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.feast import FeastMaterializeOperator
-from mlops.airflow.params import FEATURE_PARAMS
+from mlops.airflow.params import FEATURE_PARAMS, check_params
 
 
 @dag(
@@ -48,6 +48,7 @@ def materialize_features():
         """The days to build: the triggering events' ds (and the stranded ones), else the params' range."""
         from mlops.features import day_range
 
+        check_params(params, FEATURE_PARAMS)  # a misspelt conf key fails here, without retry
         events = [e for evs in (triggering_asset_events or {}).values() for e in evs]
         run_after = getattr(dag_run, "run_after", None)
         if events and run_after is not None:

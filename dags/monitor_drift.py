@@ -33,7 +33,7 @@ from airflow.sdk import dag, task
 from mlops.airflow.assets import RETRAIN_REQUEST
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.drift import DriftCheckOperator
-from mlops.airflow.params import DRIFT_PARAMS
+from mlops.airflow.params import DRIFT_PARAMS, PARTITION, PARTITION_MACROS
 
 
 @dag(
@@ -43,12 +43,13 @@ from mlops.airflow.params import DRIFT_PARAMS
     catchup=False,
     max_active_runs=4,
     params=DRIFT_PARAMS,
+    user_defined_macros=PARTITION_MACROS,
     default_args=default_args(timeout_minutes=45),
     doc_md=__doc__,
     tags=["mlops", "monitoring", "drift"],
 )
 def monitor_drift():
-    check = DriftCheckOperator(task_id="check_drift", ds="{{ params.ds or ds }}")
+    check = DriftCheckOperator(task_id="check_drift", ds=PARTITION)  # refuses unknown conf keys
 
     @task(outlets=[RETRAIN_REQUEST], execution_timeout=timedelta(minutes=15))
     def request_retrain(summary: dict, params=None, ti=None, outlet_events=None) -> dict:

@@ -34,7 +34,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Metadata, dag
 from mlops.airflow.assets import CHAMPION_MODEL, RETRAIN_REQUEST
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.registry import PromoteModelOperator, RegisterModelOperator
-from mlops.airflow.params import TRAIN_PARAMS
+from mlops.airflow.params import TRAIN_PARAMS, check_params
 
 
 @dag(
@@ -58,6 +58,7 @@ def train_model():
         from mlops import monitoring
         from mlops import training as T
 
+        check_params(params, TRAIN_PARAMS)  # a misspelt conf key fails here, without retry
         p = T.TrainParams.from_mapping(params)
         # A retrain request carries its data-time as-of (the day after the drifted window): in
         # a replay of 2013 the event's wall-clock timestamp would be years after the data.

@@ -1,7 +1,8 @@
 """The ``mlops`` command: ``mlops demo``, ``mlops up``, ``mlops serve``, ``mlops lineage VERSION``,
 ``mlops reproduce VERSION``, ``mlops bench``, and ``mlops airflow ...`` (the embedded Airflow).
 
-Each subcommand imports its implementation lazily, so ``mlops --help`` is instant.
+Each subcommand imports its implementation lazily, so ``mlops --help`` is instant. An error prints
+one line (or a few) and exits 1; ``mlops --debug ...`` or ``MLOPS_DEBUG=1`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 Handler = Callable[[argparse.Namespace], int]
+#: Printed under a one-line error: how to see the traceback.
+DEBUG_HINT = "(for the traceback: mlops --debug ... or MLOPS_DEBUG=1)"
 #: subcommand name -> (help, function adding its arguments, handler). Stage modules register here.
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {}
 
@@ -37,8 +40,12 @@ def _airflow(ns: argparse.Namespace) -> int:
 
     env = environment()
     write_local_settings(Path(env["AIRFLOW_HOME"]))  # the SQLite guard and the preload
-    exe = os.path.join(os.path.dirname(sys.executable), "airflow")
-    os.execve(exe, [exe, *ns.airflow_args], env)
+    if ns.debug:
+        env["MLOPS_DEBUG"] = "1"
+    # Airflow's CLI, through mlops.airflow.airflow_cli: errors on one line, unknown conf keys refused
+    # (-P: the current directory does not shadow packages).
+    argv = [sys.executable, "-P", "-m", "mlops.airflow.airflow_cli", *ns.airflow_args]
+    os.execve(sys.executable, argv, env)
     return 0  # pragma: no cover (execve does not return)
 
 
@@ -74,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     _load_stage_commands()
     parser = argparse.ArgumentParser(prog="mlops", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--debug", action="store_true", help="on an error, show the traceback (also MLOPS_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_, add_args, handler) in sorted(COMMANDS.items()):
         p = sub.add_parser(name, help=help_, description=help_)
@@ -95,6 +105,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ns.handler(ns) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if ns.debug or debug_enabled():
+            raise
+        print(f"mlops {ns.command}: error: {error_message(exc)}\n{DEBUG_HINT}", file=sys.stderr)
+        return 1
+
+
+def debug_enabled() -> bool:
+    """``MLOPS_DEBUG`` is set to a true value: show tracebacks instead of one-line errors."""
+    return os.environ.get("MLOPS_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def error_message(exc: BaseException) -> str:
+    """An exception as a CLI error: the project's own messages whole (they say what to do), any
+    other as its type and first line (``--debug`` shows the rest)."""
+    import traceback
+
+    text = str(exc).strip()
+    frames = traceback.extract_tb(exc.__traceback__)
+    package = os.path.dirname(os.path.abspath(__file__))
+    if text and frames and os.path.abspath(frames[-1].filename).startswith(package + os.sep):
+        return text
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 if __name__ == "__main__":

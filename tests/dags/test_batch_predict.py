@@ -69,4 +69,4 @@ def test_a_run_scores_its_day_or_the_range_to_end_ds():
 
 def test_the_sensor_waits_for_the_last_day_of_the_range(dagbag):
     sensor = dagbag.dags["batch_predict"].get_task("wait_for_features")
-    assert "mlops_last_scoring_day(params, ds)" in sensor.uri
+    assert "mlops_last_scoring_day(params, ds, dag.params)" in sensor.uri  # dag.params: unknown keys refused

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param
+from airflow.sdk.exceptions import AirflowFailException
 
 from mlops.simulator import FAULTS  # INGEST_PARAMS (cheap: stdlib and mlops.lake only)
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
 _TRAIN_WINDOW = "Training window"
 _XGB = "XGBoost hyperparameters (the search starts from these)"
@@ -195,21 +196,133 @@ SIMULATOR_PARAMS: dict[str, Param] = {
 }
 
 
-def partition_date(params: Mapping[str, Any] | None, logical_ds: str | None) -> str:
+# --- PARAM CHECKS: unknown conf keys and readable param errors (issue 19) -------------------------
+
+
+class InvalidParams(AirflowFailException, ValueError):
+    """A run's params are wrong (an unknown key, a bad date): permanent, so the task fails without
+    retry (a typo never fixes itself). Still a ``ValueError`` for callers outside Airflow."""
+
+
+def unknown_params_message(keys: Iterable[str], declared: Iterable[str], dag_id: str | None = None) -> str:
+    """The refusal for ``keys`` a DAG does not declare, or ``""`` when every key is declared.
+
+    Names each unknown key with the closest declared name (:mod:`difflib`) and lists the valid ones.
+    """
+    import difflib
+
+    valid = list(declared)
+    unknown = [k for k in keys if k not in valid]
+    if not unknown:
+        return ""
+    named = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+        named.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+    owner = dag_id or "this DAG"
+    return (
+        f"unknown param{'s' if len(unknown) > 1 else ''} {', '.join(named)} in the run's conf: "
+        f"{owner} takes only {', '.join(valid)}. Trigger again with the right name (Airflow would "
+        "otherwise ignore the key and run with the default)."
+    )
+
+
+def check_params(
+    params: Mapping[str, Any] | None, declared: Iterable[str], dag_id: str | None = None
+) -> None:
+    """Refuse a run whose params hold a key the DAG does not declare (a typo in its conf).
+
+    Airflow adds every key of ``dag_run.conf`` to ``params`` without checking it, so the first
+    task of each DAG calls this with its declared params (``TRAIN_PARAMS``, ``dag.params``, ...).
+    Raises :class:`InvalidParams` (no retry).
+    """
+    message = unknown_params_message(list(params or {}), declared, dag_id)
+    if message:
+        raise InvalidParams(message)
+
+
+def _describe_schema(schema: Mapping[str, Any]) -> str:
+    """What a param's JSON schema accepts, in words: ``a number > 0 and <= 1``."""
+    kinds = schema.get("type") or []
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    article = {"integer": "an integer", "array": "an array", "object": "an object", "null": "null"}
+    words = [article.get(k, f"a {k}") for k in kinds]
+    if schema.get("format") == "date":
+        words = ["a date YYYY-MM-DD" if w == "a string" else w for w in words]
+    text = " or ".join(words) or "a value"
+    bounds = [
+        f"{op} {schema[key]}"
+        for key, op in (
+            ("minimum", ">="),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "<="),
+            ("exclusiveMaximum", "<"),
+        )
+        if key in schema
+    ]
+    if bounds:
+        text += " " + " and ".join(bounds)
+    if "enum" in schema:
+        text = "one of " + ", ".join("null" if v is None else repr(v) for v in schema["enum"])
+    if "pattern" in schema:
+        text += f" matching {schema['pattern']}"
+    return text
+
+
+def describe_param_error(exc: BaseException, dag_id: str | None = None) -> str | None:
+    """One line for Airflow's ``Invalid input for param ...`` error (a ``ParamValidationError``,
+    maybe wrapped, e.g. by ``InvalidBackfillConf``): the param, the value and what is valid.
+    ``None`` when ``exc`` is not such an error."""
+    import re
+
+    from jsonschema.exceptions import ValidationError
+
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo:
+        e = todo.pop(0)
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        chain.append(e)
+        todo += [e.__cause__, e.__context__, *e.args]
+    name = next(
+        (m.group(1) for e in chain if (m := re.search(r"Invalid input for param (\S+?):", str(e)))), None
+    )
+    if name is None:
+        return None
+    where = f"param {name!r}" + (f" of {dag_id}" if dag_id else "")
+    err = next((e for e in chain if isinstance(e, ValidationError)), None)
+    if err is None:  # e.g. "No value passed and Param has no default value"
+        detail = str(exc).split("Invalid input for param", 1)[-1].split(":", 1)[-1].strip().splitlines()
+        return f"invalid value for {where}: {detail[0] if detail else exc}"
+    item = "".join(f"[{p!r}]" for p in err.path)
+    got = "" if repr(err.instance) in err.message else f" (got {err.instance!r})"
+    valid = "" if err.validator == "enum" else f"; valid: {_describe_schema(err.schema)}"  # it lists them
+    return f"invalid value for {where}{item}: {err.message}{got}{valid}"
+
+
+def partition_date(
+    params: Mapping[str, Any] | None, logical_ds: str | None, declared: Iterable[str] | None = None
+) -> str:
     """The day a run of ``ingest_flights``/``flights_upstream_simulator`` works on.
 
     The ``ds`` param when set, else the run's logical date; a run with neither (triggered without
-    a logical date) is refused with the way out.
+    a logical date) is refused with the way out. Given the DAG's ``declared`` params (templates
+    pass ``dag.params``), unknown keys are refused first (:func:`check_params`).
     """
     import datetime as dt
 
+    if declared is not None:
+        check_params(params, declared)
     ds = (params or {}).get("ds") or logical_ds
     if not ds:
-        raise ValueError("this run has no logical date: trigger it with params {'ds': 'YYYY-MM-DD'}")
+        raise InvalidParams("this run has no logical date: trigger it with params {'ds': 'YYYY-MM-DD'}")
     try:
         dt.date.fromisoformat(str(ds))
     except ValueError:
-        raise ValueError(f"ds={ds!r} is not a YYYY-MM-DD date") from None
+        raise InvalidParams(f"ds={ds!r} is not a YYYY-MM-DD date") from None
     return str(ds)
 
 
@@ -217,45 +330,50 @@ def partition_date(params: Mapping[str, Any] | None, logical_ds: str | None) -> 
 MAX_SCORE_DAYS = 92
 
 
-def scoring_days(params: Mapping[str, Any] | None, logical_ds: str | None) -> list[str]:
+def scoring_days(
+    params: Mapping[str, Any] | None, logical_ds: str | None, declared: Iterable[str] | None = None
+) -> list[str]:
     """The days a ``batch_predict`` run scores: its day (:func:`partition_date`) through the
     ``end_ds`` param when set. A reversed or too long range is refused with the way out."""
     import datetime as dt
 
-    first = partition_date(params, logical_ds)
+    first = partition_date(params, logical_ds, declared)
     end = (params or {}).get("end_ds")
     if not end:
         return [first]
     try:
         last = dt.date.fromisoformat(str(end))
     except ValueError:
-        raise ValueError(f"end_ds={end!r} is not a YYYY-MM-DD date") from None
+        raise InvalidParams(f"end_ds={end!r} is not a YYYY-MM-DD date") from None
     span = (last - dt.date.fromisoformat(first)).days + 1
     if span < 1:
-        raise ValueError(
+        raise InvalidParams(
             f"end_ds={end} is before the first day to score ({first}): set end_ds on or after ds "
             "(or the run's logical date), or leave it empty to score one day"
         )
     if span > MAX_SCORE_DAYS:
-        raise ValueError(
+        raise InvalidParams(
             f"{first}..{end} is {span} days; one run scores at most {MAX_SCORE_DAYS}: split the range "
             "into several runs"
         )
     return [(dt.date.fromisoformat(first) + dt.timedelta(days=i)).isoformat() for i in range(span)]
 
 
-def last_scoring_day(params: Mapping[str, Any] | None, logical_ds: str | None) -> str:
+def last_scoring_day(
+    params: Mapping[str, Any] | None, logical_ds: str | None, declared: Iterable[str] | None = None
+) -> str:
     """The last day a ``batch_predict`` run scores (its sensor waits for that day's features)."""
-    return scoring_days(params, logical_ds)[-1]
+    return scoring_days(params, logical_ds, declared)[-1]
 
 
 #: The day a run works on, as a template: the ``ds`` param when set, else the logical date,
-#: checked by :func:`partition_date` when the template renders (a bad ``ds`` fails the task with
-#: the way out). Needs ``user_defined_macros=PARTITION_MACROS`` on the DAG.
-PARTITION = "{{ mlops_partition(params, ds) }}"
+#: checked by :func:`partition_date` when the template renders (an unknown param or a bad ``ds``
+#: fails the task, without retry, with the way out): the first task that renders it refuses a
+#: misspelt conf key. Needs ``user_defined_macros=PARTITION_MACROS`` on the DAG.
+PARTITION = "{{ mlops_partition(params, ds, dag.params) }}"
 PARTITION_MACROS = {"mlops_partition": partition_date}
 #: ``batch_predict``'s last day to score (``end_ds`` or the day), checked when it renders.
-LAST_SCORING_DAY = "{{ mlops_last_scoring_day(params, ds) }}"
+LAST_SCORING_DAY = "{{ mlops_last_scoring_day(params, ds, dag.params) }}"
 SCORING_MACROS = {**PARTITION_MACROS, "mlops_last_scoring_day": last_scoring_day}
 
 
