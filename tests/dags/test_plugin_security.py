@@ -18,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -70,15 +71,20 @@ def airflow_db(tmp_path_factory: pytest.TempPathFactory):
     for key, value in env.items():
         mp.setenv(key, value)
     from airflow import settings
+    from airflow.api_fastapi.auth.managers.base_auth_manager import BaseAuthManager
 
-    settings.configure_vars()
-    settings.reconfigure_orm()
+    def reconfigure() -> None:  # this process's ORM and JWT signer follow the environment
+        settings.configure_vars()
+        settings.reconfigure_orm()
+        BaseAuthManager._get_token_signer.__func__.cache_clear()
+        BaseAuthManager._get_token_validator.__func__.cache_clear()
+
+    reconfigure()
     try:
         yield home
     finally:
         mp.undo()
-        settings.configure_vars()
-        settings.reconfigure_orm()
+        reconfigure()
 
 
 @pytest.fixture(scope="module")
@@ -376,9 +382,9 @@ def s3_lake(mlops_home: Path, monkeypatch: pytest.MonkeyPatch):
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from mlops.embedded import free_port
-
-    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
     srv = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     srv.start()
     try:

@@ -264,6 +264,13 @@ def test_airflow_ui_in_headless_chromium(mlops_home: Path, tmp_path: Path):
         shot("04_lifecycle_page")
         driver.set_window_size(1440, 1000)
 
+        # A drift report from the page: Evidently's scripts run in the report's CSP sandbox.
+        drift = driver.find_element(By.CSS_SELECTOR, "#checks a[href*='/mlops/reports/drift/']")
+        driver.get(drift.get_attribute("href"))
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".js-plotly-plot")))
+        assert "Drift check ds=" in driver.find_element(By.TAG_NAME, "body").text
+        shot("04b_drift_report")
+
         # -- an operator extra link: validate -> its validation report ---------------------------
         driver.get(f"{base}/dags/ingest_flights/runs/{run_id}/tasks/validate/details")
         link = wait.until(EC.presence_of_element_located((By.LINK_TEXT, "Validation report")))
