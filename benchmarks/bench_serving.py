@@ -3,7 +3,7 @@ in process, in the same run.
 
 Section ``6 serving`` of ``mlops bench`` (registered with the harness), also runnable alone:
 
-    .venv/bin/python benchmarks/bench_serving.py [--rate 100] [--seconds 60] [--home DIR]
+    .venv/bin/python benchmarks/bench_serving.py [--rate 100] [--seconds 60] [--home DIR] [--out FILE]
 
 1. A small real home (tests/e2e/_serving_home.py): a week of June 2013 curated, its feature
    tables, ``feast apply``, a quick model trained on ``get_historical_features`` and promoted to
@@ -20,7 +20,8 @@ Section ``6 serving`` of ``mlops bench`` (registered with the harness), also run
 4. For reference: the Feast SDK path in process (``get_online_features`` + ``model_frame`` +
    ``DelayModel.predict``) on a few hundred requests (closed loop).
 
-Results: ``benchmarks/results/serving.json`` (standalone) or the harness report.
+Results: ``benchmarks/results/serving.json`` (standalone; ``--out`` writes elsewhere, e.g. to compare
+two versions of the service without replacing the published figures) or the harness report.
 """
 
 from __future__ import annotations
@@ -353,7 +354,9 @@ def run_http(home: Path, payloads: list[bytes], rate: float, seconds: float) -> 
 # --------------------------------------------------------------------------------------------------
 
 
-def measure(home: Path | None = None, rate: float = 100.0, seconds: float = 60.0) -> dict[str, Any]:
+def measure(
+    home: Path | None = None, rate: float = 100.0, seconds: float = 60.0, sdk_requests: int = 200
+) -> dict[str, Any]:
     tmp = None
     if home is None:
         tmp = tempfile.TemporaryDirectory(prefix="bench-serving-")
@@ -389,8 +392,9 @@ def measure(home: Path | None = None, rate: float = 100.0, seconds: float = 60.0
             "p50": round(h["p50_ms"] / p["p50_ms"], 2),
             "p99": round(h["p99_ms"] / p["p99_ms"], 2),
         }
-        out["feast_sdk_in_process"] = run_feast_sdk(prep["settings"], prep["flights"])
-        log.info("feast sdk: %s", out["feast_sdk_in_process"])
+        if sdk_requests:
+            out["feast_sdk_in_process"] = run_feast_sdk(prep["settings"], prep["flights"], sdk_requests)
+            log.info("feast sdk: %s", out["feast_sdk_in_process"])
         out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         return out
     finally:
@@ -402,9 +406,9 @@ def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Row]:
     """The table rows of a :func:`measure` result (or of ``results/serving.json``, its saved form)."""
     from benchmarks.harness import Row
 
-    h, p, sdk = result["http"], result["in_process"], result["feast_sdk_in_process"]
+    h, p, sdk = result["http"], result["in_process"], result.get("feast_sdk_in_process")
     note = f"{result['rate_per_s']:.0f} req/s x {result['seconds']:.0f} s, 1 flight/request, loopback"
-    return [
+    out = [
         Row(
             "6 serving",
             "POST /predict p50 (HTTP, from scheduled send)",
@@ -427,6 +431,11 @@ def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Row]:
             peak_rss_mb=h["server_peak_rss_mb"],
             note=note,
         ),
+    ]
+    if sdk is None:
+        return out
+    return [
+        *out,
         Row(
             "6 serving",
             "Feast SDK path p50 (get_online_features + model_frame)",
@@ -466,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=100.0, help="requests per second")
     p.add_argument("--seconds", type=float, default=60.0, help="duration of each fixed-rate run")
     p.add_argument("--home", type=Path, help="MLOPS_HOME to build or reuse (default: a temporary one)")
+    p.add_argument(
+        "--sdk-requests", type=int, default=200, help="Feast SDK reference requests (0: skip that part)"
+    )
+    p.add_argument("--out", type=Path, default=RESULTS / "serving.json", help="where to write the results")
     ns = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("feast", "alembic", "mlflow", "urllib3", "httpx"):
@@ -473,9 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     if ns.home:
         ns.home.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # noted on the collected rows
-    out = {"started": started, **measure(ns.home, ns.rate, ns.seconds)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "serving.json").write_text(json.dumps(out, indent=2, default=str))
+    out = {"started": started, **measure(ns.home, ns.rate, ns.seconds, ns.sdk_requests)}
+    ns.out.parent.mkdir(parents=True, exist_ok=True)
+    ns.out.write_text(json.dumps(out, indent=2, default=str))
     print(json.dumps(out, indent=2, default=str))
     return 0
 

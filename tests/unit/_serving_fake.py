@@ -2,7 +2,7 @@
 
 For the tests that need real HTTP (a chunked body, a closed connection) without MLflow or Feast:
 
-    python -m tests.unit._serving_fake --port 8123 --home /tmp/x [--max-body-bytes N]
+    python -m tests.unit._serving_fake --port 8123 --home /tmp/x [--max-body-bytes N] [--body-timeout-seconds S]
 
 The app is :func:`mlops.serving.app.create_app` with the fakes of ``test_serving_validation``;
 uvicorn runs with the options of ``mlops serve`` (:func:`mlops.serving.http.uvicorn_options`).
@@ -106,9 +106,14 @@ def main() -> int:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--home", type=Path, required=True)
     p.add_argument("--max-body-bytes", type=int, default=None)
+    p.add_argument("--body-timeout-seconds", type=float, default=None)
     p.add_argument("--plain-uvicorn", action="store_true", help="uvicorn's defaults, not mlops serve's")
     ns = p.parse_args()
-    cfg = {} if ns.max_body_bytes is None else {"max_body_bytes": ns.max_body_bytes}
+    cfg: dict[str, Any] = {}
+    if ns.max_body_bytes is not None:
+        cfg["max_body_bytes"] = ns.max_body_bytes
+    if ns.body_timeout_seconds is not None:
+        cfg["body_timeout_seconds"] = ns.body_timeout_seconds
     app = make_app(ns.home, **cfg)
     options: dict[str, Any] = {"access_log": False}
     if not ns.plain_uvicorn:

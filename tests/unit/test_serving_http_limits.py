@@ -7,8 +7,9 @@ memory (``VmHWM``); on the client: how much it could push before the server clos
 
 Before the fix: a 128 MB chunked body was read whole (``await request.body()``) before the 2 MB
 limit applied (server peak memory +150 MB per request); a 413 on a declared ``Content-Length``
-left the connection open, and the server read and discarded the rest; a 32 MB header was buffered
-by uvicorn's parser and answered 200.
+left the connection open, and the server read and discarded the rest; a body trickled (or never
+finished) held its connection and task forever; a 32 MB header was buffered by uvicorn's parser
+and answered 200.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from tests.unit.test_serving_validation import FLIGHT
 
 MB = 2**20
 LIMIT = 2_000_000  # MAX_BODY_BYTES, the default of mlops serve
+BODY_TIMEOUT = 3.0  # mlops serve --body-timeout-seconds (default 30)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = FakeServer(tmp_path_factory.mktemp("limits"))
+    srv = FakeServer(tmp_path_factory.mktemp("limits"), "--body-timeout-seconds", str(BODY_TIMEOUT))
     try:
         srv.wait_ready()
         with httpx.Client(base_url=srv.url, timeout=30) as c:
@@ -137,3 +139,12 @@ def test_request_head_is_bounded(server):
     with httpx.Client(base_url=server.url, timeout=30) as c:
         resp = c.post("/predict", json=FLIGHT, headers={"x-request-id": "r-1", "x-padding": "p" * 30_000})
         assert resp.status_code == 200 and resp.headers["x-request-id"] == "r-1"
+
+
+def test_trickled_body_is_dropped_after_the_timeout(server):
+    """A client that declares 1,000 bytes and sends 12: 408 after the body timeout, closed."""
+    seen = _push(server.port, POST + b"Content-Length: 1000\r\n\r\n", [b'{"flights": '], timeout=20)
+    assert seen["status"] == 408, seen
+    assert b"not complete after 3 s (12 bytes received)" in seen["body"], seen
+    assert BODY_TIMEOUT <= seen["seconds"] < BODY_TIMEOUT + 10, seen
+    assert b"connection: close" in seen["headers"].lower()

@@ -4,7 +4,8 @@ Build it with :func:`create_app` (``mlops serve`` does, then runs it under uvico
 
 1. the body must be declared JSON (:func:`require_json`, 415 otherwise), is read as a stream with
    a running byte count (:func:`read_body`: 413 and the connection closed as soon as
-   ``max_body_bytes`` is passed, whatever the framing, chunked included), then validated
+   ``max_body_bytes`` is passed, whatever the framing, chunked included; 408 if it has not
+   arrived whole after ``body_timeout_seconds``), then validated
    (:func:`mlops.serving.schemas.parse_request`): bad input is a 4xx with the reason, never an
    exception in the model;
 2. the served model is read once (:attr:`ModelHolder.current`) and used to the end: a champion
@@ -30,6 +31,7 @@ with the details either way.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -75,6 +77,8 @@ ROUTES = ("/predict", "/health", "/metrics", "/docs", "/openapi.json", "/")
 #: (``prometheus_client``'s ``CONTENT_TYPE_LATEST`` announces 1.0.0 for the same text).
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _CLOSE = {"connection": "close"}  # after a refused body: do not read the rest of it
+#: Longest wait for a whole request body (a client trickling bytes holds a connection and a task).
+BODY_TIMEOUT_SECONDS = 30.0
 #: A flight used to warm every lazy path (reference tables, store connection) before serving.
 _WARMUP = FlightRequest(
     carrier="UA",
@@ -94,6 +98,7 @@ class ServeConfig:
     poll_seconds: float = 10.0
     max_batch: int = MAX_BATCH
     max_body_bytes: int = MAX_BODY_BYTES
+    body_timeout_seconds: float = BODY_TIMEOUT_SECONDS
     inline_max: int = 16
     log_predictions: bool = True
     log_flush_seconds: float = 5.0
@@ -280,31 +285,41 @@ def require_json(request: Request) -> None:
         raise RequestError(415, f"Content-Type must be application/json (got {shown})", headers=_CLOSE)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float = BODY_TIMEOUT_SECONDS) -> bytes:
     """The request body, read as it streams in, refused (413) as soon as it passes ``limit`` bytes.
 
     A declared ``Content-Length`` over the limit is refused before reading anything; a chunked or
     lying body is counted chunk by chunk, so the service never holds more than ``limit`` bytes
-    (plus the server's 64 KiB read buffer). The 413 closes the connection: the rest of the body
-    is not read.
+    (plus the server's 64 KiB read buffer). A body not complete after ``timeout`` seconds is a 408.
+    Refusals close the connection: the rest of the body is not read.
     """
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or len(declared) > 15 or int(declared) > limit):
-        raise RequestError(
-            413, f"request body of {declared[:20]} bytes exceeds {limit} bytes", headers=_CLOSE
-        )
+    if declared is not None:
+        if not declared.isdigit():
+            raise RequestError(400, f"Content-Length {declared[:20]!r} is not a number", headers=_CLOSE)
+        if len(declared) > 15 or int(declared) > limit:
+            raise RequestError(
+                413, f"request body of {declared[:20]} bytes exceeds {limit} bytes", headers=_CLOSE
+            )
     parts: list[bytes] = []
     received = 0
     try:
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > limit:
-                raise RequestError(
-                    413,
-                    f"request body exceeds {limit} bytes (stopped reading at {received} bytes)",
-                    headers=_CLOSE,
-                )
-            parts.append(chunk)
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise RequestError(
+                        413,
+                        f"request body exceeds {limit} bytes (stopped reading at {received} bytes)",
+                        headers=_CLOSE,
+                    )
+                parts.append(chunk)
+    except TimeoutError:
+        raise RequestError(
+            408,
+            f"request body not complete after {timeout:g} s ({received} bytes received): send it at once",
+            headers=_CLOSE,
+        ) from None
     except ClientDisconnect:
         raise RequestError(400, "the client disconnected before sending the whole body") from None
     return parts[0] if len(parts) == 1 else b"".join(parts)
@@ -421,6 +436,7 @@ def create_app(
             **_error_responses(
                 {
                     400: "the body is not JSON (or nests deeper than 200 levels)",
+                    408: "the body did not arrive whole within body_timeout_seconds (connection closed)",
                     413: "too many flights (over max_batch), or the body is over max_body_bytes "
                     "(the connection is closed: the rest of the body is not read)",
                     415: "the body is not declared application/json",
@@ -463,7 +479,7 @@ def create_app(
         per flight, in order, and the model version that scored them all.
         """
         require_json(request)
-        body = await read_body(request, cfg.max_body_bytes)
+        body = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_seconds)
         flights = parse_request(body, max_batch=cfg.max_batch, max_body_bytes=cfg.max_body_bytes)
         model = holder.current  # read once: this request uses this version to the end
         if model is None or service.reader is None:

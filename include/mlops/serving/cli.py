@@ -31,6 +31,12 @@ def _args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-batch", type=int, default=1000, help="most flights per request (more: 413)")
     p.add_argument(
+        "--body-timeout-seconds",
+        type=float,
+        default=30.0,
+        help="longest wait for a whole request body (slower: 408, connection closed)",
+    )
+    p.add_argument(
         "--no-log-predictions", action="store_true", help="do not log served predictions to the lake"
     )
     p.add_argument(
@@ -49,13 +55,14 @@ def _serve(ns: argparse.Namespace) -> int:
     if not 0.0 <= ns.threshold <= 1.0:
         log.error("--threshold %s: must be between 0 and 1", ns.threshold)
         return 2
-    if ns.poll_seconds <= 0 or ns.max_batch < 1:
-        log.error("--poll-seconds must be > 0 and --max-batch >= 1")
+    if ns.poll_seconds <= 0 or ns.max_batch < 1 or ns.body_timeout_seconds <= 0:
+        log.error("--poll-seconds and --body-timeout-seconds must be > 0, --max-batch >= 1")
         return 2
     config = ServeConfig(
         threshold=ns.threshold,
         poll_seconds=ns.poll_seconds,
         max_batch=ns.max_batch,
+        body_timeout_seconds=ns.body_timeout_seconds,
         log_predictions=not ns.no_log_predictions,
         log_flush_seconds=ns.log_flush_seconds,
     )
