@@ -13,6 +13,8 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 import yaml
@@ -25,6 +27,7 @@ ENV_EXAMPLE = REPO / ".env.example"
 DOCKERFILE = REPO / "Dockerfile"
 
 SERVICES = {
+    "config-check",
     "postgres",
     "redis",
     "minio",
@@ -38,7 +41,7 @@ SERVICES = {
     "airflow-worker",
     "prediction-service",
 }
-ONE_SHOT = {"minio-init", "airflow-init"}
+ONE_SHOT = {"config-check", "minio-init", "airflow-init"}
 AIRFLOW_LONG_RUNNING = {
     "airflow-api-server",
     "airflow-scheduler",
@@ -48,6 +51,18 @@ AIRFLOW_LONG_RUNNING = {
 }
 #: Names of variables that hold a credential.
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|ACCESS_KEY|_KEY$|ROOT_USER", re.I)
+#: Variables only the init job gets (besides the Airflow environment).
+INIT_ONLY = {"AIRFLOW_ADMIN_PASSWORD", "POSTGRES_READER_USER", "POSTGRES_READER_PASSWORD"}
+#: The .env values the prediction service may see: its own accounts, and Redis's password.
+SERVING_SECRETS = {
+    "POSTGRES_READER_USER",
+    "POSTGRES_READER_PASSWORD",
+    "MLOPS_S3_SERVING_ACCESS_KEY",
+    "MLOPS_S3_SERVING_SECRET_KEY",
+    "MLFLOW_READER_USER",
+    "MLFLOW_READER_PASSWORD",
+    "REDIS_PASSWORD",
+}
 #: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, ${VAR?err}
 VAR_REF = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
@@ -154,6 +169,9 @@ def test_start_order(rendered):
             # Tasks and the scheduler talk to the Execution API: it must answer first.
             assert deps.get("airflow-api-server") == "service_healthy", name
     assert cond("airflow-worker").get("mlflow") == "service_healthy"
+    for name in ("postgres", "redis", "minio"):
+        assert cond(name) == {"config-check": "service_completed_successfully"}, name
+    assert cond("config-check") == {}
     assert cond("airflow-init") == {"postgres": "service_healthy"}
     assert cond("minio-init") == {"minio": "service_healthy"}
     assert cond("mlflow") == {
@@ -171,6 +189,15 @@ def test_start_order(rendered):
         for n in ready:
             order.append(n)
             del pending[n]
+    # Nothing starts before the .env check passed: every service waits for it, directly or not.
+    for name in set(svcs) - {"config-check"}:
+        seen, todo = set(), [name]
+        while todo:
+            for dep in cond(todo.pop()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        assert "config-check" in seen, f"{name} can start before config-check"
 
 
 def test_workers_scale_out(rendered):
@@ -206,18 +233,199 @@ def test_airflow_env_mirrors_scaleout_environment(rendered, env_example):
     for name in AIRFLOW_LONG_RUNNING | {"airflow-init"}:
         actual = rendered["services"][name]["environment"]
         _assert_mirrors(actual, expected, name)
-        extra = set(actual) - set(expected) - {"DUMB_INIT_SETSID", "AIRFLOW_ADMIN_PASSWORD"}
+        extra = set(actual) - set(expected) - {"DUMB_INIT_SETSID", *INIT_ONLY}
         assert not extra, f"{name}: variables not produced by mlops.scaleout.environment(): {extra}"
 
 
 def test_service_envs_mirror_scaleout(rendered, env_example):
     e, s = scaleout.compose_endpoints(env_example), scaleout.compose_secrets(env_example)
     svcs = rendered["services"]
-    serve_env, expected = svcs["prediction-service"]["environment"], scaleout.mlops_environment(e, s)
+    serve_env, expected = svcs["prediction-service"]["environment"], scaleout.serving_environment(e, s)
     _assert_mirrors(serve_env, expected, "prediction-service")
-    assert set(serve_env) == set(expected), "the prediction service gets exactly the mlops variables"
+    assert set(serve_env) == set(expected), "the prediction service gets exactly the serving variables"
     _assert_mirrors(svcs["mlflow"]["environment"], scaleout.mlflow_server_environment(e, s), "mlflow")
-    assert svcs["mlflow"]["command"][:2] == ["mlflow", "server"]
+    assert svcs["mlflow"]["command"] == scaleout.mlflow_server_command("0.0.0.0", 5000, 2)
+    init_command = svcs["airflow-init"]["command"]
+    assert init_command[init_command.index("--reader-database") + 1] == e.feast_db
+    assert {e.mlflow_db, e.mlflow_auth_db, e.feast_db} <= set(init_command)
+
+
+def test_prediction_service_holds_no_platform_credential(env_example, tmp_path):
+    """The service gets its own read-only accounts: with a sentinel per secret, none of the
+    platform's reaches it (before: the PostgreSQL superuser password in its Feast registry URL and
+    the platform's read-write S3 key)."""
+    secret_vars = {k for k in env_example if SECRET_NAME.search(k) or k.endswith("_USER")}
+    sentinels = {k: f"sentinel{i}x{k.lower().replace('_', '')}" for i, k in enumerate(sorted(secret_vars))}
+    text = "\n".join(f"{k}={sentinels.get(k, v)}" for k, v in env_example.items())
+    env = render(text, tmp_path)["services"]["prediction-service"]["environment"]
+    got = {k for k, sentinel in sentinels.items() if any(sentinel in str(v) for v in env.values())}
+    assert got == SERVING_SECRETS, f"the prediction service receives {sorted(got - SERVING_SECRETS)}"
+    registry = json.loads(env["MLOPS_FEAST_REGISTRY"])
+    assert registry["path"].startswith(f"postgresql+psycopg://{sentinels['POSTGRES_READER_USER']}:")
+    assert registry["schema_mode"] == "verify", "the read-only role must not try to create the tables"
+    assert env["AWS_ACCESS_KEY_ID"] == sentinels["MLOPS_S3_SERVING_ACCESS_KEY"]
+    assert env["MLFLOW_TRACKING_USERNAME"] == sentinels["MLFLOW_READER_USER"]
+
+
+def test_every_python_process_logs_in_to_mlflow(rendered, env_example):
+    """MLflow runs its basic-auth app; Airflow uses the admin login, the prediction service the reader's."""
+    svcs = rendered["services"]
+    mlflow_env = svcs["mlflow"]["environment"]
+    assert mlflow_env["MLFLOW_AUTH_ADMIN_USERNAME"] == env_example["MLFLOW_ADMIN_USER"]
+    assert mlflow_env[scaleout.MLFLOW_READER_USERNAME_ENV] == env_example["MLFLOW_READER_USER"]
+    assert mlflow_env[scaleout.MLFLOW_AUTH_DB_ENV].endswith("@postgres:5432/mlflow_auth")
+    assert "basic-auth" in scaleout.mlflow_server_args("0.0.0.0", 5000, 2)
+    for name in AIRFLOW_LONG_RUNNING:
+        env = svcs[name]["environment"]
+        assert env["MLFLOW_TRACKING_USERNAME"] == env_example["MLFLOW_ADMIN_USER"], name
+        assert env["MLFLOW_TRACKING_PASSWORD"] == env_example["MLFLOW_ADMIN_PASSWORD"], name
+    serving = svcs["prediction-service"]["environment"]
+    assert serving["MLFLOW_TRACKING_USERNAME"] == env_example["MLFLOW_READER_USER"]
+    assert serving["MLFLOW_TRACKING_PASSWORD"] == env_example["MLFLOW_READER_PASSWORD"]
+
+
+def test_redis_requires_its_password(rendered, env_example, tmp_path):
+    """Every Redis client carries REDIS_PASSWORD; the redis service's own command, run as Docker runs
+    it (its image's docker-entrypoint.sh stubbed to add a free loopback port), starts a real
+    redis-server that refuses a client without the password and accepts one with it."""
+    import redis
+
+    password = env_example["REDIS_PASSWORD"]
+    svcs = rendered["services"]
+    for name in AIRFLOW_LONG_RUNNING:
+        assert svcs[name]["environment"]["AIRFLOW__CELERY__BROKER_URL"] == f"redis://:{password}@redis:6379/0"
+    for name in ("prediction-service", *AIRFLOW_LONG_RUNNING):
+        online = json.loads(svcs[name]["environment"]["MLOPS_FEAST_ONLINE_STORE"])
+        assert online["connection_string"] == f"redis:6379,db=1,password={password}", name
+    service = svcs["redis"]
+    assert password not in " ".join(service["command"]), "the password would show in `ps`"
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed")
+    from mlops.embedded import free_port
+
+    port = free_port()
+    stub = tmp_path / "docker-entrypoint.sh"
+    stub.write_text(
+        f'#!/bin/sh\nshift\nexec {exe} --port {port} --bind 127.0.0.1 --dir {tmp_path} --appendonly no "$@"\n'
+    )
+    stub.chmod(0o755)
+    command = [part.replace("$$", "$") for part in service["command"]]  # compose's escape, as Docker runs it
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", **service["environment"]}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=5)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert client.ping()
+                break
+            except redis.ConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.2)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(host="127.0.0.1", port=port, socket_timeout=5).ping()
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(host="127.0.0.1", port=port, password="wrong-password", socket_timeout=5).ping()
+        # The health check (redis-cli reads the password from REDISCLI_AUTH), pointed at this port.
+        kind, check = service["healthcheck"]["test"]
+        assert kind == "CMD-SHELL" and "redis-cli ping" in check
+        check = check.replace("redis-cli", f"redis-cli -p {port}")
+        assert subprocess.run(["sh", "-c", check], env=env, timeout=30).returncode == 0
+        without = {k: v for k, v in env.items() if k != "REDISCLI_AUTH"}
+        assert subprocess.run(["sh", "-c", check], env=without, timeout=30).returncode != 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_minio_init_creates_the_serving_account(rendered, env_example, tmp_path):
+    """minio-init's script, run with a recording ``mc``: the serving account gets the policy
+    mlops.scaleout.serving_s3_policy() (read the lake, write predictions_online/ only), not readwrite."""
+    service = rendered["services"]["minio-init"]
+    calls = tmp_path / "calls"
+    stub = tmp_path / "mc"
+    stub.write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\nif [ "$3" = "create" ]; then cp "$6" {tmp_path}/policy.json; fi\n'
+    )
+    stub.chmod(0o755)
+    script = service["command"][0].replace("$$", "$")
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", **service["environment"]}
+    proc = subprocess.run(
+        [*service["entrypoint"], script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "policy.json").read_text()) == scaleout.serving_s3_policy(
+        scaleout.LAKE_BUCKET
+    )
+    lines = calls.read_text().splitlines()
+    serving = env_example["MLOPS_S3_SERVING_ACCESS_KEY"]
+    assert f"admin policy attach local mlops-serving --user {serving}" in lines
+    assert not any("readwrite" in line and serving in line for line in lines)
+    assert f"admin policy attach local readwrite --user {env_example['MLOPS_S3_ACCESS_KEY']}" in lines
+
+
+def test_config_check_refuses_placeholders_naming_each(rendered, env_example):
+    """The first service runs `python -m mlops.scaleout check-env` on the values it is given: with the
+    .env.example placeholders it refuses, naming every one (MINIO_ROOT_PASSWORD included, which
+    nothing checked before)."""
+    service = rendered["services"]["config-check"]
+    assert service["command"] == ["python", "-m", "mlops.scaleout", "check-env"]
+    assert set(service["environment"]) == set(scaleout.REQUIRED_VARIABLES) | set(scaleout.ACCOUNT_VARIABLES)
+    env = {"PATH": "/usr/bin:/bin", **{k: str(v) for k, v in service["environment"].items()}}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlops.scaleout", "check-env"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    placeholders = {k for k, v in env_example.items() if v.startswith(scaleout.PLACEHOLDER_PREFIX)}
+    assert "MINIO_ROOT_PASSWORD" in placeholders
+    for name in placeholders:
+        assert f"{name} still holds the .env.example placeholder" in proc.stderr, name
+    assert "Traceback" not in proc.stderr
+    for value in (env_example[k] for k in placeholders):
+        assert value not in proc.stderr, "the message must not echo a value"
+
+
+def test_check_env_accepts_real_values_and_refuses_shared_accounts(env_example):
+    good = {
+        **env_example,
+        **{k: f"{k.lower().replace('_', '-')}-0123456789abcdef" for k in scaleout.REQUIRED_VARIABLES},
+        "AIRFLOW_FERNET_KEY": "bXlvd24tZmVybmV0LWtleS10aGF0LWlzLTMyLWJ5dGU=",
+        "MINIO_ROOT_USER": "root-account",
+        "MLOPS_S3_ACCESS_KEY": "platform-account",
+    }
+    assert scaleout.env_problems(good) == []
+    shared = {
+        **good,
+        "POSTGRES_READER_USER": good["POSTGRES_USER"],
+        "REDIS_PASSWORD": "with/slash-0123456789",
+    }
+    problems = scaleout.env_problems(shared)
+    assert (
+        "POSTGRES_READER_USER is the same account as POSTGRES_USER: give the prediction service its own"
+        in problems
+    )
+    assert any(p.startswith("REDIS_PASSWORD holds characters") for p in problems)
+    with pytest.raises(SystemExit, match="MINIO_ROOT_PASSWORD is shorter than 8 characters"):
+        scaleout.check_env({**good, "MINIO_ROOT_PASSWORD": "short"})
+
+
+def test_required_variables_are_the_ones_env_example_marks():
+    marked, pending = set(), False
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.startswith("# REQUIRED."):
+            pending = True
+        elif not line.strip():
+            pending = False
+        elif not line.startswith("#"):
+            if pending:
+                marked.add(line.split("=", 1)[0])
+            pending = False
+    assert marked == set(scaleout.REQUIRED_VARIABLES)
 
 
 def test_logging_levels_follow_quiet_loggers(rendered):
@@ -271,7 +479,7 @@ def test_secrets_are_required_never_defaulted(env_example):
 
 def test_env_example_holds_placeholders_only(env_example):
     for var, value in env_example.items():
-        if SECRET_NAME.search(var) and not var.endswith("_USER") and var != "MLOPS_S3_ACCESS_KEY":
+        if SECRET_NAME.search(var) and not var.endswith(("_USER", "ACCESS_KEY")):
             assert value.startswith(scaleout.PLACEHOLDER_PREFIX), f".env.example: {var} is not a placeholder"
 
 
@@ -301,6 +509,6 @@ def test_dockerfile_builds_from_the_lock_without_secrets():
 
 
 def test_raw_file_uses_the_built_image(raw):
-    for name in ("airflow-init", "mlflow", "prediction-service", *AIRFLOW_LONG_RUNNING):
+    for name in ("config-check", "airflow-init", "mlflow", "prediction-service", *AIRFLOW_LONG_RUNNING):
         svc = raw["services"][name]
         assert svc["build"]["dockerfile"] == "Dockerfile", name

@@ -2,10 +2,17 @@
 
 :func:`mlops.scaleout.local_stack` runs what ``docker-compose.yaml`` runs, configured by the same
 variables (:func:`mlops.scaleout.environment`): CeleryExecutor with two ``airflow celery worker``
-processes on this machine's PostgreSQL (fresh databases for Airflow, MLflow and the Feast registry)
-and Redis (a database of its own: Celery broker and Feast online store), an ``mlflow server``
-process on PostgreSQL with artifacts on S3, and moto's S3 server on loopback holding the landing
-zone and the lake.
+processes on this machine's PostgreSQL (fresh databases for Airflow, MLflow, MLflow's users and the
+Feast registry, and the prediction service's read-only role) and a private ``redis-server`` with a
+password (Celery broker and Feast online store), an ``mlflow server`` behind its basic-auth login
+on PostgreSQL with artifacts on S3, and moto's S3 server on loopback with IAM enforced holding the
+landing zone and the lake.
+
+The least-privilege tests check each account as the compose file hands it out: the prediction
+service's PostgreSQL role reads the Feast registry and cannot write it, its S3 account reads the lake
+and writes only its prediction log, MLflow refuses anonymous registration and accepts the platform's
+login, Redis refuses a client without its password. The pipeline test then serves a prediction with
+the service's environment alone.
 
 The pipeline replays a few days with ``airflow backfill create`` / ``airflow dags trigger``; the
 assertions read the lake on S3, the MLflow registry and the online store in Redis. A stage runs
@@ -13,8 +20,8 @@ only when its DAG file exists, so the test grows with the project. The last test
 worker (every process under it, like a lost host) in the middle of an ingestion task: the task is
 retried on the other worker and the curated partition is whole and unique.
 
-Without PostgreSQL or Redis on 127.0.0.1 the tests skip, saying which is missing; under CI=true
-they fail instead.
+Without PostgreSQL on 127.0.0.1 or ``redis-server`` installed the tests skip, saying which is
+missing; under CI=true they fail instead.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import time
@@ -31,7 +39,7 @@ import pytest
 
 from mlops import embedded, scaleout
 from mlops.config import EXPERIMENT_NAME, FEAST_PROJECT, MODEL_NAME
-from tests.conftest import REPO, require_service
+from tests.conftest import IN_CI, REPO, require_service
 
 #: A busy 2-core machine needs more than the suite's default 20 min for the stack and the pipeline.
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(3600)]
@@ -78,7 +86,9 @@ def unpause(st, dag_ids: list[str]) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     require_service("PostgreSQL", "127.0.0.1", 5432)
-    require_service("Redis", "127.0.0.1", 6379)
+    if shutil.which("redis-server") is None:
+        msg = "redis-server is not installed (the stack runs its own, with a password)"
+        pytest.fail(f"CI=true and {msg}") if IN_CI else pytest.skip(msg)
     if not present_dags():
         pytest.skip("no stage DAG in dags/ yet")
     work = tmp_path_factory.mktemp("scaleout")
@@ -155,13 +165,75 @@ def landing_rows(st, ds: str) -> int:
     return len(pd.read_csv(io.BytesIO(body)))
 
 
-def in_stack_python(st, code: str) -> str:
-    """Run ``code`` in a fresh interpreter with the stack's environment (as a task would)."""
+def in_stack_python(st, code: str, env: dict[str, str] | None = None) -> str:
+    """Run ``code`` in a fresh interpreter with the stack's environment (as a task would), or ``env``."""
     proc = subprocess.run(
-        [sys.executable, "-c", code], env=st.env, capture_output=True, text=True, timeout=300, cwd=REPO
+        [sys.executable, "-c", code], env=env or st.env, capture_output=True, text=True, timeout=300, cwd=REPO
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.strip().splitlines()[-1]
+
+
+def serve_with_least_privilege(st, ds: str) -> str:
+    """``mlops serve`` with the prediction service's environment alone (read-only PostgreSQL role,
+    serving S3 account, MLflow reader login, Redis password): it loads @champion and the features,
+    answers /predict, and its prediction log lands under predictions_online/."""
+    from pathlib import Path
+
+    import httpx
+
+    from mlops.embedded import free_port
+
+    row = read_parquet(st, st.endpoints.lake_bucket, f"curated/flights/ds={ds}/data.parquet").iloc[0]
+    flight = {
+        "carrier": str(row["carrier"]),
+        "flight": int(row["flight"]),
+        "origin": str(row["origin"]),
+        "dest": str(row["dest"]),
+        "sched_dep_ts": row["sched_dep_ts"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    port, t0 = free_port(), time.monotonic()
+    url, log_path = f"http://127.0.0.1:{port}", st.work_dir / "serve.log"
+    cmd = [
+        str(Path(sys.executable).with_name("mlops")),
+        "serve",
+        "--port",
+        str(port),
+        "--log-flush-seconds",
+        "1",
+    ]
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=st.serving_env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        health: dict = {}
+        while time.monotonic() - t0 < STAGE_TIMEOUT:
+            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            try:
+                resp = httpx.get(f"{url}/health", timeout=10)
+                health = resp.json()
+                if resp.status_code == 200:
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(1)
+        else:
+            raise AssertionError(
+                f"mlops serve not healthy: {health}\n{log_path.read_text(errors='replace')[-3000:]}"
+            )
+        answer = httpx.post(f"{url}/predict", json={"flights": [flight]}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        logged: dict = {}
+        while not logged and time.monotonic() - t0 < STAGE_TIMEOUT:
+            logged = objects(st, st.endpoints.lake_bucket, "predictions_online/")
+            time.sleep(1)
+        assert logged, f"no prediction log written:\n{log_path.read_text(errors='replace')[-3000:]}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    return (
+        f"prediction service with its own accounts only: @champion v{health['model']['version']} loaded, "
+        f"/predict answered, {len(logged)} prediction log file(s) written in {time.monotonic() - t0:.0f}s"
+    )
 
 
 def assert_curated_partitions(st, ds_list: list[str]) -> None:
@@ -207,6 +279,179 @@ def test_api_requires_the_operator_set_login(stack):
     token = good.json()["access_token"]
     listed = httpx.get(f"{base}/api/v2/dags", headers={"Authorization": f"Bearer {token}"}, timeout=60)
     assert listed.status_code == 200
+
+
+def test_serving_db_role_reads_the_feast_registry_and_cannot_write_it(stack):
+    """The prediction service's PostgreSQL role (compose: POSTGRES_READER_USER, created by
+    airflow-init) opens the Feast registry the platform applied, but cannot change a row, create a
+    table or even connect to another database, also after turning its read-only default off."""
+    import psycopg
+    from psycopg import errors
+
+    st = stack
+    applied = in_stack_python(
+        st,
+        "import json; from mlops.feature_store import apply; print(json.dumps(sorted(apply()['feature_views'])))",
+    )
+    assert json.loads(applied), "the platform applied no feature view"
+    listed = in_stack_python(
+        st,
+        "import json; from mlops.feature_store import get_store; "
+        "print(json.dumps(sorted(v.name for v in get_store().list_feature_views())))",
+        env=st.serving_env,
+    )
+    assert listed == applied, "the service's role does not read the registry the platform wrote"
+
+    registry = json.loads(st.serving_env["MLOPS_FEAST_REGISTRY"])
+    url = registry["path"].replace("postgresql+psycopg://", "postgresql://", 1)
+    assert url.startswith(f"postgresql://{st.endpoints.postgres_reader_user}:")
+    assert st.endpoints.postgres_reader_user != st.endpoints.postgres_user
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM feature_views").fetchone()[0] == len(json.loads(applied))
+        with pytest.raises(errors.ReadOnlySqlTransaction):
+            conn.execute("DELETE FROM feature_views")
+        # Past the read-only default: the grants themselves refuse every write.
+        conn.execute("SET default_transaction_read_only = off")
+        for statement in (
+            "DELETE FROM feature_views",
+            "UPDATE feast_metadata SET metadata_value = 'x'",
+            "INSERT INTO projects (project_id, project_name, last_updated_timestamp, project_proto) "
+            "VALUES ('x', 'x', 0, ''::bytea)",
+            "CREATE TABLE probe (x int)",
+        ):
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute(statement)
+    airflow_db = url.rsplit("/", 1)[0] + f"/{st.endpoints.airflow_db}"
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        psycopg.connect(airflow_db).close()
+    refused = in_stack_python(
+        st,
+        "from feast import Entity\nfrom mlops.feature_store import get_store\n"
+        "try:\n    get_store().apply([Entity(name='probe', join_keys=['probe_id'])])\n    print('applied')\n"
+        "except Exception as exc:\n    print(type(exc).__name__, str(exc).splitlines()[0])",
+        env=st.serving_env,
+    )
+    # Feast's own write (the role's read-only default refuses it first; the grants would next).
+    assert refused.startswith("InternalError") and "read-only transaction" in refused, refused
+
+
+def test_serving_s3_account_reads_the_lake_and_writes_only_its_prediction_log(stack):
+    """The prediction service's S3 account (compose: MLOPS_S3_SERVING_*, policy mlops-serving):
+    it reads the lake, writes under predictions_online/ only, and reaches no other bucket; moto
+    checks every signature and IAM policy as MinIO does."""
+    from botocore.exceptions import ClientError
+
+    st = stack
+    lake, landing = st.endpoints.lake_bucket, st.endpoints.landing_bucket
+    assert st.serving_env["AWS_ACCESS_KEY_ID"] == st.secrets.s3_serving_access_key != st.secrets.s3_access_key
+    platform, serving = st.s3(), st.s3(serving=True)
+    platform.put_object(Bucket=lake, Key="curated/probe/data.txt", Body=b"platform")
+    platform.put_object(Bucket=landing, Key="probe/data.txt", Body=b"landing")
+    try:
+        assert serving.get_object(Bucket=lake, Key="curated/probe/data.txt")["Body"].read() == b"platform"
+        assert "curated/probe/data.txt" in objects_with(serving, lake, "curated/probe/")
+        serving.put_object(Bucket=lake, Key="predictions_online/ds=2013-01-01/probe.parquet", Body=b"log")
+
+        def denied(call, *args, **kwargs) -> str:
+            with pytest.raises(ClientError) as exc:
+                call(*args, **kwargs)
+            return exc.value.response["Error"]["Code"]
+
+        assert (
+            denied(serving.put_object, Bucket=lake, Key="curated/probe/data.txt", Body=b"x") == "AccessDenied"
+        )
+        assert (
+            denied(serving.put_object, Bucket=lake, Key="features/probe.parquet", Body=b"x") == "AccessDenied"
+        )
+        assert denied(serving.delete_object, Bucket=lake, Key="curated/probe/data.txt") == "AccessDenied"
+        assert denied(serving.put_object, Bucket=landing, Key="probe/x.txt", Body=b"x") == "AccessDenied"
+        assert denied(serving.get_object, Bucket=landing, Key="probe/data.txt") == "AccessDenied"
+        assert (
+            denied(serving.get_object, Bucket=st.endpoints.mlflow_bucket, Key="artifacts/x") == "AccessDenied"
+        )
+        import boto3
+
+        stranger = boto3.client(
+            "s3",
+            endpoint_url=st.endpoints.s3_endpoint,
+            aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+            aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            region_name="us-east-1",
+        )
+        assert denied(stranger.list_objects_v2, Bucket=lake) == "InvalidAccessKeyId"
+        assert platform.get_object(Bucket=lake, Key="curated/probe/data.txt")["Body"].read() == b"platform"
+    finally:
+        for bucket, key in (
+            (lake, "curated/probe/data.txt"),
+            (lake, "predictions_online/ds=2013-01-01/probe.parquet"),
+            (landing, "probe/data.txt"),
+        ):
+            platform.delete_object(Bucket=bucket, Key=key)
+
+
+def objects_with(client, bucket: str, prefix: str) -> list[str]:
+    return [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+
+
+def test_mlflow_requires_a_login(stack):
+    """The MLflow server runs its basic-auth app: anonymous or wrong-password registration is 401;
+    the platform's login (what every worker uses) registers; the prediction service's read-only
+    login reads the platform's model but cannot move its alias, add a version, rename or delete it
+    (403). (Without MLflow workspaces, any login may still create models of its own.)"""
+    import httpx
+
+    st = stack
+    st.mlflow_ready()
+    base = st.endpoints.mlflow_url
+    api = f"{base}/api/2.0/mlflow"
+    name = f"probe_{st.run_id}"
+    admin = (st.env["MLFLOW_TRACKING_USERNAME"], st.env["MLFLOW_TRACKING_PASSWORD"])
+    reader = (st.serving_env["MLFLOW_TRACKING_USERNAME"], st.serving_env["MLFLOW_TRACKING_PASSWORD"])
+    assert admin[0] == st.endpoints.mlflow_admin_user and reader[0] == st.endpoints.mlflow_reader_user
+
+    def call(method: str, path: str, auth=None, **kwargs) -> int:
+        return httpx.request(method, f"{api}/{path}", auth=auth, timeout=60, **kwargs).status_code
+
+    assert httpx.get(f"{base}/health", timeout=60).status_code == 200  # the health check needs no login
+    assert call("POST", "registered-models/create", json={"name": name}) == 401
+    assert (
+        call("POST", "registered-models/create", (admin[0], "wrong-password-1"), json={"name": name}) == 401
+    )
+    assert call("GET", "registered-models/search") == 401
+    assert call("POST", "registered-models/create", admin, json={"name": name}) == 200
+    try:
+        assert call("GET", "registered-models/get", reader, params={"name": name}) == 200
+        alias = {"name": name, "alias": "champion", "version": "1"}
+        assert call("POST", "registered-models/alias", reader, json=alias) == 403
+        version = {"name": name, "source": "mlflow-artifacts:/probe"}
+        assert call("POST", "model-versions/create", reader, json=version) == 403
+        assert (
+            call("POST", "registered-models/rename", reader, json={"name": name, "new_name": f"{name}_x"})
+            == 403
+        )
+        assert call("DELETE", "registered-models/delete", reader, json={"name": name}) == 403
+    finally:
+        assert call("DELETE", "registered-models/delete", admin, json={"name": name}) == 200
+
+
+def test_redis_requires_its_password(stack):
+    """The stack's Redis (its own redis-server, as compose's redis service: requirepass) refuses a
+    client without the password; the broker URL and the Feast online store carry it; the shared
+    Redis on 6379 keeps no password."""
+    import redis
+
+    st = stack
+    password = st.secrets.redis_password
+    with pytest.raises(redis.AuthenticationError):
+        st.redis(password="").ping()
+    with pytest.raises(redis.AuthenticationError):
+        st.redis(password="wrong-password").ping()
+    assert st.redis().ping()
+    assert st.env["AIRFLOW__CELERY__BROKER_URL"].startswith(f"redis://:{password}@127.0.0.1:")
+    for env in (st.env, st.serving_env):
+        online = json.loads(env["MLOPS_FEAST_ONLINE_STORE"])
+        assert online["connection_string"].endswith(f",password={password}")
+    assert st.endpoints.redis_port != 6379, "the stack must not use (or set a password on) the shared Redis"
 
 
 def test_pipeline_on_celery_postgres_redis_s3(stack, record_property):
@@ -292,6 +537,7 @@ def test_pipeline_on_celery_postgres_redis_s3(stack, record_property):
             frame = read_parquet(st, st.endpoints.lake_bucket, f"predictions/ds={ds}/data.parquet")
             assert len(frame) > 0, f"no predictions for {ds}"
         checked.append(f"predictions: {len(scored)} days on S3")
+        checked.append(serve_with_least_privilege(st, scored[-1]))
 
     if "monitor_drift" in present and "batch_predict" in present:
         monitored = window[-2:]
