@@ -177,6 +177,35 @@ def test_apply_materialize_serve_on_postgres_and_redis(scaleout):
     assert list(frame.columns) == F.MODEL_FEATURES
 
 
+def test_training_frame_on_s3_equals_an_independent_point_in_time_join(scaleout):
+    """Feast's DuckDB offline store reads the S3 lake (httpfs from the pinned wheel, the lake
+    client's endpoint and credentials; no download: no network here) and gives the values of a
+    pandas ``merge_asof`` join of the same S3 feature tables."""
+    import numpy as np
+
+    from benchmarks.bench_training import pandas_training_frame
+    from mlops import feast_duckdb
+
+    settings = scaleout["settings"]
+    FS.apply(settings)
+    got = FS.training_frame(DAYS[1], "2013-06-15", settings).set_index("flight_id")
+    con = feast_duckdb.backend(s3=True).con
+    path = con.execute(
+        "SELECT install_path FROM duckdb_extensions() WHERE extension_name = 'httpfs' AND loaded"
+    ).fetchone()[0]
+    assert path.startswith(feast_duckdb.httpfs_extension_dir())
+    want = pandas_training_frame(DAYS[1], "2013-06-15", settings).set_index("flight_id").reindex(got.index)
+    assert len(got) > 500 and want["ds"].notna().all()
+    assert got["carrier_flights_28d"].notna().all() and got["wx_temp"].notna().mean() > 0.9
+    for col in ["is_delayed", *F.MODEL_FEATURES]:
+        a, b = got[col], want[col]
+        if col in F.CATEGORICAL_FEATURES:
+            same = (a.astype(object) == b.astype(object)) | (a.isna() & b.isna())
+        else:
+            same = pd.Series(np.isclose(a.astype(float), b.astype(float), rtol=1e-12, atol=0, equal_nan=True))
+        assert bool(np.all(same)), f"{col}: {int((~np.asarray(same)).sum())} values differ"
+
+
 def test_advisory_lock_excludes_a_second_writer(scaleout):
     import psycopg
 
