@@ -35,6 +35,7 @@ DS = "2013-03-05"
 VALIDATION = f"validation/ds={DS}/validation.html"
 DRIFT = f"drift/ds={DS}/report.html"
 SECRET = "TOP-SECRET-c0ffee"
+PASSWORDS = "simple_auth_manager_passwords.json.generated"
 UP = "../" * 16  # more than enough to reach / from any temporary directory
 
 
@@ -60,6 +61,8 @@ def airflow_db(tmp_path_factory: pytest.TempPathFactory):
             "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
         ),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
+        # explicit: Airflow's AIRFLOW_HOME constant is fixed at its first import in this process
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
     }
     airflow = Path(sys.executable).parent / "airflow"
@@ -165,7 +168,7 @@ def get(app: Any, target: str, token: str | None = None, cookie: bool = False) -
 
 def _traversals(server: dict) -> list[str]:
     """Request targets that try to leave the served folders (or reach unpublished files)."""
-    pw = str(server["airflow_home"] / "simple_auth_manager_passwords.json.generated")
+    pw = str(server["airflow_home"] / PASSWORDS)
     up1, up2, up3 = "%2e%2e/" * 16, "%252e%252e/" * 16, "%25252e%25252e/" * 16
     outside = server["outside"]
     # symlinks below the served folder, to a file and to a directory outside it
@@ -215,7 +218,7 @@ def _traversals(server: dict) -> list[str]:
 
 
 def test_traversal_and_unpublished_names_never_return_a_file(server: dict):
-    passwords = server["airflow_home"] / "simple_auth_manager_passwords.json.generated"
+    passwords = server["airflow_home"] / PASSWORDS
     generated = [p.encode() for p in json.loads(passwords.read_text()).values()]
     hidden = [SECRET.encode(), b"root:x:0:0", passwords.read_bytes(), *generated]
     leaks, replies = [], []

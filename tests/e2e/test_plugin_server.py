@@ -17,9 +17,7 @@ import pytest
 
 from mlops import embedded, lake
 from mlops.config import get_settings
-from tests.dags.test_plugin_security import DRIFT, SECRET, UP, VALIDATION
-
-PASSWORDS = "simple_auth_manager_passwords.json.generated"
+from tests.dags.test_plugin_security import DRIFT, PASSWORDS, SECRET, UP, VALIDATION
 
 
 def raw_get(base: str, target: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
