@@ -429,3 +429,77 @@ def test_s3_lake_serves_only_published_keys(server: dict, s3_lake: Any):
         assert status == 404 and SECRET.encode() not in body, (target, status, body[:200])
     status, _, body = get(server["app"], "/mlops/reports/drift/ds=2013-03-09/report.html", server["viewer"])
     assert status == 404 and b"has not been written" in body, body
+
+
+# --- the lifecycle page is a template fed plain data (issue 15) ------------------------------------
+
+
+def _page_state() -> dict[str, Any]:
+    hostile = "<script>alert(1)</script>"
+
+    def version(n: int, aliases: list[str], **kw: Any) -> dict[str, Any]:
+        return {
+            "version": str(n),
+            "aliases": aliases,
+            "run_id": f"run{n}",
+            "experiment_id": "1",
+            "created": "0",
+            "metrics": {"roc_auc": 0.7 + n / 100, "pr_auc": 0.4, "log_loss": float("nan"), "brier": None},
+            "as_of": f"2013-03-0{n}",
+            "trigger": "backfill",
+            "trigger_reason": kw.get("why"),
+            "promotion": kw.get("promotion"),
+            "promotion_reason": kw.get("reason"),
+        }
+
+    versions = [
+        version(3, ["challenger"], promotion="rejected", reason=hostile),
+        version(2, ["champion"], promotion="promoted", reason="better", why=hostile),
+        version(1, ["previous"]),
+    ]
+    days = ("2013-03-20", "2013-04-17", "2013-06-19", "2013-07-10")
+    history = [
+        {
+            "ds": ds,
+            "drift_share": 0.1 * i,
+            "prediction_drift": 0.2 * i,
+            "calibration_error": 0.05,
+            "roc_auc": 0.7,
+            "n_drifted": i,
+            "n_features": 10,
+            "breached": i >= 2,
+            "breaches": hostile if i >= 2 else "",
+            "retrain_decision": "requested" if i == 2 else None,
+            "champion_version": "2",
+            "report_uri": None,
+        }
+        for i, ds in enumerate(days)
+    ]
+    requests = [
+        {"ds": days[2], "decision": "requested", "reason": hostile, "drifted_features": {"dest": 0.9}},
+        {"ds": days[3], "decision": "suppressed", "reason": "already decided", "drifted_features": None},
+    ]
+    return {
+        "champion": versions[1],
+        "challenger": versions[0],
+        "previous": versions[2],
+        "versions": versions,
+        "drift_history": history,
+        "retrain_requests": requests,
+        "errors": [hostile],
+    }
+
+
+def test_lifecycle_page_is_rendered_from_its_template_with_every_value_escaped():
+    plugin = _plugin()
+    page = plugin.lifecycle_page(_page_state())
+    assert json.loads(json.dumps({k: v for k, v in page.items() if k != "css"}))  # plain data only
+    html = plugin.render_lifecycle(_page_state())
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    for role, version in (("champion", "v2"), ("challenger", "v3"), ("previous", "v1")):
+        card = re.search(rf'<section class="card {role}" data-role="{role}">(.*?)</section>', html, re.S)
+        assert card and version in card.group(1) and "ROC-AUC" in card.group(1), role
+    assert 'id="versions"' in html and html.count('<circle class="pt') == 4
+    assert html.count('<circle class="pt breached"') == 2 and html.count('<path class="req"') == 1
+    requests = re.search(r'<table id="requests">.*?</table>', html, re.S).group(0)
+    assert '<span class="badge ok">requested</span>' in requests and "already decided" in requests
