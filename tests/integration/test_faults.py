@@ -556,7 +556,7 @@ def test_task_sigkill_mid_write_leaves_the_partition_whole(stack: Stack, schedul
     publish = task_instance(env, "ingest_flights", run_id, "publish")
     print(
         f"\n  SIGKILL of publish (ds={MID_WRITE_DAY}) mid-write, attempt {attempt}: after {slices} slices of "
-        f"{slice_seconds * 1000:.1f} ms ({time.monotonic() - t0:.1f}s), {temp} held {size} bytes, "
+        f"{slice_seconds * 1000:.1f} ms ({time.monotonic() - t0:.1f}s), {temp} held {size} of {final.stat().st_size} bytes, "
         f"{final.name} unchanged ({check_partition_files}); run {run['state']} {recovered:.0f}s after the "
         f"kill, publish try {publish['try_number']}; directory now {sorted(os.listdir(final.parent))}"
     )
@@ -618,7 +618,9 @@ def test_read_only_partition_fails_without_retry(stack: Stack, scheduler_kill) -
         failed_after = time.monotonic() - t0
         publish = task_instance(env, "ingest_flights", run_id, "publish")
         text, _ = task_log(stack, "ingest_flights", run_id, "publish", publish["try_number"])
-    message = next((line for line in text.splitlines() if "cannot write" in line), text[-1500:])[:600]
+    line = next((line for line in text.splitlines() if "cannot write" in line), "{}")
+    errors = (json.loads(line) if line.startswith("{") else {}).get("error_detail") or [{}]
+    message = str(errors[0].get("exc_value") or line)
     print(
         f"\n  read-only partition ds={READ_ONLY_DAY} ({how}): run {run['state']} {failed_after:.0f}s after "
         f"the trigger, publish {publish['state']} on try {publish['try_number']} of {publish['max_tries'] + 1}"
