@@ -53,6 +53,15 @@ def prepare(lake_uri: str, home: Path) -> dict[str, Any]:
     return {"prepare_s": round(time.perf_counter() - t, 1)}
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak RSS (``VmHWM``: unlike ``ru_maxrss``, not inherited over exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover
+
+
 def child(window: str, out: str) -> None:
     """One measured run (in a fresh process): set-up, then the window's training frame."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -60,7 +69,7 @@ def child(window: str, out: str) -> None:
 
     FS.get_store()
     setup = time.perf_counter() - t0
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = _peak_rss_mib()
     t1, c1 = time.perf_counter(), time.process_time()
     frame = FS.training_frame(*WINDOWS[window])
     retrieval, cpu = time.perf_counter() - t1, time.process_time() - c1
@@ -74,7 +83,7 @@ def child(window: str, out: str) -> None:
                 "cpu_s": round(cpu, 2),
                 "rows": len(frame),
                 "rss_before_mib": round(rss_before),
-                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "peak_rss_mib": round(_peak_rss_mib()),
                 "module": FS.__file__,
             }
         )
@@ -162,6 +171,64 @@ def pandas_reference(window: str, after: Path, lake_uri: str, work: Path) -> dic
     return compare(after, ref)
 
 
+PRELOAD_DAY = ("2013-06-14", "2013-06-15")
+#: What the scheduler / a Celery worker imports before forking tasks, for the Feast part.
+PRELOAD_SPEC = ("pandas", "pyarrow.parquet", "feast", "mlops.feature_store:preload")
+FORKED = """
+import json, os, sys, time
+from mlops.airflow.local_settings import preload
+t = time.perf_counter()
+preload(tuple(sys.argv[1].split(",")))
+out = {"parent_preload_s": round(time.perf_counter() - t, 2), "tasks_s": []}
+for _ in range(int(sys.argv[2])):
+    r, w = os.pipe()
+    if os.fork() == 0:
+        t = time.perf_counter()
+        from mlops import feature_store as FS
+        FS.training_frame(sys.argv[3], sys.argv[4])
+        os.write(w, str(round(time.perf_counter() - t, 2)).encode())
+        os._exit(0)
+    os.wait()
+    out["tasks_s"].append(float(os.read(r, 64)))
+print(json.dumps(out))
+"""
+FRESH = """
+from mlops import feature_store as FS
+import sys
+FS.training_frame(sys.argv[1], sys.argv[2])
+"""
+
+
+def preload_gain(lake_uri: str, work: Path, repeats: int) -> dict[str, Any]:
+    """A one-day retrieval (what a batch_predict task does) as a task process: started fresh
+    (imports Feast, builds the store) vs forked from a parent that preloaded what
+    ``mlops.airflow.local_settings`` preloads (the scheduler, a Celery worker)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_FEAST", "PYTHONPATH"))}
+    env |= {"MLOPS_HOME": str(work / "home-after"), "MLOPS_LAKE_URI": lake_uri, "FEAST_USAGE": "False"}
+    fresh = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", FRESH, *PRELOAD_DAY], env=env, check=True, cwd=work)
+        fresh.append(round(time.perf_counter() - t, 2))
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED, ",".join(PRELOAD_SPEC), str(repeats), *PRELOAD_DAY],
+        env=env,
+        check=True,
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    forked = json.loads(done.stdout.strip().splitlines()[-1])
+    return {
+        "task": f"training_frame{PRELOAD_DAY} (one day, one get_historical_features call)",
+        "preloaded": list(PRELOAD_SPEC),
+        "fresh_process_s": fresh,
+        "forked_after_preload_s": forked["tasks_s"],
+        "parent_preload_s": forked["parent_preload_s"],
+        "load": round(os.getloadavg()[0], 2),
+    }
+
+
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     import statistics
 
@@ -232,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         result.setdefault("equality_after_pandas", {})[window] = pandas_reference(
             window, work / f"after-{window}.parquet", lake_uri, work
         )
+    result["preload"] = preload_gain(lake_uri, work, args.repeats + 1)
+    print(json.dumps(result["preload"]), flush=True)
     result["summary"] = summarize(result["runs"])
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 REPO_MODULES: tuple[str, ...] = ("entities", "sources", "views", "services")
 #: Environment variables read by ``feature_store.yaml``.
 FEAST_ENV_VARS: tuple[str, ...] = ("MLOPS_FEAST_PROJECT", "MLOPS_FEAST_REGISTRY", "MLOPS_FEAST_ONLINE_STORE")
+#: Entity rows per ``get_historical_features`` call (time-ordered chunks): bounds DuckDB's working
+#: set (a year's training set in one call peaked at 3.2 GiB, in chunks of 60k at 2.3 GiB, in the
+#: same time: benchmarks/bench_features.py).
+HISTORICAL_CHUNK_ROWS = 60_000
 #: Extra days materialized before the covered interval, to pick up late rows.
 MATERIALIZE_OVERLAP = timedelta(days=1)
 #: How long apply/materialize wait for the registry lock before failing.
@@ -452,7 +456,10 @@ def feast_feature_names() -> list[str]:
 
 
 def historical_values(
-    flights: pd.DataFrame, settings: Settings | None = None, store: FeatureStore | None = None
+    flights: pd.DataFrame,
+    settings: Settings | None = None,
+    store: FeatureStore | None = None,
+    chunk_rows: int | None = None,
 ) -> pd.DataFrame:
     """Point-in-time Feast values of ``flights`` (aligned with its index), at ``sched_dep_ts``."""
     import pandas as pd
@@ -463,10 +470,19 @@ def historical_values(
     unique = keys.drop_duplicates(key_cols).sort_values(F.TIMESTAMP, kind="stable").reset_index(drop=True)
     if unique.empty:
         return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
-    # One call: DuckDB joins a year of entity rows at once (chunking only repeats the reads), and
-    # reads only the partitions of the entity rows' window (mlops.feast_duckdb). Every entity row
-    # comes back; a view with no row of the key within its TTL gives nulls for that view only.
-    values = store.get_historical_features(entity_df=unique, features=_feature_service(store)).to_df()
+    # Time-ordered chunks of HISTORICAL_CHUNK_ROWS: each call reads only the partitions of its
+    # rows' window (mlops.feast_duckdb), and DuckDB's working set (several KB per entity row: the
+    # joins of all views at once) stays bounded. Every entity row comes back; a view with no row
+    # of the key within its TTL gives nulls for that view only.
+    service = _feature_service(store)
+    size = chunk_rows or HISTORICAL_CHUNK_ROWS
+    parts = [
+        store.get_historical_features(
+            entity_df=unique.iloc[first : first + size].reset_index(drop=True), features=service
+        ).to_df()
+        for first in range(0, len(unique), size)
+    ]
+    values = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     if len(values) != len(unique):
         raise RuntimeError(
             f"get_historical_features returned {len(values)} rows for {len(unique)} entity rows: "

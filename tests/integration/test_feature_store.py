@@ -161,6 +161,13 @@ def test_a_day_without_feature_tables_keeps_its_rows_and_fails_validation(store_
     assert "2013-07-03" in coverage["message"] and "2013-07-04" not in coverage["message"]
 
 
+def test_chunked_retrieval_equals_one_call(store_home, sample, historical):
+    """Time-ordered chunks (HISTORICAL_CHUNK_ROWS bounds DuckDB's memory) give the same values."""
+    chunked = FS.historical_values(sample, store_home["settings"], chunk_rows=37)
+    assert len(sample) > 5 * 37
+    pd.testing.assert_frame_equal(chunked, historical)
+
+
 # --------------------------------------------------------------------------------------------------
 # Leakage: recompute every value from rows strictly before the prediction time
 # --------------------------------------------------------------------------------------------------
