@@ -22,7 +22,7 @@ The OpenAPI schema says exactly what step 3's structure check accepts (patterns,
 Scheduled departure: with a UTC offset (``2013-05-01T08:30:00-04:00``, ``...Z``) it is that
 instant; without one (``2013-05-01T08:30``) it is New York local time, as in the schedule data
 (a time skipped by the spring DST switch moves forward to 03:00, an ambiguous autumn time is
-standard time, like :func:`mlops.normalize.normalize`).
+standard time, like :func:`mlops.ingest.normalize.normalize`).
 
 ``x-request-id``: kept when it is at most 128 ASCII letters, digits and ``._:-``
 (:func:`request_id`), otherwise replaced by a generated id, so what the service echoes and writes
@@ -280,14 +280,14 @@ def parse_departure(value: str) -> datetime:
     if not isinstance(value, str):
         raise _departure_error("departure_syntax", "is not a string", str(value))
     _ascii("sched_dep_ts", value)
-    if _DEPARTURE.fullmatch(value) is None:
-        raise _departure_error(
-            "departure_syntax",
-            "is not an ISO 8601 date-time with a time of day, e.g. 2013-05-01T08:30:00-04:00, "
-            "2013-05-01T12:30:00Z or 2013-05-01T08:30 (New York time)",
-            value,
-        )
-    if _DEPARTURE_RANGES.fullmatch(value) is None:
+    if _DEPARTURE_RANGES.fullmatch(value) is None:  # the documented form; else say what is off
+        if _DEPARTURE.fullmatch(value) is None:
+            raise _departure_error(
+                "departure_syntax",
+                "is not an ISO 8601 date-time with a time of day, e.g. 2013-05-01T08:30:00-04:00, "
+                "2013-05-01T12:30:00Z or 2013-05-01T08:30 (New York time)",
+                value,
+            )
         raise _departure_error(
             "departure_range",
             f"is not a valid ISO 8601 date-time: a field is outside its range (years "
@@ -319,7 +319,7 @@ class Vocabulary:
 @functools.cache
 def vocabulary() -> Vocabulary:
     from mlops import reference
-    from mlops.features import categorical_dtypes
+    from mlops.features.compute import categorical_dtypes
 
     cats = categorical_dtypes()
     return Vocabulary(
