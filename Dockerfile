@@ -37,7 +37,7 @@ COPY --chown=airflow:0 feature_repo ./feature_repo
 # The project's Airflow local settings (the scheduler and Celery workers preload heavy modules, so
 # forked task processes start warm), exactly as the embedded profile installs them.
 RUN pip install --no-cache-dir --no-deps --editable . \
-    && python -c "from pathlib import Path; from mlops.embedded import write_local_settings; \
+    && python -c "from pathlib import Path; from mlops.dev.embedded import write_local_settings; \
 write_local_settings(Path('/opt/airflow'))"
 
 WORKDIR /opt/airflow

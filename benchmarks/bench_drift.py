@@ -50,11 +50,12 @@ log = logging.getLogger("bench_drift")
 
 
 def _from_lake(settings: Any) -> tuple[Any, Any] | None:
-    from mlops import feature_store
-    from mlops import features as F
+    from mlops.features import compute, feature_store
 
-    built = F.built_partitions(settings)
-    need = set(F.day_range(REFERENCE[0], "2013-02-28")) | set(F.day_range(CURRENT[0], "2013-07-07"))
+    built = compute.built_partitions(settings)
+    need = set(compute.day_range(REFERENCE[0], "2013-02-28")) | set(
+        compute.day_range(CURRENT[0], "2013-07-07")
+    )
     if not need <= built:
         return None
     ref = feature_store.training_frame(*REFERENCE, settings)

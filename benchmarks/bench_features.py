@@ -5,7 +5,7 @@
 ``--before`` is a ``git worktree`` of the commit to compare with (``git worktree add /tmp/before
 <commit>``): its ``include/`` and ``feature_repo/`` are used by the "before" runs, this checkout's
 by the "after" runs, with the same virtualenv and the same lake. Each run is a fresh Python
-process, as an Airflow task is, and runs :func:`mlops.feature_store.training_frame` (what
+process, as an Airflow task is, and runs :func:`mlops.features.feature_store.training_frame` (what
 ``build_training_set`` calls: curated flights of the window, ``get_historical_features`` through
 the feature service, the model frame). Runs alternate before/after, window by window, so both see
 the same machine load; the load average is recorded around every run.
@@ -65,13 +65,13 @@ def _peak_rss_mib() -> float:
 def child(window: str, out: str) -> None:
     """One measured run (in a fresh process): set-up, then the window's training frame."""
     t0, c0 = time.perf_counter(), time.process_time()
-    from mlops import feature_store as FS
+    from mlops.features import feature_store
 
-    FS.get_store()
+    feature_store.get_store()
     setup = time.perf_counter() - t0
     rss_before = _peak_rss_mib()
     t1, c1 = time.perf_counter(), time.process_time()
-    frame = FS.training_frame(*WINDOWS[window])
+    frame = feature_store.training_frame(*WINDOWS[window])
     retrieval, cpu = time.perf_counter() - t1, time.process_time() - c1
     frame.to_parquet(out, index=False)
     print(
@@ -84,7 +84,7 @@ def child(window: str, out: str) -> None:
                 "rows": len(frame),
                 "rss_before_mib": round(rss_before),
                 "peak_rss_mib": round(_peak_rss_mib()),
-                "module": FS.__file__,
+                "module": feature_store.__file__,
             }
         )
     )
@@ -102,7 +102,7 @@ def run(variant: str, code_root: Path, window: str, lake_uri: str, work: Path) -
         "FEAST_USAGE": "False",
     }
     if not (home / "feast" / "registry.db").exists():
-        apply = "from mlops import feature_store as FS; FS.apply()"
+        apply = "from mlops.features import feature_store; feature_store.apply()"
         subprocess.run([sys.executable, "-c", apply], env=env, check=True, cwd=work, capture_output=True)
     load = os.getloadavg()[0]
     t = time.perf_counter()
@@ -133,17 +133,17 @@ def compare(a_path: Path, b_path: Path) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    from mlops import features as F
+    from mlops.features import compute
 
     a = pd.read_parquet(a_path).set_index("flight_id")
     b = pd.read_parquet(b_path).set_index("flight_id")
     same_flights = bool(a.index.sort_values().equals(b.index.sort_values()))
     b = b.reindex(a.index)
-    columns = ["is_delayed", *F.MODEL_FEATURES]
+    columns = ["is_delayed", *compute.MODEL_FEATURES]
     mismatches: dict[str, int] = {}
     for col in columns:
         x, y = a[col], b[col]
-        if col in F.CATEGORICAL_FEATURES:
+        if col in compute.CATEGORICAL_FEATURES:
             same = ((x.astype(object) == y.astype(object)) | (x.isna() & y.isna())).to_numpy()
         else:
             same = np.isclose(x.astype(float), y.astype(float), rtol=1e-12, atol=0, equal_nan=True)
@@ -173,7 +173,7 @@ def pandas_reference(window: str, after: Path, lake_uri: str, work: Path) -> dic
 
 PRELOAD_DAY = ("2013-06-14", "2013-06-15")
 #: What the scheduler / a Celery worker imports before forking tasks, for the Feast part.
-PRELOAD_SPEC = ("pandas", "pyarrow.parquet", "feast", "mlops.feature_store:preload")
+PRELOAD_SPEC = ("pandas", "pyarrow.parquet", "feast", "mlops.features.feature_store:preload")
 FORKED = """
 import json, os, sys, time
 from mlops.airflow.local_settings import preload
@@ -184,8 +184,8 @@ for _ in range(int(sys.argv[2])):
     r, w = os.pipe()
     if os.fork() == 0:
         t = time.perf_counter()
-        from mlops import feature_store as FS
-        FS.training_frame(sys.argv[3], sys.argv[4])
+        from mlops.features import feature_store
+        feature_store.training_frame(sys.argv[3], sys.argv[4])
         os.write(w, str(round(time.perf_counter() - t, 2)).encode())
         os._exit(0)
     os.wait()
@@ -193,9 +193,9 @@ for _ in range(int(sys.argv[2])):
 print(json.dumps(out))
 """
 FRESH = """
-from mlops import feature_store as FS
+from mlops.features import feature_store
 import sys
-FS.training_frame(sys.argv[1], sys.argv[2])
+feature_store.training_frame(sys.argv[1], sys.argv[2])
 """
 
 

@@ -19,16 +19,16 @@ are null). Schedules, delays and weather are the real ones.
 
 Steps (task -> function):
 
-1. **ingest** (``ingest_flights``): ``validate`` -> :func:`mlops.ingest.validate_partition` (Great
-   Expectations) and ``publish`` -> :func:`mlops.ingest.publish_partition`, on a landing export of
+1. **ingest** (``ingest_flights``): ``validate`` -> :func:`mlops.ingest.steps.validate_partition` (Great
+   Expectations) and ``publish`` -> :func:`mlops.ingest.steps.publish_partition`, on a landing export of
    2013-06-20 (a Thursday, 995 flights) copied ``factor`` times. The volume expectation (weekday
    median +-50%) is the only check calibrated to 1x: its medians are multiplied by the factor in
    the measuring process, so the 10x batch passes validation as a real 10x day would.
 2. **features** (``materialize_features``): ``build_features`` ->
-   :func:`mlops.features.build_feature_tables` for the week 2013-06-10..16 (its 28-day windows read
-   the curated lake from 2013-05-13), ``materialize`` -> :func:`mlops.feature_store.materialize`
+   :func:`mlops.features.compute.build_feature_tables` for the week 2013-06-10..16 (its 28-day windows read
+   the curated lake from 2013-05-13), ``materialize`` -> :func:`mlops.features.feature_store.materialize`
    of the interval the build covered (24 h overlap, as the DAG), and the point-in-time retrieval
-   :func:`mlops.feature_store.training_frame` (Feast ``get_historical_features``, what
+   :func:`mlops.features.feature_store.training_frame` (Feast ``get_historical_features``, what
    ``build_training_set`` and batch scoring call) of that week's labelled flights and of the four
    weeks 2013-05-20..06-16 (two sizes: its memory grows with the rows retrieved, see below). The
    curated lake starts 2013-04-22; the feature tables of the three weeks before the measured one
@@ -44,7 +44,7 @@ Steps (task -> function):
    real year): the booster's memory grows with the rows, not the rounds, and 400 rounds at 10x
    would take an hour on this machine. Building the 10x year through Feast is not measured here
    (about 30 minutes); step 2 measures the same retrieval at 10x on a week.
-4. **scoring** (``batch_predict``): :func:`mlops.scoring.score_days` of one day (2013-06-14) and
+4. **scoring** (``batch_predict``): :func:`mlops.serving.scoring.score_days` of one day (2013-06-14) and
    of the week 2013-06-10..16 in one call, with a model registered in MLflow (the real
    ``registry.predictor`` path), on the lake of step 2.
 
@@ -201,10 +201,11 @@ def setup_lake(work: Path, factor: int, **_: Any) -> dict[str, Any]:
     """A home at ``factor``x: the ingestion day's landing export, the curated lake of
     LAKE_FIRST..WEEK[-1], the feature tables of the three weeks before WEEK (the week's own are
     the measured build), ``feast apply`` and a registered model for scoring."""
-    from mlops import feature_store, lake, simulator
-    from mlops import features as F
+    from mlops import lake
     from mlops.config import get_settings
-    from mlops.normalize import normalize
+    from mlops.features import compute, feature_store
+    from mlops.ingest import simulator
+    from mlops.ingest.normalize import normalize
 
     s = get_settings()
     marker = s.home / "setup.json"
@@ -214,13 +215,13 @@ def setup_lake(work: Path, factor: int, **_: Any) -> dict[str, Any]:
 
     landing = replicate_raw(simulator.replay_day(INGEST_DAY), factor)
     lake.write_bytes(simulator.landing_uri(s.landing_uri, INGEST_DAY), simulator.to_csv_bytes(landing))
-    days = F.day_range(LAKE_FIRST, WEEK[1])
+    days = compute.day_range(LAKE_FIRST, WEEK[1])
     raw = replicate_raw(pd.concat([simulator.replay_day(d) for d in days], ignore_index=True), factor)
     curated = normalize(raw)
     for ds, part in curated.groupby("ds"):
-        lake.write_parquet(F.curated_uri(str(ds), s), part.reset_index(drop=True))
+        lake.write_parquet(compute.curated_uri(str(ds), s), part.reset_index(drop=True))
     before_week = (datetime.fromisoformat(WEEK[0]) - timedelta(days=1)).date().isoformat()
-    F.build_feature_tables(F.day_range(FOUR_WEEKS[0], before_week), s, include_dependents=False)
+    compute.build_feature_tables(compute.day_range(FOUR_WEEKS[0], before_week), s, include_dependents=False)
     feature_store.apply(s)
     from mlops import training as T
     from tests.integration._registry_helpers import train_and_register
@@ -260,13 +261,13 @@ def setup_training_set(work: Path, factor: int, **_: Any) -> dict[str, Any]:
 
 
 def ingest_validate(factor: int, **_: Any) -> dict[str, Any]:
-    from mlops import ingest, validation
+    from mlops.ingest import steps, validation
 
     if factor != 1:  # the volume expectation is calibrated to 1x (see the module docstring)
         for day, median in list(validation.NORMAL_ROWS_BY_WEEKDAY.items()):
             validation.NORMAL_ROWS_BY_WEEKDAY[day] = median * factor
     t = time.perf_counter()
-    result = ingest.validate_partition(INGEST_DAY)
+    result = steps.validate_partition(INGEST_DAY)
     seconds = time.perf_counter() - t
     if not result.success:
         raise RuntimeError(result.message)
@@ -275,24 +276,24 @@ def ingest_validate(factor: int, **_: Any) -> dict[str, Any]:
 
 
 def ingest_publish(**_: Any) -> dict[str, Any]:
-    from mlops import ingest
+    from mlops.ingest import steps
 
     t = time.perf_counter()
-    published = ingest.publish_partition(INGEST_DAY)
+    published = steps.publish_partition(INGEST_DAY)
     return {"rows": published.rows, "seconds": time.perf_counter() - t}
 
 
 def _week_rows() -> int:
-    from mlops import features as F
+    from mlops.features import compute
 
-    return len(F.read_curated(F.day_range(*WEEK)))
+    return len(compute.read_curated(compute.day_range(*WEEK)))
 
 
 def features_build(**_: Any) -> dict[str, Any]:
-    from mlops import features as F
+    from mlops.features import compute
 
     t = time.perf_counter()
-    result = F.build_feature_tables(F.day_range(*WEEK))
+    result = compute.build_feature_tables(compute.day_range(*WEEK))
     seconds = time.perf_counter() - t
     detail = result.as_dict()
     detail.pop("partitions")
@@ -302,7 +303,7 @@ def features_build(**_: Any) -> dict[str, Any]:
 def features_materialize(start: str, end: str, **_: Any) -> dict[str, Any]:
     from datetime import timedelta
 
-    from mlops import feature_store
+    from mlops.features import feature_store
 
     t = time.perf_counter()
     lo, hi = feature_store.materialize(start, end, overlap=timedelta(hours=24))
@@ -315,7 +316,7 @@ def features_materialize(start: str, end: str, **_: Any) -> dict[str, Any]:
 
 
 def features_historical(first: str = WEEK[0], last: str = WEEK[1], **_: Any) -> dict[str, Any]:
-    from mlops import feature_store
+    from mlops.features import feature_store
 
     end = (datetime.fromisoformat(last) + timedelta(days=1)).date().isoformat()
     t = time.perf_counter()
@@ -385,8 +386,8 @@ def train_refit(work: Path, factor: int, best: dict[str, Any], **_: Any) -> dict
 
 
 def _score(days: list[str]) -> dict[str, Any]:
-    from mlops import scoring
     from mlops.config import get_settings
+    from mlops.serving import scoring
 
     version = json.loads((get_settings().home / "setup.json").read_text())["model_version"]
     model = scoring.resolve_version(version)  # the resolve_model task, before the score task
@@ -405,9 +406,9 @@ def score_day(**_: Any) -> dict[str, Any]:
 
 
 def score_week(**_: Any) -> dict[str, Any]:
-    from mlops import features as F
+    from mlops.features import compute
 
-    return _score(F.day_range(*WEEK))
+    return _score(compute.day_range(*WEEK))
 
 
 TASKS = {

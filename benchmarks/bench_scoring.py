@@ -8,7 +8,7 @@ Setup (tests/e2e/_serving_home.py): the month's curated partitions with a week o
 feature tables, ``feast apply``, and a quick model trained as of the month's first day (a week of
 ``get_historical_features``) promoted to ``@champion``. ``--home`` reuses a built home.
 
-Measured, exactly as ``batch_predict`` runs it (:func:`mlops.scoring.score_days`): read the
+Measured, exactly as ``batch_predict`` runs it (:func:`mlops.serving.scoring.score_days`): read the
 curated partitions, point-in-time features from Feast ``get_historical_features``, score, write
 ``{lake}/predictions/ds=.../data.parquet`` per day. One day (its own call), then the whole month
 in one call; each with the wall time of its steps. The baseline of the month is thirty one-day
@@ -52,9 +52,9 @@ def month_days(month: str) -> list[str]:
 
 def prepare_home(home: Path, days: list[str], train_days: int = 7) -> dict[str, Any]:
     os.environ["MLOPS_HOME"] = str(home)
-    from mlops import feature_store as FS
-    from mlops import registry
     from mlops.config import CHAMPION, get_settings
+    from mlops.features import feature_store
+    from mlops.models import registry
     from tests.e2e._serving_home import prepare_lake, shift, train_version
 
     s = get_settings()
@@ -64,7 +64,7 @@ def prepare_home(home: Path, days: list[str], train_days: int = 7) -> dict[str, 
         prepared = prepare_lake(first, days[-1], s)
         timings.update(prepared["timings"])
         t = time.perf_counter()
-        frame = FS.training_frame(first, days[0], s)
+        frame = feature_store.training_frame(first, days[0], s)
         timings["training_frame"] = time.perf_counter() - t
         trained = train_version(frame, days[0], window_days=train_days, holdout_days=2, n_estimators=60)
         timings["train_and_register"] = trained.seconds
@@ -86,7 +86,7 @@ def measure(home: Path | None = None, month: str = "2013-06", day: str | None = 
         day = day or days[len(days) // 2]
         started = time.perf_counter()
         prep = prepare_home(home, days)
-        from mlops import scoring
+        from mlops.serving import scoring
 
         s = prep["settings"]
         model = scoring.resolve_version(None, s)

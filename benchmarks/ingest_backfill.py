@@ -31,14 +31,14 @@ def _seconds(run: dict) -> float | None:
 
 
 def _backfill(dag_id: str, start: str, end: str, env: dict, max_active_runs: int) -> None:
-    from mlops import embedded
+    from mlops.dev import embedded
 
     embedded.backfill(dag_id, start, end, env, max_active_runs=max_active_runs)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mlops import embedded
     from mlops.config import get_settings
+    from mlops.dev import embedded
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--from", dest="start", default="2013-03-01")

@@ -5,8 +5,8 @@
 
 Each profile starts from nothing in a scratch directory under /tmp: the scale-out stack of
 :func:`mlops.scaleout.local_stack` (PostgreSQL, Redis, S3 on loopback, MLflow server, two Celery
-workers) or the embedded one of :func:`mlops.embedded.running` (SQLite, LocalExecutor, local lake).
-The month is landed first (``mlops.simulator.export_day`` for each day, what the simulator DAG
+workers) or the embedded one of :func:`mlops.dev.embedded.running` (SQLite, LocalExecutor, local lake).
+The month is landed first (``mlops.ingest.simulator.export_day`` for each day, what the simulator DAG
 writes; ``--land-with-dag`` backfills ``flights_upstream_simulator`` instead; timed apart), then
 ``airflow backfill create --dag-id ingest_flights`` over it is timed from creation until its last run
 finished (runs are polled in the metadata database, not with the CLI). Both get the same task slots (``--slots``: Celery workers x concurrency, LocalExecutor
@@ -31,8 +31,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops import embedded, scaleout
+from mlops import scaleout
 from mlops.config import REPO_ROOT, get_settings
+from mlops.dev import embedded
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -120,7 +121,7 @@ def _cpu_seconds(services: Any) -> float:
 def _land(landing_root: str, start: date, days: int, s3_factory: Callable[[], Any] | None = None) -> float:
     """Drop the month's raw exports into the landing zone directly (what the simulator DAG writes)."""
     from mlops import lake
-    from mlops.simulator import export_day
+    from mlops.ingest.simulator import export_day
 
     t0 = time.monotonic()
     lake.set_s3_client_factory(s3_factory)
@@ -177,13 +178,14 @@ def _check_lake(
     under ``curated/`` (no temp or stray objects), each non-empty, without duplicated rows, its
     footer's row count and content hash matching the rows read back, and whole: the same rows
     (content hash) as the day's landing export normalized again here."""
-    from mlops import ingest, lake
+    from mlops import lake
+    from mlops.ingest import steps
 
     lake.set_s3_client_factory(s3_factory)
     try:
         curated = lake.join(lake_root, "curated")
         expected = {
-            lake.join(curated, "flights", f"ds={start + timedelta(days=i)}", ingest.CURATED_FILE): (
+            lake.join(curated, "flights", f"ds={start + timedelta(days=i)}", steps.CURATED_FILE): (
                 start + timedelta(days=i)
             ).isoformat()
             for i in range(days)
@@ -200,9 +202,9 @@ def _check_lake(
         for uri, ds in sorted(expected.items()):
             if uri not in found:
                 continue
-            frame, meta = lake.read_parquet(uri), ingest.read_curated_metadata(uri)
+            frame, meta = lake.read_parquet(uri), steps.read_curated_metadata(uri)
             landed = lake.read_bytes(lake.join(landing_root, "flights", f"ds={ds}", "flights.csv"))
-            whole = ingest.content_hash(ingest.curated_frame(ingest.parse_raw(landed), ds))
+            whole = steps.content_hash(steps.curated_frame(steps.parse_raw(landed), ds))
             rows += len(frame)
             if frame.empty:
                 problems.append(f"ds={ds}: empty")
@@ -210,7 +212,7 @@ def _check_lake(
                 problems.append(f"ds={ds}: {int(frame.duplicated().sum())} duplicated rows")
             if meta.get("mlops.rows") != str(len(frame)) or meta.get("mlops.ds") != ds:
                 problems.append(f"ds={ds}: footer {meta} vs {len(frame)} rows read")
-            if not meta.get("mlops.content_hash") == ingest.content_hash(frame) == whole:
+            if not meta.get("mlops.content_hash") == steps.content_hash(frame) == whole:
                 problems.append(f"ds={ds}: content hash differs from the landing export's rows")
     finally:
         lake.set_s3_client_factory(None)
@@ -349,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         "dags_folder": str(dags),
         "landing": "flights_upstream_simulator backfill"
         if ns.land_with_dag
-        else "mlops.simulator.export_day",
+        else "mlops.ingest.simulator.export_day",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg": _loadavg()},
         "profiles": {},
     }

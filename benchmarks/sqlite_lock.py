@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlops import embedded
+from mlops.dev import embedded
 
 DAGS = Path(__file__).resolve().parents[1] / "tests" / "integration" / "dags_sqlite"
 

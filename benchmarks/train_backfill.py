@@ -21,8 +21,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from mlops import embedded, registry
     from mlops.config import get_settings
+    from mlops.dev import embedded
+    from mlops.models import registry
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--from", dest="start", default="2013-06-03")

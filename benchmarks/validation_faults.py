@@ -4,15 +4,15 @@
         [--out benchmarks/results/validation_faults.json]
 
     # the same with the suite of an earlier commit (before/after timings on the same machine):
-    git show REV:include/mlops/validation.py > /tmp/v/validation_rev.py
+    git show REV:include/mlops/ingest/validation.py > /tmp/v/validation_rev.py
     PYTHONPATH=/tmp/v .venv/bin/python benchmarks/validation_faults.py --validation-module validation_rev
 
 Prints ``365 real days -> N rejected`` (must be 0: every real day passes), then for each fault kind
 of :data:`FAULTS` how many of the sample days it was caught on, by which checks, and the median
 validation time per day. Each day goes the way a landing export does: the simulator's replay of
-the day (:func:`mlops.simulator.replay_day`), damaged by the fault, serialized like upstream
-(:func:`mlops.simulator.to_csv_bytes`), parsed strictly (:func:`mlops.ingest.parse_raw`) and
-validated with the process-wide suite (:func:`mlops.validation.validate`). Only the validation is
+the day (:func:`mlops.ingest.simulator.replay_day`), damaged by the fault, serialized like upstream
+(:func:`mlops.ingest.simulator.to_csv_bytes`), parsed strictly (:func:`mlops.ingest.steps.parse_raw`) and
+validated with the process-wide suite (:func:`mlops.ingest.validation.validate`). Only the validation is
 timed.
 
 The faults are the corruptions real exports carry (a clock written in another format, a unit
@@ -305,8 +305,8 @@ def landed(ds: str, fault: str | None = None) -> pd.DataFrame | None:
     ``None`` when the fault changes nothing on that day (e.g. zeros for the delays of cancelled
     flights on a day without cancellations).
     """
-    from mlops.ingest import parse_raw
-    from mlops.simulator import replay_day, to_csv_bytes
+    from mlops.ingest.simulator import replay_day, to_csv_bytes
+    from mlops.ingest.steps import parse_raw
 
     clean = replay_day(ds)
     data = to_csv_bytes(clean)
@@ -348,9 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-faults", action="store_true", help="only the real days")
     p.add_argument(
         "--validation-module",
-        default="mlops.validation",
+        default="mlops.ingest.validation",
         help="module providing validate(frame, ds), to time another version of the suite (e.g. "
-        "`git show REV:include/mlops/validation.py > /tmp/v/validation_rev.py`, then "
+        "`git show REV:include/mlops/ingest/validation.py > /tmp/v/validation_rev.py`, then "
         "PYTHONPATH=/tmp/v and --validation-module validation_rev)",
     )
     p.add_argument("--out", type=Path, help="also write the results as JSON here")

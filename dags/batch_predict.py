@@ -21,7 +21,7 @@ about 3.7x faster than in daily runs, see benchmarks/).
    list). A day of the range whose features are missing fails the task, naming the days.
 
 Columns and the online twin (`{lake}/predictions_online/`, written by `mlops serve`): see
-`mlops.scoring`. A day scored by a model trained after it is flagged in the event
+`mlops.serving.scoring`. A day scored by a model trained after it is flagged in the event
 (`model_trained_after_day`) and the log: pass `model_version` to backfill with an older model.
 """
 
@@ -37,7 +37,7 @@ from mlops.airflow.params import BATCH_PARAMS, LAST_SCORING_DAY, PARTITION, SCOR
 from mlops.airflow.sensors import SENSOR_TIMEOUT, landing_sensor
 from mlops.config import get_settings
 
-#: The feature table materialize_features writes last for a day (mlops.features.DAILY_VIEWS[-1]).
+#: The feature table materialize_features writes last for a day (mlops.features.compute.DAILY_VIEWS[-1]).
 FEATURES_READY = (
     f"{get_settings().lake_uri}/features/aircraft_previous_leg/ds={LAST_SCORING_DAY}/data.parquet"
 )
@@ -65,7 +65,7 @@ def batch_predict():
         """The registered version that scores this run (recorded in XCom and on every row)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops.scoring import NoModelToScore, resolve_version
+        from mlops.serving.scoring import NoModelToScore, resolve_version
 
         try:
             return resolve_version(params.get("model_version"))
@@ -77,9 +77,9 @@ def batch_predict():
         """Score the day (or `day`..`end_ds`) with exactly `model` and emit `flight_predictions`."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops import scoring
         from mlops.airflow.params import scoring_days
         from mlops.airflow.storage import use_airflow_connection
+        from mlops.serving import scoring
 
         use_airflow_connection()
         days = scoring_days(params, day)

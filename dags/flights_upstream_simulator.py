@@ -45,7 +45,7 @@ def flights_upstream_simulator():
         from mlops.airflow.params import check_params, partition_date
         from mlops.airflow.storage import use_airflow_connection
         from mlops.config import get_settings
-        from mlops.simulator import export_day
+        from mlops.ingest.simulator import export_day
 
         check_params(params, SIMULATOR_PARAMS)  # a misspelt conf key fails here, without retry
         use_airflow_connection()

@@ -42,7 +42,7 @@ from mlops.airflow.operators.gx import GXValidateOperator
 from mlops.airflow.params import INGEST_PARAMS, PARTITION, PARTITION_MACROS
 from mlops.airflow.sensors import SENSOR_TIMEOUT, landing_sensor
 from mlops.config import get_settings
-from mlops.simulator import landing_uri
+from mlops.ingest.simulator import landing_uri
 
 
 @dag(
@@ -75,7 +75,7 @@ def ingest_flights():
         """Write the curated partition atomically and emit `curated_flights`."""
         from mlops.airflow.errors import fail_without_retry
         from mlops.airflow.storage import use_airflow_connection
-        from mlops.ingest import publish_partition
+        from mlops.ingest.steps import publish_partition
 
         use_airflow_connection()
         # Permanent errors fail at once: a landing export changed since validation (the validated

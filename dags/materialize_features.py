@@ -9,7 +9,7 @@ run), or manually with the `start_ds`/`end_ds` params.
    the task's comment).
 2. **build_features** - point-in-time feature tables of those days from the curated lake
    (`{lake}/features/<feature_view>/ds=YYYY-MM-DD/data.parquet`, rewritten atomically; days already
-   built whose 28-day windows include a new day are rebuilt too). Rules: `mlops.features`.
+   built whose 28-day windows include a new day are rebuilt too). Rules: `mlops.features.compute`.
 3. **feast_apply** - `feast apply` of `feature_repo/` (project `flight_delay`, feature service
    `flight_delay_v1`), serialized by a lock (file lock or PostgreSQL advisory lock).
 4. **materialize** - `FeastMaterializeOperator` loads the covered event-time interval, with an
@@ -46,7 +46,7 @@ def materialize_features():
     @task(inlets=[CURATED_FLIGHTS], execution_timeout=timedelta(minutes=5))
     def plan(params=None, triggering_asset_events=None, inlet_events=None, dag_run=None) -> list[str]:
         """The days to build: the triggering events' ds (and the stranded ones), else the params' range."""
-        from mlops.features import day_range
+        from mlops.features.compute import day_range
 
         check_params(params, FEATURE_PARAMS)  # a misspelt conf key fails here, without retry
         events = [e for evs in (triggering_asset_events or {}).values() for e in evs]
@@ -70,7 +70,7 @@ def materialize_features():
     @task
     def build_features(days: list[str]) -> dict:
         """Build the feature tables of ``days`` (idempotent) and return the covered interval."""
-        from mlops.features import build_feature_tables
+        from mlops.features.compute import build_feature_tables
 
         result = build_feature_tables(days)
         if not result.partitions:
@@ -83,7 +83,7 @@ def materialize_features():
     @task
     def feast_apply() -> dict:
         """``feast apply`` of feature_repo/, serialized across runs and processes."""
-        from mlops import feature_store
+        from mlops.features import feature_store
 
         return feature_store.apply()
 

@@ -86,7 +86,7 @@ def train_model():
         import time
 
         from mlops import training as T
-        from mlops.tracking import partitions_digest
+        from mlops.models.tracking import partitions_digest
 
         started = time.perf_counter()
         p = T.TrainParams.from_mapping(plan["params"])
@@ -161,7 +161,7 @@ def train_model():
 
         from mlops import lake, monitoring
         from mlops import training as T
-        from mlops.tracking import log_training
+        from mlops.models.tracking import log_training
 
         started = time.perf_counter()
         p = T.TrainParams.from_mapping(plan["params"])

@@ -1,16 +1,16 @@
-"""Offline sources: the feature tables mlops.features writes under {lake}/features/<view>/.
+"""Offline sources: the feature tables mlops.features.compute writes under {lake}/features/<view>/.
 
 Daily views are partitioned ``ds=YYYY-MM-DD/data.parquet``; ``event_timestamp`` is the earliest
 instant a row may be used (it is built from data strictly before it). Feast's DuckDB offline store
 reads a source that is a folder only with ``file_format=ParquetFormat()``; on S3 it reads through
-the DuckDB connection mlops.feature_store configures (endpoint and credentials from the lake's S3
+the DuckDB connection mlops.features.feature_store configures (endpoint and credentials from the lake's S3
 client), so no ``s3_endpoint_override`` here.
 """
 
 from feast import FileSource
 from feast.data_format import ParquetFormat
 
-from mlops.feature_store import source_path
+from mlops.features.feature_store import source_path
 
 # Delay statistics of each flight number over the previous 7 and 28 days, published at local midnight.
 flight_number_stats_source = FileSource(

@@ -1,4 +1,4 @@
-"""Feature views: what a flight knows before its scheduled departure (rules in mlops.features)."""
+"""Feature views: what a flight knows before its scheduled departure (rules in mlops.features.compute)."""
 
 from datetime import timedelta
 

@@ -75,7 +75,7 @@ LIFECYCLE_ACCESS = [_read_runs(d) for d in LIFECYCLE_DAGS]
 
 @app.get("/api/state", dependencies=LIFECYCLE_ACCESS)
 async def state(user: GetUserDep) -> JSONResponse:
-    from mlops.report import lifecycle_state
+    from mlops.models.lifecycle import lifecycle_state
 
     result = await asyncio.to_thread(lifecycle_state)
     return JSONResponse(result.to_dict())
@@ -357,7 +357,7 @@ def _requests(requests: list[dict[str, Any]], limit: int = 20) -> list[dict[str,
 
 
 def lifecycle_page(st: dict[str, Any], *, drift_share_threshold: float = 0.3) -> dict[str, Any]:
-    """What the page shows, as plain data, for a :meth:`mlops.report.LifecycleState.to_dict`."""
+    """What the page shows, as plain data, for a :meth:`mlops.models.lifecycle.LifecycleState.to_dict`."""
     from mlops.airflow.links import mlflow_ui_url
     from mlops.config import MODEL_NAME
 
@@ -387,7 +387,7 @@ def lifecycle_page(st: dict[str, Any], *, drift_share_threshold: float = 0.3) ->
 
 
 def render_lifecycle(st: dict[str, Any], *, drift_share_threshold: float = 0.3) -> str:
-    """The page for a :meth:`mlops.report.LifecycleState.to_dict`."""
+    """The page for a :meth:`mlops.models.lifecycle.LifecycleState.to_dict`."""
     from markupsafe import Markup
 
     page = lifecycle_page(st, drift_share_threshold=drift_share_threshold)
@@ -397,8 +397,8 @@ def render_lifecycle(st: dict[str, Any], *, drift_share_threshold: float = 0.3) 
 
 @app.get("/lifecycle", response_class=HTMLResponse, dependencies=LIFECYCLE_ACCESS)
 async def lifecycle(user: GetUserDep) -> HTMLResponse:
+    from mlops.models.lifecycle import lifecycle_state
     from mlops.monitoring import DriftParams
-    from mlops.report import lifecycle_state
 
     st = (await asyncio.to_thread(lifecycle_state)).to_dict()
     page = render_lifecycle(st, drift_share_threshold=DriftParams().drift_share)

@@ -36,7 +36,7 @@ def command(name: str, help: str, args: Callable[[argparse.ArgumentParser], None
 def _airflow(ns: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mlops.embedded import environment, write_local_settings
+    from mlops.dev.embedded import environment, write_local_settings
 
     env = environment()
     write_local_settings(Path(env["AIRFLOW_HOME"]))  # the SQLite guard and the preload
@@ -54,11 +54,11 @@ def _env(ns: argparse.Namespace) -> int:
     import shlex
     from pathlib import Path
 
-    from mlops.embedded import environment, write_local_settings
+    from mlops.dev.embedded import environment, write_local_settings
 
     env = environment()
     write_local_settings(Path(env["AIRFLOW_HOME"]))  # the SQLite guard and the preload
-    from mlops.feature_store import feast_env
+    from mlops.features.feature_store import feast_env
 
     env.update(feast_env())  # what feature_repo/feature_store.yaml expands: the feast CLI needs it
     base = dict(os.environ)
@@ -72,7 +72,7 @@ def _load_stage_commands() -> None:
     """Import the modules that register further subcommands (each optional until it lands)."""
     import importlib
 
-    for module in ("mlops.demo", "mlops.serving.cli", "mlops.lineage", "mlops.bench"):
+    for module in ("mlops.dev.demo", "mlops.serving.cli", "mlops.models.lineage", "mlops.dev.bench"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

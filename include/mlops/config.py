@@ -47,7 +47,7 @@ class Settings:
     feature_repo: Path
     dags_folder: Path
     plugins_folder: Path
-    #: When a landing export counts as complete (MLOPS_LANDING_COMPLETENESS, mlops.landing.Completeness):
+    #: When a landing export counts as complete (MLOPS_LANDING_COMPLETENESS, mlops.ingest.landing.Completeness):
     #: "marker" (upstream's _SUCCESS, the default) or "stable:SECONDS" (unchanged that long).
     landing_completeness: str = "marker"
 

@@ -11,7 +11,7 @@ that exact training set (features and labels, as Feast served them) at
 ``{lake}/training/as_of=.../<data key>/training_set.parquet`` with a manifest whose ``data_hash``
 the run also carries. The check reads that file when its manifest hash matches the run's
 (``reference_source = "training_set"``); otherwise it rebuilds the window from the offline store
-with :func:`mlops.feature_store.training_frame` (``"offline_store"``). Feature drift uses the
+with :func:`mlops.features.feature_store.training_frame` (``"offline_store"``). Feature drift uses the
 whole window; prediction drift and the performance baseline use only the window's *holdout* days,
 which the champion never fitted (its in-sample scores would be over-confident).
 
@@ -19,9 +19,9 @@ which the champion never fitted (its in-sample scores would be over-confident).
 ``{lake}/predictions/ds=...`` when ``batch_predict`` scored them with the champion's version
 (features as scored + ``delay_probability``); other days (or rows of another version) are
 rebuilt from the curated lake with point-in-time Feast features
-(:func:`mlops.feature_store.historical_frame`) and scored with the champion in the task. The
+(:func:`mlops.features.feature_store.historical_frame`) and scored with the champion in the task. The
 source of each row is counted in ``predictions_source``. Labels count only when they had arrived
-by the end of ``ds`` (:func:`mlops.features.arrival_known_ts` <= local midnight after ``ds``),
+by the end of ``ds`` (:func:`mlops.features.compute.arrival_known_ts` <= local midnight after ``ds``),
 so performance is measured on outcomes known at check time, never on later ones.
 
 Sampling: each side is sampled to at most ``sample_size`` rows with ``seed`` (current flights
@@ -44,7 +44,7 @@ Storm guard
 -----------
 A breach becomes a ``retrain_request`` only through :func:`guarded_request`, under a lock
 (``filelock`` for ``file://`` lakes; a PostgreSQL advisory lock when ``MLOPS_LOCK_URL`` or the
-tracking URI is PostgreSQL: :func:`mlops.registry.promotion_lock`, reused with its own name). It
+tracking URI is PostgreSQL: :func:`mlops.models.registry.promotion_lock`, reused with its own name). It
 reads the ledger ``{lake}/reports/drift/requests/ledger.json`` and suppresses the request when:
 
 1. the same day and data version was already decided by another run (a rerun: no duplicates);
@@ -89,7 +89,7 @@ EXPERIMENT = "flight-delay-monitoring"
 LABEL = "is_delayed"
 PREDICTION = "prediction"
 META_COLUMNS: tuple[str, ...] = ("flight_id", "sched_dep_ts", "ds")
-#: Name under which :func:`mlops.registry.promotion_lock` keys the guard's lock.
+#: Name under which :func:`mlops.models.registry.promotion_lock` keys the guard's lock.
 GUARD_LOCK_NAME = f"{MODEL_NAME}.retrain-guard"
 LOCK_TIMEOUT_SECONDS = 600
 TRAIN_DAG_ID = "train_model"
@@ -714,8 +714,8 @@ def snapshots_json(result: CheckResult) -> dict[str, Any]:
 
 def champion_info(settings: Settings | None = None, version: str | None = None) -> dict[str, Any]:
     """The champion (or ``version``): its run, as-of date, training window and training set URI."""
-    from mlops import registry, tracking
     from mlops import training as T
+    from mlops.models import registry, tracking
 
     s = settings or get_settings()
     version = version or registry.alias_version(CHAMPION, s)
@@ -771,7 +771,7 @@ def reference_frame(
         reason = f"{uri} was rewritten since (hash {saved_hash} != run's {champion['data_hash']})"
     else:
         reason = f"no saved training set at {uri}"
-    from mlops import feature_store
+    from mlops.features import feature_store
 
     log.warning(
         "reference of v%s: %s; rebuilding %s from the offline store",
@@ -795,20 +795,20 @@ def current_frame(
     import numpy as np
     import pandas as pd
 
-    from mlops import features as F
-    from mlops import scoring
+    from mlops.features import compute
+    from mlops.serving import scoring
 
     s = settings or get_settings()
     days = window_days(ds, params.window_days)
-    curated = F.read_curated(days, s)
+    curated = compute.read_curated(days, s)
     if curated.empty:
         raise NoCurrentData(
             f"ds={ds}: no curated flights in {days[0]}..{days[-1]}; run (or backfill) ingest_flights "
             "for these days, then clear this task"
         )
     total = len(curated)
-    cutoff = F.local_midnight((date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat())
-    arrived = F.arrival_known_ts(curated) <= cutoff
+    cutoff = compute.local_midnight((date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat())
+    arrived = compute.arrival_known_ts(curated) <= cutoff
     curated = curated.assign(
         **{LABEL: curated[LABEL].astype("float64").where(arrived.fillna(False).astype(bool))}
     )
@@ -817,7 +817,7 @@ def current_frame(
     )
     sources = {"batch_predictions": 0, "scored_in_task": 0}
     parts: list[pd.DataFrame] = []
-    dtypes = F.categorical_dtypes()
+    dtypes = compute.categorical_dtypes()
     need: list[pd.DataFrame] = []
     for day, rows in sampled.groupby("ds", sort=True):
         uri = scoring.predictions_uri(str(day), s)
@@ -825,11 +825,13 @@ def current_frame(
             preds = lake.read_parquet(uri)
             preds = preds[preds["model_version"].astype(str) == str(champion["version"])]
             found = rows[["flight_id", LABEL]].merge(
-                preds[["flight_id", "delay_probability", *F.MODEL_FEATURES]], on="flight_id", how="inner"
+                preds[["flight_id", "delay_probability", *compute.MODEL_FEATURES]],
+                on="flight_id",
+                how="inner",
             )
             if len(found):
                 frame = found.rename(columns={"delay_probability": PREDICTION})
-                for col in F.CATEGORICAL_FEATURES:
+                for col in compute.CATEGORICAL_FEATURES:
                     values = frame[col].astype("object")
                     frame[col] = values.where(values.notna(), None).astype(dtypes[col])
                 frame["ds"] = str(day)
@@ -839,7 +841,7 @@ def current_frame(
         if len(rows):
             need.append(rows)
     if need:
-        from mlops import feature_store
+        from mlops.features import feature_store
 
         rows = pd.concat(need).reset_index(drop=True)
         feats = feature_store.historical_frame(rows, s)
@@ -865,7 +867,7 @@ def current_frame(
 def data_version(days: Sequence[str], settings: Settings | None = None) -> str:
     """Digest of the window's curated partitions (their ingestion content hashes)."""
     from mlops import training as T
-    from mlops.tracking import partitions_digest
+    from mlops.models.tracking import partitions_digest
 
     first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1]) + timedelta(days=1)
     window = T.Window(as_of=last, start=first, valid_start=first, holdout_start=first, end=last)
@@ -913,12 +915,12 @@ def guard_lock(
 ) -> Iterator[dict[str, Any]]:
     """The lock around the ledger and the history table (see the module docstring).
 
-    Reuses :func:`mlops.registry.promotion_lock` under its own name, so the same ``MLOPS_LOCK_URL``
+    Reuses :func:`mlops.models.registry.promotion_lock` under its own name, so the same ``MLOPS_LOCK_URL``
     rules apply and drift checks never wait for a promotion. Shared stores (an ``s3://`` lake)
     require a PostgreSQL lock (a file lock only serializes one host):
-    :func:`mlops.registry.require_shared_lock` refuses the file lock.
+    :func:`mlops.models.registry.require_shared_lock` refuses the file lock.
     """
-    from mlops import registry
+    from mlops.models import registry
 
     s = settings or get_settings()
     with registry.promotion_lock(
@@ -1238,7 +1240,7 @@ def check(
     has no curated flights. Idempotent: a rerun replaces the reports, the MLflow run's values and
     the history row of ``ds``.
     """
-    from mlops import registry
+    from mlops.models import registry
 
     s = settings or get_settings()
     started = time.perf_counter()
@@ -1322,9 +1324,9 @@ def check(
 
 def check_instant(ds: str) -> datetime:
     """End of local day ``ds`` (UTC): the check's as-of instant, and its Evidently timestamp."""
-    from mlops import features as F
+    from mlops.features import compute
 
-    return F.local_midnight((date.fromisoformat(ds) + timedelta(days=1)).isoformat()).to_pydatetime()
+    return compute.local_midnight((date.fromisoformat(ds) + timedelta(days=1)).isoformat()).to_pydatetime()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1336,7 +1338,7 @@ def ensure_experiment(settings: Settings | None = None) -> str:
     """The ``flight-delay-monitoring`` experiment id (created with local artifacts like training's)."""
     from mlflow.exceptions import MlflowException
 
-    from mlops import tracking
+    from mlops.models import tracking
 
     s = settings or get_settings()
     c = tracking.client(s)
@@ -1368,7 +1370,7 @@ def log_check(
 
     from mlflow.entities import Metric, Param, RunTag
 
-    from mlops import tracking
+    from mlops.models import tracking
 
     s = settings or get_settings()
     c = tracking.client(s)
@@ -1531,6 +1533,6 @@ def tag_training_run(run_id: str, context: Mapping[str, str], settings: Settings
         return
     from mlflow.entities import RunTag
 
-    from mlops import tracking
+    from mlops.models import tracking
 
     tracking.client(settings).log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in context.items()])

@@ -62,7 +62,7 @@ def _rule(folder: str, pattern: str, dag_id: str, shape: str, scripted: tuple[st
     return Rule(folder, re.compile(pattern, re.ASCII), dag_id, shape, scripted)
 
 
-#: Every file the UI serves. Writers: ``mlops.ingest`` (``REPORT_HTML``, ``REPORT_JSON``,
+#: Every file the UI serves. Writers: ``mlops.ingest.steps`` (``REPORT_HTML``, ``REPORT_JSON``,
 #: ``QUARANTINED_BATCH`` under ``Partition.reports`` / ``Partition.quarantine``) and the drift check
 #: (``report.html``, ``drift.json`` under ``monitoring.report_dir``). A new published file kind
 #: gets a rule here, and ``tests/dags/test_plugin_security.py`` checks the writers against them.

@@ -55,7 +55,7 @@ from mlops.config import FEAST_PROJECT, QUIET_LOGGERS, REPO_ROOT
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
-    from mlops.embedded import Services
+    from mlops.dev.embedded import Services
 
 log = logging.getLogger(__name__)
 
@@ -323,7 +323,7 @@ def environment(e: Endpoints, s: Secrets) -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": redis_url(e, s),
         "AIRFLOW__CELERY__RESULT_BACKEND": postgres_url(e, s, e.airflow_db, "db+postgresql"),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(e.worker_concurrency),
-        # The promotion lock and the retrain guard's lock (mlops.registry.promotion_lock): PostgreSQL
+        # The promotion lock and the retrain guard's lock (mlops.models.registry.promotion_lock): PostgreSQL
         # advisory locks in one database every worker shares (a file lock serializes one host only).
         "MLOPS_LOCK_URL": postgres_url(e, s, e.airflow_db),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{e.api_internal_url.rstrip('/')}/execution/",
@@ -350,7 +350,7 @@ def environment(e: Endpoints, s: Secrets) -> dict[str, str]:
 
 
 def feast_environment(e: Endpoints, s: Secrets, reader: bool = False) -> dict[str, str]:
-    """The variables ``feature_repo/feature_store.yaml`` reads (see :mod:`mlops.feature_store`)."""
+    """The variables ``feature_repo/feature_store.yaml`` reads (see :mod:`mlops.features.feature_store`)."""
     common = _common_environment(e, s)
     return {
         "MLOPS_FEAST_PROJECT": common["MLOPS_FEAST_PROJECT"],
@@ -1257,7 +1257,7 @@ def local_stack(
     """
     from dataclasses import replace
 
-    from mlops.embedded import Services, free_port, write_local_settings
+    from mlops.dev.embedded import Services, free_port, write_local_settings
 
     pg_host, pg_port, pg_user, pg_password = postgres
     run_id = f"{RUN_PREFIX}{int(time.time())}_{secrets.token_hex(3)}"

@@ -14,7 +14,7 @@ once, to score the refit challenger and the champion on the same rows.
 Determinism
 -----------
 Same as-of + params + data => the same model, bit for bit: rows are sorted by
-(``sched_dep_ts``, ``flight_id``), categories are fixed (:func:`mlops.features.categorical_dtypes`),
+(``sched_dep_ts``, ``flight_id``), categories are fixed (:func:`mlops.features.compute.categorical_dtypes`),
 candidates are drawn from ``numpy.random.default_rng(seed)``, and XGBoost runs ``hist`` with a fixed
 ``seed`` and ``nthread``. ``mlops reproduce`` relies on it and compares holdout predictions exactly.
 """
@@ -276,8 +276,8 @@ def build_training_set(
     Returns the frame (sorted canonically) and its manifest: the window, the feature service,
     the features, and every curated partition read with its row count and hash.
     """
-    from mlops import feature_store
     from mlops.config import FEATURE_SERVICE
+    from mlops.features import feature_store
 
     partitions = partition_lineage(window, settings)
     frame = feature_store.training_frame(window.start.isoformat(), window.end.isoformat(), settings)
@@ -864,14 +864,15 @@ def load_training_set(uri: str) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mlops import features, lake
+    from mlops import lake
+    from mlops.features import compute
 
     source = str(lake.local_path(uri)) if uri.startswith("file://") else io.BytesIO(lake.read_bytes(uri))
     table = pq.read_table(source, use_pandas_metadata=True)
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
     pa.default_memory_pool().release_unused()  # hand the freed Arrow buffers back to the system
-    dtypes = features.categorical_dtypes()
+    dtypes = compute.categorical_dtypes()
     for col in frame.columns:
         if col in dtypes:
             frame[col] = frame[col].astype("object").where(frame[col].notna(), None).astype(dtypes[col])

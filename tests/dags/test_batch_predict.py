@@ -37,7 +37,7 @@ def test_tasks_in_order_and_the_outlet(dagbag):
     score = dag.get_task("score")
     assert [a.name for a in score.outlets] == ["flight_predictions"]
     # Scoring reads point-in-time features: it waits for the day's last feature table.
-    from mlops.features import DAILY_VIEWS
+    from mlops.features.compute import DAILY_VIEWS
 
     sensor = dag.get_task("wait_for_features")
     assert f"/features/{DAILY_VIEWS[-1]}/ds=" in sensor.uri

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from mlops.devtools import parse_dag_file
+from mlops.dev.checks import parse_dag_file
 from tests.dags.conftest import DAG_FILES, DAGS
 
 EXPECTED_DAGS = {

@@ -351,15 +351,15 @@ def test_local_path_refuses_a_dot_dot_segment_once_decoded():
 
 def test_what_the_platform_writes_is_published_and_linked(mlops_home: Path):
     """Real writers: a validated day and a quarantined day (ingest), the drift check's paths."""
-    from mlops import ingest, simulator
     from mlops import monitoring as M
     from mlops.airflow.links import report_url
+    from mlops.ingest import simulator, steps
 
     s = get_settings()
     simulator.export_day(DS, s.landing_uri)
-    assert ingest.validate_partition(DS).success
+    assert steps.validate_partition(DS).success
     simulator.export_day("2013-03-06", s.landing_uri, fault="unknown_carrier")
-    assert not ingest.validate_partition("2013-03-06").success
+    assert not steps.validate_partition("2013-03-06").success
     written = [
         *lake.list_uris(lake.join(s.lake_uri, "reports")),
         *lake.list_uris(lake.join(s.lake_uri, "quarantine")),

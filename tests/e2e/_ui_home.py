@@ -37,8 +37,8 @@ def _days(end: str, n: int) -> list[str]:
 
 def seed_registry(settings: Settings) -> dict[str, Any]:
     """v1 and v2 promoted in turn (v1 ends as ``@previous``), v3 a weak ``@challenger``."""
-    from mlops import registry
     from mlops import training as T
+    from mlops.models import registry
     from tests.integration._registry_helpers import WEAK, train_and_register
     from tests.unit._frames import small_frame
 
@@ -58,9 +58,10 @@ def seed_registry(settings: Settings) -> dict[str, Any]:
 
 def seed_drift(settings: Settings, reference: Any) -> list[dict[str, Any]]:
     """Evidently checks of ``@champion`` on CHECK_DAYS, recorded like ``monitor_drift`` does."""
-    from mlops import lake, registry
+    from mlops import lake
     from mlops import monitoring as M
     from mlops.config import CHAMPION
+    from mlops.models import registry
     from tests.unit._frames import small_frame
 
     champion = registry.alias_version(CHAMPION, settings)

@@ -15,8 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlops import embedded, lake
+from mlops import lake
 from mlops.config import get_settings
+from mlops.dev import embedded
 from tests.dags.test_plugin_security import DRIFT, PASSWORDS, SECRET, UP, VALIDATION
 
 

@@ -28,9 +28,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops import feature_store as FS
-from mlops import lake, registry, scoring
+from mlops import lake
 from mlops.config import CHAMPION, get_settings
+from mlops.features import feature_store
+from mlops.models import registry
+from mlops.serving import scoring
 from mlops.serving.model import load_version
 from mlops.serving.online import FlightRequest, OnlineFeatureReader, entity_keys, feature_row
 from tests.e2e._serving_home import Server, prepare_lake, request_body, shift, train_version
@@ -72,7 +74,12 @@ def home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         root = tmp_path_factory.mktemp("serving")
         mp.setenv("MLOPS_HOME", str(root))
-        for var in ("MLOPS_LAKE_URI", "MLOPS_LANDING_URI", "MLFLOW_TRACKING_URI", *FS.FEAST_ENV_VARS):
+        for var in (
+            "MLOPS_LAKE_URI",
+            "MLOPS_LANDING_URI",
+            "MLFLOW_TRACKING_URI",
+            *feature_store.FEAST_ENV_VARS,
+        ):
             mp.delenv(var, raising=False)
         settings = get_settings()
         first = shift(AS_OF, -WINDOW)
@@ -80,7 +87,7 @@ def home(tmp_path_factory):
         prepared = prepare_lake(first, DAY, settings)
         timings = dict(prepared["timings"])
         mark = time.perf_counter()
-        frame = FS.training_frame(first, AS_OF, settings)
+        frame = feature_store.training_frame(first, AS_OF, settings)
         timings["training_frame"] = time.perf_counter() - mark
         v1 = train_version(frame, AS_OF, window_days=WINDOW, holdout_days=HOLDOUT)
         assert registry.promote(v1.version, v1.holdout, margin=0.0).promoted
@@ -99,13 +106,13 @@ def home(tmp_path_factory):
 
         # The online store as of t0: what a request at t0 reads. Snapshot, then load the whole day.
         t0, at_t0 = _pick_instant(day)
-        FS.materialize(DAY, t0.to_pydatetime(), settings)
-        store = FS.get_store(settings)
+        feature_store.materialize(DAY, t0.to_pydatetime(), settings)
+        store = feature_store.get_store(settings)
         reader = OnlineFeatureReader(store)
         values, missing = reader.read(_requests(at_t0))
         provider = reader.read_keys_provider([entity_keys(f) for f in _requests(at_t0)])
-        sdk = FS.online_values(at_t0, settings, store)
-        FS.materialize(DAY, shift(DAY, 1), settings)
+        sdk = feature_store.online_values(at_t0, settings, store)
+        feature_store.materialize(DAY, shift(DAY, 1), settings)
         timings["total"] = time.perf_counter() - started
         print("\nserving home built:", {k: round(v, 1) for k, v in timings.items()})
         yield {
@@ -158,7 +165,7 @@ def test_online_features_equal_training_features_at_the_same_instant(home):
     # 1. The direct online read is Feast's own online read, value for value.
     sdk = home["t0_sdk"]
     for i, got in enumerate(values):
-        for name in FS.feast_feature_names():
+        for name in feature_store.feast_feature_names():
             want = sdk[name].iloc[i]
             if pd.isna(want):
                 assert got.get(name) is None or (isinstance(got[name], float) and np.isnan(got[name])), name
@@ -200,7 +207,7 @@ def test_predict_over_http_matches_in_process(home, server):
         single = c.post("/predict", json=bodies[0]).json()
         # In process: the same online lookup and model, no HTTP.
         served = load_version(data["model_version"], home["settings"])
-        reader = OnlineFeatureReader(FS.get_store(home["settings"]))
+        reader = OnlineFeatureReader(feature_store.get_store(home["settings"]))
         reqs = _requests(day)
         values, missing = reader.read(reqs)
         expected = served.predict_rows([feature_row(r, v) for r, v in zip(reqs, values, strict=True)])

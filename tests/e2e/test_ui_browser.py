@@ -27,8 +27,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlops import embedded
 from mlops.config import get_settings
+from mlops.dev import embedded
 from tests.conftest import IN_CI, REPO
 from tests.e2e._ui_home import CHECK_DAYS
 
@@ -119,9 +119,9 @@ def _champion_run_url(mlflow_url: str) -> str:
     """The champion's MLflow run, as the operators' "MLflow run" extra link builds it."""
     import mlflow
 
-    from mlops import registry
     from mlops.airflow.links import mlflow_run_url
     from mlops.config import CHAMPION
+    from mlops.models import registry
 
     settings = get_settings()
     version = registry.alias_version(CHAMPION, settings)

@@ -44,8 +44,8 @@ WEAK = {"n_candidates": 1, "max_depth": 1, "n_estimators": 2, "learning_rate": 0
 
 def train_and_register(data: pd.DataFrame, as_of: str = AS_OF, **overrides: Any) -> tuple[str, T.Result]:
     """Train a tiny model, log it to MLflow, register it; returns (version, result)."""
-    from mlops import registry
-    from mlops.tracking import log_training
+    from mlops.models import registry
+    from mlops.models.tracking import log_training
 
     params = tiny_params(**overrides)
     result = T.train(data, params, as_of)

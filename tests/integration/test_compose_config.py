@@ -302,7 +302,7 @@ def test_redis_requires_its_password(rendered, env_example, tmp_path):
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.skip("redis-server is not installed")
-    from mlops.embedded import free_port
+    from mlops.dev.embedded import free_port
 
     port = free_port()
     stub = tmp_path / "docker-entrypoint.sh"

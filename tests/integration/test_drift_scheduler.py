@@ -37,25 +37,25 @@ STABLE_DS = "2013-02-27"
 
 def seed_lake(settings) -> None:
     """Curated partitions and feature tables of a winter and a summer stretch; feast apply."""
-    from mlops import feature_store, lake, reference
-    from mlops import features as F
-    from mlops.normalize import normalize
+    from mlops import lake, reference
+    from mlops.features import compute, feature_store
+    from mlops.ingest.normalize import normalize
 
     curated = normalize(reference.load("flights"))
     for start, end in CURATED:
-        days = set(F.day_range(start, end))
+        days = set(compute.day_range(start, end))
         for ds, part in curated[curated["ds"].isin(days)].groupby("ds"):
-            lake.write_parquet(F.curated_uri(str(ds), settings), part.reset_index(drop=True))
+            lake.write_parquet(compute.curated_uri(str(ds), settings), part.reset_index(drop=True))
     for start, end in FEATURE_DAYS:
-        F.build_feature_tables(F.day_range(start, end), settings, include_dependents=False)
+        compute.build_feature_tables(compute.day_range(start, end), settings, include_dependents=False)
     feature_store.apply(settings)
 
 
 def make_champion(settings) -> str:
     """Train as of 2013-03-01 on February (what train_model does, minus the scheduler) and promote."""
-    from mlops import registry
     from mlops import training as T
-    from mlops.tracking import log_training
+    from mlops.models import registry
+    from mlops.models.tracking import log_training
 
     p = T.TrainParams.from_mapping(TRAIN)
     window = T.Window.of(CHAMPION_AS_OF, p)
@@ -155,8 +155,9 @@ def finished(env, dag_id: str, prefix: str, count: int):
 
 @pytest.mark.timeout(5400)
 def test_drift_requests_retraining_once_through_the_storm_guard(home):
-    from mlops import embedded, monitoring
+    from mlops import monitoring
     from mlops.config import get_settings
+    from mlops.dev import embedded
 
     _, champion = home
     settings = get_settings()

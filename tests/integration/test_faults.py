@@ -1,6 +1,6 @@
 """The fault suite: what a crash costs on the embedded profile, through the real scheduler.
 
-One embedded Airflow (api-server, scheduler, dag-processor, triggerer as :class:`mlops.embedded.
+One embedded Airflow (api-server, scheduler, dag-processor, triggerer as :class:`mlops.dev.embedded.
 Services`) runs a week of ``flights_upstream_simulator`` and ``ingest_flights`` backfills, and the
 tests break it the way a machine does:
 
@@ -39,8 +39,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops import embedded, ingest, lake
+from mlops import lake
 from mlops.config import get_settings
+from mlops.dev import embedded
+from mlops.ingest import steps
 from tests.conftest import use_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
@@ -255,7 +257,7 @@ def task_log(st: Stack, dag_id: str, run_id: str, task_id: str, try_number: int)
 
 
 def curated_dir(ds: str) -> Path:
-    return lake.local_path(ingest.partition(ds).curated).parent
+    return lake.local_path(steps.partition(ds).curated).parent
 
 
 def file_sha256(path: Path) -> str:
@@ -264,20 +266,20 @@ def file_sha256(path: Path) -> str:
 
 def expected_hash(ds: str) -> str:
     """The content hash of day ``ds`` computed here from its landing export, not by the task."""
-    p = ingest.partition(ds)
-    return ingest.content_hash(ingest.curated_frame(ingest.parse_raw(lake.read_bytes(p.landing)), ds))
+    p = steps.partition(ds)
+    return steps.content_hash(steps.curated_frame(steps.parse_raw(lake.read_bytes(p.landing)), ds))
 
 
 def check_partition(ds: str) -> str:
     """Day ``ds``'s curated partition is one whole file (no temporary sibling, nothing else), its
     rows match its footer, and its content hash is the one computed from the landing export."""
     files = sorted(os.listdir(curated_dir(ds)))
-    assert files == [ingest.CURATED_FILE], f"ds={ds}: {files}"
-    uri = ingest.partition(ds).curated
-    meta = ingest.read_curated_metadata(uri)
+    assert files == [steps.CURATED_FILE], f"ds={ds}: {files}"
+    uri = steps.partition(ds).curated
+    meta = steps.read_curated_metadata(uri)
     frame = lake.read_parquet(uri)
     assert int(meta["mlops.rows"]) == len(frame) > 600, (ds, meta, len(frame))
-    assert meta["mlops.content_hash"] == ingest.content_hash(frame) == expected_hash(ds), ds
+    assert meta["mlops.content_hash"] == steps.content_hash(frame) == expected_hash(ds), ds
     return meta["mlops.content_hash"]
 
 
@@ -527,7 +529,7 @@ def test_task_sigkill_mid_write_leaves_the_partition_whole(stack: Stack, schedul
     sweeps a dead writer's temporary sibling at the next write of the file; before that, the
     temporary file stayed for good)."""
     env = stack.env
-    final = curated_dir(MID_WRITE_DAY) / ingest.CURATED_FILE
+    final = curated_dir(MID_WRITE_DAY) / steps.CURATED_FILE
     before = file_sha256(final)
     for attempt, slice_seconds in enumerate((0.001, 0.0003, 0.0001), start=1):
         run_id = reingest(stack, MID_WRITE_DAY)
@@ -561,7 +563,7 @@ def test_task_sigkill_mid_write_leaves_the_partition_whole(stack: Stack, schedul
         f"kill, publish try {publish['try_number']}; directory now {sorted(os.listdir(final.parent))}"
     )
     assert run["state"] == "success" and publish["try_number"] == 2, (run, publish)
-    assert sorted(os.listdir(final.parent)) == [ingest.CURATED_FILE], "the temporary file was not swept"
+    assert sorted(os.listdir(final.parent)) == [steps.CURATED_FILE], "the temporary file was not swept"
     assert file_sha256(final) == before
     check_partition(MID_WRITE_DAY)
 
@@ -609,7 +611,7 @@ def test_read_only_partition_fails_without_retry(stack: Stack, scheduler_kill) -
     message naming only the temporary file)."""
     env = stack.env
     directory = curated_dir(READ_ONLY_DAY)
-    final = directory / ingest.CURATED_FILE
+    final = directory / steps.CURATED_FILE
     before = file_sha256(final)
     with read_only(directory) as how:
         t0 = time.monotonic()
@@ -630,7 +632,7 @@ def test_read_only_partition_fails_without_retry(stack: Stack, scheduler_kill) -
     assert publish["try_number"] == 1, f"retried: {publish}"
     assert f"ds={READ_ONLY_DAY}" in message and str(final) in message, message
     assert file_sha256(final) == before
-    assert sorted(os.listdir(directory)) == [ingest.CURATED_FILE]
+    assert sorted(os.listdir(directory)) == [steps.CURATED_FILE]
 
 
 # --- 5. rerun hash identity -----------------------------------------------------------------------
@@ -638,7 +640,7 @@ def test_read_only_partition_fails_without_retry(stack: Stack, scheduler_kill) -
 
 def test_rerun_gives_the_same_content_hash(stack: Stack, scheduler_kill) -> None:
     env = stack.env
-    final = curated_dir(RERUN_DAY) / ingest.CURATED_FILE
+    final = curated_dir(RERUN_DAY) / steps.CURATED_FILE
     before_bytes, before_hash = file_sha256(final), check_partition(RERUN_DAY)
     t0 = time.monotonic()
     run = wait_run(stack, "ingest_flights", reingest(stack, RERUN_DAY))

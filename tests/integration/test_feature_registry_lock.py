@@ -1,4 +1,4 @@
-"""``mlops.feature_store.registry_lock`` on a SQL (PostgreSQL) registry, against the local server.
+"""``mlops.features.feature_store.registry_lock`` on a SQL (PostgreSQL) registry, against the local server.
 
 Regression: ``SET lock_timeout = %s`` cannot take a bound parameter under psycopg 3 (server-side
 binding), so the lock failed before it was ever taken; ``set_config('lock_timeout', ...)`` can.
@@ -15,8 +15,8 @@ import uuid
 
 import pytest
 
-from mlops import feature_store as FS
 from mlops.config import get_settings
+from mlops.features import feature_store
 from tests.conftest import require_service
 
 pytestmark = pytest.mark.integration
@@ -55,19 +55,19 @@ def test_registry_lock_sets_its_timeout_and_excludes(sql_registry):
     def contender() -> None:
         started = time.monotonic()
         try:
-            with FS.registry_lock(sql_registry, timeout=1):
+            with feature_store.registry_lock(sql_registry, timeout=1):
                 outcome.append(("acquired", time.monotonic() - started))
         except psycopg.errors.LockNotAvailable:
             outcome.append(("timed out", time.monotonic() - started))
 
-    with FS.registry_lock(sql_registry, timeout=5):
+    with feature_store.registry_lock(sql_registry, timeout=5):
         thread = threading.Thread(target=contender)
         thread.start()
         thread.join(30)
     assert len(outcome) == 1 and outcome[0][0] == "timed out", outcome
     # lock_timeout (set with set_config) bounded the wait: about 1 s, not until the holder let go.
     assert outcome[0][1] < 10, outcome
-    with FS.registry_lock(sql_registry, timeout=1):  # released: free again
+    with feature_store.registry_lock(sql_registry, timeout=1):  # released: free again
         pass
 
 
@@ -77,5 +77,5 @@ def test_registry_lock_rejects_non_postgres_sql_registries(tmp_path, monkeypatch
         "MLOPS_FEAST_REGISTRY", json.dumps({"registry_type": "sql", "path": f"sqlite:///{tmp_path}/r.db"})
     )
     with pytest.raises(ValueError, match="only PostgreSQL"):
-        with FS.registry_lock(get_settings(), timeout=1):
+        with feature_store.registry_lock(get_settings(), timeout=1):
             pass

@@ -21,10 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops import feature_store as FS
-from mlops import features as F
 from mlops import reference
 from mlops.config import FEATURE_SERVICE, get_settings
+from mlops.features import compute, feature_store
 from tests.unit.test_features import seed_curated
 
 pytestmark = pytest.mark.integration
@@ -46,7 +45,7 @@ def _history_days(days: list[str]) -> list[str]:
     out: set[str] = set()
     for ds in days:
         d = date.fromisoformat(ds)
-        out |= set(F.day_range((d - timedelta(days=F.HISTORY_DAYS)).isoformat(), ds))
+        out |= set(compute.day_range((d - timedelta(days=compute.HISTORY_DAYS)).isoformat(), ds))
     return sorted(d for d in out if d.startswith("2013"))
 
 
@@ -56,13 +55,13 @@ def store_home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         home = tmp_path_factory.mktemp("mlops")
         mp.setenv("MLOPS_HOME", str(home))
-        for var in ("MLOPS_LAKE_URI", "MLOPS_LANDING_URI", *FS.FEAST_ENV_VARS):
+        for var in ("MLOPS_LAKE_URI", "MLOPS_LANDING_URI", *feature_store.FEAST_ENV_VARS):
             mp.delenv(var, raising=False)
         settings = get_settings()
         curated = seed_curated(_history_days(SAMPLE_DAYS), settings)
-        built = F.build_feature_tables(SAMPLE_DAYS, settings, include_dependents=False)
+        built = compute.build_feature_tables(SAMPLE_DAYS, settings, include_dependents=False)
         assert built.partitions == SAMPLE_DAYS
-        applied = FS.apply(settings)
+        applied = feature_store.apply(settings)
         yield {"settings": settings, "curated": curated, "applied": applied, "built": built}
 
 
@@ -81,21 +80,21 @@ def sample(store_home):
 @pytest.fixture(scope="module")
 def historical(store_home, sample):
     """Feast point-in-time values of the sample (one get_historical_features call)."""
-    return FS.historical_values(sample, store_home["settings"])
+    return feature_store.historical_values(sample, store_home["settings"])
 
 
 def test_repo_matches_the_feature_contract(store_home):
-    """feature_repo/ declares exactly the views, keys and columns mlops.features builds."""
-    store = FS.get_store(store_home["settings"])
+    """feature_repo/ declares exactly the views, keys and columns mlops.features.compute builds."""
+    store = feature_store.get_store(store_home["settings"])
     assert store.project == "flight_delay"
     views = {fv.name: fv for fv in store.list_feature_views()}
-    assert set(views) == set(F.VIEW_FEATURES)
-    for name, (key, feats) in F.VIEW_FEATURES.items():
+    assert set(views) == set(compute.VIEW_FEATURES)
+    for name, (key, feats) in compute.VIEW_FEATURES.items():
         assert [c.name for c in views[name].entity_columns] == [key], name
         assert [f.name for f in views[name].features] == feats, name
     service = store.get_feature_service(FEATURE_SERVICE)
     order = [p.name for p in service.feature_view_projections]
-    assert order[0] == "flight_number_stats" and set(order) == set(F.VIEW_FEATURES)
+    assert order[0] == "flight_number_stats" and set(order) == set(compute.VIEW_FEATURES)
     # Registry and online store live under MLOPS_HOME, never in the repo.
     assert (store_home["settings"].home / "feast" / "registry.db").exists()
     assert not list(store_home["settings"].feature_repo.glob("**/*.db"))
@@ -103,7 +102,7 @@ def test_repo_matches_the_feature_contract(store_home):
 
 @pytest.fixture(scope="module")
 def train_day(store_home):
-    return FS.training_frame("2013-07-04", "2013-07-05", store_home["settings"])
+    return feature_store.training_frame("2013-07-04", "2013-07-05", store_home["settings"])
 
 
 def test_training_frame_shape(store_home, train_day):
@@ -111,7 +110,7 @@ def test_training_frame_shape(store_home, train_day):
     curated = store_home["curated"]
     day = curated[(curated["ds"] == "2013-07-04") & curated["is_delayed"].notna()]
     assert len(frame) == len(day)
-    assert list(frame.columns) == ["flight_id", "sched_dep_ts", "ds", "is_delayed", *F.MODEL_FEATURES]
+    assert list(frame.columns) == ["flight_id", "sched_dep_ts", "ds", "is_delayed", *compute.MODEL_FEATURES]
     assert frame["flight_id"].is_unique and frame["is_delayed"].isin([0, 1]).all()
     assert frame["sched_dep_ts"].is_monotonic_increasing
     # Features are found for (nearly) every flight: the joins are keyed right.
@@ -129,9 +128,9 @@ def test_training_frame_equals_an_independent_point_in_time_join(store_home, tra
     got = train_day.set_index("flight_id")
     want = want.set_index("flight_id").reindex(got.index)
     assert len(got) == len(want) and want["ds"].notna().all()
-    for col in ["is_delayed", *F.MODEL_FEATURES]:
+    for col in ["is_delayed", *compute.MODEL_FEATURES]:
         a, b = got[col], want[col]
-        if col in F.CATEGORICAL_FEATURES:
+        if col in compute.CATEGORICAL_FEATURES:
             same = (a.astype(object) == b.astype(object)) | (a.isna() & b.isna())
         else:
             same = pd.Series(np.isclose(a.astype(float), b.astype(float), rtol=1e-12, atol=0, equal_nan=True))
@@ -145,12 +144,12 @@ def test_a_day_without_feature_tables_keeps_its_rows_and_fails_validation(store_
     day."""
     from mlops import training as T
 
-    frame = FS.training_frame("2013-07-03", "2013-07-05", store_home["settings"])
+    frame = feature_store.training_frame("2013-07-03", "2013-07-05", store_home["settings"])
     curated = store_home["curated"]
     labelled = curated[curated["ds"].isin(["2013-07-03", "2013-07-04"]) & curated["is_delayed"].notna()]
     assert len(frame) == len(labelled)
     unbuilt, built = frame[frame["ds"] == "2013-07-03"], frame[frame["ds"] == "2013-07-04"]
-    assert len(unbuilt) > 500 and not F.built_partitions(store_home["settings"]) & {"2013-07-03"}
+    assert len(unbuilt) > 500 and not compute.built_partitions(store_home["settings"]) & {"2013-07-03"}
     assert unbuilt["carrier_flights_28d"].isna().all() and unbuilt["cong_sched_prev_1h"].isna().all()
     assert unbuilt["plane_seats"].notna().mean() > 0.8
     assert built["carrier_flights_28d"].notna().all()
@@ -163,7 +162,7 @@ def test_a_day_without_feature_tables_keeps_its_rows_and_fails_validation(store_
 
 def test_chunked_retrieval_equals_one_call(store_home, sample, historical):
     """Time-ordered chunks (HISTORICAL_CHUNK_ROWS bounds DuckDB's memory) give the same values."""
-    chunked = FS.historical_values(sample, store_home["settings"], chunk_rows=37)
+    chunked = feature_store.historical_values(sample, store_home["settings"], chunk_rows=37)
     assert len(sample) > 5 * 37
     pd.testing.assert_frame_equal(chunked, historical)
 
@@ -187,21 +186,21 @@ def _reference_values(f: pd.Series, curated: pd.DataFrame) -> dict[str, float]:
     t = f["sched_dep_ts"]
     others = curated[curated["flight_id"] != f["flight_id"]]
     dep_known = others["dep_ts"].where(~others["cancelled"], others["sched_dep_ts"])
-    arr_known = others["dep_ts"] + pd.to_timedelta(others["air_time"], unit="min") + F.ARRIVAL_MARGIN
+    arr_known = others["dep_ts"] + pd.to_timedelta(others["air_time"], unit="min") + compute.ARRIVAL_MARGIN
     out: dict[str, float] = {}
 
     # Window statistics as of the flight's local day D: rows of days [D-k, D-1].
-    publish = F.local_midnight(f["ds"])
+    publish = compute.local_midnight(f["ds"])
     assert publish <= t
-    flight_no = F.flight_number(others)
+    flight_no = compute.flight_number(others)
     groups = {
-        "fltno": flight_no == F.flight_number(f.to_frame().T).iloc[0],
+        "fltno": flight_no == compute.flight_number(f.to_frame().T).iloc[0],
         "carrier": others["carrier"] == f["carrier"],
         "origin": others["origin"] == f["origin"],
         "route": others["route"] == f["route"],
     }
     for prefix, same in groups.items():
-        for k in F.WINDOWS:
+        for k in compute.WINDOWS:
             first = (date.fromisoformat(f["ds"]) - timedelta(days=k)).isoformat()
             rows = same & (others["ds"] >= first) & (others["ds"] < f["ds"])
             assert (others.loc[rows, "sched_dep_ts"] < t).all()
@@ -272,7 +271,7 @@ def test_no_feature_value_leaks_from_the_future(store_home, sample, historical):
             row = obs[obs["obs_ts"] == used].iloc[0]
             assert _close(got["wx_temp"], row["temp"]) and _close(got["wx_visib"], row["visib"])
         else:
-            assert obs.empty or obs["obs_ts"].max() < t - F.WEATHER_MAX_AGE
+            assert obs.empty or obs["obs_ts"].max() < t - compute.WEATHER_MAX_AGE
         # The flight's own outcome is in no feature: its delay is not the previous leg's.
         assert got["prev_leg_sched_epoch"] != t.timestamp()
     assert not mismatches, f"{len(mismatches)} values differ, e.g.:\n" + "\n".join(mismatches[:20])
@@ -289,12 +288,12 @@ def test_no_feature_value_leaks_from_the_future(store_home, sample, historical):
 
 def _offline_at(store, flights: pd.DataFrame, ts: pd.Timestamp) -> pd.DataFrame:
     """Point-in-time values of ``flights``' keys at the single instant ``ts``."""
-    keys = F.entity_keys(flights)
-    keys[F.TIMESTAMP] = ts
+    keys = compute.entity_keys(flights)
+    keys[compute.TIMESTAMP] = ts
     job = store.get_historical_features(entity_df=keys, features=store.get_feature_service(FEATURE_SERVICE))
     values = job.to_df()
-    merged = keys[[F.FLIGHT_DAY]].reset_index().merge(values, on=F.FLIGHT_DAY, how="left")
-    return merged.set_index("index").reindex(flights.index)[FS.feast_feature_names()]
+    merged = keys[[compute.FLIGHT_DAY]].reset_index().merge(values, on=compute.FLIGHT_DAY, how="left")
+    return merged.set_index("index").reindex(flights.index)[feature_store.feast_feature_names()]
 
 
 def _assert_same(online: pd.DataFrame, offline: pd.DataFrame) -> None:
@@ -314,50 +313,52 @@ def _assert_same(online: pd.DataFrame, offline: pd.DataFrame) -> None:
 def test_online_equals_offline_at_the_same_instant(store_home, train_day):
     settings = store_home["settings"]
     t0 = pd.Timestamp("2013-07-04 14:07:30").tz_localize("America/New_York").tz_convert("UTC")
-    FS.materialize("2013-07-04", t0.to_pydatetime(), settings)
+    feature_store.materialize("2013-07-04", t0.to_pydatetime(), settings)
     curated = store_home["curated"]
     # Flights of t0's hour: their hour keys have rows at or before t0 (a key with only later rows
     # has nothing online yet, and nulls offline).
     flights = curated[(curated["sched_dep_ts"] >= t0) & (curated["sched_dep_ts"] < t0.ceil("h"))]
     flights = flights.sample(min(len(flights), 60), random_state=3)
-    store = FS.get_store(settings)
-    online = FS.online_values(flights, settings, store)
+    store = feature_store.get_store(settings)
+    online = feature_store.online_values(flights, settings, store)
     offline = _offline_at(store, flights, t0)
     assert online["carrier_flights_28d"].notna().all()
     assert online["wx_temp"].notna().any()
     _assert_same(online, offline)
     # The model frame built from online values has the training frame's columns and dtypes.
-    frame = FS.online_frame(flights, settings)
-    assert list(frame.columns) == F.MODEL_FEATURES
-    assert (frame.dtypes == train_day[F.MODEL_FEATURES].dtypes).all()
+    frame = feature_store.online_frame(flights, settings)
+    assert list(frame.columns) == compute.MODEL_FEATURES
+    assert (frame.dtypes == train_day[compute.MODEL_FEATURES].dtypes).all()
 
 
 def test_rematerializing_changes_nothing(store_home):
     settings = store_home["settings"]
     curated = store_home["curated"]
     flights = curated[curated["ds"] == "2013-09-15"].sample(50, random_state=1)
-    FS.materialize("2013-09-15", "2013-09-16", settings)
-    first = FS.online_values(flights, settings)
+    feature_store.materialize("2013-09-15", "2013-09-16", settings)
+    first = feature_store.online_values(flights, settings)
     # Rebuilding the partition gives the same bytes, and materializing again the same online rows.
-    uri = F.partition_uri("aircraft_previous_leg", "2013-09-15", settings)
-    before = F.lake.read_bytes(uri)
-    F.build_feature_tables(["2013-09-15"], settings, include_dependents=False)
-    assert F.lake.read_bytes(uri) == before
-    FS.materialize("2013-09-15", "2013-09-16", settings)
-    again = FS.online_values(flights, settings)
+    uri = compute.partition_uri("aircraft_previous_leg", "2013-09-15", settings)
+    before = compute.lake.read_bytes(uri)
+    compute.build_feature_tables(["2013-09-15"], settings, include_dependents=False)
+    assert compute.lake.read_bytes(uri) == before
+    feature_store.materialize("2013-09-15", "2013-09-16", settings)
+    again = feature_store.online_values(flights, settings)
     pd.testing.assert_frame_equal(first, again)
     # And the online rows are the latest rows of each key in the feature tables.
-    keys = F.entity_keys(flights)
-    for view, (key, feats) in F.VIEW_FEATURES.items():
+    keys = compute.entity_keys(flights)
+    for view, (key, feats) in compute.VIEW_FEATURES.items():
         table = (
-            F.lake.read_parquet(F.partition_uri(view, "2013-09-15", settings))
-            if view in F.DAILY_VIEWS
+            compute.lake.read_parquet(compute.partition_uri(view, "2013-09-15", settings))
+            if view in compute.DAILY_VIEWS
             else None
         )
         if table is None:
             continue
         latest = (
-            table.sort_values(F.TIMESTAMP, kind="stable").drop_duplicates(key, keep="last").set_index(key)
+            table.sort_values(compute.TIMESTAMP, kind="stable")
+            .drop_duplicates(key, keep="last")
+            .set_index(key)
         )
         expected = latest.reindex(keys[key])[feats].set_axis(flights.index)
         _assert_same(first[feats], expected)
@@ -366,12 +367,12 @@ def test_rematerializing_changes_nothing(store_home):
 CONCURRENT = textwrap.dedent(
     """
     import json, sys, time
-    from mlops import feature_store as FS
+    from mlops.features import feature_store
     out = []
     for i in range(2):
         t0 = time.time()
-        FS.apply()
-        FS.materialize("2013-05-20", "2013-05-21")
+        feature_store.apply()
+        feature_store.materialize("2013-05-20", "2013-05-21")
         out.append([t0, time.time()])
     print(json.dumps(out))
     """
@@ -384,7 +385,7 @@ def test_concurrent_apply_and_materialize_keep_the_registry_sound(store_home, tm
     import os
 
     env = {**os.environ, "MLOPS_HOME": str(store_home["settings"].home)}
-    for var in FS.FEAST_ENV_VARS:
+    for var in feature_store.FEAST_ENV_VARS:
         env.pop(var, None)
     procs = [
         subprocess.Popen(
@@ -400,13 +401,13 @@ def test_concurrent_apply_and_materialize_keep_the_registry_sound(store_home, tm
     for p, (out, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err[-3000:]
         assert len(json.loads(out.strip().splitlines()[-1])) == 2
-    store = FS.get_store(store_home["settings"])
+    store = feature_store.get_store(store_home["settings"])
     store.refresh_registry()
-    assert {fv.name for fv in store.list_feature_views()} == set(F.VIEW_FEATURES)
+    assert {fv.name for fv in store.list_feature_views()} == set(compute.VIEW_FEATURES)
     assert store.get_feature_service(FEATURE_SERVICE).name == FEATURE_SERVICE
     curated = store_home["curated"]
     flights = curated[curated["ds"] == "2013-05-20"].sample(20, random_state=2)
-    online = FS.online_values(flights, store_home["settings"], store)
+    online = feature_store.online_values(flights, store_home["settings"], store)
     assert online["carrier_flights_28d"].notna().all()
 
 
@@ -440,21 +441,22 @@ PRELOAD = textwrap.dedent(
     import json, os, sys, threading
     from mlops.airflow.local_settings import _is_executor_process, preload
     assert _is_executor_process(["airflow", "celery", "worker", "--concurrency", "2"])
-    timings = preload(("mlops.feature_store:preload",))
-    from mlops import feast_duckdb, feature_store as FS
+    timings = preload(("mlops.features.feature_store:preload",))
+    from mlops.features import feast_duckdb
+    from mlops.features import feature_store
     out = {
         "timed": sorted(timings),
         "modules": [m for m in sys.argv[1:] if m in sys.modules],
         "backend": feast_duckdb._backend is not None,
-        "stores": len(FS._STORES),
+        "stores": len(feature_store._STORES),
         "threads": threading.active_count(),
     }
-    store = FS.get_store()
-    out["same"] = FS.get_store() is store
+    store = feature_store.get_store()
+    out["same"] = feature_store.get_store() is store
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.write(write, b"1" if FS.get_store() is not store else b"0")
+        os.write(write, b"1" if feature_store.get_store() is not store else b"0")
         os._exit(0)
     os.waitpid(pid, 0)
     out["child_builds_its_own"] = os.read(read, 1) == b"1"
@@ -471,21 +473,21 @@ def test_preload_imports_the_stores_without_opening_anything(store_home):
 
     modules = [
         "feast.infra.offline_stores.duckdb",
-        "mlops.feast_duckdb",
+        "mlops.features.feast_duckdb",
         "ibis.backends.duckdb",
         "duckdb",
         "feast.infra.online_stores.sqlite",
         "feast.infra.registry.registry",
     ]
     env = {**os.environ, "MLOPS_HOME": str(store_home["settings"].home), "MLOPS_PRELOAD": "1"}
-    for var in FS.FEAST_ENV_VARS:
+    for var in feature_store.FEAST_ENV_VARS:
         env.pop(var, None)
     done = subprocess.run(
         [sys.executable, "-c", PRELOAD, *modules], env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["timed"] == ["mlops.feature_store:preload"]
+    assert out["timed"] == ["mlops.features.feature_store:preload"]
     assert out["modules"] == modules
     assert not out["backend"] and out["stores"] == 0 and out["threads"] == 1
     assert out["same"] and out["child_builds_its_own"]
@@ -538,4 +540,4 @@ def test_materialize_operator_executes(store_home):
     assert out["project"] == "flight_delay"
     curated = store_home["curated"]
     flights = curated[curated["ds"] == "2013-12-30"].head(10)
-    assert FS.online_values(flights, store_home["settings"])["route_flights_28d"].notna().all()
+    assert feature_store.online_values(flights, store_home["settings"])["route_flights_28d"].notna().all()

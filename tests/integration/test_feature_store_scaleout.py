@@ -24,10 +24,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops import feature_store as FS
-from mlops import features as F
 from mlops import lake
 from mlops.config import FEATURE_SERVICE, get_settings
+from mlops.features import compute, feature_store
 from tests.conftest import require_service, service_available
 from tests.unit.test_features import seed_curated
 
@@ -110,9 +109,9 @@ def scaleout(tmp_path_factory, s3_endpoint):
             lake.set_s3_client_factory(None)
             boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
             settings = get_settings()
-            history = F.day_range("2013-05-16", DAYS[-1])
+            history = compute.day_range("2013-05-16", DAYS[-1])
             curated = seed_curated(history, settings)
-            F.build_feature_tables(DAYS, settings, include_dependents=False)
+            compute.build_feature_tables(DAYS, settings, include_dependents=False)
             yield {
                 "settings": settings,
                 "curated": curated,
@@ -120,7 +119,7 @@ def scaleout(tmp_path_factory, s3_endpoint):
                 "database": database,
                 "env": env,
             }
-            FS.get_store(settings).teardown()
+            feature_store.get_store(settings).teardown()
     finally:
         lake.set_s3_client_factory(None)
         client = redis.Redis(host="127.0.0.1", port=6379)
@@ -131,19 +130,19 @@ def scaleout(tmp_path_factory, s3_endpoint):
 
 
 def test_scaleout_config_resolves_from_env(scaleout):
-    config = FS.repo_config(scaleout["settings"])
+    config = feature_store.repo_config(scaleout["settings"])
     assert config.project == scaleout["project"]
     assert config.registry.registry_type == "sql"
     assert type(config.online_store).__name__ == "RedisOnlineStoreConfig"
     assert not (scaleout["settings"].home / "feast" / "registry.db").exists()
-    assert FS.source_path("origin_weather", scaleout["settings"]).startswith("s3://")
-    assert any(u.endswith(".parquet") for u in lake.list_uris(F.features_uri(scaleout["settings"])))
+    assert feature_store.source_path("origin_weather", scaleout["settings"]).startswith("s3://")
+    assert any(u.endswith(".parquet") for u in lake.list_uris(compute.features_uri(scaleout["settings"])))
 
 
 def test_apply_materialize_serve_on_postgres_and_redis(scaleout):
     settings = scaleout["settings"]
-    applied = FS.apply(settings)
-    assert set(applied["feature_views"]) == set(F.VIEW_FEATURES)
+    applied = feature_store.apply(settings)
+    assert set(applied["feature_views"]) == set(compute.VIEW_FEATURES)
     import psycopg
 
     with psycopg.connect(f"{PG}/{scaleout['database']}") as conn:
@@ -151,20 +150,23 @@ def test_apply_materialize_serve_on_postgres_and_redis(scaleout):
     assert {"feature_views", "entities", "feature_services"} <= tables
     # Materialize up to an instant and serve: Redis holds what the point-in-time join gives then.
     t0 = pd.Timestamp("2013-06-14 09:37:30").tz_localize("America/New_York").tz_convert("UTC")
-    FS.materialize(DAYS[0], t0.to_pydatetime(), settings)
+    feature_store.materialize(DAYS[0], t0.to_pydatetime(), settings)
     assert _redis_keys(scaleout["project"]), "nothing written to Redis"
     curated = scaleout["curated"]
     flights = curated[(curated["sched_dep_ts"] >= t0) & (curated["sched_dep_ts"] < t0.ceil("h"))]
     flights = flights.head(40)
-    store = FS.get_store(settings)
-    online = FS.online_values(flights, settings, store)
-    keys = F.entity_keys(flights)
-    keys[F.TIMESTAMP] = t0
+    store = feature_store.get_store(settings)
+    online = feature_store.online_values(flights, settings, store)
+    keys = compute.entity_keys(flights)
+    keys[compute.TIMESTAMP] = t0
     offline = store.get_historical_features(
         entity_df=keys, features=store.get_feature_service(FEATURE_SERVICE)
     ).to_df()
     offline = (
-        keys[[F.FLIGHT_DAY]].reset_index().merge(offline, on=F.FLIGHT_DAY, how="left").set_index("index")
+        keys[[compute.FLIGHT_DAY]]
+        .reset_index()
+        .merge(offline, on=compute.FLIGHT_DAY, how="left")
+        .set_index("index")
     )
     for col in online.columns:
         a = pd.to_numeric(online[col], errors="coerce") if col != "plane_engine" else online[col]
@@ -173,8 +175,8 @@ def test_apply_materialize_serve_on_postgres_and_redis(scaleout):
         same = (a == b) | (a.isna() & b.isna())
         assert same.all(), f"{col}: online {a[~same].tolist()[:5]} != offline {b[~same].tolist()[:5]}"
     assert online["carrier_flights_28d"].notna().all()
-    frame = FS.online_frame(flights, settings)
-    assert list(frame.columns) == F.MODEL_FEATURES
+    frame = feature_store.online_frame(flights, settings)
+    assert list(frame.columns) == compute.MODEL_FEATURES
 
 
 def test_training_frame_on_s3_equals_an_independent_point_in_time_join(scaleout):
@@ -184,11 +186,11 @@ def test_training_frame_on_s3_equals_an_independent_point_in_time_join(scaleout)
     import numpy as np
 
     from benchmarks.bench_training import pandas_training_frame
-    from mlops import feast_duckdb
+    from mlops.features import feast_duckdb
 
     settings = scaleout["settings"]
-    FS.apply(settings)
-    got = FS.training_frame(DAYS[1], "2013-06-15", settings).set_index("flight_id")
+    feature_store.apply(settings)
+    got = feature_store.training_frame(DAYS[1], "2013-06-15", settings).set_index("flight_id")
     con = feast_duckdb.backend(s3=True).con
     path = con.execute(
         "SELECT install_path FROM duckdb_extensions() WHERE extension_name = 'httpfs' AND loaded"
@@ -197,9 +199,9 @@ def test_training_frame_on_s3_equals_an_independent_point_in_time_join(scaleout)
     want = pandas_training_frame(DAYS[1], "2013-06-15", settings).set_index("flight_id").reindex(got.index)
     assert len(got) > 500 and want["ds"].notna().all()
     assert got["carrier_flights_28d"].notna().all() and got["wx_temp"].notna().mean() > 0.9
-    for col in ["is_delayed", *F.MODEL_FEATURES]:
+    for col in ["is_delayed", *compute.MODEL_FEATURES]:
         a, b = got[col], want[col]
-        if col in F.CATEGORICAL_FEATURES:
+        if col in compute.CATEGORICAL_FEATURES:
             same = (a.astype(object) == b.astype(object)) | (a.isna() & b.isna())
         else:
             same = pd.Series(np.isclose(a.astype(float), b.astype(float), rtol=1e-12, atol=0, equal_nan=True))
@@ -214,26 +216,26 @@ def test_advisory_lock_excludes_a_second_writer(scaleout):
 
     def contender() -> None:
         try:
-            with FS.registry_lock(settings, timeout=1):
+            with feature_store.registry_lock(settings, timeout=1):
                 errors.append(AssertionError("second writer got the lock"))
         except psycopg.errors.LockNotAvailable as exc:
             errors.append(exc)
 
-    with FS.registry_lock(settings):
+    with feature_store.registry_lock(settings):
         thread = threading.Thread(target=contender)
         thread.start()
         thread.join(30)
     assert len(errors) == 1 and isinstance(errors[0], psycopg.errors.LockNotAvailable), errors
-    with FS.registry_lock(settings, timeout=1):  # released: free again
+    with feature_store.registry_lock(settings, timeout=1):  # released: free again
         pass
 
 
 CONCURRENT = textwrap.dedent(
     """
-    from mlops import feature_store as FS
-    FS.apply()
-    FS.materialize("2013-06-13", "2013-06-14")
-    FS.apply()
+    from mlops.features import feature_store
+    feature_store.apply()
+    feature_store.materialize("2013-06-13", "2013-06-14")
+    feature_store.apply()
     """
 )
 
@@ -248,6 +250,6 @@ def test_two_processes_apply_and_materialize_on_the_sql_registry(scaleout):
     for p in procs:
         _, err = p.communicate(timeout=900)
         assert p.returncode == 0, err[-3000:]
-    store = FS.get_store(scaleout["settings"])
-    assert {fv.name for fv in store.list_feature_views()} == set(F.VIEW_FEATURES)
+    store = feature_store.get_store(scaleout["settings"])
+    assert {fv.name for fv in store.list_feature_views()} == set(compute.VIEW_FEATURES)
     assert len(store.list_feature_services()) == 1

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from mlops import ingest, lake, simulator, validation
+from mlops import lake
 from mlops.config import get_settings
 from mlops.errors import PermanentError
-from mlops.landing import LandingIncomplete
+from mlops.ingest import simulator, steps, validation
+from mlops.ingest.landing import LandingIncomplete
 
 LANDING_BUCKET, LAKE_BUCKET = "mlops-landing", "mlops-lake"
 
@@ -115,14 +116,14 @@ def test_s3_sensor_trigger_validate_publish(s3_env):
 
     summary = GXValidateOperator(task_id="validate", ds=ds).execute(context={})
     assert summary["success"] and summary["report_uri"].startswith(f"s3://{LAKE_BUCKET}/lake/reports/")
-    published = ingest.publish_partition(ds, expected_sha256=summary["source_sha256"])
+    published = steps.publish_partition(ds, expected_sha256=summary["source_sha256"])
     assert published.uri == f"s3://{LAKE_BUCKET}/lake/curated/flights/ds={ds}/data.parquet"
-    assert ingest.content_hash(lake.read_parquet(published.uri)) == published.content_hash
-    assert ingest.read_curated_metadata(published.uri)["mlops.content_hash"] == published.content_hash
+    assert steps.content_hash(lake.read_parquet(published.uri)) == published.content_hash
+    assert steps.read_curated_metadata(published.uri)["mlops.content_hash"] == published.content_hash
 
     # Rerun: same content hash, one object.
     simulator.export_day(ds, settings.landing_uri)
-    again = ingest.publish_partition(ds, expected_sha256=ingest.validate_partition(ds).source_sha256)
+    again = steps.publish_partition(ds, expected_sha256=steps.validate_partition(ds).source_sha256)
     assert again == published
     assert list(lake.list_uris(f"s3://{LAKE_BUCKET}/lake/curated")) == [published.uri]
 
@@ -131,7 +132,7 @@ def test_s3_bad_delivery_is_quarantined(s3_env):
     settings = s3_env
     ds = "2013-02-09"
     export = simulator.export_day(ds, settings.landing_uri, fault="duplicate_keys")
-    result = ingest.validate_partition(ds)
+    result = steps.validate_partition(ds)
     assert not result.success and "share a flight key" in result.message
     assert not lake.exists(export.uri) and not lake.exists(export.marker)
     names = sorted(u.rsplit("/", 1)[-1] for u in lake.list_uris(f"s3://{LAKE_BUCKET}/lake/quarantine"))
@@ -147,7 +148,7 @@ def test_s3_export_that_does_not_match_its_marker_is_refused_as_still_writing(s3
     cut = b"".join(lines[: int(len(lines) * 0.7)])
     lake.write_bytes(export.uri, cut)  # upstream re-delivering, 70% uploaded, old marker still there
     with pytest.raises(LandingIncomplete, match=f"has {len(cut)} bytes where its marker says"):
-        ingest.validate_partition(ds)
+        steps.validate_partition(ds)
     assert not list(lake.list_uris(f"s3://{LAKE_BUCKET}/lake"))
 
 
@@ -163,11 +164,11 @@ def test_s3_quarantine_keeps_a_landing_object_replaced_meanwhile(s3_env):
             simulator.export_day(ds, settings.landing_uri)  # upstream's fixed delivery lands
             return outcome
 
-    result = ingest.validate_partition(ds, validator=RedeliverDuringValidation())
+    result = steps.validate_partition(ds, validator=RedeliverDuringValidation())
     assert not result.success and "was left in place" in result.message
     assert lake.read_bytes(lake.join(result.partition.quarantine, "flights.csv")) == bad_bytes
     assert lake.exists(bad.uri) and lake.read_bytes(bad.uri) != bad_bytes and lake.exists(bad.marker)
-    assert ingest.validate_partition(ds).success
+    assert steps.validate_partition(ds).success
 
 
 def test_s3_write_to_a_missing_bucket_is_permanent(s3_env):

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops import lake, simulator
+from mlops import lake
 from mlops.config import get_settings
+from mlops.ingest import simulator
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 FIRST, LAST = "2013-02-04", "2013-02-10"  # Monday .. Sunday, the blizzard on Fri 8 and Sat 9
@@ -157,7 +158,7 @@ def test_stability_fallback_waits_until_the_file_stops_changing(tmp_path: Path):
     quiet = t0 + elapsed - appended_until["t"]
     assert elapsed >= 3.0 + 2.0 - 0.3 and quiet >= 1.7, f"fired after {elapsed:.1f}s, {quiet:.1f}s quiet"
     with pytest.raises(ValueError, match="MLOPS_LANDING_COMPLETENESS='stable:soon' is not a landing"):
-        from mlops.landing import Completeness
+        from mlops.ingest.landing import Completeness
 
         Completeness.parse("stable:soon")
 
@@ -169,12 +170,12 @@ def test_permanent_lake_errors_fail_without_retry_in_validate_and_publish(mlops_
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk.exceptions import AirflowFailException
 
-    from mlops import ingest
     from mlops.airflow.operators.gx import GXValidateOperator
+    from mlops.ingest import steps
 
     ds = "2013-03-05"
     simulator.export_day(ds, get_settings().landing_uri)
-    p = ingest.partition(ds)
+    p = steps.partition(ds)
     report = lake.local_path(lake.join(p.reports, "validation.json"))
     report.mkdir(parents=True)
     with pytest.raises(AirflowFailException) as info:
@@ -230,7 +231,7 @@ def _wait_for_deferred(airflow_home: Path, timeout: float = 240) -> bool:
 
 
 def _backfill(dag_id: str, env: dict[str, str]) -> None:
-    from mlops import embedded
+    from mlops.dev import embedded
 
     # No retry on "database is locked": the embedded profile's SQLite guard must prevent it.
     embedded.backfill(dag_id, FIRST, LAST, env, max_active_runs=4)
@@ -239,7 +240,8 @@ def _backfill(dag_id: str, env: dict[str, str]) -> None:
 # Part of `make test` (CI): the suite's real-scheduler run, 2-4 min on 2 cores (246 s in a run at load 4-9).
 @pytest.mark.timeout(1800)
 def test_week_backfill_through_the_scheduler(mlops_home: Path):
-    from mlops import embedded, ingest
+    from mlops.dev import embedded
+    from mlops.ingest import steps
 
     settings = get_settings()
     days = [f"2013-02-{d:02d}" for d in range(4, 11)]
@@ -270,8 +272,8 @@ def test_week_backfill_through_the_scheduler(mlops_home: Path):
     assert deferred, "no wait_for_landing task logged a first unsuccessful check before deferring"
 
     for ds in days:
-        p = ingest.partition(ds, settings)
-        meta = ingest.read_curated_metadata(p.curated)
+        p = steps.partition(ds, settings)
+        meta = steps.read_curated_metadata(p.curated)
         assert meta["mlops.ds"] == ds and int(meta["mlops.rows"]) > 600
         assert lake.exists(lake.join(p.reports, "validation.html"))
     assert not list(lake.list_uris(lake.join(settings.lake_uri, "quarantine")))
@@ -286,7 +288,7 @@ def test_week_backfill_through_the_scheduler(mlops_home: Path):
     # curated_flights asset events carry each partition's metadata (read from the metadata DB).
     events = {e["ds"]: e for e in _asset_events(env, "curated_flights")}
     for ds in days:
-        meta = ingest.read_curated_metadata(ingest.partition(ds, settings).curated)
+        meta = steps.read_curated_metadata(steps.partition(ds, settings).curated)
         event = events[ds]
         assert event["content_hash"] == meta["mlops.content_hash"] and event["rows"] == int(
             meta["mlops.rows"]

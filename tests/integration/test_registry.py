@@ -1,4 +1,4 @@
-"""mlops.registry and mlops.tracking against a real MLflow (SQLite backend in a temporary home).
+"""mlops.models.registry and mlops.models.tracking against a real MLflow (SQLite backend in a temporary home).
 
 Register, gate and promote, keep @previous, reject regressions, stale and misbehaving
 challengers, roll back; and the lineage of a version.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops import registry
 from mlops.config import CHALLENGER, CHAMPION, PREVIOUS
+from mlops.models import registry
 from mlops.training import split
 from tests.integration._registry_helpers import STRONG, WEAK, frame, train_and_register
 
@@ -40,7 +40,7 @@ def models(data):
 
 
 def test_register_sets_challenger_and_is_idempotent(models):
-    from mlops.tracking import client
+    from mlops.models.tracking import client
 
     assert registry.alias_version(CHALLENGER) == models["strong"]
     mv = registry.version_info(models["strong"])
@@ -119,7 +119,7 @@ def test_rollback_swaps_champion_and_previous(models):
 
 def test_history_and_lineage(models, capsys):
     from mlops.cli import main
-    from mlops.lineage import format_lineage, lineage
+    from mlops.models.lineage import format_lineage, lineage
 
     history = registry.champion_history()
     assert [h["version"] for h in history][:2] == [models["weak"], models["strong"]]

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from mlops import registry
 from mlops.config import CHAMPION, PREVIOUS
+from mlops.models import registry
 from mlops.training import split
 from tests.integration._registry_helpers import STRONG, WEAK, frame, train_and_register
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 WORKER = r"""
 import json, os, sys, time
 from pathlib import Path
-from mlops import registry
+from mlops.models import registry
 from mlops.training import load_training_set
 version, holdout_uri, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 holdout = load_training_set(holdout_uri)
@@ -106,7 +106,7 @@ def test_racing_promotions_leave_the_better_champion(home, tmp_path):
 def test_lock_is_exclusive_across_processes(home, tmp_path):
     """The file lock itself: a second process waits until the first releases it."""
     code = (
-        "import time, json; from mlops.registry import promotion_lock\n"
+        "import time, json; from mlops.models.registry import promotion_lock\n"
         "with promotion_lock() as info:\n"
         "    time.sleep(2)\n"
         "print(json.dumps(info))\n"

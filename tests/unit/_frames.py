@@ -1,7 +1,7 @@
 """Small training frames made straight from the curated data (no Feast), for fast tests.
 
-Columns follow ``mlops.feature_store.training_frame``: flight_id, sched_dep_ts, ds, is_delayed,
-then features: the request-time features of :func:`mlops.features.request_features` plus two
+Columns follow ``mlops.features.feature_store.training_frame``: flight_id, sched_dep_ts, ds, is_delayed,
+then features: the request-time features of :func:`mlops.features.compute.request_features` plus two
 leak-free statistics (origin and carrier delayed rate over the previous 7 days, and the departure
 delay of the aircraft's previous leg of the day when it had left before this flight's schedule).
 """
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from mlops import reference
-from mlops.features import request_features
-from mlops.normalize import normalize
+from mlops.features.compute import request_features
+from mlops.ingest.normalize import normalize
 
 
 @functools.cache

@@ -1,6 +1,6 @@
 """Behavioural model tests (Made With ML style): invariance and directional expectations.
 
-The same checks gate promotion (``mlops.registry.gate_and_promote``); here they run on a small
+The same checks gate promotion (``mlops.models.registry.gate_and_promote``); here they run on a small
 model trained from curated data, and on deliberately broken predictors to show they bite.
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from mlops.demo import _mondays
+from mlops.dev.demo import _mondays
 
 
 def test_weekly_training_runs_fall_on_train_models_cron_mondays() -> None:
@@ -41,7 +41,7 @@ def test_bad_arguments_are_refused_before_anything_starts(capsys) -> None:
 def test_partitions_in_the_window_are_counted(mlops_home) -> None:
     from mlops import lake
     from mlops.config import get_settings
-    from mlops.demo import _partitions
+    from mlops.dev.demo import _partitions
 
     s = get_settings()
     for ds in ("2013-04-30", "2013-05-01", "2013-05-02"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.embedded import parse_json_list
+from mlops.dev.embedded import parse_json_list
 
 RUNS = '[{"dag_id": "ingest_flights", "run_id": "backfill__2013-01-01", "state": "success"}]'
 
@@ -44,7 +44,7 @@ def test_unreadable_output_is_an_error_that_shows_it() -> None:
 def test_runs_are_read_from_the_sqlite_metadata_db(tmp_path) -> None:
     import sqlite3
 
-    from mlops.embedded import list_runs
+    from mlops.dev.embedded import list_runs
 
     db = tmp_path / "airflow.db"
     with sqlite3.connect(db) as conn:
@@ -110,7 +110,7 @@ def _recorded(path: Path, count: int, timeout: float = 30) -> list[int]:
 
 @pytest.fixture
 def forking_services(tmp_path: Path):
-    from mlops.embedded import Services
+    from mlops.dev.embedded import Services
 
     pids_file = tmp_path / "pids"
     svc = Services(
@@ -131,7 +131,7 @@ def forking_services(tmp_path: Path):
 def test_a_killed_component_takes_everything_it_started_with_it(forking_services) -> None:
     """SIGKILL of the leader (an OOM kill of the scheduler): its workers, which ignore SIGTERM, and
     the task in its own process group are stopped by the watchdog within a second or two."""
-    from mlops.embedded import session_processes
+    from mlops.dev.embedded import session_processes
 
     svc, pids_file = forking_services
     leader, *children = _recorded(pids_file, 5)
@@ -166,7 +166,7 @@ def test_scheduler_and_triggerer_run_without_log_servers(tmp_path: Path) -> None
     """Airflow's log servers listen on 0.0.0.0 and [::] (no host setting in Airflow 3.3); the
     embedded profile reads the log files directly and starts none (checked listening in
     tests/integration/test_faults.py)."""
-    from mlops.embedded import Services
+    from mlops.dev.embedded import Services
 
     svc = Services(env={"AIRFLOW_HOME": str(tmp_path)})
     assert svc.argv("scheduler")[1:] == ["scheduler", "--skip-serve-logs"]
@@ -180,7 +180,7 @@ def test_scheduler_and_triggerer_run_without_log_servers(tmp_path: Path) -> None
 def test_embedded_task_heartbeat_timeout_is_a_minute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A task whose supervisor died is noticed after 60 s (Airflow's default: 300 s)."""
     from mlops.config import get_settings
-    from mlops.embedded import environment
+    from mlops.dev.embedded import environment
 
     monkeypatch.delenv("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", raising=False)
     env = environment(get_settings({"MLOPS_HOME": str(tmp_path)}))
@@ -189,7 +189,7 @@ def test_embedded_task_heartbeat_timeout_is_a_minute(tmp_path: Path, monkeypatch
 
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
 def test_listening_sockets_are_read_like_ss(tmp_path: Path) -> None:
-    from mlops.embedded import is_loopback, listening_sockets
+    from mlops.dev.embedded import is_loopback, listening_sockets
 
     with socket.socket() as loop, socket.socket() as anywhere, socket.socket(socket.AF_INET6) as six:
         loop.bind(("127.0.0.1", 0))

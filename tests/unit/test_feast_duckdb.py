@@ -1,4 +1,4 @@
-"""mlops.feast_duckdb: Feast's DuckDB offline store on the lake's partitions.
+"""mlops.features.feast_duckdb: Feast's DuckDB offline store on the lake's partitions.
 
 Which day partitions a window reads, that the rows it drops are unusable, that the point-in-time
 join (Feast's) keeps an entity row whose key has rows only outside the TTL, and that nothing is
@@ -12,8 +12,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from mlops import feast_duckdb as FD
-from mlops import features as F
+from mlops.features import compute, feast_duckdb
 
 
 def _ts(text: str) -> pd.Timestamp:
@@ -26,13 +25,15 @@ DAYS = [date(2013, 1, d) for d in range(1, 11)]
 def test_select_days_keeps_every_day_that_can_hold_rows_of_the_window():
     lo, hi = _ts("2013-01-05 12:00"), _ts("2013-01-06 08:00")
     # Day D holds rows in [D 00:00, D 00:00 + PARTITION_EVENT_SPAN) local.
-    first = date(2013, 1, 5) - F.PARTITION_EVENT_SPAN + timedelta(days=1)
+    first = date(2013, 1, 5) - compute.PARTITION_EVENT_SPAN + timedelta(days=1)
     want = [d for d in DAYS if first <= d <= date(2013, 1, 6)]
-    assert FD.select_days(DAYS, lo.to_pydatetime(), hi.to_pydatetime()) == want
+    assert feast_duckdb.select_days(DAYS, lo.to_pydatetime(), hi.to_pydatetime()) == want
     # Unbounded below (a ttl of 0): everything up to the window's end.
-    assert FD.select_days(DAYS, None, hi.to_pydatetime()) == DAYS[:6]
+    assert feast_duckdb.select_days(DAYS, None, hi.to_pydatetime()) == DAYS[:6]
     # A window at exactly local midnight includes that day.
-    assert FD.select_days(DAYS, None, _ts("2013-01-03 00:00").to_pydatetime())[-1] == date(2013, 1, 3)
+    assert feast_duckdb.select_days(DAYS, None, _ts("2013-01-03 00:00").to_pydatetime())[-1] == date(
+        2013, 1, 3
+    )
 
 
 @pytest.fixture
@@ -42,11 +43,11 @@ def source(tmp_path):
 
     root = tmp_path / "view"
     for d in DAYS:
-        midnight = F.local_midnight(d)
+        midnight = compute.local_midnight(d)
         frame = pd.DataFrame(
             {
                 "key": [f"k|{d}"] * 3,
-                F.TIMESTAMP: pd.Series(
+                compute.TIMESTAMP: pd.Series(
                     [midnight, midnight + pd.Timedelta(hours=12), midnight + pd.Timedelta(days=1, hours=6)]
                 ).astype("datetime64[us, UTC]"),
                 "value": [1.0, 2.0, 3.0],
@@ -54,31 +55,33 @@ def source(tmp_path):
         )
         (root / f"ds={d}").mkdir(parents=True)
         frame.to_parquet(root / f"ds={d}" / "data.parquet", index=False)
-    return FileSource(name="view", path=str(root), timestamp_field=F.TIMESTAMP, file_format=ParquetFormat())
+    return FileSource(
+        name="view", path=str(root), timestamp_field=compute.TIMESTAMP, file_format=ParquetFormat()
+    )
 
 
 def test_read_source_prunes_partitions_and_rows_within_a_window(source, tmp_path):
-    con = FD.backend(s3=False)
-    days = FD.day_files(con, source.path)
+    con = feast_duckdb.backend(s3=False)
+    days = feast_duckdb.day_files(con, source.path)
     assert sorted(days) == DAYS and all(len(f) == 1 for f in days.values())
     lo, hi = _ts("2013-01-04 10:00").to_pydatetime(), _ts("2013-01-06 00:00").to_pydatetime()
-    files = FD.window_files(con, source.path, (lo, hi))
-    assert files == [days[d][0] for d in FD.select_days(DAYS, lo, hi)] and len(files) < len(DAYS)
-    got = FD.read_source(source, str(tmp_path), {"view": (lo, hi)}).execute()
+    files = feast_duckdb.window_files(con, source.path, (lo, hi))
+    assert files == [days[d][0] for d in feast_duckdb.select_days(DAYS, lo, hi)] and len(files) < len(DAYS)
+    got = feast_duckdb.read_source(source, str(tmp_path), {"view": (lo, hi)}).execute()
     everything = pd.concat([pd.read_parquet(days[d][0]) for d in DAYS], ignore_index=True)
-    ts = everything[F.TIMESTAMP]
+    ts = everything[compute.TIMESTAMP]
     want = everything[(ts >= pd.Timestamp(lo)) & (ts <= pd.Timestamp(hi))]
     assert sorted(got["value"].tolist()) == sorted(want["value"].tolist())
     assert set(got["key"]) == set(want["key"])
     # A window no partition can serve gives an empty frame with the source's columns.
     late = (_ts("2014-06-01").to_pydatetime(), _ts("2014-06-02").to_pydatetime())
-    empty = FD.read_source(source, str(tmp_path), {"view": late}).execute()
-    assert empty.empty and {"key", F.TIMESTAMP, "value"} <= set(empty.columns)
+    empty = feast_duckdb.read_source(source, str(tmp_path), {"view": late}).execute()
+    assert empty.empty and {"key", compute.TIMESTAMP, "value"} <= set(empty.columns)
 
 
 def test_read_source_outside_a_window_is_feasts_reader(source, tmp_path):
-    FD.backend(s3=False)
-    assert len(FD.read_source(source, str(tmp_path)).execute()) == 3 * len(DAYS)
+    feast_duckdb.backend(s3=False)
+    assert len(feast_duckdb.read_source(source, str(tmp_path)).execute()) == 3 * len(DAYS)
 
 
 def test_view_windows_use_the_ttl_and_treat_zero_as_unbounded():
@@ -89,33 +92,33 @@ def test_view_windows_use_the_ttl_and_treat_zero_as_unbounded():
         SimpleNamespace(ttl=timedelta(days=2), batch_source=SimpleNamespace(name="a")),
         SimpleNamespace(ttl=timedelta(0), batch_source=SimpleNamespace(name="b")),
     ]
-    windows = FD.view_windows(views, lo, hi)
+    windows = feast_duckdb.view_windows(views, lo, hi)
     assert windows == {"a": (lo - timedelta(days=2), hi), "b": (None, hi)}
 
 
 def test_build_rejects_rows_outside_the_partition_span():
     ds = "2013-05-01"
-    ok = pd.DataFrame({F.TIMESTAMP: [F.local_midnight(ds)]})
-    F.check_partition_span("v", ds, ok)
-    late = pd.DataFrame({F.TIMESTAMP: [F.local_midnight(ds) + F.PARTITION_EVENT_SPAN]})
+    ok = pd.DataFrame({compute.TIMESTAMP: [compute.local_midnight(ds)]})
+    compute.check_partition_span("v", ds, ok)
+    late = pd.DataFrame({compute.TIMESTAMP: [compute.local_midnight(ds) + compute.PARTITION_EVENT_SPAN]})
     with pytest.raises(ValueError, match="PARTITION_EVENT_SPAN"):
-        F.check_partition_span("v", ds, late)
-    early = pd.DataFrame({F.TIMESTAMP: [F.local_midnight(ds) - pd.Timedelta(seconds=1)]})
+        compute.check_partition_span("v", ds, late)
+    early = pd.DataFrame({compute.TIMESTAMP: [compute.local_midnight(ds) - pd.Timedelta(seconds=1)]})
     with pytest.raises(ValueError, match="ds=2013-05-01"):
-        F.check_partition_span("v", ds, early)
+        compute.check_partition_span("v", ds, early)
 
 
 def test_feature_store_yaml_names_this_store_and_sources_read_folders():
     from feast.data_format import ParquetFormat
 
-    from mlops import feature_store as FS
     from mlops.config import get_settings
+    from mlops.features import feature_store
 
     repo = get_settings().feature_repo
-    assert f"type: {FD.STORE_TYPE}" in (repo / "feature_store.yaml").read_text()
+    assert f"type: {feast_duckdb.STORE_TYPE}" in (repo / "feature_store.yaml").read_text()
     # Feast's DuckDB reader needs the format for a folder, and no S3 options it would mishandle.
-    sources = FS.load_definitions()["data_sources"]
-    assert {s.name for s in sources} == set(F.VIEW_FEATURES)
+    sources = feature_store.load_definitions()["data_sources"]
+    assert {s.name for s in sources} == set(compute.VIEW_FEATURES)
     for s in sources:
         assert isinstance(s.file_format, ParquetFormat), s.name
         assert not s.file_options.s3_endpoint_override and s.connection_ref is None, s.name
@@ -133,11 +136,11 @@ def test_s3_connection_loads_httpfs_from_the_pinned_wheel_without_downloading(mo
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
     lake.set_s3_client_factory(None)
     try:
-        con = FD.backend(s3=True)
+        con = feast_duckdb.backend(s3=True)
         row = con.con.execute(
             "SELECT installed, loaded, install_path FROM duckdb_extensions() WHERE extension_name = 'httpfs'"
         ).fetchone()
-        assert row[0] and row[1] and row[2].startswith(FD.httpfs_extension_dir())
+        assert row[0] and row[1] and row[2].startswith(feast_duckdb.httpfs_extension_dir())
         assert f"/v{duckdb.__version__}/" in row[2]
         settings = dict(con.con.execute("SELECT name, value FROM duckdb_settings()").fetchall())
         assert settings["autoinstall_known_extensions"] == "false"
@@ -149,7 +152,7 @@ def test_s3_connection_loads_httpfs_from_the_pinned_wheel_without_downloading(mo
         assert "key_id=key-id" in secret[0]
     finally:
         lake.set_s3_client_factory(None)
-        FD.backend(s3=False)
+        feast_duckdb.backend(s3=False)
 
 
 def test_a_key_with_rows_only_outside_the_ttl_keeps_its_entity_row_with_nulls(tmp_path):
@@ -162,10 +165,10 @@ def test_a_key_with_rows_only_outside_the_ttl_keeps_its_entity_row_with_nulls(tm
 
     t0 = pd.Timestamp("2013-05-01 12:00", tz="UTC")
     frames = {
-        "fresh": pd.DataFrame({"k": ["a", "b"], F.TIMESTAMP: [t0, t0], "x": [1.0, 2.0]}),
+        "fresh": pd.DataFrame({"k": ["a", "b"], compute.TIMESTAMP: [t0, t0], "x": [1.0, 2.0]}),
         # Key "b" only has a row older than the 1-hour TTL at the entity time.
         "stale": pd.DataFrame(
-            {"k": ["a", "b"], F.TIMESTAMP: [t0, t0 - pd.Timedelta(hours=5)], "y": [3.0, 4.0]}
+            {"k": ["a", "b"], compute.TIMESTAMP: [t0, t0 - pd.Timedelta(hours=5)], "y": [3.0, 4.0]}
         ),
     }
     entity = Entity(name="k", join_keys=["k"], value_type=ValueType.STRING)
@@ -174,7 +177,10 @@ def test_a_key_with_rows_only_outside_the_ttl_keeps_its_entity_row_with_nulls(tm
         (tmp_path / name).mkdir()
         frame.to_parquet(tmp_path / name / "data.parquet", index=False)
         src = FileSource(
-            name=name, path=str(tmp_path / name), timestamp_field=F.TIMESTAMP, file_format=ParquetFormat()
+            name=name,
+            path=str(tmp_path / name),
+            timestamp_field=compute.TIMESTAMP,
+            file_format=ParquetFormat(),
         )
         col = frame.columns[-1]
         views.append(
@@ -191,13 +197,13 @@ def test_a_key_with_rows_only_outside_the_ttl_keeps_its_entity_row_with_nulls(tm
         provider="local",
         registry=str(tmp_path / "registry.db"),
         online_store={"type": "sqlite", "path": str(tmp_path / "online.db")},
-        offline_store={"type": FD.STORE_TYPE},
+        offline_store={"type": feast_duckdb.STORE_TYPE},
         entity_key_serialization_version=3,
         repo_path=tmp_path,
     )
     store = FeatureStore(config=config)
     store.apply([entity, *views])
-    entity_df = pd.DataFrame({"k": ["a", "b"], F.TIMESTAMP: [t0 + pd.Timedelta(minutes=30)] * 2})
+    entity_df = pd.DataFrame({"k": ["a", "b"], compute.TIMESTAMP: [t0 + pd.Timedelta(minutes=30)] * 2})
     got = (
         store.get_historical_features(entity_df=entity_df, features=["fresh:x", "stale:y"])
         .to_df()

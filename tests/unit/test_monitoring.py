@@ -382,16 +382,17 @@ def test_empty_history_and_requests_have_the_page_columns(mlops_home):
 
 
 def test_current_window_reads_batch_predictions_and_hides_late_labels(mlops_home):
-    from mlops import features as F
-    from mlops import lake, scoring
+    from mlops import lake
+    from mlops.features import compute
+    from mlops.serving import scoring
     from tests.unit._frames import curated
 
     days = ["2013-07-06", "2013-07-07"]
     cur = curated()
     for ds in days:
         part = cur[cur["ds"] == ds].reset_index(drop=True)
-        lake.write_parquet(F.curated_uri(ds), part)
-        feats = pd.DataFrame({c: part[c] if c in part else np.nan for c in F.MODEL_FEATURES})
+        lake.write_parquet(compute.curated_uri(ds), part)
+        feats = pd.DataFrame({c: part[c] if c in part else np.nan for c in compute.MODEL_FEATURES})
         preds = scoring.assemble(
             part,
             feats,
@@ -408,7 +409,7 @@ def test_current_window_reads_batch_predictions_and_hides_late_labels(mlops_home
     assert info["rows_total"] == len(frame) and set(frame["ds"]) == set(days)
     assert (frame["prediction"] == 0.3).all()
     both = cur[cur["ds"].isin(days)]
-    late = (F.arrival_known_ts(both) > F.local_midnight("2013-07-08")).sum()
+    late = (compute.arrival_known_ts(both) > compute.local_midnight("2013-07-08")).sum()
     assert late > 0  # evening flights landing after midnight (+ taxi margin)
     assert frame["is_delayed"].notna().sum() == both["is_delayed"].notna().sum() - late
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from mlops.config import get_settings
-from mlops.registry import lock_url, promotion_lock
+from mlops.models.registry import lock_url, promotion_lock
 from tests.conftest import require_service
 
 
@@ -51,7 +51,8 @@ def test_bad_lock_url_says_what_to_use(tmp_path, monkeypatch):
 def test_promotion_refuses_a_host_local_lock_on_shared_stores(tmp_path, monkeypatch, env, named):
     """Shared stores (an s3:// lake, an MLflow server) with a file lock: promotion (and rollback)
     refuse with the rule the retrain guard uses, before touching any alias."""
-    from mlops import monitoring, registry
+    from mlops import monitoring
+    from mlops.models import registry
 
     monkeypatch.delenv("MLOPS_LOCK_URL", raising=False)
     if "MLOPS_LOCK_URL" in env:
@@ -72,7 +73,7 @@ def test_promotion_refuses_a_host_local_lock_on_shared_stores(tmp_path, monkeypa
 
 
 def test_shared_stores_with_a_postgres_lock_are_accepted(tmp_path, monkeypatch):
-    from mlops.registry import require_shared_lock
+    from mlops.models.registry import require_shared_lock
 
     monkeypatch.setenv("MLOPS_LOCK_URL", "postgresql://u@lockdb:5432/locks")
     settings = get_settings(
@@ -82,7 +83,7 @@ def test_shared_stores_with_a_postgres_lock_are_accepted(tmp_path, monkeypatch):
 
 
 HOLD = (
-    "import json, time; from mlops.registry import promotion_lock\n"
+    "import json, time; from mlops.models.registry import promotion_lock\n"
     "with promotion_lock() as info:\n"
     "    time.sleep(1.5)\n"
     "print(json.dumps(info))\n"

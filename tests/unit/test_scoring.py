@@ -1,4 +1,4 @@
-"""Batch scoring (mlops.scoring) without Feast or MLflow: real curated days, fake features and model.
+"""Batch scoring (mlops.serving.scoring) without Feast or MLflow: real curated days, fake features and model.
 
 * the output contract: columns in order, dtypes, one row per curated flight, the version per row;
 * decisions at the threshold; categorical inputs stored as strings;
@@ -12,9 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops import feature_store, lake, registry, scoring
-from mlops import features as F
+from mlops import lake
 from mlops.config import get_settings
+from mlops.features import compute, feature_store
+from mlops.models import registry
+from mlops.serving import scoring
 from tests.unit.test_features import seed_curated
 
 DAYS = ["2013-06-11", "2013-06-12"]
@@ -22,7 +24,7 @@ DAYS = ["2013-06-11", "2013-06-12"]
 
 def fake_features(flights: pd.DataFrame, *_args, **_kwargs) -> pd.DataFrame:
     """MODEL_FEATURES from the request columns only (Feast values missing), aligned with flights."""
-    return F.model_frame(flights, pd.DataFrame(index=flights.index))
+    return compute.model_frame(flights, pd.DataFrame(index=flights.index))
 
 
 def fake_predict(frame: pd.DataFrame) -> np.ndarray:
@@ -173,5 +175,7 @@ def test_days_without_feature_tables_are_named(home):
     with pytest.raises(FileNotFoundError, match=r"2 day\(s\) 2013-06-11\.\.2013-06-12.*materialize_features"):
         scoring.require_features(DAYS, settings)
     for ds in DAYS:
-        lake.write_parquet(F.partition_uri(F.DAILY_VIEWS[-1], ds, settings), pd.DataFrame({"x": [1]}))
+        lake.write_parquet(
+            compute.partition_uri(compute.DAILY_VIEWS[-1], ds, settings), pd.DataFrame({"x": [1]})
+        )
     scoring.require_features(DAYS, settings)

@@ -1,4 +1,4 @@
-"""The service's single-row feature path equals mlops.features (the training code), value for value.
+"""The service's single-row feature path equals mlops.features.compute (the training code), value for value.
 
 No Feast and no MLflow: the Feast values are synthetic (real flights, random values with gaps),
 the comparison is on the model's input matrix, so every difference that could reach the booster
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops import features as F
+from mlops.features import compute
 from mlops.serving.model import ServedModel
 from mlops.serving.online import FlightRequest, entity_keys, feature_row, request_values, to_frame
 from mlops.serving.schemas import parse_departure
@@ -58,13 +58,13 @@ def feast_values(flights: pd.DataFrame) -> pd.DataFrame:
     """Random Feast values for every flight: plausible ranges, ~15% missing, unknown engines."""
     rng = np.random.default_rng(0)
     n = len(flights)
-    names = [f for _, feats in F.VIEW_FEATURES.values() for f in feats]
+    names = [f for _, feats in compute.VIEW_FEATURES.values() for f in feats]
     values: dict[str, object] = {}
     epoch = flights["sched_dep_ts"].astype("int64").to_numpy() / 1e6
     for name in names:
         if name == "plane_engine":
             choices = np.array(
-                [*F.categorical_dtypes()["plane_engine"].categories, "Warp drive", None], dtype=object
+                [*compute.categorical_dtypes()["plane_engine"].categories, "Warp drive", None], dtype=object
             )
             values[name] = rng.choice(choices, n)
             continue
@@ -82,28 +82,28 @@ def feast_values(flights: pd.DataFrame) -> pd.DataFrame:
 
 
 def _model() -> tuple[DelayModel, ServedModel]:
-    cats = {k: [str(c) for c in v.categories] for k, v in F.categorical_dtypes().items()}
-    delay = DelayModel(booster=None, features=list(F.MODEL_FEATURES), categories=cats)  # type: ignore[arg-type]
+    cats = {k: [str(c) for c in v.categories] for k, v in compute.categorical_dtypes().items()}
+    delay = DelayModel(booster=None, features=list(compute.MODEL_FEATURES), categories=cats)  # type: ignore[arg-type]
     served = ServedModel(
-        name="m", version="1", features=list(F.MODEL_FEATURES), categories=cats, booster=None
+        name="m", version="1", features=list(compute.MODEL_FEATURES), categories=cats, booster=None
     )
     return delay, served
 
 
 def test_entity_keys_match(flights):
-    expected = F.entity_keys(flights)
+    expected = compute.entity_keys(flights)
     for i, req in enumerate(_requests(flights)):
         got = entity_keys(req)
-        for key in F.JOIN_KEYS:
+        for key in compute.JOIN_KEYS:
             assert got[key] == expected[key].iloc[i], (i, key)
 
 
 def test_request_features_match(flights):
     # Requests carry no distance: both paths take it from the route table.
-    expected = F.request_features(flights)
+    expected = compute.request_features(flights)
     for i, req in enumerate(_requests(flights)):
         got = request_values(req)
-        for col in F.REQUEST_FEATURES:
+        for col in compute.REQUEST_FEATURES:
             want = expected[col].iloc[i]
             if pd.isna(want):
                 assert got[col] is None or np.isnan(got[col]), (i, col, got[col])
@@ -114,7 +114,7 @@ def test_request_features_match(flights):
 def test_model_inputs_match_model_frame(flights, feast_values):
     """The matrix the booster sees: training code (model_frame + DelayModel.matrix) == serving path."""
     delay, served = _model()
-    expected = delay.matrix(F.model_frame(flights, feast_values))
+    expected = delay.matrix(compute.model_frame(flights, feast_values))
     columns = []
     for c in delay.features:
         if c in delay.categories:
@@ -127,7 +127,7 @@ def test_model_inputs_match_model_frame(flights, feast_values):
     records = feast_values.astype(object).where(feast_values.notna(), None).to_dict(orient="records")
     rows = [feature_row(req, rec) for req, rec in zip(_requests(flights), records, strict=True)]
     got = served.matrix(rows)
-    assert got.shape == want.shape == (len(flights), len(F.MODEL_FEATURES))
+    assert got.shape == want.shape == (len(flights), len(compute.MODEL_FEATURES))
     diff = ~((got == want) | (np.isnan(got) & np.isnan(want)))
     if diff.any():
         rows_, cols_ = np.nonzero(diff)
@@ -146,7 +146,8 @@ def test_to_frame_round_trips(flights):
     reqs = _requests(flights.head(20))
     frame = to_frame(reqs)
     pd.testing.assert_frame_equal(
-        F.entity_keys(frame).reset_index(drop=True), F.entity_keys(flights.head(20)).reset_index(drop=True)
+        compute.entity_keys(frame).reset_index(drop=True),
+        compute.entity_keys(flights.head(20)).reset_index(drop=True),
     )
 
 

@@ -19,9 +19,10 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from mlops import features as F
-from mlops import lake, scoring
+from mlops import lake
 from mlops.config import get_settings
+from mlops.features import compute
+from mlops.serving import scoring
 from mlops.serving.app import ServeConfig, create_app
 from mlops.serving.logger import LoggedPrediction, PredictionLogger
 from mlops.serving.model import ModelHolder, ServedModel
@@ -45,11 +46,11 @@ class FakeBooster:
 
 
 def fake_model(version: str = "7", offset: float = 0.0, delay: float = 0.0) -> ServedModel:
-    cats = {k: [str(c) for c in v.categories] for k, v in F.categorical_dtypes().items()}
+    cats = {k: [str(c) for c in v.categories] for k, v in compute.categorical_dtypes().items()}
     return ServedModel(
         name="flight_delay_xgb",
         version=version,
-        features=list(F.MODEL_FEATURES),
+        features=list(compute.MODEL_FEATURES),
         categories=cats,
         booster=FakeBooster(offset, delay),
     )

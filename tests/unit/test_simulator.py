@@ -1,4 +1,4 @@
-"""mlops.simulator: the replay keeps weekday and season, is the identity in 2013, writes like upstream."""
+"""mlops.ingest.simulator: the replay keeps weekday and season, is the identity in 2013, writes like upstream."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops import lake, reference, simulator
+from mlops import lake, reference
+from mlops.ingest import simulator
 from mlops.schema import RAW_COLUMNS
 
 

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 from benchmarks import validation_faults
-from mlops import ingest, lake, reference, semantics, simulator, validation
-from mlops.ingest import parse_raw
+from mlops import lake, reference
+from mlops.ingest import semantics, simulator, steps, validation
+from mlops.ingest.steps import parse_raw
 
 DS = "2013-03-05"  # a Tuesday
 
@@ -248,7 +249,7 @@ def test_quarantine_message_names_partition_check_values_and_next_step(mlops_hom
     settings = get_settings()
     frame = validation_faults.clock_minutes_past_59(simulator.replay_day(DS), DS)
     lake.write_bytes(simulator.landing_uri(settings.landing_uri, DS), simulator.to_csv_bytes(frame))
-    result = ingest.validate_partition(DS, settings=settings)
+    result = steps.validate_partition(DS, settings=settings)
     assert not result.success
     message = result.message
     assert message.startswith(

@@ -8,7 +8,7 @@ worker) before that are inherited by every task, already initialised, sharing me
 
 Isolation and retries are unchanged (each task is still its own process); only import time goes.
 Activated by ``$AIRFLOW_HOME/config/airflow_local_settings.py`` (written by
-:func:`mlops.embedded.init_db`, and by the Docker image), only in the scheduler and Celery
+:func:`mlops.dev.embedded.init_db`, and by the Docker image), only in the scheduler and Celery
 workers; ``MLOPS_PRELOAD=0`` turns it off, ``MLOPS_PRELOAD=pandas,xgboost`` picks modules.
 """
 
@@ -28,10 +28,10 @@ PRELOAD_MODULES: tuple[str, ...] = (
     "pyarrow.parquet",
     "numpy",
     "great_expectations",
-    "mlops.validation",
+    "mlops.ingest.validation",
     "feast",
     # Feast's stores for this profile, ibis and DuckDB: the FeatureStore set-up, minus connections.
-    "mlops.feature_store:preload",
+    "mlops.features.feature_store:preload",
     "mlflow",
     "xgboost",
     "sklearn.metrics",

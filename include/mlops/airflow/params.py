@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlops.simulator import FAULTS  # INGEST_PARAMS (cheap: stdlib and mlops.lake only)
+from mlops.ingest.simulator import FAULTS  # INGEST_PARAMS (cheap: stdlib and mlops.lake only)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -147,7 +147,7 @@ FEATURE_PARAMS: dict[str, Param] = {
 # --- INGEST_PARAMS: ingest_flights and flights_upstream_simulator (issue 3) -----------------------
 
 _INGEST = "Partition"
-#: Defects ``flights_upstream_simulator`` can inject (see :data:`mlops.simulator.FAULTS`).
+#: Defects ``flights_upstream_simulator`` can inject (see :data:`mlops.ingest.simulator.FAULTS`).
 FAULT_NAMES: tuple[str, ...] = tuple(FAULTS)
 
 #: ``ingest_flights``: the day to ingest (scheduled and backfill runs: their logical date) and

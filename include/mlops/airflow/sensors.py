@@ -7,7 +7,7 @@
 Both check once in the worker first (a file already there costs no deferral), then defer to the
 triggerer until the file is complete or ``timeout`` passes (the task then fails, and retries).
 
-What "complete" means is ``completeness`` (:class:`mlops.landing.Completeness`, set by
+What "complete" means is ``completeness`` (:class:`mlops.ingest.landing.Completeness`, set by
 ``MLOPS_LANDING_COMPLETENESS``; docs/landing-contract.md): ``marker`` waits for upstream's
 ``_SUCCESS`` marker beside the data file (S3: both keys), never for the data file alone, which
 exists while upstream still writes it; ``stable:SECONDS`` waits until the file's size and
@@ -26,7 +26,7 @@ from airflow.sdk import BaseSensorOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from mlops.landing import Completeness, FileWatch
+    from mlops.ingest.landing import Completeness, FileWatch
 
 #: Defaults: poll every 30 s (S3: 60 s), give up after 6 hours.
 FILE_POKE_SECONDS, S3_POKE_SECONDS = 30.0, 60.0
@@ -57,7 +57,7 @@ class LandingFileSensor(BaseSensorOperator):
         self._watch: FileWatch | None = None
 
     def poke(self, context: Context) -> bool:
-        from mlops.landing import FileWatch
+        from mlops.ingest.landing import FileWatch
 
         if self._watch is None or self._watch.data_uri != self.uri:  # kept across pokes (stability)
             self._watch = FileWatch(self.uri, self.completeness)
@@ -96,7 +96,7 @@ def landing_sensor(
 ) -> Any:
     """A deferrable sensor waiting for ``uri`` (templated) to be complete: S3KeySensor or
     LandingFileSensor. ``completeness``: see the module docstring (``None``: the file exists)."""
-    from mlops.landing import Completeness, marker_uri
+    from mlops.ingest.landing import Completeness, marker_uri
 
     if isinstance(completeness, str):
         completeness = Completeness.parse(completeness)

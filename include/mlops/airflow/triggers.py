@@ -2,7 +2,7 @@
 
 :class:`LandingFileTrigger` is the ``file://`` counterpart of the amazon provider's
 ``S3KeyTrigger``: it waits for a landing export to be complete without holding a worker slot.
-"Complete" is :class:`mlops.landing.Completeness`: upstream's ``_SUCCESS`` marker beside the file
+"Complete" is :class:`mlops.ingest.landing.Completeness`: upstream's ``_SUCCESS`` marker beside the file
 (``marker``), or the file unchanged in size and modification time for a while (``stable:SECONDS``),
 or, with no completeness (other uses, e.g. a feature table written atomically), the file exists.
 It polls with ``stat`` in a worker thread (``asyncio.to_thread``), so a slow or network file
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from mlops.landing import FileWatch
+from mlops.ingest.landing import FileWatch
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -10,11 +10,11 @@ Modules:
 * :mod:`mlops.serving.schemas` - request validation (every bad input is a clear 4xx: strict JSON
   types, ASCII codes, bounded errors and ``x-request-id``), the OpenAPI schemas;
 * :mod:`mlops.serving.online` - the online store read directly, and the single-row feature path
-  (the rules of :mod:`mlops.features`, tested equal to them);
+  (the rules of :mod:`mlops.features.compute`, tested equal to them);
 * :mod:`mlops.serving.model` - the served version and the ``@champion`` poller (atomic swap);
 * :mod:`mlops.serving.logger` - served predictions, batched to
   ``{lake}/predictions_online/ds=YYYY-MM-DD/part-<ts>-<pid>-<seq>.parquet`` off the request path,
-  with the columns of batch predictions (:data:`mlops.scoring.ONLINE_COLUMNS`) for ``monitor_drift``;
+  with the columns of batch predictions (:data:`mlops.serving.scoring.ONLINE_COLUMNS`) for ``monitor_drift``;
 * :mod:`mlops.serving.metrics` - the Prometheus collectors and the ASGI middleware;
 * :mod:`mlops.serving.http` - uvicorn's options, with a bound on request heads (431);
 * :mod:`mlops.serving.cli` - the ``mlops serve`` command.

@@ -12,7 +12,7 @@ Build it with :func:`create_app` (``mlops serve`` does, then runs it under uvico
    swap during the request does not affect it;
 3. Feast values of each flight come from the online store (:class:`OnlineFeatureReader`), the
    request-time and derived features are computed here (:func:`feature_row`, the rules of
-   :mod:`mlops.features`), the booster scores the rows;
+   :mod:`mlops.features.compute`), the booster scores the rows;
 4. the answer is written; the predictions are handed to the logger (:mod:`mlops.serving.logger`),
    which writes them to the lake in batches from its own thread.
 
@@ -48,7 +48,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from mlops.config import MODEL_NAME, Settings, get_settings
-from mlops.scoring import DEFAULT_THRESHOLD
 from mlops.serving.logger import LoggedPrediction, PredictionLogger
 from mlops.serving.metrics import MetricsMiddleware, ServiceMetrics
 from mlops.serving.model import ModelHolder, ServedModel
@@ -66,6 +65,7 @@ from mlops.serving.schemas import (
     request_id,
     vocabulary,
 )
+from mlops.serving.scoring import DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence

@@ -16,7 +16,7 @@ milliseconds for thousands of rows) rather than through pandas (:func:`to_frame`
 it is tested equal to, with the same schema): the flush thread shares the GIL with the request
 path, and on a loaded machine a flush that holds it for a hundred milliseconds shows up in the
 request latency tail. :meth:`PredictionLogger.start` warms the write path (imports, schema) before
-the service takes requests. Columns: :data:`mlops.scoring.ONLINE_COLUMNS`
+the service takes requests. Columns: :data:`mlops.serving.scoring.ONLINE_COLUMNS`
 (the batch columns plus ``request_id`` and ``served_at``).
 
 If the buffer is full (``max_buffer`` rows, e.g. the lake is unreachable) new rows are dropped
@@ -197,10 +197,10 @@ class PredictionLogger:
 
 
 def to_frame(batch: list[LoggedPrediction]) -> pd.DataFrame:
-    """Rows of :data:`mlops.scoring.ONLINE_COLUMNS` for logged predictions."""
+    """Rows of :data:`mlops.serving.scoring.ONLINE_COLUMNS` for logged predictions."""
     import pandas as pd
 
-    from mlops import scoring
+    from mlops.serving import scoring
 
     flights = [e.flight for e in batch]
     ids = pd.DataFrame(
@@ -267,8 +267,8 @@ def to_table(batch: list[LoggedPrediction]) -> pa.Table:
     """:func:`to_frame` as an Arrow table, built from Python lists (no pandas on the flush path)."""
     import pyarrow as pa
 
-    from mlops import features as F
-    from mlops import scoring
+    from mlops.features import compute
+    from mlops.serving import scoring
 
     flights = [e.flight for e in batch]
     probs = [float(e.probability) for e in batch]
@@ -288,7 +288,7 @@ def to_table(batch: list[LoggedPrediction]) -> pa.Table:
         "model_version": [str(e.model_version) for e in batch],
         "source": ["online"] * len(batch),
     }
-    categorical = set(F.CATEGORICAL_FEATURES)
+    categorical = set(compute.CATEGORICAL_FEATURES)
     for col in scoring.FEATURE_COLUMNS:
         values = [e.features.get(col) for e in batch]
         if col in categorical:

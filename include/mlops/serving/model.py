@@ -111,7 +111,7 @@ class ServedModel:
 
 def load_version(version: str, settings: Settings | None = None, name: str = MODEL_NAME) -> ServedModel:
     """Load a registered version from MLflow (the pyfunc's :class:`mlops.training.DelayModel`)."""
-    from mlops import registry
+    from mlops.models import registry
 
     started = time.perf_counter()
     pyfunc = registry.load_model(version, settings, name)
@@ -146,7 +146,7 @@ class ModelHolder:
         on_swap: Callable[[ServedModel | None, ServedModel], None] | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
-        from mlops import registry
+        from mlops.models import registry
 
         self.poll_seconds = float(poll_seconds)
         self.alias = alias

@@ -5,7 +5,7 @@ Why not ``FeatureStore.get_online_features``
 Profiled on the embedded SQLite online store, a one-flight ``get_online_features`` call spends
 ~95% of its time outside the store: it resolves the feature service from the registry proto on
 every call (rebuilding every ``FeatureView``/``Field`` object, each checked by ``typeguard``),
-then the pandas assembly of :func:`mlops.features.model_frame` adds ~60 column operations for a
+then the pandas assembly of :func:`mlops.features.compute.model_frame` adds ~60 column operations for a
 single row. The SQLite reads themselves are eight indexed lookups (tens of microseconds each).
 
 :class:`OnlineFeatureReader` resolves the feature service ``flight_delay_v1`` once (warm
@@ -15,13 +15,13 @@ tables, for any online store type (SQLite embedded, Redis scale-out).
 
 No training/serving skew
 ------------------------
-The values computed here for one flight are those of :mod:`mlops.features` (the code that builds
+The values computed here for one flight are those of :mod:`mlops.features.compute` (the code that builds
 training and batch-scoring frames) on the same flight, by construction and by test:
 
-* entity keys: :func:`entity_keys` is :func:`mlops.features.entity_keys` for one row;
-* request-time features: :func:`request_values` is :func:`mlops.features.request_features`;
-* derived features: :func:`feature_row` applies :func:`mlops.features.derive_features`' rules and
-  :func:`mlops.features.model_frame`'s typing (numbers to float, unknown categories to missing).
+* entity keys: :func:`entity_keys` is :func:`mlops.features.compute.entity_keys` for one row;
+* request-time features: :func:`request_values` is :func:`mlops.features.compute.request_features`;
+* derived features: :func:`feature_row` applies :func:`mlops.features.compute.derive_features`' rules and
+  :func:`mlops.features.compute.model_frame`'s typing (numbers to float, unknown categories to missing).
 
 ``tests/unit/test_serving_features.py`` checks every value against the pandas functions over
 whole days (DST switches, unknown tail numbers, unknown categories, missing Feast values);
@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from mlops import features as F
 from mlops.config import FEATURE_SERVICE
+from mlops.features import compute
 from mlops.schema import TIMEZONE
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class FlightRequest:
 
 
 def to_frame(flights: Sequence[FlightRequest]) -> pd.DataFrame:
-    """Request rows as the pandas functions of :mod:`mlops.features` take them (tests, fallbacks)."""
+    """Request rows as the pandas functions of :mod:`mlops.features.compute` take them (tests, fallbacks)."""
     import pandas as pd
 
     return pd.DataFrame(
@@ -109,42 +109,42 @@ def to_frame(flights: Sequence[FlightRequest]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------
-# Scalar twins of mlops.features (one flight, no pandas)
+# Scalar twins of mlops.features.compute (one flight, no pandas)
 # --------------------------------------------------------------------------------------------------
 
 
 def entity_keys(flight: FlightRequest) -> dict[str, str]:
-    """The Feast join keys of one flight (:func:`mlops.features.entity_keys` for one row)."""
+    """The Feast join keys of one flight (:func:`mlops.features.compute.entity_keys` for one row)."""
     local = flight.local
     day = local.strftime("%Y-%m-%d")
     hour = local.strftime("%Y-%m-%dT%H")
-    tail = flight.tailnum if flight.tailnum is not None else F.UNKNOWN
+    tail = flight.tailnum if flight.tailnum is not None else compute.UNKNOWN
     return {
-        F.FLIGHT_DAY: f"{flight.carrier}|{flight.flight}|{flight.origin}|{day}",
-        F.ORIGIN_HOUR: f"{flight.origin}|{hour}",
-        F.ORIGIN_DAY: f"{flight.origin}|{day}",
-        F.CARRIER_DAY: f"{flight.carrier}|{day}",
-        F.ROUTE_DAY: f"{flight.origin}-{flight.dest}|{day}",
-        F.TAILNUM: tail,
-        F.TAILNUM_DAY: f"{tail}|{day}",
+        compute.FLIGHT_DAY: f"{flight.carrier}|{flight.flight}|{flight.origin}|{day}",
+        compute.ORIGIN_HOUR: f"{flight.origin}|{hour}",
+        compute.ORIGIN_DAY: f"{flight.origin}|{day}",
+        compute.CARRIER_DAY: f"{flight.carrier}|{day}",
+        compute.ROUTE_DAY: f"{flight.origin}-{flight.dest}|{day}",
+        compute.TAILNUM: tail,
+        compute.TAILNUM_DAY: f"{tail}|{day}",
     }
 
 
 @cache
 def _categories() -> dict[str, frozenset[str]]:
-    return {name: frozenset(dtype.categories) for name, dtype in F.categorical_dtypes().items()}
+    return {name: frozenset(dtype.categories) for name, dtype in compute.categorical_dtypes().items()}
 
 
 def _epoch_seconds(ts: datetime) -> float:
-    # mlops.features._epoch_seconds: int64 microseconds // 1e6 (floored to whole seconds).
+    # mlops.features.compute._epoch_seconds: int64 microseconds // 1e6 (floored to whole seconds).
     return float(((ts - _EPOCH) // _MICRO) // 1_000_000)
 
 
 def request_values(flight: FlightRequest) -> dict[str, Any]:
-    """:func:`mlops.features.request_features` for one flight (categories: str, or None if unknown)."""
+    """:func:`mlops.features.compute.request_features` for one flight (categories: str, or None if unknown)."""
     local = flight.local
     cats = _categories()
-    distance = F._route_distance().get((flight.origin, flight.dest), NAN)
+    distance = compute._route_distance().get((flight.origin, flight.dest), NAN)
     return {
         "sched_dep_hour": float(local.hour),
         "sched_dep_minute": float(local.minute),
@@ -172,17 +172,17 @@ def _num(value: Any) -> float:
 
 
 def feature_row(flight: FlightRequest, feast_values: Mapping[str, Any]) -> dict[str, Any]:
-    """Every :data:`mlops.features.MODEL_FEATURES` value of one flight, as :func:`model_frame` types it.
+    """Every :data:`mlops.features.compute.MODEL_FEATURES` value of one flight, as :func:`model_frame` types it.
 
     Numbers are floats (NaN when unknown); categorical features are their string value, or None
     when missing or outside the fixed categories.
     """
     row: dict[str, Any] = request_values(flight)
-    for name in F.MODEL_FEATURES:
-        if name in row or name in F.DERIVED_FEATURES:
+    for name in compute.MODEL_FEATURES:
+        if name in row or name in compute.DERIVED_FEATURES:
             continue
         value = feast_values.get(name)
-        if name in F.CATEGORICAL_FEATURES:
+        if name in compute.CATEGORICAL_FEATURES:
             ok = value is not None and not (isinstance(value, float) and math.isnan(value))
             row[name] = value if ok and value in _categories()[name] else None
         else:
@@ -403,7 +403,7 @@ class _SqliteDirect:
 
 
 def load_reader(settings: Any = None) -> OnlineFeatureReader:
-    """A reader on the profile's feature store (``mlops.feature_store.get_store``)."""
-    from mlops.feature_store import get_store
+    """A reader on the profile's feature store (``mlops.features.feature_store.get_store``)."""
+    from mlops.features.feature_store import get_store
 
     return OnlineFeatureReader(get_store(settings))

@@ -12,7 +12,7 @@ imported in ``execute()``. Usable in any DAG::
     )
 
 The store is the one of ``feature_repo/`` with the profile's configuration
-(:func:`mlops.feature_store.get_store`); materialization is serialized with ``feast apply`` by the
+(:func:`mlops.features.feature_store.get_store`); materialization is serialized with ``feast apply`` by the
 registry lock, so concurrent runs never write the registry at once.
 """
 
@@ -63,7 +63,7 @@ class FeastMaterializeOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, str]:
         from datetime import timedelta
 
-        from mlops import feature_store
+        from mlops.features import feature_store
 
         if not self.start or not self.end:
             raise ValueError(

@@ -13,7 +13,7 @@ ordinary (retryable) ``AirflowException``.
 This operator keeps the provider's good idea (an ephemeral GX context built in ``execute``) and
 fixes the rest: ``__init__`` stores plain arguments only, Great Expectations is imported inside
 ``execute``, the suite and the quarantine logic live in plain ``mlops`` code
-(:func:`mlops.ingest.validate_partition`), and bad data fails with ``AirflowFailException``:
+(:func:`mlops.ingest.steps.validate_partition`), and bad data fails with ``AirflowFailException``:
 retrying the same bad bytes is pointless, and the message says what to do instead.
 """
 
@@ -75,8 +75,8 @@ class GXValidateOperator(BaseOperator):
         from mlops.airflow.errors import fail_without_retry
         from mlops.airflow.storage import use_airflow_connection
         from mlops.config import get_settings
-        from mlops.ingest import validate_partition
-        from mlops.landing import Completeness
+        from mlops.ingest.landing import Completeness
+        from mlops.ingest.steps import validate_partition
 
         use_airflow_connection(self.aws_conn_id)
         # With markers, an export without one is not complete (upstream re-delivering after the

@@ -55,7 +55,7 @@ class RegisterModelOperator(BaseOperator):
         publish(context, MLFLOW_RUN_KEY, url)
         if str(self.dry_run).lower() in {"true", "1"}:
             _skip(f"dry run: MLflow run {self.run_id} logged, not registered ({url})")
-        from mlops.registry import register
+        from mlops.models.registry import register
 
         tags = {"airflow.dag_id": context["dag"].dag_id, "airflow.run_id": context["run_id"]}
         version = register(self.run_id, self.model_uri, tags=tags, name=self.model_name)
@@ -109,7 +109,7 @@ class PromoteModelOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import json
 
-        from mlops.registry import gate_and_promote
+        from mlops.models.registry import gate_and_promote
 
         publish(context, MLFLOW_RUN_KEY, mlflow_run_url(str(self.experiment_id), str(self.run_id)))
         params = self.params_json if isinstance(self.params_json, dict) else json.loads(self.params_json)

@@ -21,7 +21,7 @@ lake, and where each is handled:
   can fall in the query's window, ``[min(entity ts) - ttl, max(entity ts)]`` per view (a ttl of 0:
   unbounded below) or ``[start, end]`` for materialization. Rows of partition ``ds`` have
   ``event_timestamp`` in ``[local midnight of ds, + PARTITION_EVENT_SPAN)``, checked when the
-  tables are built (:func:`mlops.features.check_partition_span`); rows outside the window are
+  tables are built (:func:`mlops.features.compute.check_partition_span`); rows outside the window are
   dropped too, which Feast's join would do (no entity row can pick them).
 
 The connection is built once per process (rebuilt in a forked child, and when the S3 endpoint or
@@ -50,7 +50,7 @@ from feast.infra.offline_stores.ibis import (
     pull_latest_from_table_or_query_ibis,
 )
 
-from mlops.features import PARTITION_EVENT_SPAN, local_midnight
+from mlops.features.compute import PARTITION_EVENT_SPAN, local_midnight
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: ``offline_store.type`` in feature_store.yaml.
-STORE_TYPE = "mlops.feast_duckdb.DuckDBOfflineStore"
+STORE_TYPE = "mlops.features.feast_duckdb.DuckDBOfflineStore"
 #: Distribution whose wheel carries DuckDB's httpfs extension (pinned to the ``duckdb`` version).
 HTTPFS_PACKAGE = "duckdb_ext"
 
@@ -75,9 +75,9 @@ Windows = dict[str, tuple[datetime | None, datetime]]
 
 
 class DuckDBOfflineStoreConfig(FeastDuckDBOfflineStoreConfig):
-    """``offline_store: {type: mlops.feast_duckdb.DuckDBOfflineStore}`` (Feast's DuckDB options)."""
+    """``offline_store: {type: mlops.features.feast_duckdb.DuckDBOfflineStore}`` (Feast's DuckDB options)."""
 
-    type: Literal["mlops.feast_duckdb.DuckDBOfflineStore"] = STORE_TYPE  # type: ignore[assignment]
+    type: Literal["mlops.features.feast_duckdb.DuckDBOfflineStore"] = STORE_TYPE  # type: ignore[assignment]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ LOCK_URL_ENV = "MLOPS_LOCK_URL"
 
 
 def _client(settings: Settings | None = None) -> MlflowClient:
-    from mlops.tracking import client
+    from mlops.models.tracking import client
 
     return client(settings)
 

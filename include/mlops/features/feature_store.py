@@ -6,7 +6,7 @@ Interface (plain Python, no Airflow):
 * :func:`apply` -> ``feast apply`` of the repo, serialized by a lock (a file lock next to the file
   registry; a PostgreSQL advisory lock for the SQL registry);
 * :func:`materialize` -> load [start, end] into the online store (same lock);
-* :func:`training_frame` -> labelled flights of [start, end) with :data:`mlops.features.MODEL_FEATURES`
+* :func:`training_frame` -> labelled flights of [start, end) with :data:`mlops.features.compute.MODEL_FEATURES`
   from ``get_historical_features(features=<feature service flight_delay_v1>)``;
 * :func:`historical_frame` -> the same point-in-time features for any flights (e.g. batch scoring);
 * :func:`online_frame` -> model features of request rows from the online store.
@@ -16,14 +16,14 @@ Profiles: ``feature_repo/feature_store.yaml`` takes its stores from ``MLOPS_FEAS
 :func:`feast_env` supplies the embedded defaults under ``MLOPS_HOME`` (file registry and SQLite
 online store in ``$MLOPS_HOME/feast/``; ``mlops env`` exports them for the ``feast`` CLI). Offline
 sources are ``{lake}/features/<view>``, read by Feast's DuckDB offline store
-(:mod:`mlops.feast_duckdb`).
+(:mod:`mlops.features.feast_duckdb`).
 
 Cost per process: importing Feast and its stores takes seconds. :func:`get_store` keeps one
 ``FeatureStore`` per process, repo and expanded configuration; :func:`preload` imports what the
 profile's stores need without opening anything, so a process that forks tasks (the scheduler,
 a Celery worker: ``mlops.airflow.local_settings``) pays the imports once for all of them.
 
-Run ``python -m mlops.feature_store env|apply|materialize START END`` from a shell.
+Run ``python -m mlops.features.feature_store env|apply|materialize START END`` from a shell.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops import features as F
 from mlops import lake
 from mlops.config import FEAST_PROJECT, FEATURE_SERVICE, Settings, get_settings
+from mlops.features import compute
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -86,7 +86,7 @@ def feast_env(settings: Settings | None = None, env: dict[str, str] | None = Non
             {
                 "registry_type": "file",
                 "path": str(home / "registry.db"),
-                "registry_store_type": "mlops.feature_store.AtomicFileRegistryStore",
+                "registry_store_type": "mlops.features.feature_store.AtomicFileRegistryStore",
                 "cache_ttl_seconds": 60,
             }
         ),
@@ -97,7 +97,7 @@ def feast_env(settings: Settings | None = None, env: dict[str, str] | None = Non
 
 def source_path(view: str, settings: Settings | None = None) -> str:
     """Path of the offline source of ``view`` as Feast reads it (a directory or ``s3://`` prefix)."""
-    uri = F.features_uri(settings, view)
+    uri = compute.features_uri(settings, view)
     return str(lake.local_path(uri)) if uri.startswith("file://") else uri
 
 
@@ -162,7 +162,7 @@ def preload(settings: Settings | None = None) -> None:
     import feast.infra.passthrough_provider  # noqa: F401
     import ibis.backends.duckdb  # noqa: F401
 
-    import mlops.feast_duckdb  # noqa: F401
+    import mlops.features.feast_duckdb  # noqa: F401
 
     repo_config(settings)
 
@@ -194,7 +194,7 @@ def _registry_store_cls() -> type:
 
 
 def __getattr__(name: str) -> Any:
-    # ``registry_store_type: mlops.feature_store.AtomicFileRegistryStore``: Feast's file registry
+    # ``registry_store_type: mlops.features.feature_store.AtomicFileRegistryStore``: Feast's file registry
     # store truncates and rewrites registry.db in place, so a reader can see half a file while a
     # writer works; this one writes a temporary sibling and renames it over (atomic on POSIX).
     # Built lazily so that importing this module does not import Feast.
@@ -363,7 +363,7 @@ def _as_utc(value: str | date | datetime) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
     if not isinstance(value, datetime):
-        return F.local_midnight(value).to_pydatetime()
+        return compute.local_midnight(value).to_pydatetime()
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
@@ -394,16 +394,16 @@ def materialize(
         raise ValueError(f"materialize: method must be 'partitions' or 'feast', got {method!r}")
     s = settings or get_settings()
     lo, hi = _as_utc(start) - overlap, _as_utc(end)
-    static_start = datetime.fromisoformat(F.REGISTRY_TS.replace("Z", "+00:00"))
+    static_start = datetime.fromisoformat(compute.REGISTRY_TS.replace("Z", "+00:00"))
     with registry_lock(s):
         store = get_store(s)
         store.refresh_registry()
         if method == "feast":
-            store.materialize(start_date=lo, end_date=hi, feature_views=list(F.DAILY_VIEWS))
+            store.materialize(start_date=lo, end_date=hi, feature_views=list(compute.DAILY_VIEWS))
         else:
             rows = _push_partitions(store, lo, hi, s)
             log.info("pushed %s rows per view for %s .. %s", rows, lo.isoformat(), hi.isoformat())
-        store.materialize(start_date=static_start, end_date=hi, feature_views=list(F.STATIC_VIEWS))
+        store.materialize(start_date=static_start, end_date=hi, feature_views=list(compute.STATIC_VIEWS))
     log.info("materialized %s .. %s (project %s)", lo.isoformat(), hi.isoformat(), store.project)
     return lo, hi
 
@@ -419,23 +419,25 @@ def _push_partitions(store: FeatureStore, lo: datetime, hi: datetime, settings: 
     tz = ZoneInfo(TIMEZONE)
     # A row of partition D has its event time in [D 00:00, D+1 ~06:00) local: D-1 .. day(hi) suffice.
     first = (lo.astimezone(tz).date() - timedelta(days=1)).isoformat()
-    days = F.day_range(first, hi.astimezone(tz).date())
+    days = compute.day_range(first, hi.astimezone(tz).date())
     written: dict[str, int] = {}
-    for view in F.DAILY_VIEWS:
-        key, feats = F.VIEW_FEATURES[view]
+    for view in compute.DAILY_VIEWS:
+        key, feats = compute.VIEW_FEATURES[view]
         parts = [
             lake.read_parquet(uri)
-            for uri in (F.partition_uri(view, ds, settings) for ds in days)
+            for uri in (compute.partition_uri(view, ds, settings) for ds in days)
             if lake.exists(uri)
         ]
         written[view] = 0
         if parts:
             table = pd.concat(parts, ignore_index=True)
-            ts = table[F.TIMESTAMP]
+            ts = table[compute.TIMESTAMP]
             table = table[(ts >= pd.Timestamp(lo)) & (ts <= pd.Timestamp(hi))]
-            table = table.sort_values(F.TIMESTAMP, kind="stable").drop_duplicates(key, keep="last")
+            table = table.sort_values(compute.TIMESTAMP, kind="stable").drop_duplicates(key, keep="last")
             if len(table):
-                store.write_to_online_store(view, df=table[[key, F.TIMESTAMP, *feats]].reset_index(drop=True))
+                store.write_to_online_store(
+                    view, df=table[[key, compute.TIMESTAMP, *feats]].reset_index(drop=True)
+                )
                 written[view] = len(table)
         store.registry.apply_materialization(store.get_feature_view(view), store.project, lo, hi)
     return written
@@ -452,7 +454,7 @@ def _feature_service(store: FeatureStore) -> Any:
 
 def feast_feature_names() -> list[str]:
     """Feast feature columns served by ``flight_delay_v1`` (without view prefixes)."""
-    return [f for _key, feats in F.VIEW_FEATURES.values() for f in feats]
+    return [f for _key, feats in compute.VIEW_FEATURES.values() for f in feats]
 
 
 def historical_values(
@@ -465,13 +467,15 @@ def historical_values(
     import pandas as pd
 
     store = store or get_store(settings)
-    keys = F.entity_keys(flights)
-    key_cols = [F.TIMESTAMP, *F.JOIN_KEYS]
-    unique = keys.drop_duplicates(key_cols).sort_values(F.TIMESTAMP, kind="stable").reset_index(drop=True)
+    keys = compute.entity_keys(flights)
+    key_cols = [compute.TIMESTAMP, *compute.JOIN_KEYS]
+    unique = (
+        keys.drop_duplicates(key_cols).sort_values(compute.TIMESTAMP, kind="stable").reset_index(drop=True)
+    )
     if unique.empty:
         return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
     # Time-ordered chunks of HISTORICAL_CHUNK_ROWS: each call reads only the partitions of its
-    # rows' window (mlops.feast_duckdb), and DuckDB's working set (several KB per entity row: the
+    # rows' window (mlops.features.feast_duckdb), and DuckDB's working set (several KB per entity row: the
     # joins of all views at once) stays bounded. Every entity row comes back; a view with no row
     # of the key within its TTL gives nulls for that view only.
     service = _feature_service(store)
@@ -489,9 +493,11 @@ def historical_values(
             "Feast's DuckDB offline store keeps every entity row; check the offline store in "
             "feature_repo/feature_store.yaml"
         )
-    values[F.TIMESTAMP] = pd.to_datetime(values[F.TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
+    values[compute.TIMESTAMP] = pd.to_datetime(values[compute.TIMESTAMP], utc=True).astype(
+        "datetime64[us, UTC]"
+    )
     keys = keys.reset_index(names="__row")
-    keys[F.TIMESTAMP] = keys[F.TIMESTAMP].astype("datetime64[us, UTC]")
+    keys[compute.TIMESTAMP] = keys[compute.TIMESTAMP].astype("datetime64[us, UTC]")
     merged = keys.merge(values, on=key_cols, how="left", validate="many_to_one")
     merged = merged.set_index("__row").reindex(flights.index)
     return merged[feast_feature_names()]
@@ -501,7 +507,7 @@ def historical_frame(
     flights: pd.DataFrame, settings: Settings | None = None, store: FeatureStore | None = None
 ) -> pd.DataFrame:
     """MODEL_FEATURES of ``flights`` as of their scheduled departure (point in time, any flights)."""
-    return F.model_frame(flights, historical_values(flights, settings, store))
+    return compute.model_frame(flights, historical_values(flights, settings, store))
 
 
 def training_frame(
@@ -510,7 +516,7 @@ def training_frame(
     """Every labelled curated flight with ``sched_dep_ts`` in [start, end), with MODEL_FEATURES.
 
     Columns: ``flight_id``, ``sched_dep_ts``, ``ds``, ``is_delayed`` (int8 label), then
-    :data:`mlops.features.MODEL_FEATURES` in order. ``start``/``end`` as ``YYYY-MM-DD`` mean local
+    :data:`mlops.features.compute.MODEL_FEATURES` in order. ``start``/``end`` as ``YYYY-MM-DD`` mean local
     midnight of those days (so ds in [start, end)); datetimes are instants (naive = UTC). Rows are
     sorted by ``sched_dep_ts`` then ``flight_id``.
     """
@@ -518,16 +524,16 @@ def training_frame(
 
     s = settings or get_settings()
     lo, hi = _as_utc(start), _as_utc(end)
-    days = F.day_range((lo - timedelta(days=1)).date(), (hi + timedelta(days=1)).date())
-    curated = F.read_curated(days, s)
+    days = compute.day_range((lo - timedelta(days=1)).date(), (hi + timedelta(days=1)).date())
+    curated = compute.read_curated(days, s)
     ts = curated["sched_dep_ts"]
-    mask = (ts >= pd.Timestamp(lo)) & (ts < pd.Timestamp(hi)) & curated[F.LABEL].notna()
+    mask = (ts >= pd.Timestamp(lo)) & (ts < pd.Timestamp(hi)) & curated[compute.LABEL].notna()
     flights = curated[mask].sort_values(["sched_dep_ts", "flight_id"], kind="stable").reset_index(drop=True)
     features = historical_frame(flights, s)
     out = pd.concat(
         [
             flights[["flight_id", "sched_dep_ts", "ds"]],
-            flights[F.LABEL].astype("int8").rename(F.LABEL),
+            flights[compute.LABEL].astype("int8").rename(compute.LABEL),
             features,
         ],
         axis=1,
@@ -543,8 +549,8 @@ def online_values(
     import pandas as pd
 
     store = store or get_store(settings)
-    keys = F.entity_keys(flights)
-    rows = keys[list(F.JOIN_KEYS)].to_dict(orient="records")
+    keys = compute.entity_keys(flights)
+    rows = keys[list(compute.JOIN_KEYS)].to_dict(orient="records")
     if not rows:
         return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
     response = store.get_online_features(features=_feature_service(store), entity_rows=rows)
@@ -559,11 +565,11 @@ def online_frame(flights: pd.DataFrame, settings: Settings | None = None) -> pd.
     ``flights`` needs ``carrier``, ``flight``, ``origin``, ``dest``, ``sched_dep_ts`` and
     ``tailnum`` (may be null); ``distance`` is optional. The result is aligned with its index.
     """
-    return F.model_frame(flights, online_values(flights, settings))
+    return compute.model_frame(flights, online_values(flights, settings))
 
 
 # --------------------------------------------------------------------------------------------------
-# Command line (python -m mlops.feature_store ...)
+# Command line (python -m mlops.features.feature_store ...)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -596,11 +602,11 @@ def bench(
     timed("import_feast_and_get_store", lambda: get_store(s))
     timed("feast_apply", lambda: apply(s))
     next_day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
-    timed("day_build", lambda: F.build_feature_tables([day], s, include_dependents=False))
+    timed("day_build", lambda: compute.build_feature_tables([day], s, include_dependents=False))
     timed("day_materialize", lambda: materialize(day, next_day, s, method=method))
-    days = F.day_range(month_start, month_end)
+    days = compute.day_range(month_start, month_end)
     after = (date.fromisoformat(month_end) + timedelta(days=1)).isoformat()
-    timed("month_build", lambda: F.build_feature_tables(days, s, include_dependents=False))
+    timed("month_build", lambda: compute.build_feature_tables(days, s, include_dependents=False))
     timed("month_materialize", lambda: materialize(month_start, after, s, method=method))
     if not year:
         return out
@@ -609,14 +615,16 @@ def bench(
     out["year_rows"] = len(frame)
     out["year_rows_per_s_wall"] = round(len(frame) / step["wall_s"], 1)
     out["year_rows_per_s_cpu"] = round(len(frame) / max(step["cpu_s"], 1e-9), 1)
-    out["year_null_rate"] = round(float(frame[F.MODEL_FEATURES].isna().to_numpy().mean()), 4)
+    out["year_null_rate"] = round(float(frame[compute.MODEL_FEATURES].isna().to_numpy().mean()), 4)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m mlops.feature_store", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m mlops.features.feature_store", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("env", help="print the MLOPS_FEAST_* values feature_store.yaml is expanded with")
     sub.add_parser("apply", help="feast apply (serialized)")
@@ -648,7 +656,11 @@ def main(argv: list[str] | None = None) -> int:
         year = None if args.no_year else (args.year[0], args.year[1])
         print(json.dumps(bench(args.day, args.month[0], args.month[1], year, method=args.method), indent=2))
     elif args.cmd == "build":
-        print(json.dumps(F.build_feature_tables(F.day_range(args.start, args.end)).as_dict(), indent=2))
+        print(
+            json.dumps(
+                compute.build_feature_tables(compute.day_range(args.start, args.end)).as_dict(), indent=2
+            )
+        )
     return 0
 
 

@@ -90,7 +90,7 @@ HISTORY_DAYS = max(WINDOWS)
 #: Timestamp of the static aircraft registry snapshot.
 REGISTRY_TS = "1970-01-01T00:00:00Z"
 #: Every row of a daily partition ``ds`` has its event time in [local midnight of ds, + this): the
-#: offline store reads only the partitions a query's time window can use (mlops.feast_duckdb).
+#: offline store reads only the partitions a query's time window can use (mlops.features.feast_duckdb).
 #: Checked when the tables are built (:func:`check_partition_span`); the latest rows today are a
 #: late departure's previous-leg event, under 40 hours after midnight.
 PARTITION_EVENT_SPAN = timedelta(days=3)

@@ -25,7 +25,7 @@ One suite (:data:`SUITE_NAME`) checks a day's raw export (:data:`mlops.schema.RA
   to a few values, each New York airport's share, flights at both ends of the day.
 
 The clock, consistency and profile checks (and their thresholds, derived from the full year of
-2013 with the margins documented there) live in :mod:`mlops.semantics`;
+2013 with the margins documented there) live in :mod:`mlops.ingest.semantics`;
 ``benchmarks/validation_faults.py`` injects the faults they catch and validates the 365 real days.
 
 The suite is built once per process and parameterized per day with GX expectation parameters
@@ -51,8 +51,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlops import semantics
 from mlops.config import QUIET_LOGGERS
+from mlops.ingest import semantics
 from mlops.schema import RAW_COLUMNS, TIMEZONE
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ def _custom_expectations() -> _Custom:
       arguments on every one of those serializations, and 1,400 values made this check alone cost
       more than the rest of the suite.
 
-    The semantic checks (:mod:`mlops.semantics`) are table-level for the same reason (with
+    The semantic checks (:mod:`mlops.ingest.semantics`) are table-level for the same reason (with
     :data:`RANGES`, which they leave to the range check, as a class default), and because most of
     them relate several columns, which GX's column-pair and multicolumn expectations cover
     only as equality or ordering (``UnexpectedRowsExpectation`` runs SQL, not on pandas batches):
@@ -427,7 +427,7 @@ def _custom_expectations() -> _Custom:
             return findings_result(metrics["table.clock_findings"])
 
     class ExpectColumnRelationsToHold(BatchExpectation):
-        """Expect the relations between a flight's columns to hold (see :mod:`mlops.semantics`)."""
+        """Expect the relations between a flight's columns to hold (see :mod:`mlops.ingest.semantics`)."""
 
         ranges: dict[str, list[float]] = _range_lists()  # a class default: see above
 
@@ -718,7 +718,7 @@ def _exception_message(exc: dict[str, Any]) -> str | None:
     return None
 
 
-#: The suite's expectations whose result lists :mod:`mlops.semantics` findings, each with its message.
+#: The suite's expectations whose result lists :mod:`mlops.ingest.semantics` findings, each with its message.
 _FINDINGS_EXPECTATIONS = frozenset(
     {
         "expect_clock_fields_to_be_times_of_day",

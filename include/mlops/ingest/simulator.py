@@ -8,7 +8,7 @@ UTC, ``NA`` for nulls, integral numbers without decimals. For days inside 2013 t
 identity: the export holds exactly that day's source rows.
 
 It delivers the way the landing contract asks of every upstream (docs/landing-contract.md,
-:mod:`mlops.landing`): remove the day's ``_SUCCESS`` marker, write the data file, then write the
+:mod:`mlops.ingest.landing`): remove the day's ``_SUCCESS`` marker, write the data file, then write the
 marker **last**, carrying the data file's size and SHA-256. Writes are atomic and deterministic,
 so rerunning a day rewrites the same bytes.
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlops import lake
-from mlops.landing import marker_uri, write_marker
+from mlops.ingest.landing import marker_uri, write_marker
 from mlops.schema import RAW_COLUMNS, TIMEZONE
 
 if TYPE_CHECKING:

@@ -3,16 +3,16 @@
 Two steps, each idempotent and each a task of ``ingest_flights``:
 
 1. :func:`validate_partition` reads ``{landing}/flights/ds=D/flights.csv``, checks it against
-   upstream's ``_SUCCESS`` marker when there is one (:mod:`mlops.landing`: a size or hash that
-   differs means upstream is still writing, :class:`~mlops.landing.LandingIncomplete`, retried),
-   parses it strictly and runs the Great Expectations suite (:mod:`mlops.validation`). On success
+   upstream's ``_SUCCESS`` marker when there is one (:mod:`mlops.ingest.landing`: a size or hash that
+   differs means upstream is still writing, :class:`~mlops.ingest.landing.LandingIncomplete`, retried),
+   parses it strictly and runs the Great Expectations suite (:mod:`mlops.ingest.validation`). On success
    it writes the report to ``{lake}/reports/validation/ds=D/``; on failure it copies the batch
    that was validated and its report to ``{lake}/quarantine/flights/ds=D/`` and removes the
    landing export (and its marker) only if it still holds those bytes: a file upstream changed
    since is left in place. It returns a message that names the partition, the failed checks,
    example values and what to do next. Nothing is written to ``curated/``.
 2. :func:`publish_partition` re-reads the landing export (refusing it if it changed since it was
-   validated), normalizes it (:func:`mlops.normalize.normalize`) and writes
+   validated), normalizes it (:func:`mlops.ingest.normalize.normalize`) and writes
    ``{lake}/curated/flights/ds=D/data.parquet`` in one atomic write: a reader sees the previous
    partition or the new one, never a partial file, and a rerun replaces it.
 
@@ -34,14 +34,19 @@ from typing import TYPE_CHECKING, Any
 from mlops import lake
 from mlops.config import Settings, get_settings
 from mlops.errors import PermanentError
-from mlops.landing import LandingIncomplete, check_against_marker, read_marker, remove_marker_if_describes
+from mlops.ingest.landing import (
+    LandingIncomplete,
+    check_against_marker,
+    read_marker,
+    remove_marker_if_describes,
+)
+from mlops.ingest.simulator import landing_uri
 from mlops.schema import CURATED_COLUMNS
-from mlops.simulator import landing_uri
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.validation import FlightsValidator, ValidationOutcome
+    from mlops.ingest.validation import FlightsValidator, ValidationOutcome
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +163,7 @@ class ValidationResult:
 def read_landing(p: Partition, *, require_marker: bool = False) -> tuple[bytes, str]:
     """The landing export's bytes and hash, checked against its ``_SUCCESS`` marker when present.
 
-    Raises :class:`~mlops.landing.LandingIncomplete` (transient) when they do not match the marker,
+    Raises :class:`~mlops.ingest.landing.LandingIncomplete` (transient) when they do not match the marker,
     or when ``require_marker`` and there is none; ``FileNotFoundError`` when there is no export.
     """
     marker = read_marker(p.landing)
@@ -186,10 +191,10 @@ def validate_partition(
     """Validate day ``ds``'s landing export; quarantine it when it fails (see module docstring).
 
     Raises ``FileNotFoundError`` when there is no landing export, and
-    :class:`~mlops.landing.LandingIncomplete` when it does not match upstream's marker (or has
+    :class:`~mlops.ingest.landing.LandingIncomplete` when it does not match upstream's marker (or has
     none and ``require_marker``): both retryable conditions.
     """
-    from mlops import validation
+    from mlops.ingest import validation
 
     p = partition(ds, settings)
     data, digest = read_landing(p, require_marker=require_marker)
@@ -250,7 +255,7 @@ def content_hash(frame: pd.DataFrame) -> str:
 
 def curated_frame(raw: pd.DataFrame, ds: str) -> pd.DataFrame:
     """Normalize a validated raw export and check it against the curated contract."""
-    from mlops.normalize import normalize
+    from mlops.ingest.normalize import normalize
 
     frame = normalize(raw)
     dtypes = {c: str(t) for c, t in frame.dtypes.items()}
@@ -307,7 +312,7 @@ def publish_partition(
     ``expected_sha256`` is the landing export's hash at validation time: publication refuses an
     export that changed since (:class:`LandingChanged`), so only validated bytes reach the lake;
     while it does not match upstream's marker either (upstream still writing, perhaps the same
-    bytes again), the refusal is :class:`~mlops.landing.LandingIncomplete` (transient) instead.
+    bytes again), the refusal is :class:`~mlops.ingest.landing.LandingIncomplete` (transient) instead.
     """
     p = partition(ds, settings)
     data = lake.read_bytes(p.landing)

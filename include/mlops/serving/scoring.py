@@ -12,7 +12,7 @@ before departure; their label stays null and performance checks drop them). Colu
 * the prediction: ``delay_probability`` (P(arrival delay >= 15 min)), ``predicted_delayed``
   (``delay_probability >= threshold``), ``threshold``, ``model_name``, ``model_version`` (the
   exact registered version that scored the row), ``source`` (``"batch"``);
-* the model inputs: :data:`FEATURE_COLUMNS`, i.e. :data:`mlops.features.MODEL_FEATURES` as scored
+* the model inputs: :data:`FEATURE_COLUMNS`, i.e. :data:`mlops.features.compute.MODEL_FEATURES` as scored
   (categorical ones as strings; ``carrier``, ``origin`` and ``dest`` are the flight columns above),
   so drift checks read the very values the model saw.
 
@@ -24,7 +24,7 @@ Served predictions (``mlops serve``) are logged with the same columns plus ``req
 Point in time and idempotence
 -----------------------------
 Features come from Feast ``get_historical_features`` at each flight's scheduled departure
-(:func:`mlops.feature_store.historical_frame`, the training path), so a backfilled day is scored
+(:func:`mlops.features.feature_store.historical_frame`, the training path), so a backfilled day is scored
 with what was known before each departure. The version is resolved once (``@champion`` unless
 given) and recorded per row; the partition is rewritten atomically, so a rerun replaces it
 (same inputs and version -> byte-identical file), never duplicates it.
@@ -40,9 +40,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops import features as F
 from mlops import lake
 from mlops.config import CHAMPION, MODEL_NAME, Settings, get_settings
+from mlops.features import compute
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,7 +63,7 @@ PREDICTION_COLUMNS: list[str] = [
     "source",
 ]
 #: Model inputs stored beside the prediction (``carrier``, ``origin``, ``dest`` are flight columns already).
-FEATURE_COLUMNS: list[str] = [f for f in F.MODEL_FEATURES if f not in ID_COLUMNS]
+FEATURE_COLUMNS: list[str] = [f for f in compute.MODEL_FEATURES if f not in ID_COLUMNS]
 BATCH_COLUMNS: list[str] = [*ID_COLUMNS, *PREDICTION_COLUMNS, *FEATURE_COLUMNS]
 ONLINE_COLUMNS: list[str] = [*BATCH_COLUMNS, "request_id", "served_at"]
 
@@ -139,7 +139,7 @@ def assemble(
     feats = features.reset_index(drop=True)
     for col in FEATURE_COLUMNS:
         src = feats[col] if col in feats else pd.Series([None] * n)
-        if col in F.CATEGORICAL_FEATURES:
+        if col in compute.CATEGORICAL_FEATURES:
             values = src.astype("object")
             out[col] = values.where(values.notna(), None).astype("string")
         else:
@@ -195,7 +195,7 @@ def read_predictions(ds: str, settings: Settings | None = None) -> pd.DataFrame:
 
 def resolve_version(version: str | None = None, settings: Settings | None = None) -> dict[str, Any]:
     """The version to score with (``version``, else ``@champion``) and its lineage tags."""
-    from mlops import registry
+    from mlops.models import registry
 
     resolved = str(version) if version else registry.alias_version(CHAMPION, settings)
     if resolved is None:
@@ -250,19 +250,20 @@ def score_days(
     month scores much faster in one call than day by day). Raises ``FileNotFoundError`` naming
     the partition when a day has no curated partition.
     """
-    from mlops import feature_store, registry
+    from mlops.features import feature_store
+    from mlops.models import registry
 
     s = settings or get_settings()
     days = sorted(set(days))
-    missing = [ds for ds in days if not lake.exists(F.curated_uri(ds, s))]
+    missing = [ds for ds in days if not lake.exists(compute.curated_uri(ds, s))]
     if missing:
         raise FileNotFoundError(
-            f"no curated partition for {missing} (expected {F.curated_uri(missing[0], s)}): "
+            f"no curated partition for {missing} (expected {compute.curated_uri(missing[0], s)}): "
             "ingest the day first (ingest_flights), then clear this task"
         )
     t: dict[str, float] = timings if timings is not None else {}
     started = time.perf_counter()
-    flights = F.read_curated(days, s)
+    flights = compute.read_curated(days, s)
     flights = flights.sort_values(["sched_dep_ts", "flight_id"], kind="stable").reset_index(drop=True)
     t["read_curated"] = time.perf_counter() - started
     mark = time.perf_counter()
@@ -324,11 +325,11 @@ def require_features(days: Sequence[str], settings: Settings | None = None) -> N
     """Raise ``FileNotFoundError`` naming the days whose feature tables are not built yet (their
     scores would use stale or missing features)."""
     s = settings or get_settings()
-    missing = [ds for ds in days if not lake.exists(F.partition_uri(F.DAILY_VIEWS[-1], ds, s))]
+    missing = [ds for ds in days if not lake.exists(compute.partition_uri(compute.DAILY_VIEWS[-1], ds, s))]
     if missing:
         raise FileNotFoundError(
             f"no feature tables for {len(missing)} day(s) {missing[0]}..{missing[-1]} "
-            f"(expected {F.partition_uri(F.DAILY_VIEWS[-1], missing[0], s)}): run materialize_features "
+            f"(expected {compute.partition_uri(compute.DAILY_VIEWS[-1], missing[0], s)}): run materialize_features "
             "for them (trigger it with start_ds/end_ds), then clear this task"
         )
 

@@ -242,7 +242,7 @@ def log_training(
         if present
         else "none",
         "mlops.partitions_digest": lineage["partitions_digest"],
-        "mlops.validation": "passed" if validation.get("passed") else "failed",
+        "mlops.ingest.validation": "passed" if validation.get("passed") else "failed",
         "mlops.git_commit": lineage["code"]["git_commit"],
         "mlflow.source.git.commit": lineage["code"]["git_commit"].removesuffix("+dirty"),
         "mlops.model_name": MODEL_NAME,

@@ -36,9 +36,9 @@ from mlops.config import get_settings
 if TYPE_CHECKING:
     import argparse
 
-    from mlops.embedded import Services
+    from mlops.dev.embedded import Services
 
-log = logging.getLogger("mlops.demo")
+log = logging.getLogger("mlops.dev.demo")
 
 ALL_DAGS = (
     "flights_upstream_simulator",
@@ -95,7 +95,7 @@ def _run_backfill(
     timeout: float,
     max_active_runs: int = 4,
 ) -> list[dict[str, Any]]:
-    from mlops import embedded
+    from mlops.dev import embedded
 
     t0 = time.monotonic()
     _say(f"▶ {dag_id}: backfill {start} → {end} ({expected} runs)")
@@ -114,8 +114,8 @@ def _catch_up_features(
 ) -> None:
     """Curated days of the window still without features (an asset event Airflow left unconsumed:
     apache/airflow#56050) are built by one manual run, as a user would trigger it."""
-    from mlops import embedded
-    from mlops.features import unbuilt_partitions
+    from mlops.dev import embedded
+    from mlops.features.compute import unbuilt_partitions
 
     missing = [d for d in unbuilt_partitions() if start.isoformat() <= d <= end.isoformat()]
     if not missing:
@@ -143,7 +143,7 @@ def _states(runs: list[dict[str, Any]]) -> str:
 
 def _wait_idle(svc: Services, dag_id: str, timeout: float, settle: float = 20) -> list[dict[str, Any]]:
     """Wait until ``dag_id`` has no queued/running run for ``settle`` seconds (asset-triggered DAGs)."""
-    from mlops import embedded
+    from mlops.dev import embedded
 
     deadline = time.monotonic() + timeout
     idle_since: float | None = None
@@ -164,7 +164,7 @@ def _wait_idle(svc: Services, dag_id: str, timeout: float, settle: float = 20) -
 
 def _wait_run(svc: Services, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
     """Wait for one run to finish; returns it."""
-    from mlops import embedded
+    from mlops.dev import embedded
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -177,14 +177,14 @@ def _wait_run(svc: Services, dag_id: str, run_id: str, timeout: float) -> dict[s
 
 
 def _asset_triggered(svc: Services, dag_id: str) -> list[dict[str, Any]]:
-    from mlops import embedded
+    from mlops.dev import embedded
 
     return [r for r in embedded.list_runs(dag_id, svc.env) if r.get("run_type") == "asset_triggered"]
 
 
 def _champion() -> str | None:
-    from mlops import registry
     from mlops.config import CHAMPION
+    from mlops.models import registry
 
     return registry.alias_version(CHAMPION, get_settings())
 
@@ -265,7 +265,7 @@ def run_demo(
 ) -> int:
     import signal
 
-    from mlops import embedded
+    from mlops.dev import embedded
 
     # A `kill` (SIGTERM) unwinds like Ctrl-C: Airflow's components are stopped, not orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -341,7 +341,7 @@ def _partitions(prefix: str, start: date, end: date) -> list[str]:
 
 
 def _print_summary(svc: Services, timeline: Timeline, start: date, end: date, replay: Replay) -> None:
-    from mlops import embedded
+    from mlops.dev import embedded
 
     _say("══ Summary ══")
     for name, seconds, detail in timeline.stages:
@@ -352,7 +352,7 @@ def _print_summary(svc: Services, timeline: Timeline, start: date, end: date, re
         for run in runs:
             states[str(run.get("state"))] = states.get(str(run.get("state")), 0) + 1
         _say(f"  {dag_id:<30} runs: {json.dumps(states)}")
-    from mlops.features import DAILY_VIEWS
+    from mlops.features.compute import DAILY_VIEWS
 
     ingested = _partitions("curated/flights", start, end)
     quarantined = _partitions("quarantine/flights", start, end)
@@ -372,7 +372,7 @@ def _print_summary(svc: Services, timeline: Timeline, start: date, end: date, re
             f"v{r['champion_after']}"
         )
     try:
-        from mlops.report import lifecycle_summary
+        from mlops.models.lifecycle import lifecycle_summary
 
         for line in lifecycle_summary():
             _say(f"  {line}")
@@ -435,7 +435,7 @@ def _up(ns: argparse.Namespace) -> int:
     import signal
     import subprocess
 
-    from mlops import embedded
+    from mlops.dev import embedded
 
     # Ctrl-C and `kill` both stop every service (even when started from a script, where SIGINT may
     # arrive ignored): the `finally` below signals each one's process group.

@@ -1,7 +1,7 @@
 """``mlops lineage VERSION`` and ``mlops reproduce VERSION``: what made a model, and make it again.
 
 A registered version points at its MLflow run; the run carries ``lineage.json`` (written by
-:func:`mlops.tracking.log_training`): the as-of date and window, the params and the chosen
+:func:`mlops.models.tracking.log_training`): the as-of date and window, the params and the chosen
 candidate, every curated partition read with its row count and sha256, the training-set hash,
 the validation report, the feature service and features, the code version, the Airflow run, and
 the holdout metrics. ``reproduce`` checks the data is still the same, rebuilds the training set,
@@ -31,7 +31,7 @@ def lineage(version: str, settings: Settings | None = None, name: str = MODEL_NA
     """Everything recorded about ``name`` version ``version`` (version, run, lineage.json)."""
     import mlflow.artifacts
 
-    from mlops.tracking import LINEAGE_ARTIFACT, client
+    from mlops.models.tracking import LINEAGE_ARTIFACT, client
 
     c = client(settings)
     mv = c.get_model_version(name, str(version))
@@ -133,7 +133,7 @@ def reproduce(
     import pandas as pd
 
     from mlops import training as T
-    from mlops.tracking import PREDICTIONS_ARTIFACT
+    from mlops.models.tracking import PREDICTIONS_ARTIFACT
 
     info = lineage(version, settings, name)
     lin = info["lineage"]
@@ -210,7 +210,7 @@ def _quiet_downloads() -> None:
 def _resolve(version: str) -> str:
     if version.isdigit():
         return version
-    from mlops.registry import alias_version
+    from mlops.models.registry import alias_version
 
     found = alias_version(version.lstrip("@"))
     if found is None:

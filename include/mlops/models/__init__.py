@@ -1,0 +1,12 @@
+"""Models: MLflow tracking, the registry and its gate, lineage, and the lifecycle at a glance.
+
+Modules:
+
+* :mod:`mlops.models.tracking` - a training run logged to MLflow (params, metrics, plots, lineage,
+  the model);
+* :mod:`mlops.models.registry` - register challengers, gate them against the champion, move aliases
+  under the one registry lock;
+* :mod:`mlops.models.lineage` - ``mlops lineage`` and ``mlops reproduce``;
+* :mod:`mlops.models.lifecycle` - champion, challenger, versions, drift history and retraining, for
+  the plugin's page and the demo's summary.
+"""
