@@ -63,38 +63,31 @@ def batch_predict():
     @task(execution_timeout=timedelta(minutes=10))
     def resolve_model(params=None) -> dict:
         """The registered version that scores this run (recorded in XCom and on every row)."""
-        from airflow.sdk.exceptions import AirflowFailException
-
+        from mlops.airflow.runtime import lake_task
         from mlops.serving.scoring import NoModelToScore, resolve_version
 
-        try:
+        with lake_task(fail=(NoModelToScore,)):
             return resolve_version(params.get("model_version"))
-        except NoModelToScore as exc:
-            raise AirflowFailException(str(exc)) from exc
 
     @task(outlets=[FLIGHT_PREDICTIONS])
     def score(day: str, model: dict, params=None, outlet_events=None) -> dict:
         """Score the day (or `day`..`end_ds`) with exactly `model` and emit `flight_predictions`."""
-        from airflow.sdk.exceptions import AirflowFailException
-
         from mlops.airflow.params import scoring_days
-        from mlops.airflow.storage import use_airflow_connection
+        from mlops.airflow.runtime import lake_task
         from mlops.serving import scoring
 
-        use_airflow_connection()
         days = scoring_days(params, day)
-        try:
+        with lake_task(fail=(FileNotFoundError,)):  # days without feature tables: run materialize first
             scoring.require_features(days)
-        except FileNotFoundError as exc:
-            raise AirflowFailException(str(exc)) from exc
         timings: dict[str, float] = {}
-        results = scoring.score_days(
-            days,
-            model["model_version"],
-            threshold=float(params["threshold"]),
-            model_as_of=model.get("as_of"),
-            timings=timings,
-        )
+        with lake_task():
+            results = scoring.score_days(
+                days,
+                model["model_version"],
+                threshold=float(params["threshold"]),
+                model_as_of=model.get("as_of"),
+                timings=timings,
+            )
         extra = {
             **scoring.event_metadata(results),
             "model_source": model["source"],

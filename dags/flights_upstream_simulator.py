@@ -41,15 +41,13 @@ def flights_upstream_simulator():
     @task(outlets=[FLIGHTS_LANDING])
     def export_day(params=None, ds=None, outlet_events=None) -> dict:
         """Write the day's raw export to the landing zone."""
-        from mlops.airflow.errors import fail_without_retry
         from mlops.airflow.params import check_params, partition_date
-        from mlops.airflow.storage import use_airflow_connection
+        from mlops.airflow.runtime import lake_task
         from mlops.config import get_settings
         from mlops.ingest.simulator import export_day
 
         check_params(params, SIMULATOR_PARAMS)  # a misspelt conf key fails here, without retry
-        use_airflow_connection()
-        with fail_without_retry():  # a landing zone that refuses the write
+        with lake_task():  # a landing zone that refuses the write fails without retry
             export = export_day(
                 partition_date(params, ds), get_settings().landing_uri, fault=(params or {}).get("fault")
             )

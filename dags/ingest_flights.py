@@ -73,14 +73,12 @@ def ingest_flights():
     @task(outlets=[CURATED_FLIGHTS])
     def publish(day: str, validation: dict, outlet_events=None) -> dict:
         """Write the curated partition atomically and emit `curated_flights`."""
-        from mlops.airflow.errors import fail_without_retry
-        from mlops.airflow.storage import use_airflow_connection
+        from mlops.airflow.runtime import lake_task
         from mlops.ingest.steps import publish_partition
 
-        use_airflow_connection()
         # Permanent errors fail at once: a landing export changed since validation (the validated
         # bytes are gone), a lake that refuses the write (permission denied, read-only, full).
-        with fail_without_retry():
+        with lake_task():
             published = publish_partition(day, expected_sha256=validation["source_sha256"])
         metadata = published.metadata(validation=validation)
         outlet_events[CURATED_FLIGHTS].extra = metadata

@@ -2,7 +2,7 @@
 
 - :class:`PermanentError`: a retry cannot fix it (permission denied, a read-only or full file
   system, bytes that changed after they were validated); a person must act, and the message says
-  what. The Airflow adapters (:mod:`mlops.airflow.errors`) turn it into ``AirflowFailException``,
+  what. The Airflow adapters (:mod:`mlops.airflow.runtime`) turn it into ``AirflowFailException``,
   so the task fails at once instead of retrying the same failure.
 - :class:`TransientError`: the condition will likely pass by itself (upstream is still writing);
   an ordinary exception for Airflow, which retries it per the task's ``retries``.

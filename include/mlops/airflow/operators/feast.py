@@ -37,6 +37,7 @@ class FeastMaterializeOperator(BaseOperator):
     :param method: ``"partitions"`` (read only the day partitions of the interval and push the
         latest row per key) or ``"feast"`` (``FeatureStore.materialize``, which reads every partition
         through the file offline store); both give the same online rows.
+    :param aws_conn_id: Airflow connection for ``s3://`` lakes (the feature partitions read).
     :returns: (XCom) ``{"start": ISO, "end": ISO, "project": str}``, the interval materialized.
     """
 
@@ -51,6 +52,7 @@ class FeastMaterializeOperator(BaseOperator):
         overlap_hours: float | str = 24,
         apply: bool | str = False,
         method: str = "partitions",
+        aws_conn_id: str = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -59,10 +61,12 @@ class FeastMaterializeOperator(BaseOperator):
         self.overlap_hours = overlap_hours
         self.apply = apply
         self.method = method
+        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, str]:
         from datetime import timedelta
 
+        from mlops.airflow.runtime import lake_task
         from mlops.features import feature_store
 
         if not self.start or not self.end:
@@ -70,11 +74,12 @@ class FeastMaterializeOperator(BaseOperator):
                 f"{self.task_id}: start={self.start!r} and end={self.end!r} must both be set "
                 "(YYYY-MM-DD or ISO datetimes)"
             )
-        if str(self.apply).lower() in {"true", "1", "yes"}:
-            feature_store.apply()
-        lo, hi = feature_store.materialize(
-            self.start, self.end, overlap=timedelta(hours=float(self.overlap_hours)), method=self.method
-        )
+        with lake_task(self.aws_conn_id):
+            if str(self.apply).lower() in {"true", "1", "yes"}:
+                feature_store.apply()
+            lo, hi = feature_store.materialize(
+                self.start, self.end, overlap=timedelta(hours=float(self.overlap_hours)), method=self.method
+            )
         if lo > hi:
             raise ValueError(f"{self.task_id}: empty interval {lo.isoformat()} .. {hi.isoformat()}")
         project = feature_store.feast_env()["MLOPS_FEAST_PROJECT"]

@@ -72,18 +72,16 @@ class GXValidateOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from mlops.airflow.errors import fail_without_retry
-        from mlops.airflow.storage import use_airflow_connection
+        from mlops.airflow.runtime import lake_task
         from mlops.config import get_settings
         from mlops.ingest.landing import Completeness
         from mlops.ingest.steps import validate_partition
 
-        use_airflow_connection(self.aws_conn_id)
         # With markers, an export without one is not complete (upstream re-delivering after the
         # sensor fired): LandingIncomplete, retried. A lake that refuses the report or the
         # quarantine copy (permission denied, read-only, full) fails at once.
         completeness = Completeness.parse(get_settings().landing_completeness)
-        with fail_without_retry():
+        with lake_task(self.aws_conn_id):
             result = validate_partition(
                 str(self.ds),
                 allow_partial=as_bool(self.allow_partial),
