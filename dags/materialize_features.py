@@ -6,7 +6,7 @@ run), or manually with the `start_ds`/`end_ds` params.
 
 1. **plan** - every `ds` of the triggering `curated_flights` events (or the params' days), plus
    those of events that arrived after the run was queued (Airflow would otherwise strand them: see
-   the task's comment).
+   `mlops.airflow.events.partition_days`).
 2. **build_features** - point-in-time feature tables of those days from the curated lake
    (`{lake}/features/<feature_view>/ds=YYYY-MM-DD/data.parquet`, rewritten atomically; days already
    built whose 28-day windows include a new day are rebuilt too). Rules: `mlops.features.compute`.
@@ -46,17 +46,12 @@ def materialize_features():
     @task(inlets=[CURATED_FLIGHTS], execution_timeout=timedelta(minutes=5))
     def plan(params=None, triggering_asset_events=None, inlet_events=None, dag_run=None) -> list[str]:
         """The days to build: the triggering events' ds (and the stranded ones), else the params' range."""
+        from mlops.airflow import events
         from mlops.features.compute import day_range
 
         check_params(params, FEATURE_PARAMS)  # a misspelt conf key fails here, without retry
-        events = [e for evs in (triggering_asset_events or {}).values() for e in evs]
         run_after = getattr(dag_run, "run_after", None)
-        if events and run_after is not None:
-            # Airflow 3.3 queues one row per (asset, DAG): an event that arrives while that row waits
-            # (max_active_runs) is not consumed by the run the row creates (its events end at the
-            # row's time) and, the row deleted, triggers no run either. Build those days now too.
-            events += list(inlet_events[CURATED_FLIGHTS].after(run_after.isoformat()))
-        days = sorted({str(e.extra["ds"]) for e in events if (e.extra or {}).get("ds")})
+        days = events.partition_days(triggering_asset_events, inlet_events, CURATED_FLIGHTS, run_after)
         if not days and params and params.get("start_ds"):
             days = day_range(params["start_ds"], params.get("end_ds") or params["start_ds"])
         if not days:
