@@ -178,14 +178,14 @@ def _check_lake(
     under ``curated/`` (no temp or stray objects), each non-empty, without duplicated rows, its
     footer's row count and content hash matching the rows read back, and whole: the same rows
     (content hash) as the day's landing export normalized again here."""
-    from mlops import lake
+    from mlops import lake, layout
     from mlops.ingest import steps
 
     lake.set_s3_client_factory(s3_factory)
     try:
-        curated = lake.join(lake_root, "curated")
+        curated = lake.join(lake_root, layout.CURATED)
         expected = {
-            lake.join(curated, "flights", f"ds={start + timedelta(days=i)}", steps.CURATED_FILE): (
+            layout.curated_file(lake_root, (start + timedelta(days=i)).isoformat()): (
                 start + timedelta(days=i)
             ).isoformat()
             for i in range(days)

@@ -31,16 +31,15 @@ from datetime import timedelta
 
 from airflow.sdk import dag, task
 
+from mlops import layout
 from mlops.airflow.assets import FLIGHT_PREDICTIONS
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.params import BATCH_PARAMS, LAST_SCORING_DAY, PARTITION, SCORING_MACROS
 from mlops.airflow.sensors import SENSOR_TIMEOUT, landing_sensor
 from mlops.config import get_settings
 
-#: The feature table materialize_features writes last for a day (mlops.features.compute.DAILY_VIEWS[-1]).
-FEATURES_READY = (
-    f"{get_settings().lake_uri}/features/aircraft_previous_leg/ds={LAST_SCORING_DAY}/data.parquet"
-)
+#: The feature table materialize_features writes last for the (last) day to score.
+FEATURES_READY = layout.features_built_file(get_settings().lake_uri, LAST_SCORING_DAY)
 
 
 @dag(

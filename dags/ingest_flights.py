@@ -36,13 +36,13 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
+from mlops import layout
 from mlops.airflow.assets import CURATED_FLIGHTS
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.gx import GXValidateOperator
 from mlops.airflow.params import INGEST_PARAMS, PARTITION, PARTITION_MACROS
 from mlops.airflow.sensors import SENSOR_TIMEOUT, landing_sensor
 from mlops.config import get_settings
-from mlops.ingest.simulator import landing_uri
 
 
 @dag(
@@ -61,7 +61,7 @@ def ingest_flights():
     settings = get_settings()
     wait_for_landing = landing_sensor(
         "wait_for_landing",
-        uri=landing_uri(settings.landing_uri, PARTITION),
+        uri=layout.landing_file(settings.landing_uri, PARTITION),
         completeness=settings.landing_completeness,
         execution_timeout=SENSOR_TIMEOUT,
     )

@@ -31,14 +31,14 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlops import lake
+from mlops import lake, layout
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 #: Longest name accepted (the published ones are under 60 characters).
 MAX_NAME = 200
-_DS = r"ds=(?P<ds>[0-9]{4}-[0-9]{2}-[0-9]{2})"
+_DS = layout.partition("(?P<ds>[0-9]{4}-[0-9]{2}-[0-9]{2})")
 
 
 class NotPublished(LookupError):
@@ -58,33 +58,40 @@ class Rule:
     scripted: tuple[str, ...] = ()
 
 
-def _rule(folder: str, pattern: str, dag_id: str, shape: str, scripted: tuple[str, ...] = ()) -> Rule:
-    return Rule(folder, re.compile(pattern, re.ASCII), dag_id, shape, scripted)
+def _rule(
+    folder: str, subfolder: str, files: tuple[str, ...], dag_id: str, scripted: tuple[str, ...] = ()
+) -> Rule:
+    """``<folder>/<subfolder>/ds=YYYY-MM-DD/<one of files>``, names from :mod:`mlops.layout`."""
+    names = "|".join(re.escape(name) for name in files)
+    pattern = re.compile(f"{re.escape(subfolder)}/{_DS}/(?:{names})", re.ASCII)
+    shape = f"{subfolder}/{layout.partition('YYYY-MM-DD')}/{{{','.join(files)}}}"
+    return Rule(folder, pattern, dag_id, shape, scripted)
 
 
-#: Every file the UI serves. Writers: ``mlops.ingest.steps`` (``REPORT_HTML``, ``REPORT_JSON``,
-#: ``QUARANTINED_BATCH`` under ``Partition.reports`` / ``Partition.quarantine``) and the drift check
-#: (``report.html``, ``drift.json`` under ``monitoring.report_dir``). A new published file kind
-#: gets a rule here, and ``tests/dags/test_plugin_security.py`` checks the writers against them.
+#: Every file the UI serves, named by :mod:`mlops.layout` as its writers name them:
+#: ``mlops.ingest.steps`` (the validation report under ``Partition.reports``, the batch and its
+#: report under ``Partition.quarantine``) and the drift check (its report and JSON under
+#: ``layout.report_dir(..., DRIFT, ds)``). A new published file kind gets a rule here, and
+#: ``tests/dags/test_plugin_security.py`` checks the writers against them.
 RULES: tuple[Rule, ...] = (
     _rule(
-        "reports",
-        rf"validation/{_DS}/validation\.(?:html|json)",
+        layout.REPORTS,
+        layout.VALIDATION,
+        (layout.VALIDATION_HTML, layout.VALIDATION_JSON),
         "ingest_flights",
-        "validation/ds=YYYY-MM-DD/validation.{html,json}",
     ),
     _rule(
-        "reports",
-        rf"drift/{_DS}/(?:report\.html|drift\.json)",
+        layout.REPORTS,
+        layout.DRIFT,
+        (layout.DRIFT_HTML, layout.DRIFT_JSON),
         "monitor_drift",
-        "drift/ds=YYYY-MM-DD/{report.html,drift.json}",
-        scripted=("report.html",),
+        scripted=(layout.DRIFT_HTML,),
     ),
     _rule(
-        "quarantine",
-        rf"flights/{_DS}/(?:flights\.csv|validation\.(?:html|json))",
+        layout.QUARANTINE,
+        layout.FLIGHTS,
+        (layout.landing_file_name(), layout.VALIDATION_HTML, layout.VALIDATION_JSON),
         "ingest_flights",
-        "flights/ds=YYYY-MM-DD/{flights.csv,validation.html,validation.json}",
     ),
 )
 FOLDERS: tuple[str, ...] = tuple(dict.fromkeys(r.folder for r in RULES))

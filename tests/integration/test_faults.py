@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops import lake
+from mlops import lake, layout
 from mlops.config import get_settings
 from mlops.dev import embedded
 from mlops.ingest import steps
@@ -274,7 +274,7 @@ def check_partition(ds: str) -> str:
     """Day ``ds``'s curated partition is one whole file (no temporary sibling, nothing else), its
     rows match its footer, and its content hash is the one computed from the landing export."""
     files = sorted(os.listdir(curated_dir(ds)))
-    assert files == [steps.CURATED_FILE], f"ds={ds}: {files}"
+    assert files == [layout.DATA_FILE], f"ds={ds}: {files}"
     uri = steps.partition(ds).curated
     meta = steps.read_curated_metadata(uri)
     frame = lake.read_parquet(uri)
@@ -529,7 +529,7 @@ def test_task_sigkill_mid_write_leaves_the_partition_whole(stack: Stack, schedul
     sweeps a dead writer's temporary sibling at the next write of the file; before that, the
     temporary file stayed for good)."""
     env = stack.env
-    final = curated_dir(MID_WRITE_DAY) / steps.CURATED_FILE
+    final = curated_dir(MID_WRITE_DAY) / layout.DATA_FILE
     before = file_sha256(final)
     for attempt, slice_seconds in enumerate((0.001, 0.0003, 0.0001), start=1):
         run_id = reingest(stack, MID_WRITE_DAY)
@@ -563,7 +563,7 @@ def test_task_sigkill_mid_write_leaves_the_partition_whole(stack: Stack, schedul
         f"kill, publish try {publish['try_number']}; directory now {sorted(os.listdir(final.parent))}"
     )
     assert run["state"] == "success" and publish["try_number"] == 2, (run, publish)
-    assert sorted(os.listdir(final.parent)) == [steps.CURATED_FILE], "the temporary file was not swept"
+    assert sorted(os.listdir(final.parent)) == [layout.DATA_FILE], "the temporary file was not swept"
     assert file_sha256(final) == before
     check_partition(MID_WRITE_DAY)
 
@@ -611,7 +611,7 @@ def test_read_only_partition_fails_without_retry(stack: Stack, scheduler_kill) -
     message naming only the temporary file)."""
     env = stack.env
     directory = curated_dir(READ_ONLY_DAY)
-    final = directory / steps.CURATED_FILE
+    final = directory / layout.DATA_FILE
     before = file_sha256(final)
     with read_only(directory) as how:
         t0 = time.monotonic()
@@ -632,7 +632,7 @@ def test_read_only_partition_fails_without_retry(stack: Stack, scheduler_kill) -
     assert publish["try_number"] == 1, f"retried: {publish}"
     assert f"ds={READ_ONLY_DAY}" in message and str(final) in message, message
     assert file_sha256(final) == before
-    assert sorted(os.listdir(directory)) == [steps.CURATED_FILE]
+    assert sorted(os.listdir(directory)) == [layout.DATA_FILE]
 
 
 # --- 5. rerun hash identity -----------------------------------------------------------------------
@@ -640,7 +640,7 @@ def test_read_only_partition_fails_without_retry(stack: Stack, scheduler_kill) -
 
 def test_rerun_gives_the_same_content_hash(stack: Stack, scheduler_kill) -> None:
     env = stack.env
-    final = curated_dir(RERUN_DAY) / steps.CURATED_FILE
+    final = curated_dir(RERUN_DAY) / layout.DATA_FILE
     before_bytes, before_hash = file_sha256(final), check_partition(RERUN_DAY)
     t0 = time.monotonic()
     run = wait_run(stack, "ingest_flights", reingest(stack, RERUN_DAY))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops import lake
+from mlops import lake, layout
 from mlops.config import get_settings
 from mlops.errors import PermanentError
 from mlops.ingest import simulator, steps, validation
@@ -88,7 +88,7 @@ def test_s3_sensor_trigger_validate_publish(s3_env):
 
     settings = s3_env
     ds = "2013-02-08"
-    uri = simulator.landing_uri(settings.landing_uri, ds)
+    uri = layout.landing_file(settings.landing_uri, ds)
     assert uri == f"s3://{LANDING_BUCKET}/flights/ds={ds}/flights.csv"
 
     # Upstream has written the data object, not its marker: the amazon sensor checks once (both

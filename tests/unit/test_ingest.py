@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops import lake
+from mlops import lake, layout
 from mlops.config import get_settings
 from mlops.errors import PermanentError, TransientError
 from mlops.ingest import simulator, steps, validation
@@ -193,7 +193,7 @@ def test_a_marker_with_another_hash_is_refused_and_an_empty_marker_is_enough(set
 
 def test_without_a_marker_validation_waits_when_markers_are_required(settings):
     data = simulator.to_csv_bytes(simulator.replay_day(DS))
-    lake.write_bytes(simulator.landing_uri(settings.landing_uri, DS), data)  # no _SUCCESS
+    lake.write_bytes(layout.landing_file(settings.landing_uri, DS), data)  # no _SUCCESS
     with pytest.raises(LandingIncomplete, match="has no _SUCCESS marker beside it"):
         steps.validate_partition(DS, require_marker=True)
     assert not list(lake.list_uris(settings.lake_uri))

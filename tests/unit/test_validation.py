@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import validation_faults
-from mlops import lake, reference
+from mlops import lake, layout, reference
 from mlops.ingest import semantics, simulator, steps, validation
 from mlops.ingest.steps import parse_raw
 
@@ -248,7 +248,7 @@ def test_quarantine_message_names_partition_check_values_and_next_step(mlops_hom
 
     settings = get_settings()
     frame = validation_faults.clock_minutes_past_59(simulator.replay_day(DS), DS)
-    lake.write_bytes(simulator.landing_uri(settings.landing_uri, DS), simulator.to_csv_bytes(frame))
+    lake.write_bytes(layout.landing_file(settings.landing_uri, DS), simulator.to_csv_bytes(frame))
     result = steps.validate_partition(DS, settings=settings)
     assert not result.success
     message = result.message

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import BaseOperatorLink
 
+from mlops.published import FOLDERS
+
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
@@ -36,11 +38,6 @@ def mlflow_run_url(experiment_id: str, run_id: str) -> str:
     return f"{mlflow_ui_url()}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-#: Lake folders whose files the plugin serves (``/mlops/<folder>/<path>``): reports of accepted
-#: batches and drift checks, and quarantined batches with their validation report.
-SERVED_FOLDERS = ("reports", "quarantine")
-
-
 def report_url(report_uri: str, lake_uri: str) -> str:
     """The plugin URL that serves ``report_uri`` (under ``{lake}/reports`` or ``{lake}/quarantine``).
 
@@ -50,8 +47,8 @@ def report_url(report_uri: str, lake_uri: str) -> str:
     """
     root = lake_uri.rstrip("/") + "/"
     relative = report_uri[len(root) :] if report_uri.startswith(root) else ""
-    if relative.split("/", 1)[0] not in SERVED_FOLDERS or "/" not in relative:
-        raise ValueError(f"{report_uri!r} is not under {root}{{{','.join(SERVED_FOLDERS)}}}/")
+    if relative.split("/", 1)[0] not in FOLDERS or "/" not in relative:  # the plugin's folders
+        raise ValueError(f"{report_uri!r} is not under {root}{{{','.join(FOLDERS)}}}/")
     prefix = urlsplit(os.environ.get("AIRFLOW__API__BASE_URL", "")).path.rstrip("/")
     return f"{prefix}/mlops/{relative}"
 

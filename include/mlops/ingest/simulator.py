@@ -24,7 +24,7 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlops import lake
+from mlops import lake, layout
 from mlops.ingest.landing import marker_uri, write_marker
 from mlops.schema import RAW_COLUMNS, TIMEZONE
 
@@ -34,12 +34,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SOURCE_YEAR = 2013
-LANDING_FILE = "flights.csv"
-
-
-def landing_uri(landing_root: str, ds: str) -> str:
-    """``{landing}/flights/ds=YYYY-MM-DD/flights.csv``."""
-    return lake.join(landing_root, "flights", f"ds={ds}", LANDING_FILE)
 
 
 def source_date(target: dt.date) -> dt.date:
@@ -143,7 +137,7 @@ def export_day(ds: str, landing_root: str, fault: str | None = None) -> Export:
     target = dt.date.fromisoformat(ds)
     frame = replay_day(target)
     data = inject_fault(fault, frame, ds) if fault else to_csv_bytes(frame)
-    uri = landing_uri(landing_root, ds)
+    uri = layout.landing_file(landing_root, ds)
     lake.delete(marker_uri(uri))
     lake.write_bytes(uri, data)
     marker = write_marker(uri, data)

@@ -31,7 +31,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops import lake
+from mlops import lake, layout
 from mlops.config import Settings, get_settings
 from mlops.errors import PermanentError
 from mlops.ingest.landing import (
@@ -40,7 +40,6 @@ from mlops.ingest.landing import (
     read_marker,
     remove_marker_if_describes,
 )
-from mlops.ingest.simulator import landing_uri
 from mlops.schema import CURATED_COLUMNS
 
 if TYPE_CHECKING:
@@ -50,9 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CURATED_FILE = "data.parquet"
-REPORT_JSON, REPORT_HTML = "validation.json", "validation.html"
-QUARANTINED_BATCH = "flights.csv"
 #: Parquet footer keys written with every curated partition.
 META_HASH, META_ROWS, META_DS, META_SOURCE = (
     b"mlops.content_hash",
@@ -80,19 +76,19 @@ class Partition:
 
     @property
     def landing(self) -> str:
-        return landing_uri(self.landing_root, self.ds)
+        return layout.landing_file(self.landing_root, self.ds)
 
     @property
     def curated(self) -> str:
-        return lake.join(self.lake_root, "curated", "flights", f"ds={self.ds}", CURATED_FILE)
+        return layout.curated_file(self.lake_root, self.ds)
 
     @property
     def quarantine(self) -> str:
-        return lake.join(self.lake_root, "quarantine", "flights", f"ds={self.ds}")
+        return layout.quarantine_dir(self.lake_root, self.ds)
 
     @property
     def reports(self) -> str:
-        return lake.join(self.lake_root, "reports", "validation", f"ds={self.ds}")
+        return layout.report_dir(self.lake_root, layout.VALIDATION, self.ds)
 
 
 def partition(ds: str, settings: Settings | None = None) -> Partition:
@@ -209,17 +205,17 @@ def validate_partition(
     if outcome.success:
         _write_report(p.reports, outcome)
         message = f"ds={ds}: {outcome.rows} rows passed {outcome.summary()['evaluated']} expectations"
-        log.info("%s; report %s", message, lake.join(p.reports, REPORT_HTML))
-        return ValidationResult(outcome, p, digest, lake.join(p.reports, REPORT_HTML), message)
+        log.info("%s; report %s", message, lake.join(p.reports, layout.VALIDATION_HTML))
+        return ValidationResult(outcome, p, digest, lake.join(p.reports, layout.VALIDATION_HTML), message)
 
     # Quarantine: a copy of the validated bytes + report first; then the landing export (and its
     # marker) is removed only if it still holds those bytes, so the copy makes it a move. A file
     # upstream changed since it was read is never deleted. A clean rerun replaces an older
     # quarantine of the same day.
     lake.delete_prefix(p.quarantine)
-    lake.write_bytes(lake.join(p.quarantine, QUARANTINED_BATCH), data)
+    lake.write_bytes(lake.join(p.quarantine, layout.landing_file_name()), data)
     _write_report(p.quarantine, outcome)
-    relative = f"quarantine/flights/ds={ds}"
+    relative = p.quarantine.removeprefix(p.lake_root.rstrip("/") + "/")
     if lake.delete_if_unchanged(p.landing, digest):
         remove_marker_if_describes(p.landing, digest)
         moved = f"batch moved to {relative}"
@@ -230,16 +226,16 @@ def validate_partition(
         )
     message = (
         f"ds={ds}: {outcome.problems}; {moved} ({p.quarantine}, report "
-        f"{REPORT_HTML}); nothing was written to curated/ (a previous curated partition, if any, "
+        f"{layout.VALIDATION_HTML}); nothing was written to curated/ (a previous curated partition, if any, "
         "is unchanged); fix upstream and clear the task"
     )
     log.error(message)
-    return ValidationResult(outcome, p, digest, lake.join(p.quarantine, REPORT_HTML), message)
+    return ValidationResult(outcome, p, digest, lake.join(p.quarantine, layout.VALIDATION_HTML), message)
 
 
 def _write_report(prefix: str, outcome: ValidationOutcome) -> None:
-    lake.write_text(lake.join(prefix, REPORT_JSON), outcome.json_text())
-    lake.write_text(lake.join(prefix, REPORT_HTML), outcome.html_text())
+    lake.write_text(lake.join(prefix, layout.VALIDATION_JSON), outcome.json_text())
+    lake.write_text(lake.join(prefix, layout.VALIDATION_HTML), outcome.html_text())
 
 
 # --- publish --------------------------------------------------------------------------------------
