@@ -65,7 +65,10 @@ def _peak_rss_mib() -> float:
 def child(window: str, out: str) -> None:
     """One measured run (in a fresh process): set-up, then the window's training frame."""
     t0, c0 = time.perf_counter(), time.process_time()
-    from mlops.features import feature_store
+    try:
+        from mlops.features import feature_store
+    except ImportError:  # a checkout from before the stage packages (issue 15)
+        from mlops import feature_store  # type: ignore[no-redef]
 
     feature_store.get_store()
     setup = time.perf_counter() - t0
@@ -102,7 +105,11 @@ def run(variant: str, code_root: Path, window: str, lake_uri: str, work: Path) -
         "FEAST_USAGE": "False",
     }
     if not (home / "feast" / "registry.db").exists():
-        apply = "from mlops.features import feature_store; feature_store.apply()"
+        apply = (
+            "try:\n    from mlops.features import feature_store\n"
+            "except ImportError:\n    from mlops import feature_store\n"
+            "feature_store.apply()"
+        )
         subprocess.run([sys.executable, "-c", apply], env=env, check=True, cwd=work, capture_output=True)
     load = os.getloadavg()[0]
     t = time.perf_counter()

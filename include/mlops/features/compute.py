@@ -40,7 +40,7 @@ Feature views (Feast ``name``: entity key -> what, and the exact rule)
     latest leg of the same aircraft and local day with ``sched_dep_ts`` strictly before the row
     time, whether it had departed strictly before the row time and, if so, its departure delay.
 
-Keys carry the day or the hour so each key has a handful of rows: Feast's file offline store joins
+Keys carry the day or the hour so each key has a handful of rows: Feast's offline store joins
 entity rows to *every* row of their key before filtering by time, so narrow keys keep a year-long
 ``get_historical_features`` cheap.
 
@@ -60,9 +60,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from mlops import lake
+from mlops import lake, layout
 from mlops.config import Settings, get_settings
-from mlops.schema import TIMEZONE
+from mlops.schema import LABEL, TIMEZONE  # noqa: F401  (LABEL: feature_store still reads compute.LABEL)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -163,8 +163,8 @@ STAT_VIEWS: dict[str, str] = {
 
 #: Feature view name -> (entity join key, feature columns): the Feast repo is built from this.
 VIEW_FEATURES: dict[str, tuple[str, list[str]]] = {
-    # First in the feature service on purpose: its key is unique per flight, and Feast's file
-    # store de-duplicates entity rows on the join keys of the views joined so far.
+    # First in the feature service on purpose: its key is unique per flight (Feast's former file
+    # store de-duplicated entity rows on the join keys of the views joined so far).
     "flight_number_stats": (FLIGHT_DAY, stat_features("fltno")),
     "origin_weather": (ORIGIN_HOUR, [*WEATHER_FEATURES, "wx_obs_epoch"]),
     "origin_congestion": (ORIGIN_HOUR, CONGESTION_FEATURES),
@@ -214,8 +214,6 @@ MODEL_FEATURES: list[str] = [
 CATEGORICAL_FEATURES: list[str] = ["carrier", "origin", "dest", "plane_engine"]
 #: The numeric ones (float64, NaN when unknown).
 NUMERIC_FEATURES: list[str] = [f for f in MODEL_FEATURES if f not in CATEGORICAL_FEATURES]
-#: Label column (mlops.schema: 1 when arr_delay >= 15; null when cancelled or diverted).
-LABEL = "is_delayed"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -224,22 +222,13 @@ LABEL = "is_delayed"
 
 
 def features_uri(settings: Settings | None = None, view: str | None = None) -> str:
-    """``{lake}/features`` or ``{lake}/features/<view>``."""
-    base = lake.join((settings or get_settings()).lake_uri, "features")
-    return lake.join(base, view) if view else base
+    """:func:`mlops.layout.features_root` of the configured lake (``feature_store`` still calls this)."""
+    return layout.features_root((settings or get_settings()).lake_uri, view)
 
 
 def partition_uri(view: str, ds: str, settings: Settings | None = None) -> str:
-    """URI of one day's feature table of ``view``."""
-    return lake.join(features_uri(settings, view), f"ds={ds}", "data.parquet")
-
-
-def static_uri(view: str, settings: Settings | None = None) -> str:
-    return lake.join(features_uri(settings, view), "data.parquet")
-
-
-def curated_uri(ds: str, settings: Settings | None = None) -> str:
-    return lake.join((settings or get_settings()).lake_uri, "curated", "flights", f"ds={ds}", "data.parquet")
+    """:func:`mlops.layout.feature_file` of the configured lake (``feature_store`` still calls this)."""
+    return layout.feature_file((settings or get_settings()).lake_uri, view, ds)
 
 
 def _day(ds: str | date) -> date:
@@ -639,8 +628,8 @@ def previous_leg_table(curated_day: pd.DataFrame, ds: str) -> pd.DataFrame:
     )
     departed = state["dep_ts"].notna() & (state["dep_ts"] < state[TIMESTAMP])
     # A "no leg yet" row at local midnight for every aircraft of the day: each key then has a row
-    # at or before any of its flights (Feast's file store drops entity rows whose key only has
-    # later rows), and the first flight of the day reads legs_before_today = 0.
+    # at or before any of its flights, so the first flight of the day reads legs_before_today = 0
+    # (without it Feast's point-in-time join would give nulls for this view).
     tails = legs["tailnum"].drop_duplicates()
     start = pd.DataFrame(
         {
@@ -772,7 +761,7 @@ def read_curated(days: Iterable[str], settings: Settings | None = None) -> pd.Da
 
     frames = []
     for ds in days:
-        uri = curated_uri(ds, settings)
+        uri = layout.curated_file((settings or get_settings()).lake_uri, ds)
         if lake.exists(uri):
             frames.append(lake.read_parquet(uri))
     if not frames:
@@ -824,22 +813,15 @@ def dependent_days(ds_list: Iterable[str], settings: Settings | None = None) -> 
 
 def built_partitions(settings: Settings | None = None) -> set[str]:
     """The days for which the daily views were built (by the first daily view's partitions)."""
-    prefix = features_uri(settings, DAILY_VIEWS[-1])
-    days = set()
-    for uri in lake.list_uris(prefix):
-        for part in uri.split("/"):
-            if part.startswith("ds="):
-                days.add(part[3:])
-    return days
+    prefix = layout.features_root((settings or get_settings()).lake_uri, DAILY_VIEWS[-1])
+    return {day for day in map(layout.partition_day, lake.list_uris(prefix)) if day}
 
 
 def unbuilt_partitions(settings: Settings | None = None) -> list[str]:
     """Curated days whose feature tables are not built yet (a lost or pending trigger)."""
-    curated = set()
-    for uri in lake.list_uris(lake.join((settings or get_settings()).lake_uri, "curated", "flights")):
-        for part in uri.split("/"):
-            if part.startswith("ds=") and uri.endswith("data.parquet"):
-                curated.add(part[3:])
+    root = layout.curated_root((settings or get_settings()).lake_uri)
+    curated_files = (uri for uri in lake.list_uris(root) if uri.endswith(layout.DATA_FILE))
+    curated = {day for day in map(layout.partition_day, curated_files) if day}
     return sorted(curated - built_partitions(settings))
 
 
@@ -872,7 +854,7 @@ def build_feature_tables(
     history = read_curated(day_range(first, targets[-1]), s)
     weather = weather_for(targets)
     aircraft = aircraft_table(reference.load("planes"))
-    lake.write_parquet(static_uri("aircraft", s), aircraft)
+    lake.write_parquet(layout.static_feature_file(s.lake_uri, "aircraft"), aircraft)
     result.rows["aircraft"] = len(aircraft)
     lo: pd.Timestamp | None = None
     hi: pd.Timestamp | None = None
@@ -880,14 +862,16 @@ def build_feature_tables(
         if not (history["ds"] == ds).any():
             result.skipped.append(ds)
             log.warning(
-                "ds=%s: no curated partition at %s; its features are not built", ds, curated_uri(ds, s)
+                "ds=%s: no curated partition at %s; its features are not built",
+                ds,
+                layout.curated_file(s.lake_uri, ds),
             )
             continue
         window_first = (_day(ds) - timedelta(days=HISTORY_DAYS)).isoformat()
         hist = history[(history["ds"] >= window_first) & (history["ds"] <= ds)]
         for view, table in build_day_tables(hist, ds, weather).items():
             check_partition_span(view, ds, table)
-            lake.write_parquet(partition_uri(view, ds, s), table)
+            lake.write_parquet(layout.feature_file(s.lake_uri, view, ds), table)
             result.rows[view] = result.rows.get(view, 0) + len(table)
             if len(table):
                 tmin, tmax = table[TIMESTAMP].min(), table[TIMESTAMP].max()
