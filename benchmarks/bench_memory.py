@@ -35,7 +35,7 @@ Steps (task -> function):
    are built in the setup.
 3. **training** (``train_model``): ``validate_training_set``, one ``score_candidate`` (candidate 0,
    the default hyperparameters) and ``refit``, each loading the saved training set with
-   :func:`mlops.training.load_training_set` as the tasks do. The training set is the full year
+   :func:`mlops.training.dataset.load_training_set` as the tasks do. The training set is the full year
    (as of 2014-01-01, window 365 days, holdout 61, the search validating on the 61 days before):
    the real 1x frame (327k labelled flights, the 63 model features, built once with the
    Feast-equivalent pandas join of ``bench_training.py`` and cached), and for 10x the same frame
@@ -139,12 +139,12 @@ def replicate_frame(frame: Any, factor: int, seed: int = 0) -> Any:
     import numpy as np
     import pandas as pd
 
-    from mlops import training as T
+    from mlops.training.dataset import feature_columns, sort_frame
 
     if factor == 1:
         return frame
     rng = np.random.default_rng(seed)
-    numeric = [c for c in T.feature_columns(frame) if pd.api.types.is_float_dtype(frame[c])]
+    numeric = [c for c in feature_columns(frame) if pd.api.types.is_float_dtype(frame[c])]
     std = {c: float(frame[c].std()) for c in numeric}
     copies = [frame]
     for k in range(1, factor):
@@ -154,7 +154,7 @@ def replicate_frame(frame: Any, factor: int, seed: int = 0) -> Any:
             if std[c] == std[c] and std[c] > 0:
                 copy[c] = frame[c] + rng.normal(0.0, 0.01 * std[c])
         copies.append(copy)
-    return T.sort_frame(pd.concat(copies, ignore_index=True))
+    return sort_frame(pd.concat(copies, ignore_index=True))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -170,9 +170,9 @@ def _rss_mb() -> float:
 
 
 def _train_params() -> Any:
-    from mlops import training as T
+    from mlops.training.params import TrainParams
 
-    return T.TrainParams.from_mapping(TRAIN)
+    return TrainParams.from_mapping(TRAIN)
 
 
 def _training_set_uri(work: Path, factor: int) -> str:
@@ -182,8 +182,8 @@ def _training_set_uri(work: Path, factor: int) -> str:
 
 def setup_year(work: Path, **_: Any) -> dict[str, Any]:
     """The real 1x training frame of 2013 (cached): curated lake, feature tables, pandas join."""
-    from mlops import training as T
     from mlops.config import get_settings
+    from mlops.training.dataset import sort_frame
 
     out = work / "year_1x.parquet"
     if out.exists():
@@ -192,7 +192,7 @@ def setup_year(work: Path, **_: Any) -> dict[str, Any]:
 
     s = get_settings()
     prepare(s)
-    frame = T.sort_frame(pandas_training_frame(*YEAR, s))
+    frame = sort_frame(pandas_training_frame(*YEAR, s))
     frame.to_parquet(out, index=False, compression="zstd")
     return {"rows": len(frame), "written": str(out)}
 
@@ -223,10 +223,10 @@ def setup_lake(work: Path, factor: int, **_: Any) -> dict[str, Any]:
     before_week = (datetime.fromisoformat(WEEK[0]) - timedelta(days=1)).date().isoformat()
     compute.build_feature_tables(compute.day_range(FOUR_WEEKS[0], before_week), s, include_dependents=False)
     feature_store.apply(s)
-    from mlops import training as T
+    from mlops.training.dataset import load_training_set
     from tests.integration._registry_helpers import train_and_register
 
-    year = T.load_training_set((work / "year_1x.parquet").resolve().as_uri())
+    year = load_training_set((work / "year_1x.parquet").resolve().as_uri())
     year = year[year["ds"] < MODEL_AS_OF].reset_index(drop=True)
     version, _ = train_and_register(year, as_of=MODEL_AS_OF, n_candidates=1, n_estimators=25)
     info = {
@@ -244,12 +244,12 @@ def setup_training_set(work: Path, factor: int, **_: Any) -> dict[str, Any]:
     import pandas as pd
 
     from mlops import lake
-    from mlops import training as T
+    from mlops.training.dataset import load_training_set
 
     uri = _training_set_uri(work, factor)
     if lake.exists(uri):
         return {"cached": uri}
-    frame = T.load_training_set((work / "year_1x.parquet").resolve().as_uri())
+    frame = load_training_set((work / "year_1x.parquet").resolve().as_uri())
     big = replicate_frame(frame, factor)
     del frame
     lake.write_parquet(uri, big)
@@ -327,26 +327,30 @@ def features_historical(first: str = WEEK[0], last: str = WEEK[1], **_: Any) -> 
 
 
 def train_validate(work: Path, factor: int, **_: Any) -> dict[str, Any]:
-    from mlops import training as T
+    from mlops.training.dataset import load_training_set
+    from mlops.training.params import Window
+    from mlops.training.validation import validate_training_set
 
     p = _train_params()
     t = time.perf_counter()
-    frame = T.load_training_set(_training_set_uri(work, factor))
-    report = T.validate_training_set(frame, T.Window.of(YEAR[1], p), p)
+    frame = load_training_set(_training_set_uri(work, factor))
+    report = validate_training_set(frame, Window.of(YEAR[1], p), p)
     seconds = time.perf_counter() - t
     failed = [c["name"] for c in report["checks"] if not c["passed"]]
     return {"rows": len(frame), "seconds": seconds, "detail": {"passed": report["passed"], "failed": failed}}
 
 
 def train_score_candidate(work: Path, factor: int, **_: Any) -> dict[str, Any]:
-    from mlops import training as T
+    from mlops.training.dataset import load_training_set
+    from mlops.training.params import Window
+    from mlops.training.search import candidates, score_candidate
 
     p = _train_params()
-    candidate = T.candidates(p)[0]
+    candidate = candidates(p)[0]
     t = time.perf_counter()
-    frame = T.load_training_set(_training_set_uri(work, factor))
+    frame = load_training_set(_training_set_uri(work, factor))
     loaded = time.perf_counter() - t
-    score = T.score_candidate(frame, T.Window.of(YEAR[1], p), p, candidate)
+    score = score_candidate(frame, Window.of(YEAR[1], p), p, candidate)
     return {
         "rows": len(frame),
         "seconds": time.perf_counter() - t,
@@ -359,13 +363,15 @@ def train_refit(work: Path, factor: int, best: dict[str, Any], **_: Any) -> dict
     import tempfile
 
     from mlops import lake
-    from mlops import training as T
+    from mlops.training.dataset import load_training_set
+    from mlops.training.params import Window
+    from mlops.training.run import refit
 
     p = _train_params()
     t = time.perf_counter()
-    frame = T.load_training_set(_training_set_uri(work, factor))
+    frame = load_training_set(_training_set_uri(work, factor))
     loaded = time.perf_counter() - t
-    result = T.refit(frame, T.Window.of(YEAR[1], p), p, best)
+    result = refit(frame, Window.of(YEAR[1], p), p, best)
     booster, meta = result.model.to_bytes()
     with tempfile.TemporaryDirectory(dir=work) as out:  # what the task writes, then dropped
         base = Path(out).resolve().as_uri()
@@ -611,7 +617,7 @@ def retrieval_extrapolation(result: dict[str, Any]) -> dict[str, Any]:
     each factor: a straight line through the two measured retrievals (1 and 4 weeks), taken to
     the default window (``TrainParams.window_days``) and to a year. An estimate, not a measurement.
     """
-    from mlops.training import TrainParams
+    from mlops.training.params import TrainParams
 
     steps = [s for s in result["steps"] if s["task"] == "features_historical"]
     if len(steps) < 2:

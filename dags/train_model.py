@@ -54,178 +54,86 @@ from mlops.airflow.params import TRAIN_PARAMS, check_params
 def train_model():
     @task(execution_timeout=timedelta(minutes=5))
     def plan(params=None, dag_run=None, data_interval_end=None, triggering_asset_events=None) -> dict:
-        """Resolve the as-of date, the window and the params of this run."""
-        from mlops import monitoring
-        from mlops import training as T
+        """Resolve the as-of date, the window and the params of this run (the TrainingRun)."""
+        from mlops.airflow import events
+        from mlops.training.run import TrainingRun
 
         check_params(params, TRAIN_PARAMS)  # a misspelt conf key fails here, without retry
-        p = T.TrainParams.from_mapping(params)
-        # A retrain request carries its data-time as-of (the day after the drifted window): in
-        # a replay of 2013 the event's wall-clock timestamp would be years after the data.
-        request = monitoring.request_context(triggering_asset_events)
-        as_of, source = T.resolve_as_of(
-            params.get("as_of") or request.get("retrain.as_of") or None,
-            [e.timestamp for evs in (triggering_asset_events or {}).values() for e in evs],
-            data_interval_end,
-            getattr(dag_run, "run_after", None),
-        )
-        if request and not params.get("as_of"):
-            source = "retrain_request"
-        window = T.Window.of(as_of, p)
-        return {
-            "as_of": as_of.isoformat(),
-            "as_of_source": source,
-            "retrain": request,
-            "window": window.as_dict(),
-            "params": p.as_dict(),
-            "training_dir": T.training_dir(window, p),
-        }
+        request = events.request_context(triggering_asset_events)
+        stamps = events.timestamps(triggering_asset_events)
+        run_after = getattr(dag_run, "run_after", None)
+        return TrainingRun.plan(params, request, stamps, data_interval_end, run_after).as_dict()
 
     @task(execution_timeout=timedelta(minutes=45))
     def build_training_set(plan: dict) -> dict:
-        import time
+        from mlops.airflow.runtime import lake_task
+        from mlops.training.run import TrainingRun
 
-        from mlops import training as T
-        from mlops.models.tracking import partitions_digest
-
-        started = time.perf_counter()
-        p = T.TrainParams.from_mapping(plan["params"])
-        frame, manifest = T.build_training_set(T.Window.of(plan["as_of"], p))
-        uri = T.save_training_set(frame, manifest, plan["training_dir"])
-        return {
-            "uri": uri,
-            "rows": manifest["rows"],
-            "data_hash": manifest["data_hash"],
-            "partitions_digest": partitions_digest(manifest["partitions"]),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+        with lake_task():
+            return TrainingRun.from_dict(plan).build()
 
     @task(execution_timeout=timedelta(minutes=10))
     def validate_training_set(plan: dict, built: dict) -> dict:
-        import json
-        import time
+        """Fails without retry (and trains nothing) when a check fails."""
+        from mlops.airflow.runtime import lake_task
+        from mlops.training.run import TrainingRun
+        from mlops.training.validation import TrainingSetInvalid
 
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from mlops import lake
-        from mlops import training as T
-
-        started = time.perf_counter()
-        p = T.TrainParams.from_mapping(plan["params"])
-        window = T.Window.of(plan["as_of"], p)
-        manifest = json.loads(lake.read_text(lake.join(plan["training_dir"], "manifest.json")))
-        report = T.validate_training_set(T.load_training_set(built["uri"]), window, p, manifest)
-        report["seconds"] = round(time.perf_counter() - started, 3)
-        lake.write_text(lake.join(plan["training_dir"], "validation.json"), json.dumps(report, indent=2))
-        try:
-            T.require_valid(report, window)
-        except T.TrainingSetInvalid as exc:
-            raise AirflowFailException(str(exc)) from exc
-        return report
+        with lake_task(fail=(TrainingSetInvalid,)):
+            return TrainingRun.from_dict(plan).validate()
 
     @task(execution_timeout=timedelta(minutes=5))
     def search_space(plan: dict, validation: dict) -> list[dict]:
-        from mlops import training as T
+        from mlops.training.run import TrainingRun
 
-        return T.candidates(T.TrainParams.from_mapping(plan["params"]))
+        return TrainingRun.from_dict(plan).candidates()
 
     @task(execution_timeout=timedelta(minutes=45), max_active_tis_per_dagrun=2)
     def score_candidate(plan: dict, built: dict, candidate: dict) -> dict:
-        from mlops import training as T
+        from mlops.airflow.runtime import lake_task
+        from mlops.training.run import TrainingRun
 
-        p = T.TrainParams.from_mapping(plan["params"])
-        frame = T.load_training_set(built["uri"])
-        return T.score_candidate(frame, T.Window.of(plan["as_of"], p), p, candidate)
+        with lake_task():
+            return TrainingRun.from_dict(plan).score(candidate)
 
     @task(execution_timeout=timedelta(minutes=45))
     def refit(plan: dict, built: dict, scores: list[dict]) -> dict:
-        from mlops import lake
-        from mlops import training as T
+        from mlops.airflow.runtime import lake_task
+        from mlops.training.run import TrainingRun
 
-        p = T.TrainParams.from_mapping(plan["params"])
-        best = T.best_candidate(list(scores))
-        result = T.refit(T.load_training_set(built["uri"]), T.Window.of(plan["as_of"], p), p, best)
-        booster, meta = result.model.to_bytes()
-        out = lake.join(plan["training_dir"], f"candidate={best['candidate']}")
-        lake.write_bytes(lake.join(out, "booster.ubj"), booster)
-        lake.write_text(lake.join(out, "meta.json"), meta)
-        lake.write_parquet(lake.join(out, "holdout_predictions.parquet"), result.holdout_predictions)
-        return {"dir": out, "best": best, "metrics": result.metrics, "seconds": result.timings["refit"]}
+        run = TrainingRun.from_dict(plan)
+        with lake_task():
+            return run.save_candidate(run.refit(scores))
 
     @task(execution_timeout=timedelta(minutes=20))
     def log_to_mlflow(
         plan: dict, built: dict, validation: dict, scores: list[dict], fitted: dict, ti=None
     ) -> dict:
-        import json
-        import time
+        """Log the refit model with its behavioural checks (run once, here; ``promote`` reads them)."""
+        from mlops.airflow.runtime import lake_task
+        from mlops.models import tracking
+        from mlops.training.run import TrainingRun, stage_timings
 
-        from mlops import lake, monitoring
-        from mlops import training as T
-        from mlops.models.tracking import log_training
-
-        started = time.perf_counter()
-        p = T.TrainParams.from_mapping(plan["params"])
-        window = T.Window.of(plan["as_of"], p)
-        model = T.DelayModel.from_bytes(
-            lake.read_bytes(lake.join(fitted["dir"], "booster.ubj")),
-            lake.read_text(lake.join(fitted["dir"], "meta.json")),
-        )
-        frame = T.load_training_set(built["uri"])
-        _, holdout = T.split(frame, window)
-        result = T.Result(
-            model=model,
-            window=window,
-            params=p,
-            best=fitted["best"],
-            scores=list(scores),
-            metrics=fitted["metrics"],
-            holdout_predictions=lake.read_parquet(lake.join(fitted["dir"], "holdout_predictions.parquet")),
-        )
-        manifest = json.loads(lake.read_text(lake.join(plan["training_dir"], "manifest.json")))
-        checks = T.behavioural_checks(model.predict, holdout, model.features, seed=p.seed)
-        timings = {
-            "build_training_set": built["seconds"],
-            "validate": validation["seconds"],
-            "search_candidates_total": round(sum(s["seconds"] for s in scores), 3),
-            "refit": fitted["seconds"],
-        }
-        airflow_ctx = {
+        context = {
             "dag_id": ti.dag_id,
             "run_id": ti.run_id,
             "task_id": ti.task_id,
             "try_number": ti.try_number,
-            "as_of_source": plan["as_of_source"],
         }
-        logged = log_training(
-            result,
-            example_frame=holdout,
-            manifest=manifest,
-            validation=validation,
-            airflow_context=airflow_ctx,
-            stage_timings=timings,
-            checks=checks,
-        )
-        monitoring.tag_training_run(logged["run_id"], plan.get("retrain") or {})
-        logged["seconds"] = round(time.perf_counter() - started, 3)
-        return logged
+        timings = stage_timings(built, validation, scores, fitted)
+        with lake_task():
+            return tracking.log_run(TrainingRun.from_dict(plan), fitted, scores, validation, timings, context)
 
     @task(outlets=[CHAMPION_MODEL], execution_timeout=timedelta(minutes=5))
     def publish_champion(decision: dict, logged: dict):
         """Emit ``champion_model`` only when @champion moved to this run's version."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from mlops.models.registry import champion_event
+
         if not decision["promoted"]:
             raise AirflowSkipException(f"champion unchanged: {decision['reason']}")
-        yield Metadata(
-            CHAMPION_MODEL,
-            {
-                "version": decision["challenger"],
-                "run_id": logged["run_id"],
-                "metrics": {k: round(v, 6) for k, v in decision["challenger_metrics"].items()},
-                "previous_version": decision["previous"],
-                "as_of": decision["as_of"],
-            },
-        )
+        yield Metadata(CHAMPION_MODEL, champion_event(decision, logged["run_id"]))
 
     planned = plan()
     built = build_training_set(planned)
@@ -245,9 +153,8 @@ def train_model():
     decision = PromoteModelOperator(
         task_id="promote",
         version=version.output,
-        training_set_uri=built["uri"],
-        as_of=planned["as_of"],
-        params_json=planned["params"],
+        training_run=planned,
+        checks=logged["checks"],
         margin="{{ params.promotion_margin }}",
         experiment_id=logged["experiment_id"],
         run_id=logged["run_id"],

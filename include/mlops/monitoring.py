@@ -714,8 +714,9 @@ def snapshots_json(result: CheckResult) -> dict[str, Any]:
 
 def champion_info(settings: Settings | None = None, version: str | None = None) -> dict[str, Any]:
     """The champion (or ``version``): its run, as-of date, training window and training set URI."""
-    from mlops import training as T
     from mlops.models import registry, tracking
+    from mlops.training.dataset import training_dir
+    from mlops.training.params import TrainParams, Window
 
     s = settings or get_settings()
     version = version or registry.alias_version(CHAMPION, s)
@@ -731,8 +732,8 @@ def champion_info(settings: Settings | None = None, version: str | None = None) 
         raise ValueError(
             f"{MODEL_NAME} v{version} (run {mv.run_id}) has no mlops.as_of tag: cannot tell its window"
         )
-    tp = T.TrainParams.from_mapping(run.data.params)
-    window = T.Window.of(as_of, tp)
+    tp = TrainParams.from_mapping(run.data.params)
+    window = Window.of(as_of, tp)
     holdout_auc = tags.get("holdout.roc_auc") or run.data.metrics.get("roc_auc")
     return {
         "version": str(version),
@@ -742,7 +743,7 @@ def champion_info(settings: Settings | None = None, version: str | None = None) 
         "window_days": tp.window_days,
         "holdout_days": tp.holdout_days,
         "data_hash": tags.get("mlops.data_hash"),
-        "training_dir": T.training_dir(window, tp, s),
+        "training_dir": training_dir(window, tp, s),
         "holdout_roc_auc": float(holdout_auc) if holdout_auc is not None else None,
     }
 
@@ -751,7 +752,7 @@ def reference_frame(
     champion: Mapping[str, Any], settings: Settings | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The champion's training set (see the module docstring) and where it came from."""
-    from mlops import training as T
+    from mlops.training.dataset import load_training_set
 
     s = settings or get_settings()
     window = champion["window"]
@@ -765,7 +766,7 @@ def reference_frame(
     if lake.exists(uri) and lake.exists(manifest_uri):
         saved_hash = json.loads(lake.read_text(manifest_uri)).get("data_hash")
         if not champion.get("data_hash") or saved_hash == champion["data_hash"]:
-            frame = T.load_training_set(uri)
+            frame = load_training_set(uri)
             info.update(source="training_set", uri=uri, rows=len(frame))
             return frame, info
         reason = f"{uri} was rewritten since (hash {saved_hash} != run's {champion['data_hash']})"
@@ -866,12 +867,12 @@ def current_frame(
 
 def data_version(days: Sequence[str], settings: Settings | None = None) -> str:
     """Digest of the window's curated partitions (their ingestion content hashes)."""
-    from mlops import training as T
-    from mlops.models.tracking import partitions_digest
+    from mlops.training.dataset import partition_lineage, partitions_digest
+    from mlops.training.params import Window
 
     first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1]) + timedelta(days=1)
-    window = T.Window(as_of=last, start=first, valid_start=first, holdout_start=first, end=last)
-    return partitions_digest(T.partition_lineage(window, settings))[:16]
+    window = Window(as_of=last, start=first, valid_start=first, holdout_start=first, end=last)
+    return partitions_digest(partition_lineage(window, settings))[:16]
 
 
 def drift_signature(champion_version: str, summary: Mapping[str, Any]) -> str:

@@ -70,13 +70,13 @@ class Trained:
 
 def train_version(frame: pd.DataFrame, as_of: str, **overrides: Any) -> Trained:
     """Train a quick model on ``frame`` as of ``as_of``, log it to MLflow and register it."""
-    from mlops import training as T
+    from mlops.training.split import split
     from tests.integration._registry_helpers import train_and_register
 
     params = {"n_candidates": 1, "n_estimators": 25, **overrides}
     t = time.perf_counter()
     version, result = train_and_register(frame, as_of=as_of, **params)
-    _, holdout = T.split(frame, result.window)
+    _, holdout = split(frame, result.window)
     return Trained(version, frame, holdout, result, time.perf_counter() - t)
 
 

@@ -37,8 +37,8 @@ def _days(end: str, n: int) -> list[str]:
 
 def seed_registry(settings: Settings) -> dict[str, Any]:
     """v1 and v2 promoted in turn (v1 ends as ``@previous``), v3 a weak ``@challenger``."""
-    from mlops import training as T
     from mlops.models import registry
+    from mlops.training.split import split
     from tests.integration._registry_helpers import WEAK, train_and_register
     from tests.unit._frames import small_frame
 
@@ -49,7 +49,7 @@ def seed_registry(settings: Settings) -> dict[str, Any]:
         version, result = train_and_register(
             data, as_of=as_of, **{"n_candidates": 1, "n_estimators": 30, **overrides}
         )
-        _, holdout = T.split(data, result.window)
+        _, holdout = split(data, result.window)
         decision = registry.promote(version, holdout, margin=-1.0 if not overrides else 0.5, as_of=as_of)
         out[version] = {"as_of": as_of, "promoted": decision.promoted, "reason": decision.reason}
     out["reference"] = frame[frame["ds"] < "2013-03-15"]

@@ -7,7 +7,11 @@ from typing import Any
 
 import pandas as pd
 
-from mlops import training as T
+from mlops.training.dataset import categorical_columns, feature_columns, frame_hash
+from mlops.training.params import Window
+from mlops.training.run import Result, train
+from mlops.training.split import split
+from mlops.training.validation import validate_training_set
 from tests.unit._frames import small_frame, tiny_params
 
 AS_OF = "2013-03-15"
@@ -17,7 +21,7 @@ def frame() -> pd.DataFrame:
     return small_frame("2013-02-01", AS_OF, frac=0.2)
 
 
-def fake_manifest(frame: pd.DataFrame, window: T.Window) -> dict[str, Any]:
+def fake_manifest(frame: pd.DataFrame, window: Window) -> dict[str, Any]:
     """A manifest like build_training_set's, with a hash of each day's rows standing in for files."""
     parts = []
     for ds in window.days():
@@ -30,11 +34,11 @@ def fake_manifest(frame: pd.DataFrame, window: T.Window) -> dict[str, Any]:
     return {
         "window": window.as_dict(),
         "feature_service": "flight_delay_v1",
-        "features": T.feature_columns(frame),
-        "categorical": T.categorical_columns(frame),
+        "features": feature_columns(frame),
+        "categorical": categorical_columns(frame),
         "rows": len(frame),
         "partitions": parts,
-        "data_hash": T.frame_hash(frame),
+        "data_hash": frame_hash(frame),
     }
 
 
@@ -42,15 +46,15 @@ STRONG = {"n_candidates": 1}
 WEAK = {"n_candidates": 1, "max_depth": 1, "n_estimators": 2, "learning_rate": 0.05}
 
 
-def train_and_register(data: pd.DataFrame, as_of: str = AS_OF, **overrides: Any) -> tuple[str, T.Result]:
+def train_and_register(data: pd.DataFrame, as_of: str = AS_OF, **overrides: Any) -> tuple[str, Result]:
     """Train a tiny model, log it to MLflow, register it; returns (version, result)."""
     from mlops.models import registry
     from mlops.models.tracking import log_training
 
     params = tiny_params(**overrides)
-    result = T.train(data, params, as_of)
-    _, holdout = T.split(data, result.window)
-    validation = T.validate_training_set(data, result.window, params)
+    result = train(data, params, as_of)
+    _, holdout = split(data, result.window)
+    validation = validate_training_set(data, result.window, params)
     logged = log_training(
         result,
         example_frame=holdout,

@@ -53,17 +53,21 @@ def seed_lake(settings) -> None:
 
 def make_champion(settings) -> str:
     """Train as of 2013-03-01 on February (what train_model does, minus the scheduler) and promote."""
-    from mlops import training as T
     from mlops.models import registry
     from mlops.models.tracking import log_training
+    from mlops.training.dataset import build_training_set, save_training_set, training_dir
+    from mlops.training.params import TrainParams, Window
+    from mlops.training.run import train
+    from mlops.training.split import split
+    from mlops.training.validation import validate_training_set
 
-    p = T.TrainParams.from_mapping(TRAIN)
-    window = T.Window.of(CHAMPION_AS_OF, p)
-    frame, manifest = T.build_training_set(window, settings)
-    T.save_training_set(frame, manifest, T.training_dir(window, p, settings))
-    result = T.train(frame, p, CHAMPION_AS_OF)
-    _, holdout = T.split(frame, window)
-    validation = T.validate_training_set(frame, window, p, manifest)
+    p = TrainParams.from_mapping(TRAIN)
+    window = Window.of(CHAMPION_AS_OF, p)
+    frame, manifest = build_training_set(window, settings)
+    save_training_set(frame, manifest, training_dir(window, p, settings))
+    result = train(frame, p, CHAMPION_AS_OF)
+    _, holdout = split(frame, window)
+    validation = validate_training_set(frame, window, p, manifest)
     logged = log_training(
         result, example_frame=holdout, manifest=manifest, validation=validation, settings=settings
     )

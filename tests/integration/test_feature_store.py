@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops import reference
+from mlops import layout, reference
 from mlops.config import FEATURE_SERVICE, get_settings
 from mlops.features import compute, feature_store
 from tests.unit.test_features import seed_curated
@@ -142,7 +142,8 @@ def test_a_day_without_feature_tables_keeps_its_rows_and_fails_validation(store_
     built come back with nulls for the daily views only (the static aircraft view still answers;
     Feast's dask store dropped such entity rows whole), and the training-set validation names the
     day."""
-    from mlops import training as T
+    from mlops.training.params import TrainParams, Window
+    from mlops.training.validation import validate_training_set
 
     frame = feature_store.training_frame("2013-07-03", "2013-07-05", store_home["settings"])
     curated = store_home["curated"]
@@ -153,8 +154,8 @@ def test_a_day_without_feature_tables_keeps_its_rows_and_fails_validation(store_
     assert unbuilt["carrier_flights_28d"].isna().all() and unbuilt["cong_sched_prev_1h"].isna().all()
     assert unbuilt["plane_seats"].notna().mean() > 0.8
     assert built["carrier_flights_28d"].notna().all()
-    params = T.TrainParams(window_days=3, holdout_days=1, min_rows=100, min_holdout_rows=100)
-    report = T.validate_training_set(frame, T.Window.of("2013-07-05", params), params)
+    params = TrainParams(window_days=3, holdout_days=1, min_rows=100, min_holdout_rows=100)
+    report = validate_training_set(frame, Window.of("2013-07-05", params), params)
     coverage = next(c for c in report["checks"] if c["name"] == "feature_coverage")
     assert not coverage["passed"] and coverage["value"] == 1
     assert "2013-07-03" in coverage["message"] and "2013-07-04" not in coverage["message"]
@@ -338,7 +339,7 @@ def test_rematerializing_changes_nothing(store_home):
     feature_store.materialize("2013-09-15", "2013-09-16", settings)
     first = feature_store.online_values(flights, settings)
     # Rebuilding the partition gives the same bytes, and materializing again the same online rows.
-    uri = compute.partition_uri("aircraft_previous_leg", "2013-09-15", settings)
+    uri = layout.feature_file(settings.lake_uri, "aircraft_previous_leg", "2013-09-15")
     before = compute.lake.read_bytes(uri)
     compute.build_feature_tables(["2013-09-15"], settings, include_dependents=False)
     assert compute.lake.read_bytes(uri) == before
@@ -349,7 +350,7 @@ def test_rematerializing_changes_nothing(store_home):
     keys = compute.entity_keys(flights)
     for view, (key, feats) in compute.VIEW_FEATURES.items():
         table = (
-            compute.lake.read_parquet(compute.partition_uri(view, "2013-09-15", settings))
+            compute.lake.read_parquet(layout.feature_file(settings.lake_uri, view, "2013-09-15"))
             if view in compute.DAILY_VIEWS
             else None
         )

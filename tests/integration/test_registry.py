@@ -10,7 +10,7 @@ import pytest
 
 from mlops.config import CHALLENGER, CHAMPION, PREVIOUS
 from mlops.models import registry
-from mlops.training import split
+from mlops.training.split import split
 from tests.integration._registry_helpers import STRONG, WEAK, frame, train_and_register
 
 
@@ -95,17 +95,27 @@ def test_stale_challenger_is_not_promoted(models, data):
     assert registry.alias_version(CHAMPION) == champion
 
 
-def test_gate_and_promote_runs_the_behavioural_checks(models, data, home):
+def test_gate_reads_the_behavioural_checks_the_run_logged(models, data, home):
+    """The gate takes the checks ``log_to_mlflow`` ran (it does not run them again) and refuses a
+    model that failed one; the holdout comes from the TrainingRun's saved training set."""
     from mlops import lake
-    from mlops.training import TrainParams, save_training_set
+    from mlops.training.dataset import save_training_set
+    from mlops.training.params import Window
+    from mlops.training.run import TrainingRun
+    from tests.unit._frames import tiny_params
 
-    uri = save_training_set(data, {"rows": len(data)}, (home / "ts").as_uri())
-    assert lake.exists(uri)
-    params = {**TrainParams().as_dict(), "window_days": 42, "holdout_days": 7}
-    decision = registry.gate_and_promote(models["weak"], uri, as_of="2013-03-15", params=params, margin=0.002)
-    names = {c["name"] for c in decision["checks"]}
-    assert {"range", "invariance_irrelevant_fields", "invariance_row_order"} <= names
+    params = tiny_params()
+    run = TrainingRun(params, Window.of("2013-03-15", params), (home / "ts").as_uri())
+    save_training_set(data, {"rows": len(data)}, run.training_dir)
+    assert lake.exists(run.training_set_uri)
+    logged = [{"name": "range", "passed": True, "detail": "as log_to_mlflow logged it"}]
+    decision = registry.gate_and_promote(models["weak"], run, checks=logged)
+    assert decision["checks"] == logged and not decision["promoted"]
+    assert decision["margin"] == params.promotion_margin
+    failed = [*logged, {"name": "direction_prev_leg_dep_delay", "passed": False, "detail": "-0.01"}]
+    decision = registry.gate_and_promote(models["weak"], run, checks=failed, margin=-1.0)
     assert not decision["promoted"]
+    assert decision["reason"] == "behavioural checks failed: ['direction_prev_leg_dep_delay']"
 
 
 def test_rollback_swaps_champion_and_previous(models):

@@ -19,7 +19,7 @@ import pytest
 
 from mlops.config import CHAMPION, PREVIOUS
 from mlops.models import registry
-from mlops.training import split
+from mlops.training.split import split
 from tests.integration._registry_helpers import STRONG, WEAK, frame, train_and_register
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ WORKER = r"""
 import json, os, sys, time
 from pathlib import Path
 from mlops.models import registry
-from mlops.training import load_training_set
+from mlops.training.dataset import load_training_set
 version, holdout_uri, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 holdout = load_training_set(holdout_uri)
 registry.predictor(version)  # warm up: import and load before the start line

@@ -69,7 +69,7 @@ def small_frame(start: str, end: str, frac: float = 0.25, seed: int = 0) -> pd.D
 
 
 def tiny_params(**overrides):
-    from mlops.training import TrainParams
+    from mlops.training.params import TrainParams
 
     base = dict(
         window_days=42,

@@ -1,6 +1,7 @@
 """Behavioural model tests (Made With ML style): invariance and directional expectations.
 
-The same checks gate promotion (``mlops.models.registry.gate_and_promote``); here they run on a small
+``train_model.log_to_mlflow`` runs them once and the promotion gate reads their outcome
+(``mlops.models.registry.gate_and_promote``); here they run on a small
 model trained from curated data, and on deliberately broken predictors to show they bite.
 """
 
@@ -10,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops import training as T
+from mlops.training.behaviour import behavioural_checks
+from mlops.training.run import train
+from mlops.training.split import split
 from tests.unit._frames import small_frame, tiny_params
 
 AS_OF = "2013-03-15"
@@ -20,8 +23,8 @@ AS_OF = "2013-03-15"
 def setup():
     frame = small_frame("2013-02-01", AS_OF, frac=0.3, seed=1)
     params = tiny_params(n_candidates=1, n_estimators=60, max_depth=4)
-    result = T.train(frame, params, AS_OF)
-    _, holdout = T.split(frame, result.window)
+    result = train(frame, params, AS_OF)
+    _, holdout = split(frame, result.window)
     return result, holdout
 
 
@@ -31,7 +34,7 @@ def _by_name(checks):
 
 def test_trained_model_passes_its_behavioural_checks(setup):
     result, holdout = setup
-    checks = T.behavioural_checks(result.model.predict, holdout, result.model.features)
+    checks = behavioural_checks(result.model.predict, holdout, result.model.features)
     failed = [c for c in checks if not c["passed"]]
     assert not failed, failed
     names = set(_by_name(checks))
@@ -46,7 +49,7 @@ def test_invariance_catches_a_model_that_reads_an_identifier(setup):
         ids = frame["flight_id"].astype(str).map(lambda s: (hash(s) % 100) / 1000)
         return result.model.predict(frame) * 0.9 + ids.to_numpy()
 
-    checks = _by_name(T.behavioural_checks(leaky, holdout, result.model.features))
+    checks = _by_name(behavioural_checks(leaky, holdout, result.model.features))
     assert not checks["invariance_irrelevant_fields"]["passed"]
 
 
@@ -57,7 +60,7 @@ def test_invariance_catches_batch_dependence(setup):
         p = result.model.predict(frame)
         return np.clip(p + np.linspace(0, 0.01, len(p)), 0, 1)
 
-    checks = _by_name(T.behavioural_checks(batchy, holdout, result.model.features))
+    checks = _by_name(behavioural_checks(batchy, holdout, result.model.features))
     assert not checks["invariance_row_order"]["passed"]
 
 
@@ -67,14 +70,14 @@ def test_direction_catches_an_inverted_relationship(setup):
     def inverted(frame: pd.DataFrame) -> np.ndarray:
         return np.clip(0.5 - frame["prev_leg_dep_delay"].fillna(0).to_numpy() / 300, 0, 1)
 
-    checks = _by_name(T.behavioural_checks(inverted, holdout, result.model.features))
+    checks = _by_name(behavioural_checks(inverted, holdout, result.model.features))
     assert not checks["direction_prev_leg_dep_delay"]["passed"]
 
 
 def test_range_catches_non_probabilities(setup):
     result, holdout = setup
     checks = _by_name(
-        T.behavioural_checks(lambda f: result.model.predict(f) * 3, holdout, result.model.features)
+        behavioural_checks(lambda f: result.model.predict(f) * 3, holdout, result.model.features)
     )
     assert not checks["range"]["passed"]
 

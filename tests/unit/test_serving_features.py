@@ -18,7 +18,7 @@ from mlops.features import compute
 from mlops.serving.model import ServedModel
 from mlops.serving.online import FlightRequest, entity_keys, feature_row, request_values, to_frame
 from mlops.serving.schemas import parse_departure
-from mlops.training import DelayModel
+from mlops.training.model import DelayModel
 from tests.unit.test_features import curated_days
 
 #: Both DST switches, a holiday, a summer day with many flights.

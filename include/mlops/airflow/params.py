@@ -21,7 +21,7 @@ _XGB = "XGBoost hyperparameters (the search starts from these)"
 _SEARCH = "Search, promotion and safety"
 
 #: ``train_model``: the training window, XGBoost hyperparameters, the search and the promotion gate.
-#: Keys match :class:`mlops.training.TrainParams` fields one to one.
+#: Keys match :class:`mlops.training.params.TrainParams` fields one to one.
 TRAIN_PARAMS: dict[str, Param] = {
     "as_of": Param(
         None,

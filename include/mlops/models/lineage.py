@@ -132,28 +132,30 @@ def reproduce(
     import numpy as np
     import pandas as pd
 
-    from mlops import training as T
     from mlops.models.tracking import PREDICTIONS_ARTIFACT
+    from mlops.training.dataset import build_training_set, partition_fingerprint, partition_lineage
+    from mlops.training.params import TrainParams, Window
+    from mlops.training.run import refit, train
 
     info = lineage(version, settings, name)
     lin = info["lineage"]
-    params = T.TrainParams.from_mapping(lin["params"])
-    window = T.Window.of(lin["as_of"], params)
+    params = TrainParams.from_mapping(lin["params"])
+    window = Window.of(lin["as_of"], params)
     report: dict[str, Any] = {"model": name, "version": str(version), "as_of": lin["as_of"], "checks": []}
 
     def check(name_: str, ok: bool, detail: str) -> None:
         report["checks"].append({"name": name_, "passed": bool(ok), "detail": detail})
         log.info("%s %s: %s", "ok" if ok else "FAIL", name_, detail)
 
-    recorded = {p["ds"]: T.partition_fingerprint(p) for p in lin["partitions"]}
-    current = {p["ds"]: T.partition_fingerprint(p) for p in T.partition_lineage(window, settings)}
+    recorded = {p["ds"]: partition_fingerprint(p) for p in lin["partitions"]}
+    current = {p["ds"]: partition_fingerprint(p) for p in partition_lineage(window, settings)}
     changed = sorted(ds for ds in set(recorded) | set(current) if recorded.get(ds) != current.get(ds))
     check(
         "curated_partitions",
         not changed,
         f"{len(recorded)} partitions, {len(changed)} changed since training{': ' + ', '.join(changed[:5]) if changed else ''}",
     )
-    frame, manifest = T.build_training_set(window, settings)
+    frame, manifest = build_training_set(window, settings)
     check(
         "training_set",
         manifest["data_hash"] == lin["training_set"].get("data_hash"),
@@ -161,7 +163,7 @@ def reproduce(
         f"(recorded {str(lin['training_set'].get('data_hash'))[:16]}...)",
     )
     if search:
-        result = T.train(frame, params, window.as_of)
+        result = train(frame, params, window.as_of)
         check(
             "search",
             result.best["candidate"] == lin["best"]["candidate"]
@@ -170,7 +172,7 @@ def reproduce(
             f"(recorded {lin['best']['candidate']} with {lin['best']['best_rounds']})",
         )
     else:
-        result = T.refit(frame, window, params, lin["best"])
+        result = refit(frame, window, params, lin["best"])
     original = pd.read_parquet(
         mlflow.artifacts.download_artifacts(f"runs:/{info['run_id']}/{PREDICTIONS_ARTIFACT}")
     )

@@ -21,7 +21,7 @@ inside :func:`promotion_lock`, a lock shared by every process that may promote:
   it if the holder dies. A file lock serializes one host only, so it is refused when the stores
   are shared by several hosts (an ``s3://`` lake, an MLflow that is not a local SQLite/file
   store): :func:`require_shared_lock`, the one rule the promotion lock and the retrain guard's
-  lock (:func:`mlops.monitoring.guard_lock`) both apply.
+  lock (:func:`mlops.monitoring.guard.guard_lock`) both apply.
 
 Inside the lock the champion is re-read (never trusted from before the lock), the champion is
 scored on the challenger's holdout, and the aliases move only if the challenger wins by the
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+
+    from mlops.training.run import TrainingRun
 
 log = logging.getLogger(__name__)
 
@@ -300,11 +302,12 @@ def promote(
     """Make ``version`` the champion if it beats the current champion on ``holdout`` by ``margin``.
 
     ``holdout`` is the challenger's holdout (features and ``is_delayed``); ``checks`` are its
-    behavioural checks (:func:`mlops.training.behavioural_checks`), all of which must pass.
+    behavioural checks (:func:`mlops.training.behaviour.behavioural_checks`), all of which must pass.
     Atomic across processes (see the module docstring); idempotent (re-promoting the champion
     is a no-op).
     """
-    from mlops.training import LABEL, evaluate
+    from mlops.schema import LABEL
+    from mlops.training.metrics import evaluate
 
     version = str(version)
     checks = list(checks or [])
@@ -439,30 +442,37 @@ def champion_history(settings: Settings | None = None, name: str = MODEL_NAME) -
 
 def gate_and_promote(
     version: str,
-    training_set_uri: str,
+    run: TrainingRun,
     *,
-    as_of: str,
-    params: Mapping[str, Any],
-    margin: float,
+    checks: list[dict[str, Any]],
+    margin: float | None = None,
     settings: Settings | None = None,
     name: str = MODEL_NAME,
 ) -> dict[str, Any]:
-    """Behavioural checks of the registered ``version`` on its holdout, then :func:`promote`."""
-    from mlops import training as T
+    """:func:`promote` the registered ``version`` of training ``run`` on the run's holdout.
 
-    p = T.TrainParams.from_mapping(params)
-    window = T.Window.of(as_of, p)
-    frame = T.load_training_set(training_set_uri)
-    _, holdout = T.split(frame, window)
-    model = predictor(version, settings, name)
-    checks = T.behavioural_checks(model, holdout, T.feature_columns(frame), seed=p.seed)
+    ``checks`` are the behavioural checks the run already ran on this model (``log_to_mlflow``,
+    :mod:`mlops.training.behaviour`): the gate reads their outcome, it does not run them again.
+    ``margin`` defaults to the run's ``promotion_margin``.
+    """
     decision = promote(
         version,
-        holdout,
-        margin=margin,
-        as_of=window.as_of.isoformat(),
+        run.holdout(),
+        margin=run.params.promotion_margin if margin is None else margin,
+        as_of=run.as_of,
         checks=checks,
         settings=settings,
         name=name,
     )
     return decision.as_dict()
+
+
+def champion_event(decision: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+    """The metadata of a ``champion_model`` event for a promotion ``decision`` (:meth:`Decision.as_dict`)."""
+    return {
+        "version": decision["challenger"],
+        "run_id": run_id,
+        "metrics": {k: round(v, 6) for k, v in decision["challenger_metrics"].items()},
+        "previous_version": decision["previous"],
+        "as_of": decision["as_of"],
+    }

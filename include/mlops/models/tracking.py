@@ -23,6 +23,7 @@ import mlflow
 import mlflow.pyfunc
 
 from mlops.config import EXPERIMENT_NAME, FEATURE_SERVICE, REPO_ROOT, Settings, get_settings
+from mlops.training import dataset
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from mlops.training import DelayModel, Result
+    from mlops.training.model import DelayModel
+    from mlops.training.run import Result, TrainingRun
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class FlightDelayPyfunc(mlflow.pyfunc.PythonModel):
     """``predict(frame) -> P(arrival delay >= 15 min)`` for frames holding the model's features."""
 
     def load_context(self, context: Any) -> None:
-        from mlops.training import DelayModel
+        from mlops.training.model import DelayModel
 
         booster = Path(context.artifacts["booster"]).read_bytes()
         meta = Path(context.artifacts["meta"]).read_text()
@@ -183,13 +185,6 @@ def _flat(prefix: str, values: Mapping[str, Any]) -> dict[str, str]:
     return {f"{prefix}{k}": str(v) for k, v in values.items()}
 
 
-def partitions_digest(partitions: list[Mapping[str, Any]]) -> str:
-    import hashlib
-
-    text = "\n".join(f"{p['ds']}:{p.get('content_hash') or p.get('sha256') or 'missing'}" for p in partitions)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def log_training(
     result: Result,
     *,
@@ -199,23 +194,77 @@ def log_training(
     airflow_context: Mapping[str, Any] | None = None,
     stage_timings: Mapping[str, float] | None = None,
     checks: list[dict[str, Any]] | None = None,
+    request_tags: Mapping[str, str] | None = None,
     settings: Settings | None = None,
 ) -> dict[str, str]:
-    """Log one trained challenger; returns ``{"run_id", "model_uri", "experiment_id", "run_url"}``."""
-    from mlflow.entities import Metric, Param, RunTag
+    """Log one trained challenger; returns ``{"run_id", "model_uri", "experiment_id", "run_url"}``.
 
-    from mlops.config import MODEL_NAME
-
+    ``request_tags`` (the retrain request behind the run, :func:`mlops.airflow.events.request_context`)
+    are written as tags of the run as they are.
+    """
     s = settings or get_settings()
-    c = client(s)
     experiment = ensure_experiment(s)
-    window = result.window
     af = dict(airflow_context or {})
+    timings = dict(stage_timings or {})
+    lineage = training_lineage(result, manifest, validation, af, timings, checks or [])
+    tags = {**run_tags(result, manifest, validation, lineage, af), **dict(request_tags or {})}
+    run_name = f"as_of={result.window.as_of}" + (f" {af['run_id']}" if af.get("run_id") else "")
+    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name=run_name) as run:
+        run_id = run.info.run_id
+        _log_batch(client(s), run_id, result, validation, tags, timings)
+        _log_artifacts(result, lineage)
+        info = _log_model(result, example_frame)
+    return {
+        "run_id": run_id,
+        "model_uri": info.model_uri,
+        "experiment_id": experiment.experiment_id,
+        "run_url": run_url(experiment.experiment_id, run_id, s),
+    }
+
+
+def log_run(
+    run: TrainingRun,
+    fitted: Mapping[str, Any],
+    scores: list[dict[str, Any]],
+    validation: Mapping[str, Any],
+    stage_timings: Mapping[str, float],
+    airflow_context: Mapping[str, Any],
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """``train_model.log_to_mlflow``: the run's fitted candidate, its behavioural checks (run once,
+    here), logged with the run's manifest and retrain request; returns :func:`log_training`'s ids
+    plus ``checks`` (what the promotion gate reads) and ``seconds``."""
+    started = time.perf_counter()
+    result = run.load_candidate(fitted, scores)
+    holdout = run.holdout()
+    checks = run.behavioural_checks(result.model, holdout)
+    logged = log_training(
+        result,
+        example_frame=holdout,
+        manifest=run.read_manifest(),
+        validation=validation,
+        airflow_context={**airflow_context, "as_of_source": run.as_of_source},
+        stage_timings=stage_timings,
+        checks=checks,
+        request_tags=run.retrain,
+        settings=settings,
+    )
+    return {**logged, "checks": checks, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def training_lineage(
+    result: Result,
+    manifest: Mapping[str, Any],
+    validation: Mapping[str, Any],
+    airflow_context: Mapping[str, Any],
+    timings: Mapping[str, float],
+    checks: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """``lineage.json`` of a run: window, params, search, data read, validation, checks, code."""
     partitions = list(manifest.get("partitions", []))
-    present = [p for p in partitions if not p.get("missing")]
-    lineage = {
-        "as_of": window.as_of.isoformat(),
-        "window": window.as_dict(),
+    return {
+        "as_of": result.window.as_of.isoformat(),
+        "window": result.window.as_dict(),
         "params": result.params.as_dict(),
         "best": result.best,
         "search": result.scores,
@@ -225,31 +274,58 @@ def log_training(
         "categorical": sorted(result.model.categories),
         "training_set": {k: manifest[k] for k in ("rows", "data_hash", "uri") if k in manifest},
         "partitions": partitions,
-        "partitions_digest": partitions_digest(partitions),
+        "partitions_digest": dataset.partitions_digest(partitions),
         "validation": validation,
-        "behaviour": checks or [],
+        "behaviour": checks,
         "code": {"git_commit": git_commit(), "packages": pip_requirements()},
-        "airflow": af,
-        "timings": dict(stage_timings or {}),
+        "airflow": dict(airflow_context),
+        "timings": dict(timings),
     }
-    tags = {
+
+
+def run_tags(
+    result: Result,
+    manifest: Mapping[str, Any],
+    validation: Mapping[str, Any],
+    lineage: Mapping[str, Any],
+    airflow_context: Mapping[str, Any],
+) -> dict[str, str]:
+    """The ``mlops.*`` and ``airflow.*`` tags of a run (what ``mlops lineage`` and the registry read)."""
+    from mlops.config import MODEL_NAME
+
+    window = result.window
+    present = [p for p in lineage["partitions"] if not p.get("missing")]
+    partitions = f"{present[0]['ds']}..{present[-1]['ds']} ({len(present)} partitions)" if present else "none"
+    commit = lineage["code"]["git_commit"]
+    return {
         "mlops.as_of": window.as_of.isoformat(),
         "mlops.window": f"{window.start}..{window.end}",
         "mlops.holdout": f"{window.holdout_start}..{window.end}",
         "mlops.feature_service": lineage["feature_service"],
         "mlops.data_hash": str(manifest.get("data_hash", "")),
-        "mlops.partitions": f"{present[0]['ds']}..{present[-1]['ds']} ({len(present)} partitions)"
-        if present
-        else "none",
+        "mlops.partitions": partitions,
         "mlops.partitions_digest": lineage["partitions_digest"],
         "mlops.ingest.validation": "passed" if validation.get("passed") else "failed",
-        "mlops.git_commit": lineage["code"]["git_commit"],
-        "mlflow.source.git.commit": lineage["code"]["git_commit"].removesuffix("+dirty"),
+        "mlops.git_commit": commit,
+        "mlflow.source.git.commit": commit.removesuffix("+dirty"),
         "mlops.model_name": MODEL_NAME,
-        **{f"airflow.{k}": str(v) for k, v in af.items() if v is not None},
+        **{f"airflow.{k}": str(v) for k, v in airflow_context.items() if v is not None},
     }
+
+
+def _log_batch(
+    c: MlflowClient,
+    run_id: str,
+    result: Result,
+    validation: Mapping[str, Any],
+    tags: Mapping[str, str],
+    timings: Mapping[str, float],
+) -> None:
+    """Params, metrics (holdout, search, stage timings) and tags in one call."""
+    from mlflow.entities import Metric, Param, RunTag
+
     params = {
-        **_flat("", {k: v for k, v in result.params.as_dict().items()}),
+        **_flat("", result.params.as_dict()),
         **_flat("best.", {k: v for k, v in result.best.items() if k not in {"seconds"}}),
         "features": str(len(result.model.features)),
         "train_rows": str(int(validation.get("summary", {}).get("train_rows", 0))),
@@ -261,51 +337,49 @@ def log_training(
         Metric("search_valid_roc_auc", float(sc["valid_roc_auc"]), now, int(sc["candidate"]))
         for sc in result.scores
     ]
-    metrics += [
-        Metric(_metric_name(f"time_{k}_s"), float(v), now, 0) for k, v in (stage_timings or {}).items()
-    ]
-    run_name = f"as_of={window.as_of}" + (f" {af['run_id']}" if af.get("run_id") else "")
-    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name=run_name) as run:
-        run_id = run.info.run_id
-        c.log_batch(
-            run_id,
-            metrics=metrics,
-            params=[Param(k, v[:6000]) for k, v in params.items()],
-            tags=[RunTag(k, v[:5000]) for k, v in tags.items()],
+    metrics += [Metric(_metric_name(f"time_{k}_s"), float(v), now, 0) for k, v in timings.items()]
+    c.log_batch(
+        run_id,
+        metrics=metrics,
+        params=[Param(k, v[:6000]) for k, v in params.items()],
+        tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()],
+    )
+
+
+def _log_artifacts(result: Result, lineage: Mapping[str, Any]) -> None:
+    """``lineage.json``, ``search.json``, the plots and the holdout predictions (in the active run)."""
+    import matplotlib.pyplot as plt
+
+    mlflow.log_dict(dict(lineage), LINEAGE_ARTIFACT)
+    mlflow.log_dict({"scores": result.scores, "best": result.best}, "search.json")
+    for name, fig in plots(
+        result.holdout_predictions, result.model.importance(), str(result.window.as_of)
+    ).items():
+        mlflow.log_figure(fig, name)
+        plt.close(fig)
+    with tempfile.TemporaryDirectory() as tmp:
+        preds = Path(tmp) / PREDICTIONS_ARTIFACT
+        result.holdout_predictions.to_parquet(preds, index=False)
+        mlflow.log_artifact(str(preds))
+
+
+def _log_model(result: Result, example_frame: pd.DataFrame) -> Any:
+    """The pyfunc model with its signature, input example and pinned requirements (in the active run)."""
+    from mlflow.models import infer_signature
+
+    with tempfile.TemporaryDirectory() as tmp:
+        booster, meta = result.model.to_bytes()
+        (Path(tmp) / "booster.ubj").write_bytes(booster)
+        (Path(tmp) / "meta.json").write_text(meta)
+        example = example_input(example_frame, result.model)
+        return mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=FlightDelayPyfunc(),
+            artifacts={"booster": str(Path(tmp) / "booster.ubj"), "meta": str(Path(tmp) / "meta.json")},
+            signature=infer_signature(example, result.model.predict(example)),
+            input_example=example,
+            pip_requirements=pip_requirements(),
         )
-        mlflow.log_dict(lineage, LINEAGE_ARTIFACT)
-        mlflow.log_dict({"scores": result.scores, "best": result.best}, "search.json")
-        for name, fig in plots(
-            result.holdout_predictions, result.model.importance(), str(window.as_of)
-        ).items():
-            mlflow.log_figure(fig, name)
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
-        with tempfile.TemporaryDirectory() as tmp:
-            preds = Path(tmp) / PREDICTIONS_ARTIFACT
-            result.holdout_predictions.to_parquet(preds, index=False)
-            mlflow.log_artifact(str(preds))
-            booster, meta = result.model.to_bytes()
-            (Path(tmp) / "booster.ubj").write_bytes(booster)
-            (Path(tmp) / "meta.json").write_text(meta)
-            from mlflow.models import infer_signature
-
-            example = example_input(example_frame, result.model)
-            info = mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT,
-                python_model=FlightDelayPyfunc(),
-                artifacts={"booster": str(Path(tmp) / "booster.ubj"), "meta": str(Path(tmp) / "meta.json")},
-                signature=infer_signature(example, result.model.predict(example)),
-                input_example=example,
-                pip_requirements=pip_requirements(),
-            )
-    return {
-        "run_id": run_id,
-        "model_uri": info.model_uri,
-        "experiment_id": experiment.experiment_id,
-        "run_url": run_url(experiment.experiment_id, run_id, s),
-    }
 
 
 def run_url(experiment_id: str, run_id: str, settings: Settings | None = None) -> str:

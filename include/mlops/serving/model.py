@@ -4,7 +4,7 @@
 scores rows of :func:`mlops.serving.online.feature_row` by building the float matrix the booster
 was trained on (categories as their code in the model's own category list, unknown -> missing)
 and calling ``Booster.inplace_predict``: the same probabilities as
-``mlops.training.DelayModel.predict`` on a ``model_frame`` (checked by the tests), without a
+``mlops.training.model.DelayModel.predict`` on a ``model_frame`` (checked by the tests), without a
 pandas frame and a ``DMatrix`` per request.
 
 :class:`ModelHolder` polls the ``@champion`` alias every ``poll_seconds``. When it moves, the new
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from mlops.config import Settings
-    from mlops.training import DelayModel
+    from mlops.training.model import DelayModel
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class ServedModel:
 
 
 def load_version(version: str, settings: Settings | None = None, name: str = MODEL_NAME) -> ServedModel:
-    """Load a registered version from MLflow (the pyfunc's :class:`mlops.training.DelayModel`)."""
+    """Load a registered version from MLflow (the pyfunc's :class:`mlops.training.model.DelayModel`)."""
     from mlops.models import registry
 
     started = time.perf_counter()

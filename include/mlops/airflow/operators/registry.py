@@ -53,7 +53,9 @@ class RegisterModelOperator(BaseOperator):
     def execute(self, context: Context) -> str:
         url = mlflow_run_url(str(self.experiment_id), str(self.run_id))
         publish(context, MLFLOW_RUN_KEY, url)
-        if str(self.dry_run).lower() in {"true", "1"}:
+        from mlops.params import parse_bool
+
+        if parse_bool(self.dry_run, "dry_run"):
             _skip(f"dry run: MLflow run {self.run_id} logged, not registered ({url})")
         from mlops.models.registry import register
 
@@ -65,21 +67,15 @@ class RegisterModelOperator(BaseOperator):
 
 class PromoteModelOperator(BaseOperator):
     """Gate ``version`` against the current ``@champion`` on the challenger's own holdout and
-    promote it atomically if it wins by ``margin`` and passes the behavioural checks.
+    promote it atomically if it wins by ``margin`` and passed its behavioural checks.
 
-    The holdout is re-read from ``training_set_uri`` with the run's ``as_of`` and ``params``
-    (window and holdout days). Returns the decision (a dict); never fails on a rejection.
+    ``training_run`` is the run's :class:`mlops.training.run.TrainingRun` as ``plan`` returned it
+    (the holdout is re-read from its training set); ``checks`` are the behavioural checks
+    ``log_to_mlflow`` ran on the model (read, not run again). Returns the decision (a dict); never
+    fails on a rejection.
     """
 
-    template_fields = (
-        "version",
-        "training_set_uri",
-        "as_of",
-        "params_json",
-        "margin",
-        "experiment_id",
-        "run_id",
-    )
+    template_fields = ("version", "training_run", "checks", "margin", "experiment_id", "run_id")
     operator_extra_links = (MLflowRunLink(),)
     ui_color = "#f7e3d5"
 
@@ -87,9 +83,8 @@ class PromoteModelOperator(BaseOperator):
         self,
         *,
         version: str,
-        training_set_uri: str,
-        as_of: str,
-        params_json: str | dict[str, Any],
+        training_run: dict[str, Any],
+        checks: list[dict[str, Any]],
         margin: float | str,
         experiment_id: str,
         run_id: str,
@@ -98,9 +93,8 @@ class PromoteModelOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.version = version
-        self.training_set_uri = training_set_uri
-        self.as_of = as_of
-        self.params_json = params_json
+        self.training_run = training_run
+        self.checks = checks
         self.margin = margin
         self.experiment_id = experiment_id
         self.run_id = run_id
@@ -109,17 +103,18 @@ class PromoteModelOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import json
 
+        from mlops.airflow.runtime import lake_task
         from mlops.models.registry import gate_and_promote
+        from mlops.training.run import TrainingRun
 
         publish(context, MLFLOW_RUN_KEY, mlflow_run_url(str(self.experiment_id), str(self.run_id)))
-        params = self.params_json if isinstance(self.params_json, dict) else json.loads(self.params_json)
-        decision = gate_and_promote(
-            str(self.version),
-            self.training_set_uri,
-            as_of=str(self.as_of),
-            params=params,
-            margin=float(self.margin),
-            name=self.model_name,
-        )
+        with lake_task():  # the holdout is read from the lake
+            decision = gate_and_promote(
+                str(self.version),
+                TrainingRun.from_dict(self.training_run),
+                checks=list(self.checks),
+                margin=float(self.margin),
+                name=self.model_name,
+            )
         self.log.info("promotion decision: %s", json.dumps(decision, default=str))
         return decision
