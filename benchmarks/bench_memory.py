@@ -201,7 +201,7 @@ def setup_lake(work: Path, factor: int, **_: Any) -> dict[str, Any]:
     """A home at ``factor``x: the ingestion day's landing export, the curated lake of
     LAKE_FIRST..WEEK[-1], the feature tables of the three weeks before WEEK (the week's own are
     the measured build), ``feast apply`` and a registered model for scoring."""
-    from mlops import lake
+    from mlops import lake, layout
     from mlops.config import get_settings
     from mlops.features import compute, feature_store
     from mlops.ingest import simulator
@@ -219,7 +219,7 @@ def setup_lake(work: Path, factor: int, **_: Any) -> dict[str, Any]:
     raw = replicate_raw(pd.concat([simulator.replay_day(d) for d in days], ignore_index=True), factor)
     curated = normalize(raw)
     for ds, part in curated.groupby("ds"):
-        lake.write_parquet(compute.curated_uri(str(ds), s), part.reset_index(drop=True))
+        lake.write_parquet(layout.curated_file(s.lake_uri, str(ds)), part.reset_index(drop=True))
     before_week = (datetime.fromisoformat(WEEK[0]) - timedelta(days=1)).date().isoformat()
     compute.build_feature_tables(compute.day_range(FOUR_WEEKS[0], before_week), s, include_dependents=False)
     feature_store.apply(s)

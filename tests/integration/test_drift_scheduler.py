@@ -37,7 +37,7 @@ STABLE_DS = "2013-02-27"
 
 def seed_lake(settings) -> None:
     """Curated partitions and feature tables of a winter and a summer stretch; feast apply."""
-    from mlops import lake, reference
+    from mlops import lake, layout, reference
     from mlops.features import compute, feature_store
     from mlops.ingest.normalize import normalize
 
@@ -45,7 +45,7 @@ def seed_lake(settings) -> None:
     for start, end in CURATED:
         days = set(compute.day_range(start, end))
         for ds, part in curated[curated["ds"].isin(days)].groupby("ds"):
-            lake.write_parquet(compute.curated_uri(str(ds), settings), part.reset_index(drop=True))
+            lake.write_parquet(layout.curated_file(settings.lake_uri, str(ds)), part.reset_index(drop=True))
     for start, end in FEATURE_DAYS:
         compute.build_feature_tables(compute.day_range(start, end), settings, include_dependents=False)
     feature_store.apply(settings)

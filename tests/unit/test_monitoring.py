@@ -382,7 +382,8 @@ def test_empty_history_and_requests_have_the_page_columns(mlops_home):
 
 
 def test_current_window_reads_batch_predictions_and_hides_late_labels(mlops_home):
-    from mlops import lake
+    from mlops import lake, layout
+    from mlops.config import get_settings
     from mlops.features import compute
     from mlops.serving import scoring
     from tests.unit._frames import curated
@@ -391,7 +392,7 @@ def test_current_window_reads_batch_predictions_and_hides_late_labels(mlops_home
     cur = curated()
     for ds in days:
         part = cur[cur["ds"] == ds].reset_index(drop=True)
-        lake.write_parquet(compute.curated_uri(ds), part)
+        lake.write_parquet(layout.curated_file(get_settings().lake_uri, ds), part)
         feats = pd.DataFrame({c: part[c] if c in part else np.nan for c in compute.MODEL_FEATURES})
         preds = scoring.assemble(
             part,

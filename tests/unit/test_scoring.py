@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops import lake
+from mlops import lake, layout
 from mlops.config import get_settings
 from mlops.features import compute, feature_store
 from mlops.models import registry
@@ -176,6 +176,6 @@ def test_days_without_feature_tables_are_named(home):
         scoring.require_features(DAYS, settings)
     for ds in DAYS:
         lake.write_parquet(
-            compute.partition_uri(compute.DAILY_VIEWS[-1], ds, settings), pd.DataFrame({"x": [1]})
+            layout.feature_file(settings.lake_uri, compute.DAILY_VIEWS[-1], ds), pd.DataFrame({"x": [1]})
         )
     scoring.require_features(DAYS, settings)

@@ -7,6 +7,8 @@ Modules:
 
 * :mod:`mlops.serving.app` - the app factory and the request path (the body read as a stream,
   refused at ``max_body_bytes``);
+* :mod:`mlops.serving.api_docs` - the OpenAPI description (``/docs``): the ``/predict`` route's
+  statuses and body shapes, the component schemas;
 * :mod:`mlops.serving.schemas` - request validation (every bad input is a clear 4xx: strict JSON
   types, ASCII codes, bounded errors and ``x-request-id``), the OpenAPI schemas;
 * :mod:`mlops.serving.online` - the online store read directly, and the single-row feature path
@@ -17,5 +19,6 @@ Modules:
   with the columns of batch predictions (:data:`mlops.serving.scoring.ONLINE_COLUMNS`) for ``monitor_drift``;
 * :mod:`mlops.serving.metrics` - the Prometheus collectors and the ASGI middleware;
 * :mod:`mlops.serving.http` - uvicorn's options, with a bound on request heads (431);
-* :mod:`mlops.serving.cli` - the ``mlops serve`` command.
+* :mod:`mlops.serving.cli` - the ``mlops serve`` command;
+* :mod:`mlops.serving.scoring` - batch scoring of whole days (``batch_predict``).
 """

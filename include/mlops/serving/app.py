@@ -48,17 +48,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from mlops.config import MODEL_NAME, Settings, get_settings
+from mlops.serving import api_docs
 from mlops.serving.logger import LoggedPrediction, PredictionLogger
 from mlops.serving.metrics import MetricsMiddleware, ServiceMetrics
 from mlops.serving.model import ModelHolder, ServedModel
 from mlops.serving.online import FlightRequest, OnlineFeatureReader, feature_row
 from mlops.serving.schemas import (
-    EXAMPLE_FLIGHT,
     MAX_BATCH,
     MAX_BODY_BYTES,
-    ErrorResponse,
-    Flight,
-    PredictRequest,
     PredictResponse,
     RequestError,
     parse_request,
@@ -69,6 +66,7 @@ from mlops.serving.scoring import DEFAULT_THRESHOLD
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
+    from contextlib import AbstractAsyncContextManager
 
 log = logging.getLogger(__name__)
 
@@ -325,27 +323,6 @@ async def read_body(request: Request, limit: int, timeout: float = BODY_TIMEOUT_
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _openapi_schemas(max_batch: int) -> dict[str, Any]:
-    schema = PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    defs = schema.pop("$defs", {})
-    schema["properties"]["flights"]["maxItems"] = max_batch
-    errors = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {
-        **defs,
-        **errors.pop("$defs", {}),
-        "PredictRequest": schema,
-        "Flight": Flight.model_json_schema(),
-        "ErrorResponse": errors,
-    }
-
-
-def _error_responses(statuses: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    ref = {"$ref": "#/components/schemas/ErrorResponse"}
-    return {
-        k: {"description": v, "content": {"application/json": {"schema": ref}}} for k, v in statuses.items()
-    }
-
-
 def create_app(
     config: ServeConfig | None = None,
     *,
@@ -356,6 +333,35 @@ def create_app(
     """The service app. Defaults: the MLflow registry's ``@champion``, the profile's Feast online
     store, and the prediction log under the profile's lake (disable with ``log_predictions``)."""
     cfg = config or ServeConfig()
+    service = build_service(cfg, holder=holder, reader_factory=reader_factory, logger=logger)
+    app = FastAPI(
+        title="Flight-delay prediction service",
+        version="1",
+        summary=f"P(arrival delay >= 15 min) for flights leaving New York, scored by {MODEL_NAME}@champion",
+        description=(
+            "Features come from the Feast online store (feature service `flight_delay_v1`) plus "
+            "request-time features computed by the service with the training code's rules. The "
+            "model follows `@champion`: a promotion is picked up within `poll_seconds`, without a "
+            "restart and without failing requests in flight."
+        ),
+        lifespan=_lifespan(service),
+    )
+    app.state.service = service
+    app.add_exception_handler(RequestError, _request_error)  # type: ignore[arg-type]
+    _add_routes(app, service)
+    api_docs.install(app, cfg.max_batch)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics, paths=ROUTES)
+    return app
+
+
+def build_service(
+    cfg: ServeConfig,
+    *,
+    holder: ModelHolder | None = None,
+    reader_factory: Callable[[], Any] | None = None,
+    logger: PredictionLogger | None = None,
+) -> PredictionService:
+    """The service's parts (defaults as :func:`create_app` says), wired to one set of metrics."""
     settings = cfg.settings or get_settings()
     metrics = ServiceMetrics()
 
@@ -374,7 +380,7 @@ def create_app(
             on_written=lambda n, _uri: metrics.log_rows.labels("written").inc(n),
             on_dropped=lambda n: metrics.log_rows.labels("dropped").inc(n),
         )
-    service = PredictionService(
+    return PredictionService(
         config=cfg,
         metrics=metrics,
         holder=holder,
@@ -382,11 +388,13 @@ def create_app(
         logger=logger,
     )
 
+
+def _lifespan(service: PredictionService) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(service.start)
-        if holder.current is not None:
-            metrics.served(holder.current.version)
+        if service.holder.current is not None:
+            service.metrics.served(service.holder.current.version)
         # Everything loaded so far (MLflow, Feast, pandas, the model: ~300k objects) lives as long
         # as the process: move it out of the collector's way, or a full collection scans it all
         # and stalls requests (hundreds of ms on a loaded machine).
@@ -397,79 +405,21 @@ def create_app(
         finally:
             await run_in_threadpool(service.stop)
 
-    app = FastAPI(
-        title="Flight-delay prediction service",
-        version="1",
-        summary=f"P(arrival delay >= 15 min) for flights leaving New York, scored by {MODEL_NAME}@champion",
-        description=(
-            "Features come from the Feast online store (feature service `flight_delay_v1`) plus "
-            "request-time features computed by the service with the training code's rules. The "
-            "model follows `@champion`: a promotion is picked up within `poll_seconds`, without a "
-            "restart and without failing requests in flight."
-        ),
-        lifespan=lifespan,
-    )
-    app.state.service = service
+    return lifespan
 
-    @app.exception_handler(RequestError)
-    async def _request_error(_request: Request, exc: RequestError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+async def _request_error(_request: Request, exc: RequestError) -> JSONResponse:
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+
+def _add_routes(app: FastAPI, service: PredictionService) -> None:
+    """``POST /predict``, ``GET /health``, ``GET /metrics`` and ``GET /`` on ``service``."""
 
     @app.post(
         "/predict",
         response_model=PredictResponse,
         summary="Delay probability and decision for one or many flights",
-        responses={
-            200: {
-                "headers": {
-                    "x-model-version": {
-                        "description": "the version that scored",
-                        "schema": {"type": "string"},
-                    },
-                    "x-request-id": {
-                        "description": "the client's x-request-id when it is 1-128 ASCII letters, digits "
-                        "and ._:- (else a generated id); also in the body and the prediction log",
-                        "schema": {"type": "string"},
-                    },
-                }
-            },
-            **_error_responses(
-                {
-                    400: "the body is not JSON (or nests deeper than 200 levels)",
-                    408: "the body did not arrive whole within body_timeout_seconds (connection closed)",
-                    413: "too many flights (over max_batch), or the body is over max_body_bytes "
-                    "(the connection is closed: the rest of the body is not read)",
-                    415: "the body is not declared application/json",
-                    422: "invalid flights: each error names the flight, the field and why (at most "
-                    "50 errors); a well-formed flight can still be refused for its meaning: types "
-                    "unknown_carrier, unknown_airport, invalid_route, invalid_departure",
-                    500: "internal error while scoring (logged server side, with the request id)",
-                    503: "no model or no features loaded yet (see /health)",
-                }
-            ),
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "oneOf": [
-                                {"$ref": "#/components/schemas/PredictRequest"},
-                                {"$ref": "#/components/schemas/Flight"},
-                                {
-                                    "type": "array",
-                                    "items": {"$ref": "#/components/schemas/Flight"},
-                                    "minItems": 1,
-                                    "maxItems": cfg.max_batch,
-                                },
-                            ]
-                        },
-                        "example": {"flights": [EXAMPLE_FLIGHT]},
-                    }
-                },
-            }
-        },
+        **api_docs.predict_route(service.config.max_batch),
     )
     async def predict(request: Request) -> Response:
         """Score flights: a `{"flights": [...]}` object, a single flight object, or a list of flights.
@@ -478,31 +428,7 @@ def create_app(
         no offset = New York local time) and optionally `tailnum`. The answer has one prediction
         per flight, in order, and the model version that scored them all.
         """
-        require_json(request)
-        body = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_seconds)
-        flights = parse_request(body, max_batch=cfg.max_batch, max_body_bytes=cfg.max_body_bytes)
-        model = holder.current  # read once: this request uses this version to the end
-        if model is None or service.reader is None:
-            _, health = service.health()
-            reason = health["model"].get("last_error") if model is None else health["features"]["error"]
-            return JSONResponse({"detail": f"not ready: {reason}"}, status_code=503)
-        rid = request_id(request.headers.get("x-request-id"))
-        try:
-            if len(flights) <= cfg.inline_max:
-                payload = service.score(model, flights, rid)
-            else:
-                payload = await run_in_threadpool(service.score, model, flights, rid)
-        except Exception:
-            log.exception("scoring request %s failed", rid)
-            return JSONResponse(
-                {"detail": "internal error while scoring (logged server side)", "request_id": rid},
-                status_code=500,
-            )
-        return Response(
-            payload,
-            media_type="application/json",
-            headers={"x-model-version": model.version, "x-request-id": rid},
-        )
+        return await answer_predict(service, request)
 
     @app.get(
         "/health",
@@ -527,7 +453,7 @@ def create_app(
     async def metrics_endpoint() -> Response:
         from prometheus_client import generate_latest
 
-        return Response(generate_latest(metrics.registry), media_type=METRICS_CONTENT_TYPE)
+        return Response(generate_latest(service.metrics.registry), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/", include_in_schema=False)
     async def root() -> JSONResponse:
@@ -535,25 +461,35 @@ def create_app(
             {"docs": "/docs", "predict": "POST /predict", "health": "/health", "metrics": "/metrics"}
         )
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        from fastapi.openapi.utils import get_openapi
 
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            summary=app.summary,
-            description=app.description,
-            routes=app.routes,
+async def answer_predict(service: PredictionService, request: Request) -> Response:
+    """One ``POST /predict``: the checks of the module docstring, then the scores (or 503/500)."""
+    cfg = service.config
+    require_json(request)
+    body = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_seconds)
+    flights = parse_request(body, max_batch=cfg.max_batch, max_body_bytes=cfg.max_body_bytes)
+    model = service.holder.current  # read once: this request uses this version to the end
+    if model is None or service.reader is None:
+        _, health = service.health()
+        reason = health["model"].get("last_error") if model is None else health["features"]["error"]
+        return JSONResponse({"detail": f"not ready: {reason}"}, status_code=503)
+    rid = request_id(request.headers.get("x-request-id"))
+    try:
+        if len(flights) <= cfg.inline_max:
+            payload = service.score(model, flights, rid)
+        else:
+            payload = await run_in_threadpool(service.score, model, flights, rid)
+    except Exception:
+        log.exception("scoring request %s failed", rid)
+        return JSONResponse(
+            {"detail": "internal error while scoring (logged server side)", "request_id": rid},
+            status_code=500,
         )
-        schema.setdefault("components", {}).setdefault("schemas", {}).update(_openapi_schemas(cfg.max_batch))
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(MetricsMiddleware, metrics=metrics, paths=ROUTES)
-    return app
+    return Response(
+        payload,
+        media_type="application/json",
+        headers={"x-model-version": model.version, "x-request-id": rid},
+    )
 
 
 def _default_reader(settings: Settings) -> OnlineFeatureReader:

@@ -62,12 +62,6 @@ class LoggedPrediction:
     model_version: str
 
 
-def online_prefix(lake_uri: str) -> str:
-    from mlops import lake
-
-    return lake.join(lake_uri, "predictions_online")
-
-
 class PredictionLogger:
     """Buffers served predictions and writes them to the lake in batches from a daemon thread."""
 
@@ -81,7 +75,10 @@ class PredictionLogger:
         on_written: Callable[[int, str], None] | None = None,
         on_dropped: Callable[[int], None] | None = None,
     ) -> None:
-        self.prefix = online_prefix(lake_uri)
+        from mlops import layout
+
+        self.lake_uri = lake_uri
+        self.prefix = layout.predictions_online_root(lake_uri)
         self.flush_seconds = float(flush_seconds)
         self.max_rows = int(max_rows)
         self.max_buffer = int(max_buffer)
@@ -165,7 +162,7 @@ class PredictionLogger:
             return written
 
     def _write(self, batch: list[LoggedPrediction]) -> int:
-        from mlops import lake
+        from mlops import lake, layout
 
         by_day: dict[str, list[LoggedPrediction]] = {}
         for entry in batch:
@@ -175,7 +172,8 @@ class PredictionLogger:
         for ds in sorted(by_day):
             part = by_day[ds]
             self._seq += 1
-            uri = lake.join(self.prefix, f"ds={ds}", f"part-{stamp}-{os.getpid()}-{self._seq:06d}.parquet")
+            part_name = f"part-{stamp}-{os.getpid()}-{self._seq:06d}.parquet"
+            uri = lake.join(layout.predictions_online_dir(self.lake_uri, ds), part_name)
             lake.write_bytes(uri, parquet_bytes(to_table(part)))
             total += len(part)
             self.written_files += 1

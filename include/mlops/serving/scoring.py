@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops import lake
+from mlops import lake, layout
 from mlops.config import CHAMPION, MODEL_NAME, Settings, get_settings
 from mlops.features import compute
 
@@ -185,8 +185,8 @@ def summary(predictions: pd.DataFrame) -> dict[str, Any]:
 
 
 def predictions_uri(ds: str, settings: Settings | None = None) -> str:
-    """``{lake}/predictions/ds=YYYY-MM-DD/data.parquet``."""
-    return lake.join((settings or get_settings()).lake_uri, "predictions", f"ds={ds}", "data.parquet")
+    """``{lake}/predictions/ds=YYYY-MM-DD/data.parquet`` (:func:`mlops.layout.predictions_file`)."""
+    return layout.predictions_file((settings or get_settings()).lake_uri, ds)
 
 
 def read_predictions(ds: str, settings: Settings | None = None) -> pd.DataFrame:
@@ -255,10 +255,10 @@ def score_days(
 
     s = settings or get_settings()
     days = sorted(set(days))
-    missing = [ds for ds in days if not lake.exists(compute.curated_uri(ds, s))]
+    missing = [ds for ds in days if not lake.exists(layout.curated_file(s.lake_uri, ds))]
     if missing:
         raise FileNotFoundError(
-            f"no curated partition for {missing} (expected {compute.curated_uri(missing[0], s)}): "
+            f"no curated partition for {missing} (expected {layout.curated_file(s.lake_uri, missing[0])}): "
             "ingest the day first (ingest_flights), then clear this task"
         )
     t: dict[str, float] = timings if timings is not None else {}
@@ -325,11 +325,11 @@ def require_features(days: Sequence[str], settings: Settings | None = None) -> N
     """Raise ``FileNotFoundError`` naming the days whose feature tables are not built yet (their
     scores would use stale or missing features)."""
     s = settings or get_settings()
-    missing = [ds for ds in days if not lake.exists(compute.partition_uri(compute.DAILY_VIEWS[-1], ds, s))]
+    missing = [ds for ds in days if not lake.exists(layout.features_built_file(s.lake_uri, ds))]
     if missing:
         raise FileNotFoundError(
             f"no feature tables for {len(missing)} day(s) {missing[0]}..{missing[-1]} "
-            f"(expected {compute.partition_uri(compute.DAILY_VIEWS[-1], missing[0], s)}): run materialize_features "
+            f"(expected {layout.features_built_file(s.lake_uri, missing[0])}): run materialize_features "
             "for them (trigger it with start_ds/end_ds), then clear this task"
         )
 
