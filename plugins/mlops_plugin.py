@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from mlops.airflow.links import DriftReportLink, MLflowRunLink, ValidationReportLink
+from mlops.models.lifecycle import PageLinks, lifecycle_page
 
 if TYPE_CHECKING:
     import jinja2
@@ -123,16 +123,8 @@ async def quarantined(path: str, request: Request, user: GetUserDep) -> Response
 
 
 # --------------------------------------------------------------------------------------------------
-# The "ML lifecycle" page: the data it shows (the markup is templates/lifecycle.html)
+# The "ML lifecycle" page: templates/lifecycle.html fed mlops.models.lifecycle.lifecycle_page's data
 # --------------------------------------------------------------------------------------------------
-
-METRIC_LABELS = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "log_loss": "log loss", "brier": "Brier"}
-CARDS = (("Champion", "champion"), ("Challenger", "challenger"), ("Previous", "previous"))
-SERIES = (
-    ("drift_share", "s-share", "share of drifted features"),
-    ("prediction_drift", "s-pred", "prediction drift (Wasserstein)"),
-    ("calibration_error", "s-cal", "calibration error (ECE)"),
-)
 
 
 @cache
@@ -164,235 +156,29 @@ def lifecycle_csp() -> str:
     )
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and value != value):
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+def page_links() -> PageLinks:
+    """The page's links: reports through this app's routes, runs and the model in the MLflow UI."""
+    from mlops.airflow.links import mlflow_run_url, mlflow_ui_url, report_url
+    from mlops.config import MODEL_NAME, get_settings
 
+    lake_uri = get_settings().lake_uri
 
-def _num(value: Any) -> float | None:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if f != f else f
+    def report(uri: str) -> str | None:
+        try:
+            return report_url(uri, lake_uri)
+        except ValueError:  # not under a folder this app serves
+            return None
 
-
-def _report_href(uri: Any) -> str | None:
-    """The plugin URL of a report in the lake, or None when it is not served."""
-    from mlops.airflow.links import report_url
-    from mlops.config import get_settings
-
-    if not uri:
-        return None
-    try:
-        return report_url(str(uri), get_settings().lake_uri)
-    except ValueError:
-        return None
-
-
-def _run_href(info: dict[str, Any]) -> str | None:
-    from mlops.airflow.links import mlflow_run_url
-
-    if info.get("run_id") and info.get("experiment_id"):
-        return mlflow_run_url(str(info["experiment_id"]), str(info["run_id"]))
-    return None
-
-
-def _version(info: dict[str, Any]) -> dict[str, Any]:
-    """One model version as the cards and the versions table show it."""
-    promotion = info.get("promotion")
-    return {
-        "version": info["version"],
-        "aliases": list(info.get("aliases") or []),
-        "run_href": _run_href(info),
-        "metrics": [
-            {"label": label, "value": _fmt(info["metrics"].get(key))} for key, label in METRIC_LABELS.items()
-        ],
-        "as_of": _fmt(info.get("as_of")),
-        "trigger": _fmt(info.get("trigger")),
-        "trigger_reason": info.get("trigger_reason") or "",
-        "promotion": promotion or "",
-        "promotion_kind": "ok" if promotion == "promoted" else "no",
-        "promotion_reason": info.get("promotion_reason") or "",
-    }
-
-
-def _x_ticks(xs: list[float]) -> list[int]:
-    """The first and last day, and days in between at least 90px from their neighbours."""
-    ticks: list[int] = []
-    for i, x in enumerate(xs):
-        if i in (0, len(xs) - 1) or ((not ticks or x - xs[ticks[-1]] >= 90) and xs[-1] - x >= 90):
-            ticks.append(i)
-    return ticks
-
-
-def drift_chart(
-    history: list[dict[str, Any]], threshold: float, requested: set[str] | None = None
-) -> dict[str, Any] | None:
-    """The drift chart's geometry: drift share (and prediction drift, calibration error) per
-    checked day, the threshold, the breaches and the retraining requests; None without checks."""
-    rows = [h for h in history if h.get("ds") and _num(h.get("drift_share")) is not None]
-    if not rows:
-        return None
-    width, height = 900, 260
-    left, right, top, bottom = 44, 16, 16, 34
-    days = [date.fromisoformat(str(h["ds"])[:10]) for h in rows]
-    span = max((days[-1] - days[0]).days, 1)
-    ymax = max(1.0, *(_num(h.get("prediction_drift")) or 0 for h in rows))
-
-    def x(d: date) -> float:
-        return left + (width - left - right) * ((d - days[0]).days / span if len(days) > 1 else 0.5)
-
-    def y(v: float) -> float:
-        return top + (height - top - bottom) * (1 - min(v, ymax) / ymax)
-
-    xs = [x(d) for d in days]
-    ticks = _x_ticks(xs)
-    lines = []
-    for key, cls, _ in SERIES:
-        pts = [(x(d), y(v)) for d, h in zip(days, rows, strict=True) if (v := _num(h.get(key))) is not None]
-        if len(pts) > 1:
-            lines.append({"cls": cls, "points": " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)})
-    points = []
-    for d, h in zip(days, rows, strict=True):
-        share = _num(h["drift_share"]) or 0.0
-        decision = h.get("retrain_decision") or ""
-        tip = (
-            f"{d.isoformat()}: drift share {share:.2f} ({h.get('n_drifted')}/{h.get('n_features')} features)"
-            f", prediction drift {_fmt(_num(h.get('prediction_drift')))}, ECE {_fmt(_num(h.get('calibration_error')))}"
-            f"; breaches: {h.get('breaches') or 'none'}; retraining: {decision or 'none'}"
-        )
-        marker = None
-        if decision == "requested" or d.isoformat() in (requested or set()):
-            px, py = x(d), top + 2
-            marker = {
-                "d": f"M{px - 6:.1f},{py:.1f} L{px + 6:.1f},{py:.1f} L{px:.1f},{py + 10:.1f} Z",
-                "tip": f"{d.isoformat()}: retraining requested",
-            }
-        points.append(
-            {
-                "cls": "pt breached" if h.get("breached") else "pt",
-                "cx": f"{x(d):.1f}",
-                "cy": f"{y(share):.1f}",
-                "tip": tip,
-                "requested": marker,
-            }
-        )
-    legend = [{"cls": cls, "label": label} for _, cls, label in SERIES]
-    legend += [
-        {"cls": "k-breach", "label": "past a threshold"},
-        {"cls": "k-req", "label": "retraining requested"},
-    ]
-    return {
-        "width": width,
-        "height": height,
-        "left": left,
-        "right": width - right,
-        "grid": [
-            {"y": f"{y(t * ymax):.1f}", "label_y": f"{y(t * ymax) + 4:.1f}", "label": f"{t * ymax:.2g}"}
-            for t in (0.0, 0.25, 0.5, 0.75, 1.0)
-        ],
-        "threshold": {
-            "y": f"{y(threshold):.1f}",
-            "label_y": f"{y(threshold) - 5:.1f}",
-            "value": f"{threshold:g}",
-        },
-        "xtick_y": height - 12,
-        "xticks": [
-            {
-                "x": f"{xs[i]:.1f}",
-                "anchor": "start" if i == 0 else "end" if i == len(days) - 1 else "middle",
-                "text": days[i].isoformat(),
-            }
-            for i in ticks
-        ],
-        "lines": lines,
-        "points": points,
-        "legend": legend,
-    }
-
-
-def _checks(history: list[dict[str, Any]], limit: int = 10) -> list[dict[str, Any]]:
-    return [
-        {
-            "ds": _fmt(h.get("ds")),
-            "champion_version": _fmt(h.get("champion_version")),
-            "drift_share": _fmt(_num(h.get("drift_share")), 2),
-            "prediction_drift": _fmt(_num(h.get("prediction_drift"))),
-            "roc_auc": _fmt(_num(h.get("roc_auc"))),
-            "calibration_error": _fmt(_num(h.get("calibration_error"))),
-            "breached": bool(h.get("breached")),
-            "breaches": h.get("breaches") or "",
-            "retrain_decision": _fmt(h.get("retrain_decision")),
-            "report_href": _report_href(h.get("report_uri")),
-        }
-        for h in list(reversed(history))[:limit]
-    ]
-
-
-def _requests(requests: list[dict[str, Any]], limit: int = 20) -> list[dict[str, Any]]:
-    rows = []
-    for r in list(reversed(requests))[:limit]:
-        decision = str(r.get("decision") or "")
-        features = r.get("drifted_features") or {}
-        rows.append(
-            {
-                "ds": _fmt(r.get("ds")),
-                "decision": decision,
-                "decision_kind": "ok" if decision == "requested" else "muted-b",
-                "reason": r.get("reason") or "",
-                "drifted": ", ".join(f"{k} {float(v):.2f}" for k, v in features.items())
-                if isinstance(features, dict)
-                else "",
-                "champion_version": _fmt(r.get("champion_version")),
-                "report_href": _report_href(r.get("report_uri")),
-            }
-        )
-    return rows
-
-
-def lifecycle_page(st: dict[str, Any], *, drift_share_threshold: float = 0.3) -> dict[str, Any]:
-    """What the page shows, as plain data, for a :meth:`mlops.models.lifecycle.LifecycleState.to_dict`."""
-    from mlops.airflow.links import mlflow_ui_url
-    from mlops.config import MODEL_NAME
-
-    history, requests = st["drift_history"], st["retrain_requests"]
-    requested = {str(r.get("ds")) for r in requests if r.get("decision") == "requested"}
-    champion = st.get("champion")
-    return {
-        "css": _stylesheet()[0],
-        "model_name": MODEL_NAME,
-        "champion": _version(champion) if champion else None,
-        "n_versions": len(st["versions"]),
-        "n_checks": len(history),
-        "n_breached": sum(1 for h in history if h.get("breached")),
-        "n_requested": sum(1 for r in requests if r.get("decision") == "requested"),
-        "registry_href": f"{mlflow_ui_url()}/#/models/{MODEL_NAME}",
-        "errors": [str(e) for e in st["errors"]],
-        "cards": [
-            {"title": title, "kind": kind, "version": _version(st[kind]) if st.get(kind) else None}
-            for title, kind in CARDS
-        ],
-        "metric_labels": list(METRIC_LABELS.values()),
-        "versions": [_version(v) for v in st["versions"]],
-        "chart": drift_chart(history, drift_share_threshold, requested),
-        "checks": _checks(history) if history else [],
-        "requests": _requests(requests),
-    }
+    return PageLinks(report=report, run=mlflow_run_url, registry=f"{mlflow_ui_url()}/#/models/{MODEL_NAME}")
 
 
 def render_lifecycle(st: dict[str, Any], *, drift_share_threshold: float = 0.3) -> str:
     """The page for a :meth:`mlops.models.lifecycle.LifecycleState.to_dict`."""
     from markupsafe import Markup
 
-    page = lifecycle_page(st, drift_share_threshold=drift_share_threshold)
-    page["css"] = Markup(page["css"])  # the project's own stylesheet, allowed by its CSP hash
-    return _templates().get_template("lifecycle.html").render(page)
+    page = lifecycle_page(st, drift_share_threshold=drift_share_threshold, links=page_links())
+    css = Markup(_stylesheet()[0])  # the project's own stylesheet, allowed by its CSP hash
+    return _templates().get_template("lifecycle.html").render(page, css=css)
 
 
 @app.get("/lifecycle", response_class=HTMLResponse, dependencies=LIFECYCLE_ACCESS)

@@ -2,15 +2,25 @@
 
 Shared by the Airflow plugin's "ML lifecycle" page and the demo's summary. Every source is
 optional: a stage that has not run yet shows as empty, never as an error.
+
+* :func:`lifecycle_state` collects the state (MLflow registry, drift history, retraining ledger);
+  :func:`lifecycle_summary` prints it for the demo;
+* :func:`lifecycle_page` turns it into the page's view model: plain data (labels, formatted
+  values, the drift chart's geometry) for ``plugins/templates/lifecycle.html``. The plugin passes
+  its links (:class:`PageLinks`) and keeps only routes, security and rendering.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 from mlops.config import CHALLENGER, CHAMPION, MODEL_NAME, PREVIOUS, Settings, get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -176,3 +186,291 @@ def lifecycle_summary(settings: Settings | None = None) -> list[str]:
         lines.append(f"  retrain request {r.get('ds')}: {r.get('decision')} — {r.get('reason')}")
     lines.extend(f"warning: {e}" for e in state.errors)
     return lines
+
+
+# --------------------------------------------------------------------------------------------------
+# The "ML lifecycle" page's view model: plain data for plugins/templates/lifecycle.html
+# --------------------------------------------------------------------------------------------------
+
+METRIC_LABELS = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "log_loss": "log loss", "brier": "Brier"}
+CARDS = (("Champion", "champion"), ("Challenger", "challenger"), ("Previous", "previous"))
+#: The chart's series: history column, CSS class, legend.
+SERIES = (
+    ("drift_share", "s-share", "share of drifted features"),
+    ("prediction_drift", "s-pred", "prediction drift (Wasserstein)"),
+    ("calibration_error", "s-cal", "calibration error (ECE)"),
+)
+CHART_WIDTH, CHART_HEIGHT = 900, 260
+#: The plot area's margins inside the chart (left, right, top, bottom).
+CHART_MARGINS = (44, 16, 16, 34)
+
+
+def _no_report_link(report_uri: str) -> str | None:
+    return None
+
+
+def _no_run_link(experiment_id: str, run_id: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class PageLinks:
+    """Where the page links to. The plugin builds them (:mod:`mlops.airflow.links`): this module
+    only calls them, so the view model stays free of Airflow and of the plugin's routes."""
+
+    #: A report in the lake -> the URL that serves it (None: not served).
+    report: Callable[[str], str | None] = _no_report_link
+    #: (experiment id, run id) -> the MLflow run's page.
+    run: Callable[[str, str], str | None] = _no_run_link
+    #: The registered model's page in the MLflow UI.
+    registry: str = ""
+
+
+def display(value: Any, digits: int = 3) -> str:
+    """A value as a table cell: ``—`` for nothing, ``yes``/``no``, floats to ``digits`` places."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number
+
+
+def _report_href(report_uri: Any, links: PageLinks) -> str | None:
+    return links.report(str(report_uri)) if report_uri else None
+
+
+def _version_view(info: dict[str, Any], links: PageLinks) -> dict[str, Any]:
+    """One model version as the cards and the versions table show it."""
+    promotion = info.get("promotion")
+    has_run = info.get("run_id") and info.get("experiment_id")
+    return {
+        "version": info["version"],
+        "aliases": list(info.get("aliases") or []),
+        "run_href": links.run(str(info["experiment_id"]), str(info["run_id"])) if has_run else None,
+        "metrics": [
+            {"label": label, "value": display(info["metrics"].get(key))}
+            for key, label in METRIC_LABELS.items()
+        ],
+        "as_of": display(info.get("as_of")),
+        "trigger": display(info.get("trigger")),
+        "trigger_reason": info.get("trigger_reason") or "",
+        "promotion": promotion or "",
+        "promotion_kind": "ok" if promotion == "promoted" else "no",
+        "promotion_reason": info.get("promotion_reason") or "",
+    }
+
+
+@dataclass(frozen=True)
+class _ChartScale:
+    """Days to x and values to y in the chart's plot area."""
+
+    days: list[date]
+    ymax: float
+
+    def x(self, day: date) -> float:
+        left, right, _, _ = CHART_MARGINS
+        span = max((self.days[-1] - self.days[0]).days, 1)
+        share = (day - self.days[0]).days / span if len(self.days) > 1 else 0.5
+        return left + (CHART_WIDTH - left - right) * share
+
+    def y(self, value: float) -> float:
+        _, _, top, bottom = CHART_MARGINS
+        return top + (CHART_HEIGHT - top - bottom) * (1 - min(value, self.ymax) / self.ymax)
+
+
+def _x_ticks(xs: list[float]) -> list[int]:
+    """The first and last day, and days in between at least 90px from their neighbours."""
+    ticks: list[int] = []
+    for i, x in enumerate(xs):
+        if i in (0, len(xs) - 1) or ((not ticks or x - xs[ticks[-1]] >= 90) and xs[-1] - x >= 90):
+            ticks.append(i)
+    return ticks
+
+
+def _chart_axes(scale: _ChartScale, threshold: float) -> dict[str, Any]:
+    """The horizontal grid, the threshold line and the day ticks."""
+    xs = [scale.x(day) for day in scale.days]
+    last = len(scale.days) - 1
+    return {
+        "grid": [
+            {
+                "y": f"{scale.y(t * scale.ymax):.1f}",
+                "label_y": f"{scale.y(t * scale.ymax) + 4:.1f}",
+                "label": f"{t * scale.ymax:.2g}",
+            }
+            for t in (0.0, 0.25, 0.5, 0.75, 1.0)
+        ],
+        "threshold": {
+            "y": f"{scale.y(threshold):.1f}",
+            "label_y": f"{scale.y(threshold) - 5:.1f}",
+            "value": f"{threshold:g}",
+        },
+        "xtick_y": CHART_HEIGHT - 12,
+        "xticks": [
+            {
+                "x": f"{xs[i]:.1f}",
+                "anchor": "start" if i == 0 else "end" if i == last else "middle",
+                "text": scale.days[i].isoformat(),
+            }
+            for i in _x_ticks(xs)
+        ],
+    }
+
+
+def _chart_lines(rows: list[dict[str, Any]], scale: _ChartScale) -> list[dict[str, str]]:
+    """One polyline per series that has at least two points."""
+    lines = []
+    for key, css_class, _ in SERIES:
+        points = [
+            (scale.x(day), scale.y(value))
+            for day, row in zip(scale.days, rows, strict=True)
+            if (value := _number(row.get(key))) is not None
+        ]
+        if len(points) > 1:
+            lines.append({"cls": css_class, "points": " ".join(f"{x:.1f},{y:.1f}" for x, y in points)})
+    return lines
+
+
+def _chart_point(day: date, row: dict[str, Any], scale: _ChartScale, requested: bool) -> dict[str, Any]:
+    """A checked day's dot (its tooltip says what the check found) and its request marker."""
+    share = _number(row["drift_share"]) or 0.0
+    decision = row.get("retrain_decision") or ""
+    tip = (
+        f"{day.isoformat()}: drift share {share:.2f} ({row.get('n_drifted')}/{row.get('n_features')} features)"
+        f", prediction drift {display(_number(row.get('prediction_drift')))}"
+        f", ECE {display(_number(row.get('calibration_error')))}"
+        f"; breaches: {row.get('breaches') or 'none'}; retraining: {decision or 'none'}"
+    )
+    marker = None
+    if decision == "requested" or requested:
+        x, y = scale.x(day), CHART_MARGINS[2] + 2
+        marker = {
+            "d": f"M{x - 6:.1f},{y:.1f} L{x + 6:.1f},{y:.1f} L{x:.1f},{y + 10:.1f} Z",
+            "tip": f"{day.isoformat()}: retraining requested",
+        }
+    return {
+        "cls": "pt breached" if row.get("breached") else "pt",
+        "cx": f"{scale.x(day):.1f}",
+        "cy": f"{scale.y(share):.1f}",
+        "tip": tip,
+        "requested": marker,
+    }
+
+
+def drift_chart(
+    history: list[dict[str, Any]], threshold: float, requested: set[str] | None = None
+) -> dict[str, Any] | None:
+    """The drift chart's geometry: drift share (and prediction drift, calibration error) per
+    checked day, the threshold, the breaches and the retraining requests; None without checks."""
+    rows = [row for row in history if row.get("ds") and _number(row.get("drift_share")) is not None]
+    if not rows:
+        return None
+    days = [date.fromisoformat(str(row["ds"])[:10]) for row in rows]
+    scale = _ChartScale(days, ymax=max(1.0, *(_number(row.get("prediction_drift")) or 0 for row in rows)))
+    requested = requested or set()
+    legend = [{"cls": css_class, "label": label} for _, css_class, label in SERIES]
+    legend += [
+        {"cls": "k-breach", "label": "past a threshold"},
+        {"cls": "k-req", "label": "retraining requested"},
+    ]
+    return {
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "left": CHART_MARGINS[0],
+        "right": CHART_WIDTH - CHART_MARGINS[1],
+        **_chart_axes(scale, threshold),
+        "lines": _chart_lines(rows, scale),
+        "points": [
+            _chart_point(day, row, scale, day.isoformat() in requested)
+            for day, row in zip(days, rows, strict=True)
+        ],
+        "legend": legend,
+    }
+
+
+def _check_rows(history: list[dict[str, Any]], links: PageLinks, limit: int = 10) -> list[dict[str, Any]]:
+    """The latest drift checks, newest first."""
+    return [
+        {
+            "ds": display(row.get("ds")),
+            "champion_version": display(row.get("champion_version")),
+            "drift_share": display(_number(row.get("drift_share")), 2),
+            "prediction_drift": display(_number(row.get("prediction_drift"))),
+            "roc_auc": display(_number(row.get("roc_auc"))),
+            "calibration_error": display(_number(row.get("calibration_error"))),
+            "breached": bool(row.get("breached")),
+            "breaches": row.get("breaches") or "",
+            "retrain_decision": display(row.get("retrain_decision")),
+            "report_href": _report_href(row.get("report_uri"), links),
+        }
+        for row in list(reversed(history))[:limit]
+    ]
+
+
+def _request_rows(requests: list[dict[str, Any]], links: PageLinks, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest retraining decisions, newest first."""
+    rows = []
+    for request in list(reversed(requests))[:limit]:
+        decision = str(request.get("decision") or "")
+        features = request.get("drifted_features") or {}
+        drifted = (
+            ", ".join(f"{k} {float(v):.2f}" for k, v in features.items())
+            if isinstance(features, dict)
+            else ""
+        )
+        rows.append(
+            {
+                "ds": display(request.get("ds")),
+                "decision": decision,
+                "decision_kind": "ok" if decision == "requested" else "muted-b",
+                "reason": request.get("reason") or "",
+                "drifted": drifted,
+                "champion_version": display(request.get("champion_version")),
+                "report_href": _report_href(request.get("report_uri"), links),
+            }
+        )
+    return rows
+
+
+def lifecycle_page(
+    state: dict[str, Any], *, drift_share_threshold: float = 0.3, links: PageLinks | None = None
+) -> dict[str, Any]:
+    """What the "ML lifecycle" page shows, as plain data (strings, numbers, lists, dicts), for a
+    :meth:`LifecycleState.to_dict`. The template escapes every value."""
+    links = links or PageLinks()
+    history, requests = state["drift_history"], state["retrain_requests"]
+    requested = {str(r.get("ds")) for r in requests if r.get("decision") == "requested"}
+    champion = state.get("champion")
+    return {
+        "model_name": MODEL_NAME,
+        "champion": _version_view(champion, links) if champion else None,
+        "n_versions": len(state["versions"]),
+        "n_checks": len(history),
+        "n_breached": sum(1 for h in history if h.get("breached")),
+        "n_requested": sum(1 for r in requests if r.get("decision") == "requested"),
+        "registry_href": links.registry,
+        "errors": [str(e) for e in state["errors"]],
+        "cards": [
+            {
+                "title": title,
+                "kind": kind,
+                "version": _version_view(state[kind], links) if state.get(kind) else None,
+            }
+            for title, kind in CARDS
+        ],
+        "metric_labels": list(METRIC_LABELS.values()),
+        "versions": [_version_view(v, links) for v in state["versions"]],
+        "chart": drift_chart(history, drift_share_threshold, requested),
+        "checks": _check_rows(history, links) if history else [],
+        "requests": _request_rows(requests, links),
+    }
