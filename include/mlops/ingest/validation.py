@@ -31,7 +31,7 @@ The clock, consistency and profile checks (and their thresholds, derived from th
 The suite is built once per process and parameterized per day with GX expectation parameters
 (``$PARAMETER``), so validating many days reuses one ephemeral context, one suite and one batch
 definition. Types, nulls, ranges and the semantic checks are table-level custom expectations that
-check every column at once (see :func:`_custom_expectations` for why: GX's per-expectation
+check every column at once (see :mod:`mlops.ingest.expectations` for why: GX's per-expectation
 overhead). :class:`ValidationOutcome` turns the GX result into messages that name the failed check
 and example values (the ingest step adds the partition and the next step), and renders the JSON and
 HTML reports.
@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlops.config import QUIET_LOGGERS
-from mlops.ingest import semantics
+from mlops.ingest import expectations
 from mlops.schema import RAW_COLUMNS, TIMEZONE
 
 if TYPE_CHECKING:
@@ -222,258 +222,12 @@ def _range_lists() -> dict[str, list[float]]:
     return {c: [float(lo), float(hi)] for c, (lo, hi) in RANGES.items()}
 
 
-@dataclass(frozen=True)
-class _Custom:
-    column_types: type
-    null_fractions: type
-    ranges: type
-    known_dest: type
-    clock: type
-    consistency: type
-    profile: type
-
-
 @functools.cache
-def _custom_expectations() -> _Custom:
-    """This suite's custom metrics and expectations (defined once per process; GX registers them).
-
-    Why custom ones: Great Expectations spends ~8 ms of bookkeeping per expectation per batch
-    (it re-serializes each expectation's configuration dozens of times), whatever the data size.
-    One expectation per column for types, nulls and ranges made a day cost ~0.33 s CPU, most of
-    it overhead, so 365 days took minutes. Table-level expectations that check every column in
-    one pass (and report each column in ``details``) cut that several-fold:
-
-    - ``ExpectTableColumnTypesToMatch``: each column's dtype (``table.column_types`` metric);
-    - ``ExpectColumnNullFractionsToBeAtMost``: each column's null share (``table.column_null_counts``);
-    - ``ExpectColumnValuesToBeInRanges``: each numeric column's range (``table.column_range_violations``);
-    - ``ExpectDestToBeKnownAirport``: ``ExpectColumnValuesToBeInSet`` with the airport list as the
-      class default (GX's documented way to customize an expectation): GX copies non-default
-      arguments on every one of those serializations, and 1,400 values made this check alone cost
-      more than the rest of the suite.
-
-    The semantic checks (:mod:`mlops.ingest.semantics`) are table-level for the same reason (with
-    :data:`RANGES`, which they leave to the range check, as a class default), and because most of
-    them relate several columns, which GX's column-pair and multicolumn expectations cover
-    only as equality or ordering (``UnexpectedRowsExpectation`` runs SQL, not on pandas batches):
-
-    - ``ExpectClockFieldsToBeTimesOfDay``: every ``hhmm`` field is a time of day;
-    - ``ExpectColumnRelationsToHold``: the relations between columns a real flight satisfies;
-    - ``ExpectDayProfileToBeNormal``: the shape of a whole day (off when ``whole_day`` is false,
-      i.e. the day is known to be partial, and when the volume check already fails).
-    """
-    gx = import_gx()
-    import pandas as pd
-    from great_expectations.core.metric_domain_types import MetricDomainTypes
-    from great_expectations.execution_engine import PandasExecutionEngine
-    from great_expectations.expectations.expectation import BatchExpectation
-    from great_expectations.expectations.metrics.metric_provider import metric_value
-    from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider
-
-    def table(execution_engine: Any, domain_kwargs: dict[str, Any]) -> pd.DataFrame:
-        frame, _, _ = execution_engine.get_compute_domain(
-            domain_kwargs=domain_kwargs, domain_type=MetricDomainTypes.TABLE
-        )
-        return frame
-
-    class TableColumnNullCounts(TableMetricProvider):
-        metric_name = "table.column_null_counts"
-
-        @metric_value(engine=PandasExecutionEngine)
-        def _pandas(
-            cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration
-        ):  # type: ignore[no-untyped-def]  # noqa: E501
-            frame = table(execution_engine, metric_domain_kwargs)
-            return {str(c): int(n) for c, n in frame.isna().sum().items()}
-
-    class TableColumnRangeViolations(TableMetricProvider):
-        metric_name = "table.column_range_violations"
-        value_keys = ("ranges",)
-
-        @metric_value(engine=PandasExecutionEngine)
-        def _pandas(
-            cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration
-        ):  # type: ignore[no-untyped-def]  # noqa: E501
-            frame = table(execution_engine, metric_domain_kwargs)
-            out: dict[str, dict[str, Any]] = {}
-            for column, (low, high) in metric_value_kwargs["ranges"].items():
-                if column not in frame.columns:
-                    continue
-                values = frame[column]
-                if not pd.api.types.is_numeric_dtype(values):
-                    out[column] = {"error": f"not numeric ({values.dtype})"}
-                    continue
-                bad = values[(values < low) | (values > high)]
-                out[column] = {
-                    "unexpected_count": int(bad.size),
-                    "partial_unexpected_list": bad.drop_duplicates().head(3).tolist(),
-                }
-            return out
-
-    class ExpectTableColumnTypesToMatch(BatchExpectation):
-        """Expect each listed column's pandas dtype to be one of its allowed dtype names."""
-
-        column_types: dict[str, list[str]]
-
-        metric_dependencies = ("table.column_types", "table.row_count")
-        success_keys = ("column_types",)
-        args_keys = ("column_types",)
-
-        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # type: ignore[no-untyped-def]
-            actual = {str(c["name"]): str(c["type"]) for c in metrics["table.column_types"]}
-            mismatched = {
-                column: {"expected": allowed, "observed": actual[column]}
-                for column, allowed in self.column_types.items()
-                if column in actual and actual[column] not in allowed
-            }
-            if not metrics["table.row_count"]:
-                mismatched = {}  # no rows, no types to infer: the volume check reports the batch
-            return {
-                "success": not mismatched,
-                "result": {"observed_value": actual, "details": {"mismatched": mismatched}},
-            }
-
-    class ExpectColumnNullFractionsToBeAtMost(BatchExpectation):
-        """Expect each listed column's share of nulls to be at most its ``max_null_fractions`` value."""
-
-        max_null_fractions: dict[str, float]
-
-        metric_dependencies = ("table.column_null_counts", "table.row_count")
-        success_keys = ("max_null_fractions",)
-        args_keys = ("max_null_fractions",)
-
-        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # type: ignore[no-untyped-def]
-            counts, rows = metrics["table.column_null_counts"], metrics["table.row_count"]
-            violations = {
-                column: {"null_count": counts[column], "rows": rows, "max_null_fraction": limit}
-                for column, limit in self.max_null_fractions.items()
-                if column in counts and rows and counts[column] / rows > limit
-            }
-            return {
-                "success": not violations,
-                "result": {"observed_value": counts, "details": {"violations": violations}},
-            }
-
-    class ExpectColumnValuesToBeInRanges(BatchExpectation):
-        """Expect each listed numeric column's values within ``[low, high]`` (nulls ignored)."""
-
-        ranges: dict[str, list[float]]
-
-        metric_dependencies = ("table.column_range_violations",)
-        success_keys = ("ranges",)
-        args_keys = ("ranges",)
-
-        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # type: ignore[no-untyped-def]
-            found = metrics["table.column_range_violations"]
-            violations = {c: v for c, v in found.items() if v.get("error") or v.get("unexpected_count")}
-            observed = {c: v.get("unexpected_count", v.get("error")) for c, v in found.items()}
-            return {
-                "success": not violations,
-                "result": {"observed_value": observed, "details": {"violations": violations}},
-            }
-
-    class TableClockFindings(TableMetricProvider):
-        metric_name = "table.clock_findings"
-        value_keys = ("ranges",)
-
-        @metric_value(engine=PandasExecutionEngine)
-        def _pandas(
-            cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration
-        ):  # type: ignore[no-untyped-def]  # noqa: E501
-            frame = table(execution_engine, metric_domain_kwargs)
-            return semantics.clock_findings(frame, metric_value_kwargs["ranges"])
-
-    class TableConsistencyFindings(TableMetricProvider):
-        metric_name = "table.consistency_findings"
-        value_keys = ("ranges",)
-
-        @metric_value(engine=PandasExecutionEngine)
-        def _pandas(
-            cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration
-        ):  # type: ignore[no-untyped-def]  # noqa: E501
-            frame = table(execution_engine, metric_domain_kwargs)
-            return semantics.consistency_findings(frame, metric_value_kwargs["ranges"])
-
-    class TableProfileFindings(TableMetricProvider):
-        metric_name = "table.profile_findings"
-        value_keys = ("origins",)
-
-        @metric_value(engine=PandasExecutionEngine)
-        def _pandas(
-            cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration
-        ):  # type: ignore[no-untyped-def]  # noqa: E501
-            frame = table(execution_engine, metric_domain_kwargs)
-            return semantics.profile_findings(frame, metric_value_kwargs["origins"])
-
-    def findings_result(findings: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        violations = {name: f for name, f in findings.items() if not f["ok"]}
-        observed = {
-            name: f["observed"] if "observed" in f else f["unexpected_count"] for name, f in findings.items()
-        }
-        return {
-            "success": not violations,
-            "result": {"observed_value": observed, "details": {"violations": violations}},
-        }
-
-    class ExpectClockFieldsToBeTimesOfDay(BatchExpectation):
-        """Expect every clock field to be a time of day ``hhmm`` (values outside ``ranges`` excepted)."""
-
-        ranges: dict[str, list[float]] = _range_lists()  # a class default: see above
-
-        metric_dependencies = ("table.clock_findings",)
-        success_keys = ("ranges",)
-        args_keys = ("ranges",)
-
-        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # type: ignore[no-untyped-def]
-            return findings_result(metrics["table.clock_findings"])
-
-    class ExpectColumnRelationsToHold(BatchExpectation):
-        """Expect the relations between a flight's columns to hold (see :mod:`mlops.ingest.semantics`)."""
-
-        ranges: dict[str, list[float]] = _range_lists()  # a class default: see above
-
-        metric_dependencies = ("table.consistency_findings",)
-        success_keys = ("ranges",)
-        args_keys = ("ranges",)
-
-        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # type: ignore[no-untyped-def]
-            return findings_result(metrics["table.consistency_findings"])
-
-    class ExpectDayProfileToBeNormal(BatchExpectation):
-        """Expect a whole day's shape: no collapsed column, each origin's share, the day's span."""
-
-        origins: list[str]
-        whole_day: Any = True  # a bool, or its $PARAMETER (GX substitutes it before _validate)
-        min_rows: Any = 0  # an int, or its $PARAMETER
-
-        metric_dependencies = ("table.profile_findings", "table.row_count")
-        success_keys = ("origins", "whole_day", "min_rows")
-        args_keys = ("origins",)
-
-        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # type: ignore[no-untyped-def]
-            kwargs = self._get_success_kwargs()
-            if not kwargs["whole_day"] or metrics["table.row_count"] < kwargs["min_rows"]:
-                # A partial day, or one the volume check rejects: its shape says nothing more.
-                return {"success": True, "result": {"observed_value": "not evaluated (partial day)"}}
-            return findings_result(metrics["table.profile_findings"])
-
-    class ExpectDestToBeKnownAirport(gx.expectations.ExpectColumnValuesToBeInSet):
-        """Expect ``dest`` to be a reference airport or a documented supplementary one."""
-
-        column: str = "dest"
-        value_set: list[str] = sorted(known_airports())
-
-    # Referenced so linters see the metric classes are used: defining them registers them.
-    _ = (TableColumnNullCounts, TableColumnRangeViolations, TableClockFindings, TableConsistencyFindings)
-    _ = TableProfileFindings
-    return _Custom(
-        column_types=ExpectTableColumnTypesToMatch,
-        null_fractions=ExpectColumnNullFractionsToBeAtMost,
-        ranges=ExpectColumnValuesToBeInRanges,
-        known_dest=ExpectDestToBeKnownAirport,
-        clock=ExpectClockFieldsToBeTimesOfDay,
-        consistency=ExpectColumnRelationsToHold,
-        profile=ExpectDayProfileToBeNormal,
-    )
+def _custom_expectations() -> expectations.CustomExpectations:
+    """This suite's custom metrics and expectations, defined once per process (GX registers them;
+    :mod:`mlops.ingest.expectations` says why they are table-level)."""
+    import_gx()
+    return expectations.define(ranges=_range_lists(), airports=sorted(known_airports()))
 
 
 def build_suite(gx: Any = None) -> Any:
