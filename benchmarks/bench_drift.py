@@ -4,7 +4,7 @@ Section ``5 drift`` for ``mlops bench`` (registered with the harness), also runn
 
     MLOPS_HOME=/path/with/a/lake .venv/bin/python benchmarks/bench_drift.py [--sizes 10000 100000 1000000]
 
-What is measured: the CPU and wall time of :func:`mlops.monitoring.run_check` (best of two, after
+What is measured: the CPU and wall time of :func:`mlops.monitoring.statistics.run_check` (best of two, after
 Evidently is imported, as the scheduler preloads it) - sampling, Evidently's feature and
 prediction drift reports, the performance report and calibration - on a reference and a current
 frame of N rows each (N = 10k, the 1x baseline: about a week of flights and its reference; 100k;
@@ -180,7 +180,8 @@ def measure_one(rows: int, cache: Path, sample_size: int, repeats: int = 2) -> d
     t0 = time.perf_counter()
     import evidently  # noqa: F401  (imported once per task; preloaded by the scheduler in production)
 
-    from mlops import monitoring
+    from mlops.monitoring import statistics
+    from mlops.monitoring.params import DriftParams
 
     import_seconds = time.perf_counter() - t0
     ref, cur, source = base_frames(cache)
@@ -188,11 +189,11 @@ def measure_one(rows: int, cache: Path, sample_size: int, repeats: int = 2) -> d
     t0 = time.perf_counter()
     big_ref, big_cur = scale(ref, rows, 1), scale(cur, rows, 2)
     build = time.perf_counter() - t0
-    params = monitoring.DriftParams(sample_size=sample_size)
+    params = DriftParams(sample_size=sample_size)
     walls, cpus = [], []
     for _ in range(repeats):
         w0, c0 = time.perf_counter(), time.process_time()
-        result = monitoring.run_check(big_ref, big_cur, params, reference_holdout_start=holdout_start)
+        result = statistics.run_check(big_ref, big_cur, params, reference_holdout_start=holdout_start)
         walls.append(time.perf_counter() - w0)
         cpus.append(time.process_time() - c0)
     s = result.summary

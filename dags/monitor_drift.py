@@ -56,18 +56,19 @@ def monitor_drift():
         """Emit `retrain_request` through the storm guard, or skip (no event) and say why."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from mlops import monitoring
-        from mlops.airflow.storage import use_airflow_connection
+        from mlops.airflow.runtime import lake_task
+        from mlops.monitoring import guard
+        from mlops.monitoring.params import DriftParams
 
-        use_airflow_connection()
-        decision = monitoring.guarded_request(
-            summary["request"],
-            monitoring.DriftParams.from_mapping(params),
-            run_id=ti.run_id,
-            active_training_runs=lambda: ti.get_dr_count(
-                dag_id=monitoring.TRAIN_DAG_ID, states=["queued", "running"]
-            ),
-        )
+        with lake_task():
+            decision = guard.guarded_request(
+                summary["request"],
+                DriftParams.from_mapping(params),
+                run_id=ti.run_id,
+                active_training_runs=lambda: ti.get_dr_count(
+                    dag_id=guard.TRAIN_DAG_ID, states=["queued", "running"]
+                ),
+            )
         if not decision.requested:
             raise AirflowSkipException(f"no retrain_request: {decision.reason}")
         outlet_events[RETRAIN_REQUEST].extra = decision.extra

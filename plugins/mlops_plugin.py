@@ -184,7 +184,7 @@ def render_lifecycle(st: dict[str, Any], *, drift_share_threshold: float = 0.3) 
 @app.get("/lifecycle", response_class=HTMLResponse, dependencies=LIFECYCLE_ACCESS)
 async def lifecycle(user: GetUserDep) -> HTMLResponse:
     from mlops.models.lifecycle import lifecycle_state
-    from mlops.monitoring import DriftParams
+    from mlops.monitoring.params import DriftParams
 
     st = (await asyncio.to_thread(lifecycle_state)).to_dict()
     page = render_lifecycle(st, drift_share_threshold=DriftParams().drift_share)

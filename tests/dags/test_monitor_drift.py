@@ -22,7 +22,7 @@ def test_daily_backfillable_and_ends_with_the_replayed_year(dagbag):
 
 def test_params_form_matches_drift_params():
     from mlops.airflow.params import DRIFT_PARAMS
-    from mlops.monitoring import DriftParams
+    from mlops.monitoring.params import DriftParams
 
     fields = {f.name for f in dataclasses.fields(DriftParams)}
     assert set(DRIFT_PARAMS) - {"ds"} == fields
@@ -46,7 +46,7 @@ def test_check_operator_links_and_the_outlet(dagbag):
 
 def test_operator_module_is_parse_safe():
     code = (
-        "import sys, json; import mlops.airflow.operators.drift, mlops.monitoring;"
+        "import sys, json; import mlops.airflow.operators.drift, mlops.monitoring.check, mlops.monitoring.guard;"
         "print(json.dumps(sorted(m for m in ('pandas','evidently','mlflow','feast','xgboost') if m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)

@@ -351,9 +351,9 @@ def test_local_path_refuses_a_dot_dot_segment_once_decoded():
 
 def test_what_the_platform_writes_is_published_and_linked(mlops_home: Path):
     """Real writers: a validated day and a quarantined day (ingest), the drift check's paths."""
-    from mlops import monitoring as M
     from mlops.airflow.links import report_url
     from mlops.ingest import simulator, steps
+    from mlops.monitoring import history
 
     s = get_settings()
     simulator.export_day(DS, s.landing_uri)
@@ -363,14 +363,14 @@ def test_what_the_platform_writes_is_published_and_linked(mlops_home: Path):
     written = [
         *lake.list_uris(lake.join(s.lake_uri, "reports")),
         *lake.list_uris(lake.join(s.lake_uri, "quarantine")),
-        lake.join(M.report_dir(DS, s), "report.html"),
-        lake.join(M.report_dir(DS, s), "drift.json"),
+        lake.join(history.report_dir(DS, s), "report.html"),
+        lake.join(history.report_dir(DS, s), "drift.json"),
     ]
     assert len(written) >= 7, written
     for uri in written:
         folder, name = report_url(uri, s.lake_uri).removeprefix("/mlops/").split("/", 1)
         assert published.published(folder, name).name == name
-    for state in (M.ledger_uri(s), M.history_uri(s)):  # the monitoring's own state: not served
+    for state in (history.ledger_uri(s), history.history_uri(s)):  # the monitoring's own state: not served
         folder, name = state[len(s.lake_uri) + 1 :].split("/", 1)
         with pytest.raises(published.NotPublished):
             published.published(folder, name)

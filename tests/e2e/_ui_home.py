@@ -4,9 +4,9 @@ No Feast and no scheduler (the UI test runs ingestion through Airflow itself): r
 frames (tests/unit/_frames), three quick XGBoost models logged to MLflow and registered
 (tests/integration/_registry_helpers), the first two promoted through the registry's gate, the
 third left as ``@challenger``; then daily Evidently checks of the champion from March into July
-(:func:`mlops.monitoring.run_check`), their reports and history rows written where
+(:func:`mlops.monitoring.statistics.run_check`), their reports and history rows written where
 ``monitor_drift`` writes them, and every breach sent through the storm guard
-(:func:`mlops.monitoring.guarded_request`), which requests or suppresses retraining and says why.
+(:func:`mlops.monitoring.guard.guarded_request`), which requests or suppresses retraining and says why.
 """
 
 from __future__ import annotations
@@ -59,25 +59,26 @@ def seed_registry(settings: Settings) -> dict[str, Any]:
 def seed_drift(settings: Settings, reference: Any) -> list[dict[str, Any]]:
     """Evidently checks of ``@champion`` on CHECK_DAYS, recorded like ``monitor_drift`` does."""
     from mlops import lake
-    from mlops import monitoring as M
     from mlops.config import CHAMPION
     from mlops.models import registry
+    from mlops.monitoring import guard, history, report, statistics
+    from mlops.monitoring.params import DriftParams
     from tests.unit._frames import small_frame
 
     champion = registry.alias_version(CHAMPION, settings)
     champ_as_of = registry.version_info(champion, settings).tags.get("mlops.as_of")
     predict = registry.predictor(champion, settings)
-    params = M.DriftParams(sample_size=2000, min_current_rows=200, min_labelled_rows=200)
+    params = DriftParams(sample_size=2000, min_current_rows=200, min_labelled_rows=200)
     decisions = []
     last_breach: dict[str, Any] | None = None
     for ds in CHECK_DAYS:
         days = _days(ds, params.window_days)
         current = small_frame(days[0], (date.fromisoformat(ds) + timedelta(days=1)).isoformat(), frac=0.3)
-        result = M.run_check(
+        result = statistics.run_check(
             reference, current, params, predict=predict, reference_holdout_start="2013-03-08"
         )
         summary = result.summary
-        report_uri = lake.join(M.report_dir(ds, settings), "report.html")
+        report_uri = lake.join(history.report_dir(ds, settings), "report.html")
         ctx = {
             "ds": ds,
             "window_start": days[0],
@@ -86,12 +87,12 @@ def seed_drift(settings: Settings, reference: Any) -> list[dict[str, Any]]:
             "champion_as_of": champ_as_of,
             "reference_source": "training_set",
             "data_version": f"ui-test-{ds}",
-            "signature": M.drift_signature(champion, summary),
+            "signature": guard.drift_signature(champion, summary),
             "report_uri": report_uri,
         }
-        lake.write_text(report_uri, M.render_html(result, ctx))
-        with M.guard_lock(settings):
-            M.upsert_history(M.history_row(ds, summary, ctx), settings)
+        lake.write_text(report_uri, report.render_html(result, ctx))
+        with guard.guard_lock(settings):
+            history.upsert_history(history.history_row(ds, summary, ctx), settings)
         request = {
             **ctx,
             "breached": summary["breached"],
@@ -99,7 +100,7 @@ def seed_drift(settings: Settings, reference: Any) -> list[dict[str, Any]]:
             "drifted_features": summary["drifted_features"],
             "reason": "; ".join(b["message"] for b in summary["breaches"]),
         }
-        decision = M.guarded_request(
+        decision = guard.guarded_request(
             request, params, run_id=f"scheduled__{ds}", active_training_runs=lambda: 0, settings=settings
         )
         decisions.append({"ds": ds, "breached": summary["breached"], "requested": decision.requested})
@@ -107,7 +108,7 @@ def seed_drift(settings: Settings, reference: Any) -> list[dict[str, Any]]:
             last_breach = request
     # A manual rerun of the last breached day: the guard suppresses the duplicate and says why.
     if last_breach is not None:
-        M.guarded_request(
+        guard.guarded_request(
             last_breach, params, run_id="manual__rerun", active_training_runs=lambda: 0, settings=settings
         )
     return decisions

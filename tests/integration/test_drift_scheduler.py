@@ -159,9 +159,9 @@ def finished(env, dag_id: str, prefix: str, count: int):
 
 @pytest.mark.timeout(5400)
 def test_drift_requests_retraining_once_through_the_storm_guard(home):
-    from mlops import monitoring
     from mlops.config import get_settings
     from mlops.dev import embedded
+    from mlops.monitoring.history import drift_history, report_dir, retrain_requests
 
     _, champion = home
     settings = get_settings()
@@ -205,7 +205,7 @@ def test_drift_requests_retraining_once_through_the_storm_guard(home):
             "request_retrain": "skipped",
         }
         assert events(env, "retrain_request") == []
-        history = monitoring.drift_history(settings)
+        history = drift_history(settings)
         row = history[history["ds"] == STABLE_DS].iloc[0]
         assert not row["breached"] and row["retrain_decision"] == "none", row.to_dict()
         print("stable check:", row.to_dict())
@@ -216,7 +216,7 @@ def test_drift_requests_retraining_once_through_the_storm_guard(home):
         assert [r["state"] for r in summer] == ["success", "success"], summer
         outcomes = {r["run_id"]: task_states(env, "monitor_drift", r["run_id"]) for r in summer}
         assert all(s["check_drift"] == "success" for s in outcomes.values()), outcomes
-        print("summer checks:", monitoring.drift_history(settings).to_dict(orient="records"))
+        print("summer checks:", drift_history(settings).to_dict(orient="records"))
         assert sorted(s["request_retrain"] for s in outcomes.values()) == ["skipped", "success"], outcomes
 
         emitted = events(env, "retrain_request")
@@ -226,7 +226,7 @@ def test_drift_requests_retraining_once_through_the_storm_guard(home):
         assert extra["reason"] and extra["drifted_features"] and extra["report_uri"].endswith("report.html")
         assert extra["window_start"] and extra["window_end"] and extra["champion_version"] == champion
 
-        ledger = monitoring.retrain_requests(settings)
+        ledger = retrain_requests(settings)
         assert sorted(ledger["decision"]) == ["requested", "suppressed"], ledger
         suppressed = ledger[ledger["decision"] == "suppressed"].iloc[0]
         assert "cooldown after request" in suppressed["reason"], suppressed["reason"]
@@ -267,9 +267,9 @@ def test_drift_requests_retraining_once_through_the_storm_guard(home):
     from mlops import lake
 
     for ds in (STABLE_DS, "2013-07-09", "2013-07-10"):
-        assert lake.exists(lake.join(monitoring.report_dir(ds, settings), "report.html"))
-        assert lake.exists(lake.join(monitoring.report_dir(ds, settings), "drift.json"))
-    history = monitoring.drift_history(settings)
+        assert lake.exists(lake.join(report_dir(ds, settings), "report.html"))
+        assert lake.exists(lake.join(report_dir(ds, settings), "drift.json"))
+    history = drift_history(settings)
     print(history.to_string())
     assert history["ds"].tolist() == [STABLE_DS, "2013-07-09", "2013-07-10"]
     assert history["breached"].tolist() == [False, True, True]

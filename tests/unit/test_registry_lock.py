@@ -51,8 +51,8 @@ def test_bad_lock_url_says_what_to_use(tmp_path, monkeypatch):
 def test_promotion_refuses_a_host_local_lock_on_shared_stores(tmp_path, monkeypatch, env, named):
     """Shared stores (an s3:// lake, an MLflow server) with a file lock: promotion (and rollback)
     refuse with the rule the retrain guard uses, before touching any alias."""
-    from mlops import monitoring
     from mlops.models import registry
+    from mlops.monitoring import guard
 
     monkeypatch.delenv("MLOPS_LOCK_URL", raising=False)
     if "MLOPS_LOCK_URL" in env:
@@ -67,7 +67,7 @@ def test_promotion_refuses_a_host_local_lock_on_shared_stores(tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="host-local file lock"):
         registry.rollback(settings)
     with pytest.raises(RuntimeError, match="the retrain guard's lock would be a host-local"):
-        with monitoring.guard_lock(settings):
+        with guard.guard_lock(settings):
             pass
     assert not (tmp_path / "locks").exists(), "no file lock was taken"
 

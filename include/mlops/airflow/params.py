@@ -385,7 +385,7 @@ _DRIFT_WINDOW = "Window and sampling"
 _DRIFT_THRESHOLDS = "Thresholds (any breach may request retraining)"
 _DRIFT_GUARD = "Retraining trigger (storm guard)"
 
-#: ``monitor_drift``: keys match :class:`mlops.monitoring.DriftParams` fields one to one.
+#: ``monitor_drift``: keys match :class:`mlops.monitoring.params.DriftParams` fields one to one.
 DRIFT_PARAMS: dict[str, Param] = {
     "ds": Param(
         None,

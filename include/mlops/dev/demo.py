@@ -204,7 +204,7 @@ def replay_weeks(
     ``batch_predict`` run over the week), then check it (``monitor_drift`` for the week's last day,
     whose 7-day window is the week). When a check emits ``retrain_request``, wait for the
     ``train_model`` run it starts; the replay then stops (or, with ``whole_window``, goes on)."""
-    from mlops import monitoring
+    from mlops.monitoring import history
 
     replay = Replay()
     day = first
@@ -218,7 +218,7 @@ def replay_weeks(
         retrains_before = len(_asset_triggered(svc, "train_model"))
         run_id = svc.trigger_run("monitor_drift", last.isoformat())
         checked = _wait_run(svc, "monitor_drift", run_id, timeout)
-        verdict = monitoring.day_decision(last.isoformat(), monitoring.read_ledger())
+        verdict = history.day_decision(last.isoformat(), history.read_ledger())
         decision, why = verdict if verdict else ("none", "no threshold breached")
         replay.weeks.append((day.isoformat(), last.isoformat(), decision, why))
         timeline.record(

@@ -154,11 +154,11 @@ def lifecycle_state(settings: Settings | None = None, limit: int = 20) -> Lifecy
     except Exception as exc:
         state.errors.append(f"model registry: {exc}")
     try:
-        from mlops import monitoring
+        from mlops.monitoring import history as drift
 
-        history = monitoring.drift_history(s)
+        history = drift.drift_history(s)
         state.drift_history = history.to_dict(orient="records") if history is not None else []
-        requests = monitoring.retrain_requests(s)
+        requests = drift.retrain_requests(s)
         state.retrain_requests = requests.to_dict(orient="records") if requests is not None else []
     except ModuleNotFoundError:
         pass

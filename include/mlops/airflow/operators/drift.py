@@ -1,7 +1,7 @@
 """``DriftCheckOperator``: the daily drift and performance check of ``@champion`` (Evidently).
 
 Thin and parse-safe: ``__init__`` stores plain (templated) arguments; pandas, Evidently, Feast and
-MLflow are imported in ``execute()`` through :func:`mlops.monitoring.check`. Usable in any DAG::
+MLflow are imported in ``execute()`` through :func:`mlops.monitoring.check.check`. Usable in any DAG::
 
     from mlops.airflow.operators.drift import DriftCheckOperator
 
@@ -67,16 +67,14 @@ class DriftCheckOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
-        from mlops import monitoring
-        from mlops.airflow.storage import use_airflow_connection
+        from mlops.airflow.runtime import lake_task
         from mlops.config import get_settings
+        from mlops.monitoring.check import check
+        from mlops.monitoring.frames import NoChampion, NoCurrentData
+        from mlops.monitoring.params import DriftParams
 
-        use_airflow_connection(self.aws_conn_id)
-        settings = get_settings()
         values = {**dict(context.get("params") or {}), **dict(self.thresholds or {})}
-        params = monitoring.DriftParams.from_mapping(values)
+        params = DriftParams.from_mapping(values)
         ti = context["ti"]
         airflow_context = {
             "dag_id": ti.dag_id,
@@ -84,18 +82,15 @@ class DriftCheckOperator(BaseOperator):
             "task_id": ti.task_id,
             "try_number": ti.try_number,
         }
-        try:
-            summary = monitoring.check(
+        with lake_task(self.aws_conn_id, skip=(NoChampion,), fail=(NoCurrentData,)):
+            settings = get_settings()
+            summary = check(
                 str(self.ds),
                 params,
                 settings,
                 airflow_context=airflow_context,
                 champion_version=str(self.champion_version) if self.champion_version else None,
             )
-        except monitoring.NoChampion as exc:
-            raise AirflowSkipException(str(exc)) from exc
-        except monitoring.NoCurrentData as exc:
-            raise AirflowFailException(str(exc)) from exc
         ctx = summary["context"]
         publish(context, DRIFT_REPORT_KEY, report_url(ctx["report_uri"], settings.lake_uri))
         publish(context, MLFLOW_RUN_KEY, ctx["mlflow_run_url"])

@@ -1,0 +1,254 @@
+"""The two sides of a check: the champion's reference and the current window (reads the lake,
+MLflow and Feast; no Airflow).
+
+*Reference* - what the champion was trained on. The champion's MLflow run records its as-of date
+and window (``mlops.as_of``, params ``window_days``/``holdout_days``), and ``train_model`` saved
+that exact training set (features and labels, as Feast served them) at
+``{lake}/training/as_of=.../<data key>/training_set.parquet`` with a manifest whose ``data_hash``
+the run also carries. :func:`reference_frame` reads that file when its manifest hash matches the
+run's (``reference_source = "training_set"``); otherwise it rebuilds the window from the offline
+store with :func:`mlops.features.feature_store.training_frame` (``"offline_store"``). Feature
+drift uses the whole window; prediction drift and the performance baseline use only the window's
+*holdout* days, which the champion never fitted (its in-sample scores would be over-confident).
+
+*Current* - the ``window_days`` local days ending with the check's day ``ds``
+(:func:`current_frame`). Rows come from ``{lake}/predictions/ds=...`` when ``batch_predict``
+scored them with the champion's version (features as scored + ``delay_probability``); other days
+(or rows of another version) are rebuilt from the curated lake with point-in-time Feast features
+(:func:`mlops.features.feature_store.historical_frame`) and scored with the champion in the task.
+The source of each row is counted in ``predictions_source``. Labels count only when they had
+arrived by the end of ``ds`` (:func:`mlops.features.compute.arrival_known_ts` <= local midnight
+after ``ds``), so performance is measured on outcomes known at check time, never on later ones.
+Current flights are sampled *before* their features are fetched, which bounds the Feast and
+scoring cost too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from mlops import lake, layout
+from mlops.config import CHAMPION, MODEL_NAME, Settings, get_settings
+from mlops.monitoring.params import window_days
+from mlops.monitoring.statistics import PREDICTION, sample_rows
+from mlops.params import parse_ds
+from mlops.schema import LABEL
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    import numpy as np
+    import pandas as pd
+
+    from mlops.monitoring.params import DriftParams
+
+log = logging.getLogger(__name__)
+
+
+class NoChampion(LookupError):
+    """There is no ``@champion``: nothing to monitor."""
+
+
+class NoCurrentData(ValueError):
+    """The check's window has no curated flights."""
+
+
+def check_instant(ds: str) -> datetime:
+    """End of local day ``ds`` (UTC): the check's as-of instant, and its Evidently timestamp."""
+    from mlops.features import compute
+
+    next_day = (parse_ds(ds) + timedelta(days=1)).isoformat()
+    return compute.local_midnight(next_day).to_pydatetime()
+
+
+# --------------------------------------------------------------------------------------------------
+# The champion and its reference
+# --------------------------------------------------------------------------------------------------
+
+
+def champion_info(settings: Settings | None = None, version: str | None = None) -> dict[str, Any]:
+    """The champion (or ``version``): its run, as-of date, training window and training set URI."""
+    from mlops.models import registry, tracking
+    from mlops.training.dataset import training_dir
+    from mlops.training.params import TrainParams, Window
+
+    s = settings or get_settings()
+    version = version or registry.alias_version(CHAMPION, s)
+    if version is None:
+        raise NoChampion(
+            f"{MODEL_NAME}@{CHAMPION} is not set: nothing to monitor yet (run train_model first)"
+        )
+    model_version = registry.version_info(version, s)
+    run = tracking.client(s).get_run(model_version.run_id)
+    tags = {**run.data.tags, **(model_version.tags or {})}
+    as_of = tags.get("mlops.as_of")
+    if not as_of:
+        raise ValueError(
+            f"{MODEL_NAME} v{version} (run {model_version.run_id}) has no mlops.as_of tag: "
+            "cannot tell its window"
+        )
+    train_params = TrainParams.from_mapping(run.data.params)
+    window = Window.of(as_of, train_params)
+    holdout_auc = tags.get("holdout.roc_auc") or run.data.metrics.get("roc_auc")
+    return {
+        "version": str(version),
+        "run_id": model_version.run_id,
+        "as_of": window.as_of.isoformat(),
+        "window": window.as_dict(),
+        "window_days": train_params.window_days,
+        "holdout_days": train_params.holdout_days,
+        "data_hash": tags.get("mlops.data_hash"),
+        "training_dir": training_dir(window, train_params, s),
+        "holdout_roc_auc": float(holdout_auc) if holdout_auc is not None else None,
+    }
+
+
+def reference_frame(
+    champion: Mapping[str, Any], settings: Settings | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The champion's training set (see the module docstring) and where it came from."""
+    from mlops.features import feature_store
+    from mlops.training.dataset import load_training_set
+
+    s = settings or get_settings()
+    window = champion["window"]
+    uri = lake.join(champion["training_dir"], "training_set.parquet")
+    manifest_uri = lake.join(champion["training_dir"], "manifest.json")
+    info: dict[str, Any] = {
+        "window": f"{window['start']}..{window['end']}",
+        "holdout_start": window["holdout_start"],
+    }
+    if lake.exists(uri) and lake.exists(manifest_uri):
+        saved_hash = json.loads(lake.read_text(manifest_uri)).get("data_hash")
+        if not champion.get("data_hash") or saved_hash == champion["data_hash"]:
+            frame = load_training_set(uri)
+            info.update(source="training_set", uri=uri, rows=len(frame))
+            return frame, info
+        reason = f"{uri} was rewritten since (hash {saved_hash} != run's {champion['data_hash']})"
+    else:
+        reason = f"no saved training set at {uri}"
+    log.warning(
+        "reference of v%s: %s; rebuilding %s from the offline store",
+        champion["version"],
+        reason,
+        info["window"],
+    )
+    frame = feature_store.training_frame(window["start"], window["end"], s)
+    info.update(source="offline_store", reason=reason, rows=len(frame))
+    return frame, info
+
+
+# --------------------------------------------------------------------------------------------------
+# The current window
+# --------------------------------------------------------------------------------------------------
+
+
+def current_frame(
+    ds: str,
+    params: DriftParams,
+    champion: Mapping[str, Any],
+    settings: Settings | None = None,
+    predict: Callable[[pd.DataFrame], np.ndarray] | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The window's flights (sampled), their model features, predictions and arrived labels."""
+    import pandas as pd
+
+    from mlops.features import compute
+
+    s = settings or get_settings()
+    days = window_days(ds, params.window_days)
+    curated = compute.read_curated(days, s)
+    if curated.empty:
+        raise NoCurrentData(
+            f"ds={ds}: no curated flights in {days[0]}..{days[-1]}; run (or backfill) ingest_flights "
+            "for these days, then clear this task"
+        )
+    cutoff = compute.local_midnight((parse_ds(days[-1]) + timedelta(days=1)).isoformat())
+    arrived = (compute.arrival_known_ts(curated) <= cutoff).fillna(False).astype(bool)
+    labelled = curated.assign(**{LABEL: curated[LABEL].astype("float64").where(arrived)})
+    ordered = labelled.sort_values(["sched_dep_ts", "flight_id"], kind="stable")
+    sampled = sample_rows(ordered, params.sample_size, params.seed)
+    parts, unscored = _batch_predictions(sampled, str(champion["version"]), s)
+    sources = {"batch_predictions": sum(len(part) for part in parts), "scored_in_task": len(unscored)}
+    if len(unscored):
+        parts.append(_scored_in_task(unscored, predict, s))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["flight_id", "ds", LABEL])
+    out["ds"] = out["ds"].astype(str)
+    info = {
+        "days": days,
+        "days_present": sorted(curated["ds"].astype(str).unique().tolist()),
+        "rows_total": len(curated),
+        "labels_arrived": int(arrived.sum()),
+        "cutoff": cutoff.isoformat(),
+        "predictions_source": sources,
+    }
+    return out, info
+
+
+def _batch_predictions(
+    sampled: pd.DataFrame, version: str, settings: Settings
+) -> tuple[list[pd.DataFrame], pd.DataFrame]:
+    """The sampled flights that ``batch_predict`` scored with ``version`` (features as scored), by
+    day, and the flights it did not score."""
+    import pandas as pd
+
+    found_parts: list[pd.DataFrame] = []
+    missing: list[pd.DataFrame] = []
+    for day, rows in sampled.groupby("ds", sort=True):
+        uri = layout.predictions_file(settings.lake_uri, str(day))
+        if lake.exists(uri):
+            found = _scored_rows(rows, lake.read_parquet(uri), version)
+            if len(found):
+                found["ds"] = str(day)
+                found_parts.append(found)
+            rows = rows[~rows["flight_id"].isin(found["flight_id"])]
+        if len(rows):
+            missing.append(rows)
+    unscored = pd.concat(missing).reset_index(drop=True) if missing else sampled.iloc[0:0]
+    return found_parts, unscored
+
+
+def _scored_rows(rows: pd.DataFrame, predictions: pd.DataFrame, version: str) -> pd.DataFrame:
+    """``rows`` joined with the day's predictions of ``version``, categoricals typed as training's."""
+    from mlops.features import compute
+
+    predictions = predictions[predictions["model_version"].astype(str) == version]
+    found = rows[["flight_id", LABEL]].merge(
+        predictions[["flight_id", "delay_probability", *compute.MODEL_FEATURES]], on="flight_id", how="inner"
+    )
+    frame = found.rename(columns={"delay_probability": PREDICTION})
+    dtypes = compute.categorical_dtypes()
+    for column in compute.CATEGORICAL_FEATURES:
+        values = frame[column].astype("object")
+        frame[column] = values.where(values.notna(), None).astype(dtypes[column])
+    return frame
+
+
+def _scored_in_task(
+    rows: pd.DataFrame, predict: Callable[[pd.DataFrame], np.ndarray] | None, settings: Settings
+) -> pd.DataFrame:
+    """Point-in-time Feast features of ``rows``, scored with ``predict`` (NaN without one)."""
+    import numpy as np
+    import pandas as pd
+
+    from mlops.features import feature_store
+
+    features = feature_store.historical_frame(rows, settings)
+    frame = pd.concat(
+        [rows[["flight_id", "ds", LABEL]].reset_index(drop=True), features.reset_index(drop=True)], axis=1
+    )
+    frame[PREDICTION] = predict(features) if predict is not None else np.nan
+    return frame
+
+
+def data_version(days: Sequence[str], settings: Settings | None = None) -> str:
+    """Digest of the window's curated partitions (their ingestion content hashes)."""
+    from mlops.training.dataset import partition_lineage, partitions_digest
+    from mlops.training.params import Window
+
+    first, last = parse_ds(days[0]), parse_ds(days[-1]) + timedelta(days=1)
+    window = Window(as_of=last, start=first, valid_start=first, holdout_start=first, end=last)
+    return partitions_digest(partition_lineage(window, settings))[:16]
