@@ -81,12 +81,13 @@ def pandas_training_frame(start: str, end: str, settings: Any):
 
     from mlops import lake, layout
     from mlops.features import compute, feature_store
+    from mlops.schema import LABEL
 
     lo, hi = compute.local_midnight(start), compute.local_midnight(end)
     first, last = date.fromisoformat(start) - timedelta(days=1), date.fromisoformat(end)
     curated = compute.read_curated(compute.day_range(first, last), settings)
     ts = curated["sched_dep_ts"]
-    flights = curated[(ts >= lo) & (ts < hi) & curated[compute.LABEL].notna()]
+    flights = curated[(ts >= lo) & (ts < hi) & curated[LABEL].notna()]
     flights = flights.sort_values(["sched_dep_ts", "flight_id"], kind="stable").reset_index(drop=True)
     keys = compute.entity_keys(flights)
     ttls = {fv.name: fv.ttl for fv in feature_store.load_definitions(settings)["feature_views"]}
@@ -125,7 +126,7 @@ def pandas_training_frame(start: str, end: str, settings: Any):
     return pd.concat(
         [
             flights[["flight_id", "sched_dep_ts", "ds"]],
-            flights[compute.LABEL].astype("int8").rename(compute.LABEL),
+            flights[LABEL].astype("int8").rename(LABEL),
             features,
         ],
         axis=1,

@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING
 
 from mlops import lake, layout
 from mlops.config import Settings, get_settings
-from mlops.schema import LABEL, TIMEZONE  # noqa: F401  (LABEL: feature_store still reads compute.LABEL)
+from mlops.schema import TIMEZONE
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -219,16 +219,6 @@ NUMERIC_FEATURES: list[str] = [f for f in MODEL_FEATURES if f not in CATEGORICAL
 # --------------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def features_uri(settings: Settings | None = None, view: str | None = None) -> str:
-    """:func:`mlops.layout.features_root` of the configured lake (``feature_store`` still calls this)."""
-    return layout.features_root((settings or get_settings()).lake_uri, view)
-
-
-def partition_uri(view: str, ds: str, settings: Settings | None = None) -> str:
-    """:func:`mlops.layout.feature_file` of the configured lake (``feature_store`` still calls this)."""
-    return layout.feature_file((settings or get_settings()).lake_uri, view, ds)
 
 
 def _day(ds: str | date) -> date:

@@ -40,9 +40,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops import lake
+from mlops import lake, layout
 from mlops.config import FEAST_PROJECT, FEATURE_SERVICE, Settings, get_settings
 from mlops.features import compute
+from mlops.schema import LABEL
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -97,7 +98,7 @@ def feast_env(settings: Settings | None = None, env: dict[str, str] | None = Non
 
 def source_path(view: str, settings: Settings | None = None) -> str:
     """Path of the offline source of ``view`` as Feast reads it (a directory or ``s3://`` prefix)."""
-    uri = compute.features_uri(settings, view)
+    uri = layout.features_root((settings or get_settings()).lake_uri, view)
     return str(lake.local_path(uri)) if uri.startswith("file://") else uri
 
 
@@ -421,11 +422,12 @@ def _push_partitions(store: FeatureStore, lo: datetime, hi: datetime, settings: 
     first = (lo.astimezone(tz).date() - timedelta(days=1)).isoformat()
     days = compute.day_range(first, hi.astimezone(tz).date())
     written: dict[str, int] = {}
+    lake_root = settings.lake_uri
     for view in compute.DAILY_VIEWS:
         key, feats = compute.VIEW_FEATURES[view]
         parts = [
             lake.read_parquet(uri)
-            for uri in (compute.partition_uri(view, ds, settings) for ds in days)
+            for uri in (layout.feature_file(lake_root, view, ds) for ds in days)
             if lake.exists(uri)
         ]
         written[view] = 0
@@ -527,13 +529,13 @@ def training_frame(
     days = compute.day_range((lo - timedelta(days=1)).date(), (hi + timedelta(days=1)).date())
     curated = compute.read_curated(days, s)
     ts = curated["sched_dep_ts"]
-    mask = (ts >= pd.Timestamp(lo)) & (ts < pd.Timestamp(hi)) & curated[compute.LABEL].notna()
+    mask = (ts >= pd.Timestamp(lo)) & (ts < pd.Timestamp(hi)) & curated[LABEL].notna()
     flights = curated[mask].sort_values(["sched_dep_ts", "flight_id"], kind="stable").reset_index(drop=True)
     features = historical_frame(flights, s)
     out = pd.concat(
         [
             flights[["flight_id", "sched_dep_ts", "ds"]],
-            flights[compute.LABEL].astype("int8").rename(compute.LABEL),
+            flights[LABEL].astype("int8").rename(LABEL),
             features,
         ],
         axis=1,
