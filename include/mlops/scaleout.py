@@ -1355,9 +1355,15 @@ def local_stack(
         )
         stack.callback(_stop_process, mlflow_proc)
 
+        # moto's IAM check reads the Authorization header only and fails on presigned URLs (query
+        # signatures), which MLflow 3 clients use to download artifacts straight from S3: here they
+        # stream through the MLflow server instead (with its login). MinIO checks presigned URLs, so
+        # compose keeps MLflow's default.
+        local_only = {"MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false"}
         env = {
             **base,
             **environment(e, s),
+            **local_only,
             # Process-local settings (in compose: the image defaults and each container's own host).
             "AIRFLOW_HOME": str(work_dir / "airflow"),
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -1370,7 +1376,12 @@ def local_stack(
             env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags_folder)
         Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         Path(e.mlops_home).mkdir(parents=True, exist_ok=True)
-        serving_env = {**base, **serving_environment(e, s), "MLOPS_HOME": str(work_dir / "serving")}
+        serving_env = {
+            **base,
+            **serving_environment(e, s),
+            **local_only,
+            "MLOPS_HOME": str(work_dir / "serving"),
+        }
 
         admin_password = secrets.token_urlsafe(12)
         # What compose does before anything starts (config-check: the same rules on the same names;
