@@ -51,3 +51,48 @@ def test_partitions_in_the_window_are_counted(mlops_home) -> None:
         "2013-05-02",
     ]
     assert _partitions("curated/flights", date(2013, 5, 1), date(2013, 5, 31)) == []
+
+
+def test_up_starts_its_processes_in_their_own_sessions_and_stops_each_group(tmp_path) -> None:
+    """`mlops up`'s process handling, on real processes: each in its own session (a group that
+    the stop signals whole, a child included), logging to ``<name>.log``."""
+    import os
+    import sys
+    import time
+
+    from mlops.dev.demo import _start_processes, _stop_processes
+
+    child = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); print('up', flush=True); time.sleep(60)"
+    running = _start_processes({"sleeper": [sys.executable, "-c", child]}, dict(os.environ), tmp_path)
+    process = running["sleeper"]
+    assert os.getpgid(process.pid) == process.pid != os.getpgid(0)  # its own group
+    for _ in range(100):
+        if (tmp_path / "sleeper.log").read_text().strip() == "up":
+            break
+        time.sleep(0.1)
+    _stop_processes(running)
+    assert process.returncode is not None
+    group_alive = True
+    for _ in range(50):  # the grandchild got the same SIGINT: give it a moment to exit
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            group_alive = False
+            break
+        time.sleep(0.1)
+    assert not group_alive, "the grandchild outlived `mlops up`"
+
+
+def test_up_runs_the_mlflow_ui_with_one_worker_and_the_prediction_service(mlops_home) -> None:
+    from mlops.cli import build_parser
+    from mlops.config import get_settings
+    from mlops.dev.demo import _up_commands
+
+    ns = build_parser().parse_args(["up", "--mlflow-port", "5123", "--serve-port", "8123"])
+    commands = _up_commands(ns, get_settings())
+    mlflow = commands["mlflow"]
+    assert mlflow[1:6] == ["ui", "--host", "127.0.0.1", "--port", "5123"] and mlflow[-2:] == [
+        "--workers",
+        "1",
+    ]
+    assert commands["serve"][1:] == ["serve", "--port", "8123"]

@@ -24,18 +24,21 @@ import contextlib
 import json
 import logging
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlops.cli import command
 from mlops.config import get_settings
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
+    from mlops.config import Settings
     from mlops.dev.embedded import Services
 
 log = logging.getLogger("mlops.dev.demo")
@@ -197,6 +200,66 @@ class Replay:
     retrained: dict[str, Any] = field(default_factory=dict)
 
 
+def _wait_retraining(
+    svc: Services, timeline: Timeline, retrains_before: int, champion: str | None, timeout: float
+) -> dict[str, Any]:
+    """Wait for the ``train_model`` run that a ``retrain_request`` starts; what it did to the champion."""
+    t0 = time.monotonic()
+    _say("▶ retrain_request emitted: waiting for the train_model run it starts")
+    deadline = time.monotonic() + 300
+    while len(_asset_triggered(svc, "train_model")) <= retrains_before:
+        svc.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError("retrain_request emitted but no asset-triggered train_model run")
+        time.sleep(2)
+    run = _asset_triggered(svc, "train_model")[-1]
+    done = _wait_run(svc, "train_model", str(run["run_id"]), timeout)
+    retrained = {
+        "run_id": done["run_id"],
+        "state": done["state"],
+        "champion_before": champion,
+        "champion_after": _champion(),
+    }
+    timeline.record(
+        "retraining (retrain_request)",
+        time.monotonic() - t0,
+        f"{done['run_id']} {done['state']}; champion v{champion} -> v{retrained['champion_after']}",
+    )
+    return retrained
+
+
+class WeekCheck(NamedTuple):
+    """A replayed week's retraining decision, and the asset-triggered ``train_model`` runs before it."""
+
+    decision: str
+    why: str
+    retrains_before: int
+
+
+def _score_and_check_week(
+    svc: Services, timeline: Timeline, day: date, last: date, champion: str | None, timeout: float
+) -> WeekCheck:
+    """``batch_predict`` over the week, then ``monitor_drift`` for its last day."""
+    from mlops import monitoring
+
+    t0 = time.monotonic()
+    _say(f"▶ week {day} → {last}: batch_predict with v{champion}, then monitor_drift for {last}")
+    run_id = svc.trigger_run("batch_predict", day.isoformat(), {"end_ds": last.isoformat()})
+    scored = _wait_run(svc, "batch_predict", run_id, timeout)
+    retrains_before = len(_asset_triggered(svc, "train_model"))
+    run_id = svc.trigger_run("monitor_drift", last.isoformat())
+    checked = _wait_run(svc, "monitor_drift", run_id, timeout)
+    verdict = monitoring.day_decision(last.isoformat(), monitoring.read_ledger())
+    decision, why = verdict if verdict else ("none", "no threshold breached")
+    timeline.record(
+        f"week {day}: score + monitor",
+        time.monotonic() - t0,
+        f"batch_predict {scored.get('state')}, monitor_drift {checked.get('state')}, "
+        f"retrain request: {decision} ({why[:100]})",
+    )
+    return WeekCheck(decision, why, retrains_before)
+
+
 def replay_weeks(
     svc: Services, timeline: Timeline, first: date, end: date, timeout: float, whole_window: bool
 ) -> Replay:
@@ -204,55 +267,67 @@ def replay_weeks(
     ``batch_predict`` run over the week), then check it (``monitor_drift`` for the week's last day,
     whose 7-day window is the week). When a check emits ``retrain_request``, wait for the
     ``train_model`` run it starts; the replay then stops (or, with ``whole_window``, goes on)."""
-    from mlops.monitoring import history
-
     replay = Replay()
     day = first
     while day <= end:
         last = min(day + timedelta(days=6), end)
         champion = _champion()
-        t0 = time.monotonic()
-        _say(f"▶ week {day} → {last}: batch_predict with v{champion}, then monitor_drift for {last}")
-        run_id = svc.trigger_run("batch_predict", day.isoformat(), {"end_ds": last.isoformat()})
-        scored = _wait_run(svc, "batch_predict", run_id, timeout)
-        retrains_before = len(_asset_triggered(svc, "train_model"))
-        run_id = svc.trigger_run("monitor_drift", last.isoformat())
-        checked = _wait_run(svc, "monitor_drift", run_id, timeout)
-        verdict = history.day_decision(last.isoformat(), history.read_ledger())
-        decision, why = verdict if verdict else ("none", "no threshold breached")
-        replay.weeks.append((day.isoformat(), last.isoformat(), decision, why))
-        timeline.record(
-            f"week {day}: score + monitor",
-            time.monotonic() - t0,
-            f"batch_predict {scored.get('state')}, monitor_drift {checked.get('state')}, "
-            f"retrain request: {decision} ({why[:100]})",
-        )
-        if decision == "requested":
-            t1 = time.monotonic()
-            _say("▶ retrain_request emitted: waiting for the train_model run it starts")
-            deadline = time.monotonic() + 300
-            while len(_asset_triggered(svc, "train_model")) <= retrains_before:
-                svc.check_alive()
-                if time.monotonic() > deadline:
-                    raise TimeoutError("retrain_request emitted but no asset-triggered train_model run")
-                time.sleep(2)
-            run = _asset_triggered(svc, "train_model")[-1]
-            done = _wait_run(svc, "train_model", str(run["run_id"]), timeout)
-            replay.retrained = {
-                "run_id": done["run_id"],
-                "state": done["state"],
-                "champion_before": champion,
-                "champion_after": _champion(),
-            }
-            timeline.record(
-                "retraining (retrain_request)",
-                time.monotonic() - t1,
-                f"{done['run_id']} {done['state']}; champion v{champion} -> v{replay.retrained['champion_after']}",
-            )
+        week = _score_and_check_week(svc, timeline, day, last, champion, timeout)
+        replay.weeks.append((day.isoformat(), last.isoformat(), week.decision, week.why))
+        if week.decision == "requested":
+            replay.retrained = _wait_retraining(svc, timeline, week.retrains_before, champion, timeout)
             if not whole_window:
                 break
         day = last + timedelta(days=1)
     return replay
+
+
+def _backfill_pipeline(
+    svc: Services, timeline: Timeline, present: set[str], start: date, end: date, timeout: float
+) -> None:
+    """Landing and ingestion, backfilled together: each ingestion run's sensor waits in the
+    triggerer until the simulator has landed its day."""
+    from mlops.dev import embedded
+
+    days = _dates(start, end)
+    pipeline = [d for d in ("flights_upstream_simulator", "ingest_flights") if d in present]
+    t0 = time.monotonic()
+    for dag_id in pipeline:
+        _say(f"▶ {dag_id}: backfill {start} → {end} ({len(days)} runs)")
+        embedded.backfill(dag_id, start.isoformat(), end.isoformat(), env=svc.env, max_active_runs=8)
+    for dag_id in pipeline:
+        runs = embedded.wait_for_runs(
+            dag_id,
+            svc.env,
+            len(days),
+            services=svc,
+            timeout=timeout,
+            on_progress=lambda m: _say(f"  {m}"),
+        )
+        timeline.record(f"{dag_id} backfill", time.monotonic() - t0, _states(runs))
+
+
+def _materialize(svc: Services, timeline: Timeline, start: date, end: date, timeout: float) -> None:
+    """Wait for the asset-triggered ``materialize_features`` runs, then fill any day they missed."""
+    t0 = time.monotonic()
+    runs = _wait_idle(svc, "materialize_features", timeout)
+    timeline.record("materialize_features (asset-triggered)", time.monotonic() - t0, _states(runs))
+    _catch_up_features(svc, timeline, start, end, len(runs), timeout)
+
+
+def _train_first_weeks(
+    svc: Services, timeline: Timeline, start: date, end: date, after_weeks: int, weeks: int, timeout: float
+) -> date | None:
+    """The weekly training runs that make the first champion; the last one's day (None: none)."""
+    mondays = _mondays(start + timedelta(days=after_weeks * 7), end)[:weeks]
+    if not mondays:
+        return None
+    # Two at a time: each fit uses both cores; each week's model is gated against the champion of
+    # the weeks before it.
+    _run_backfill(
+        svc, timeline, "train_model", mondays[0], mondays[-1], len(mondays), timeout, max_active_runs=2
+    )
+    return mondays[-1]
 
 
 def run_demo(
@@ -284,39 +359,14 @@ def run_demo(
         logging.getLogger("httpx").setLevel(logging.WARNING)
         embedded.reserialize(svc.env)
         embedded.unpause(sorted(present), svc.env)
-        days = _dates(start, end)
-        # Landing and ingestion are backfilled together: each ingestion run's sensor waits in the
-        # triggerer until the simulator has landed its day.
-        pipeline = [d for d in ("flights_upstream_simulator", "ingest_flights") if d in present]
-        t1 = time.monotonic()
-        for dag_id in pipeline:
-            _say(f"▶ {dag_id}: backfill {start} → {end} ({len(days)} runs)")
-            embedded.backfill(dag_id, start.isoformat(), end.isoformat(), env=svc.env, max_active_runs=8)
-        for dag_id in pipeline:
-            runs = embedded.wait_for_runs(
-                dag_id,
-                svc.env,
-                len(days),
-                services=svc,
-                timeout=timeout,
-                on_progress=lambda m: _say(f"  {m}"),
-            )
-            timeline.record(f"{dag_id} backfill", time.monotonic() - t1, _states(runs))
+        _backfill_pipeline(svc, timeline, present, start, end, timeout)
         if "materialize_features" in present:
-            t1 = time.monotonic()
-            runs = _wait_idle(svc, "materialize_features", timeout)
-            timeline.record("materialize_features (asset-triggered)", time.monotonic() - t1, _states(runs))
-            _catch_up_features(svc, timeline, start, end, len(runs), timeout)
+            _materialize(svc, timeline, start, end, timeout)
         replay_from: date | None = None
         if "train_model" in present:
-            weeks = _mondays(start + timedelta(days=train_after_weeks * 7), end)[:train_weeks]
-            if weeks:
-                # Two at a time: each fit uses both cores; each week's model is gated against the
-                # champion of the weeks before it.
-                _run_backfill(
-                    svc, timeline, "train_model", weeks[0], weeks[-1], len(weeks), timeout, max_active_runs=2
-                )
-                replay_from = weeks[-1]
+            replay_from = _train_first_weeks(
+                svc, timeline, start, end, train_after_weeks, train_weeks, timeout
+            )
         if replay_from is not None and {"batch_predict", "monitor_drift"} <= present:
             if _champion() is None:
                 _say("  no model was promoted to @champion: nothing to score or monitor")
@@ -340,18 +390,21 @@ def _partitions(prefix: str, start: date, end: date) -> list[str]:
     return sorted(found)
 
 
-def _print_summary(svc: Services, timeline: Timeline, start: date, end: date, replay: Replay) -> None:
+def _print_runs(svc: Services, timeline: Timeline) -> None:
+    """Each stage's wall time, and each DAG's runs by state."""
     from mlops.dev import embedded
 
-    _say("══ Summary ══")
     for name, seconds, detail in timeline.stages:
         _say(f"  {name:<42} {seconds:7.0f}s  {detail}")
     for dag_id in sorted(_existing_dags()):
-        runs = embedded.list_runs(dag_id, svc.env)
         states: dict[str, int] = {}
-        for run in runs:
+        for run in embedded.list_runs(dag_id, svc.env):
             states[str(run.get("state"))] = states.get(str(run.get("state")), 0) + 1
         _say(f"  {dag_id:<30} runs: {json.dumps(states)}")
+
+
+def _print_outcome(start: date, end: date, replay: Replay) -> None:
+    """What the lake holds for the window, and what the replay decided."""
     from mlops.features.compute import DAILY_VIEWS
 
     ingested = _partitions("curated/flights", start, end)
@@ -371,6 +424,12 @@ def _print_summary(svc: Services, timeline: Timeline, start: date, end: date, re
             f"  retraining: {r['run_id']} {r['state']}; champion v{r['champion_before']} → "
             f"v{r['champion_after']}"
         )
+
+
+def _print_summary(svc: Services, timeline: Timeline, start: date, end: date, replay: Replay) -> None:
+    _say("══ Summary ══")
+    _print_runs(svc, timeline)
+    _print_outcome(start, end, replay)
     try:
         from mlops.models.lifecycle import lifecycle_summary
 
@@ -430,10 +489,76 @@ def _up_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--serve-port", type=int, default=8000)
 
 
+def _up_commands(ns: argparse.Namespace, settings: Settings) -> dict[str, list[str]]:
+    """The processes `mlops up` starts beside Airflow: the MLflow UI, and the prediction service."""
+    bin_dir = os.path.dirname(sys.executable)
+    commands = {
+        "mlflow": [
+            os.path.join(bin_dir, "mlflow"),
+            "ui",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ns.mlflow_port),
+            "--backend-store-uri",
+            settings.mlflow_tracking_uri,
+            "--workers",
+            "1",  # one user on a laptop; the default 4 cost ~1 GB
+        ],
+    }
+    if "serve" in __import__("mlops.cli", fromlist=["COMMANDS"]).COMMANDS:
+        commands["serve"] = [os.path.join(bin_dir, "mlops"), "serve", "--port", str(ns.serve_port)]
+    return commands
+
+
+def _start_processes(
+    commands: dict[str, list[str]], env: dict[str, str], logs: Path
+) -> dict[str, subprocess.Popen]:
+    """Start each command in its own session, logging to ``logs/<name>.log``."""
+    # The MLflow UI without MLflow 3's GenAI job runner (seven idle processes, ~1.8 GB).
+    extra_env = {"mlflow": {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}}
+    return {
+        name: subprocess.Popen(
+            command,
+            env={**env, **extra_env.get(name, {})},
+            stdout=(logs / f"{name}.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for name, command in commands.items()
+    }
+
+
+def _stop_processes(running: dict[str, subprocess.Popen]) -> None:
+    """Interrupt each process group (mlflow ui runs children of its own), killing what lingers."""
+    import signal
+
+    for process in running.values():
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
+    for process in running.values():
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _admin_password(settings: Settings) -> str:
+    """The generated ``admin`` password of the simple auth manager (waits up to 2 min for it)."""
+    pw_file = settings.airflow_home / "simple_auth_manager_passwords.json.generated"
+    for _ in range(120):
+        if pw_file.exists():
+            break
+        time.sleep(1)
+    return json.loads(pw_file.read_text()).get("admin", "?") if pw_file.exists() else "(see logs)"
+
+
 @command("up", "Airflow + MLflow UI + prediction service for interactive use", _up_args)
 def _up(ns: argparse.Namespace) -> int:
     import signal
-    import subprocess
 
     from mlops.dev import embedded
 
@@ -446,49 +571,15 @@ def _up(ns: argparse.Namespace) -> int:
     # Extra links and the lifecycle page point at the MLflow UI this command starts.
     env.setdefault("MLFLOW_UI_URL", f"http://127.0.0.1:{ns.mlflow_port}")
     embedded.init_db(env)
-    bin_dir = os.path.dirname(sys.executable)
     logs = s.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    procs = {
-        "mlflow": [
-            os.path.join(bin_dir, "mlflow"),
-            "ui",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ns.mlflow_port),
-            "--backend-store-uri",
-            s.mlflow_tracking_uri,
-            "--workers",
-            "1",  # one user on a laptop; the default 4 cost ~1 GB
-        ],
-    }
-    if "serve" in __import__("mlops.cli", fromlist=["COMMANDS"]).COMMANDS:
-        procs["serve"] = [os.path.join(bin_dir, "mlops"), "serve", "--port", str(ns.serve_port)]
-    # The MLflow UI without MLflow 3's GenAI job runner (seven idle processes, ~1.8 GB).
-    extra_env = {"mlflow": {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}}
-    running = {
-        name: subprocess.Popen(
-            cmd,
-            env={**env, **extra_env.get(name, {})},
-            stdout=(logs / f"{name}.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for name, cmd in procs.items()
-    }
+    running = _start_processes(_up_commands(ns, s), env, logs)
     # Airflow's components (not `airflow standalone`): no log servers on 0.0.0.0, and a component
     # that dies takes what it started with it (embedded.Services' watchdog); then everything stops.
     airflow = embedded.Services(env=env)
     try:
         airflow.start()
-        pw_file = s.airflow_home / "simple_auth_manager_passwords.json.generated"
-        for _ in range(120):
-            if pw_file.exists():
-                break
-            time.sleep(1)
-        password = json.loads(pw_file.read_text()).get("admin", "?") if pw_file.exists() else "(see logs)"
-        _say(f"Airflow UI:   http://127.0.0.1:{ns.airflow_port}   login admin / {password}")
+        _say(f"Airflow UI:   http://127.0.0.1:{ns.airflow_port}   login admin / {_admin_password(s)}")
         _say(f"MLflow UI:    http://127.0.0.1:{ns.mlflow_port}")
         if "serve" in running:
             _say(f"Predictions:  http://127.0.0.1:{ns.serve_port}/docs")
@@ -501,17 +592,5 @@ def _up(ns: argparse.Namespace) -> int:
         pass
     finally:
         airflow.stop()
-        # Each was started in its own session: signal the whole group (mlflow ui runs children of
-        # its own).
-        for p in running.values():
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGINT)
-        for p in running.values():
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        _stop_processes(running)
     return 0
