@@ -240,7 +240,7 @@ def _score_and_check_week(
     svc: Services, timeline: Timeline, day: date, last: date, champion: str | None, timeout: float
 ) -> WeekCheck:
     """``batch_predict`` over the week, then ``monitor_drift`` for its last day."""
-    from mlops import monitoring
+    from mlops.monitoring import history
 
     t0 = time.monotonic()
     _say(f"▶ week {day} → {last}: batch_predict with v{champion}, then monitor_drift for {last}")
@@ -249,7 +249,7 @@ def _score_and_check_week(
     retrains_before = len(_asset_triggered(svc, "train_model"))
     run_id = svc.trigger_run("monitor_drift", last.isoformat())
     checked = _wait_run(svc, "monitor_drift", run_id, timeout)
-    verdict = monitoring.day_decision(last.isoformat(), monitoring.read_ledger())
+    verdict = history.day_decision(last.isoformat(), history.read_ledger())
     decision, why = verdict if verdict else ("none", "no threshold breached")
     timeline.record(
         f"week {day}: score + monitor",
