@@ -65,9 +65,11 @@ def materialize_features():
     @task
     def build_features(days: list[str]) -> dict:
         """Build the feature tables of ``days`` (idempotent) and return the covered interval."""
+        from mlops.airflow.runtime import lake_task
         from mlops.features.compute import build_feature_tables
 
-        result = build_feature_tables(days)
+        with lake_task():
+            result = build_feature_tables(days)
         if not result.partitions:
             raise FileNotFoundError(
                 f"no curated partition for any of {days}: nothing to build; ingest them first "
@@ -78,9 +80,11 @@ def materialize_features():
     @task
     def feast_apply() -> dict:
         """``feast apply`` of feature_repo/, serialized across runs and processes."""
+        from mlops.airflow.runtime import lake_task
         from mlops.features import feature_store
 
-        return feature_store.apply()
+        with lake_task():
+            return feature_store.apply()
 
     materialize = FeastMaterializeOperator(
         task_id="materialize",
