@@ -138,10 +138,12 @@ def test_training_frame_equals_an_independent_point_in_time_join(store_home, tra
 
 
 def test_a_day_without_feature_tables_keeps_its_rows_and_fails_validation(store_home):
-    """Feast's DuckDB store keeps every entity row: flights of a day whose feature tables were not
-    built come back with nulls for the daily views only (the static aircraft view still answers;
-    Feast's dask store dropped such entity rows whole), and the training-set validation names the
-    day."""
+    """Flights of a day whose feature tables were not built come back with nulls for the daily
+    views (the static aircraft view still answers), and the training-set validation names the day.
+
+    A guard for the DuckDB store's edge semantics (an entity row is never dropped; a view without
+    a row of the key within its TTL gives nulls for that view only, see
+    tests/unit/test_feast_duckdb.py): validation still catches a day without features."""
     from mlops.training.params import TrainParams, Window
     from mlops.training.validation import validate_training_set
 
