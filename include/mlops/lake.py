@@ -56,9 +56,12 @@ def set_s3_client_factory(factory: S3ClientFactory | None) -> None:
 
 
 def _default_s3_client() -> Any:
+    """A client from the environment as it is now (a new session: boto3's default one keeps the
+    credentials it resolved first, so a later change of ``AWS_*`` would be ignored)."""
     import boto3
 
-    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
 
 
 def s3_client() -> Any:
