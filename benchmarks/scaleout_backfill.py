@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/scaleout_backfill.py --days 7 --profiles celery
 
 Each profile starts from nothing in a scratch directory under /tmp: the scale-out stack of
-:func:`mlops.scaleout.local_stack` (PostgreSQL, Redis, S3 on loopback, MLflow server, two Celery
+:func:`mlops.dev.stack.local_stack` (PostgreSQL, Redis, S3 on loopback, MLflow server, two Celery
 workers) or the embedded one of :func:`mlops.dev.embedded.running` (SQLite, LocalExecutor, local lake).
 The month is landed first (``mlops.ingest.simulator.export_day`` for each day, what the simulator DAG
 writes; ``--land-with-dag`` backfills ``flights_upstream_simulator`` instead; timed apart), then
@@ -31,9 +31,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops import scaleout
 from mlops.config import REPO_ROOT, get_settings
 from mlops.dev import embedded
+from mlops.dev.stack import local_stack, worker_busy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -231,7 +231,7 @@ def run_celery(
     concurrency = max(1, slots // workers)
     with tempfile.TemporaryDirectory(prefix="scaleout_bench_", dir="/tmp") as tmp:
         t0 = time.monotonic()
-        with scaleout.local_stack(
+        with local_stack(
             Path(tmp),
             workers=workers,
             concurrency=concurrency,
@@ -251,7 +251,7 @@ def run_celery(
             load_after, cpu = _loadavg(), _cpu_seconds(st.services) - cpu_before
             ids = _backfill_ids(start, days)
             tis = [t for t in st.task_instances(INGEST) if t["run_id"] in ids]
-            spread = scaleout.worker_busy(tis)
+            spread = worker_busy(tis)
             spread["peak_tasks_per_worker"] = _peak_per_worker(tis)
             checked = _check_lake(st.env["MLOPS_LAKE_URI"], st.env["MLOPS_LANDING_URI"], start, days, st.s3)
     return {
@@ -304,7 +304,7 @@ def run_embedded(
             for k in [k for k in os.environ if k.startswith(("AIRFLOW", "MLOPS_"))]:
                 del os.environ[k]
             os.environ.update(saved)
-    spread = scaleout.worker_busy(tis)
+    spread = worker_busy(tis)
     return {
         "profile": f"embedded (LocalExecutor, parallelism {slots}, SQLite, local lake)",
         "stack_start_seconds": round(started, 1),

@@ -1,6 +1,6 @@
 """The scale-out topology without Docker, through the real scheduler.
 
-:func:`mlops.scaleout.local_stack` runs what ``docker-compose.yaml`` runs, configured by the same
+:func:`mlops.dev.stack.local_stack` runs what ``docker-compose.yaml`` runs, configured by the same
 variables (:func:`mlops.scaleout.environment`): CeleryExecutor with two ``airflow celery worker``
 processes on this machine's PostgreSQL (fresh databases for Airflow, MLflow, MLflow's users and the
 Feast registry, and the prediction service's read-only role) and a private ``redis-server`` with a
@@ -37,9 +37,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from mlops import scaleout
 from mlops.config import EXPERIMENT_NAME, FEAST_PROJECT, MODEL_NAME
 from mlops.dev import embedded
+from mlops.dev.stack import local_stack, worker_busy
 from tests.conftest import IN_CI, REPO, require_service
 
 #: A busy 2-core machine needs more than the suite's default 20 min for the stack and the pipeline.
@@ -95,9 +95,7 @@ def stack(tmp_path_factory):
     work = tmp_path_factory.mktemp("scaleout")
     t0 = time.monotonic()
     # The replay ends with 2013 (as in the embedded profile): unpausing creates no run for today.
-    with scaleout.local_stack(
-        work, workers=2, concurrency=2, schedule_end="2013-12-31", wait_mlflow=False
-    ) as st:
+    with local_stack(work, workers=2, concurrency=2, schedule_end="2013-12-31", wait_mlflow=False) as st:
         embedded.reserialize(st.env)
         unpause(st, present_dags())
         st.started_in = time.monotonic() - t0  # type: ignore[attr-defined]
@@ -475,7 +473,7 @@ def test_pipeline_on_celery_postgres_redis_s3(stack, record_property):
         for ds in window:
             frame = read_parquet(st, st.endpoints.lake_bucket, f"curated/flights/ds={ds}/data.parquet")
             assert events[ds]["rows"] == len(frame), f"ds={ds}: asset event says {events[ds]['rows']} rows"
-        spread = scaleout.worker_busy(st.task_instances("ingest_flights"))
+        spread = worker_busy(st.task_instances("ingest_flights"))
         print(f"  ingest over the workers: {json.dumps(spread)}", flush=True)
         assert set(spread["tasks"]) == set(st.workers), f"tasks did not run on both workers: {spread}"
         checked.append(
