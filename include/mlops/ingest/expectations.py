@@ -173,6 +173,11 @@ def _define_semantic_metrics() -> None:
 
 def _column_expectations() -> tuple[type, type, type]:
     """Each column's type, null share and value range, checked in one expectation each."""
+    return _column_types_expectation(), _null_fractions_expectation(), _ranges_expectation()
+
+
+def _column_types_expectation() -> type:
+    """Each listed column's pandas dtype (``table.column_types``)."""
     from great_expectations.expectations.expectation import BatchExpectation
 
     class ExpectTableColumnTypesToMatch(BatchExpectation):
@@ -198,6 +203,13 @@ def _column_expectations() -> tuple[type, type, type]:
                 "result": {"observed_value": actual, "details": {"mismatched": mismatched}},
             }
 
+    return ExpectTableColumnTypesToMatch
+
+
+def _null_fractions_expectation() -> type:
+    """Each listed column's share of nulls (``table.column_null_counts``)."""
+    from great_expectations.expectations.expectation import BatchExpectation
+
     class ExpectColumnNullFractionsToBeAtMost(BatchExpectation):
         """Expect each listed column's share of nulls to be at most its ``max_null_fractions`` value."""
 
@@ -219,6 +231,13 @@ def _column_expectations() -> tuple[type, type, type]:
                 "result": {"observed_value": counts, "details": {"violations": violations}},
             }
 
+    return ExpectColumnNullFractionsToBeAtMost
+
+
+def _ranges_expectation() -> type:
+    """Each listed numeric column's range (``table.column_range_violations``)."""
+    from great_expectations.expectations.expectation import BatchExpectation
+
     class ExpectColumnValuesToBeInRanges(BatchExpectation):
         """Expect each listed numeric column's values within ``[low, high]`` (nulls ignored)."""
 
@@ -237,7 +256,7 @@ def _column_expectations() -> tuple[type, type, type]:
                 "result": {"observed_value": observed, "details": {"violations": violations}},
             }
 
-    return ExpectTableColumnTypesToMatch, ExpectColumnNullFractionsToBeAtMost, ExpectColumnValuesToBeInRanges
+    return ExpectColumnValuesToBeInRanges
 
 
 def findings_result(findings: dict[str, dict[str, Any]]) -> dict[str, Any]:

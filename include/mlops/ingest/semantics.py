@@ -329,42 +329,45 @@ def clock_findings(
 # --- consistency ----------------------------------------------------------------------------------
 
 
-def consistency_findings(
-    frame: pd.DataFrame, ranges: Mapping[str, tuple[float, float]]
-) -> dict[str, dict[str, Any]]:
-    """The relations between columns a real flight satisfies (see the module docstring).
+class _Relations:
+    """One frame under the relation checks: its numeric columns as floats (read once), the rows
+    where each column is sane (present, in ``ranges``, a time of day for a clock field) and the
+    findings so far, in the order the checks ran."""
 
-    A row enters a relation only when its fields are present, of their type and in ``ranges``
-    (and clock fields a time of day): a value the range or clock check already reports is not
-    reported again as a broken relation.
-    """
-    import numpy as np
+    def __init__(self, frame: pd.DataFrame, ranges: Mapping[str, tuple[float, float]]) -> None:
+        self.frame = frame
+        self.ranges = ranges
+        self.findings: dict[str, dict[str, Any]] = {}
+        self._arrays: dict[str, np.ndarray] = {}
+        self._sane: dict[str, np.ndarray] = {}
 
-    out: dict[str, dict[str, Any]] = {}
-    arrays: dict[str, np.ndarray] = {}
-    sane_cache: dict[str, np.ndarray] = {}
+    def num(self, column: str) -> np.ndarray:
+        if column not in self._arrays:
+            self._arrays[column] = _floats(self.frame, column)
+        return self._arrays[column]
 
-    def num(column: str) -> np.ndarray:
-        if column not in arrays:
-            arrays[column] = _floats(frame, column)
-        return arrays[column]
+    def sane(self, column: str) -> np.ndarray:
+        """True where ``column`` is present, in its range and (a clock field) a time of day."""
+        import numpy as np
 
-    def sane(column: str) -> np.ndarray:
-        if column not in sane_cache:
-            values = num(column)
+        if column not in self._sane:
+            values = self.num(column)
             ok = ~np.isnan(values)
-            if column in ranges:
-                low, high = ranges[column]
+            if column in self.ranges:
+                low, high = self.ranges[column]
                 ok &= (values >= low) & (values <= high)
             if column in CLOCK_LATEST:
                 ok &= _time_of_day(values, CLOCK_LATEST[column])
-            sane_cache[column] = ok
-        return sane_cache[column]
+            self._sane[column] = ok
+        return self._sane[column]
 
-    def usable(numeric: tuple[str, ...] = (), text: tuple[str, ...] = ()) -> bool:
+    def usable(self, numeric: tuple[str, ...] = (), text: tuple[str, ...] = ()) -> bool:
+        """All ``numeric`` columns present and numeric, all ``text`` ones present and text."""
+        frame = self.frame
         return all(_numeric(frame, c) for c in numeric) and all(_text(frame, c) for c in text)
 
     def rows_finding(
+        self,
         name: str,
         bad: np.ndarray,
         checked: np.ndarray,
@@ -374,56 +377,98 @@ def consistency_findings(
         column: str,
         extra: Mapping[str, tuple[str, np.ndarray, str]] | None = None,
     ) -> int:
+        """Record finding ``name`` on the ``bad`` rows (of the ``checked`` ones); their count."""
         n = int(bad.sum())
-        examples = _row_examples(frame, bad, columns, extra) if n else []
+        examples = _row_examples(self.frame, bad, columns, extra) if n else []
         message = f"{_rows(n)} with {what}{_eg(examples)}: {hint}"
-        out[name] = _finding(n == 0, message, n, examples, column=column, checked=int(checked.sum()))
+        self.findings[name] = _finding(
+            n == 0, message, n, examples, column=column, checked=int(checked.sum())
+        )
         return n
 
-    # hour and minute are those of the scheduled departure.
-    if usable(("sched_dep_time", "hour", "minute")):
-        sched, hour, minute = num("sched_dep_time"), num("hour"), num("minute")
-        checked = sane("sched_dep_time") & ~np.isnan(hour) & ~np.isnan(minute)
-        bad = checked & ((hour != sched // 100) | (minute != sched % 100))
-        rows_finding(
-            "hour_minute",
-            bad,
-            checked,
-            ("sched_dep_time", "hour", "minute"),
-            "hour/minute not the hour and minute of sched_dep_time",
-            "hour and minute taken from another field (dep_time?) or on another clock?",
-            "hour",
-        )
 
-    keys, dates = _row_dates(frame) if usable(("year", "month", "day")) else (None, {})
+def consistency_findings(
+    frame: pd.DataFrame, ranges: Mapping[str, tuple[float, float]]
+) -> dict[str, dict[str, Any]]:
+    """The relations between columns a real flight satisfies (see the module docstring).
 
-    # time_hour is the UTC start of the row's local (New York) hour.
-    if keys is not None and usable(("hour",), ("time_hour",)):
-        expected = _expected_time_hour(keys, dates, num("hour"))
-        checked = np.array([e is not None for e in expected], dtype=bool)
-        bad = checked & (frame["time_hour"].to_numpy(dtype=object) != expected)
-        rows_finding(
-            "time_hour",
-            bad,
-            checked,
-            ("hour", "time_hour"),
-            "time_hour not the UTC start of the row's local (New York) hour",
-            "time_hour written on another clock (a time-zone shift)?",
-            "time_hour",
-            {"expected": ("expected", expected, "")},
-        )
+    A row enters a relation only when its fields are present, of their type and in ``ranges``
+    (and clock fields a time of day): a value the range or clock check already reports is not
+    reported again as a broken relation.
+    """
+    relations = _Relations(frame, ranges)
+    _check_hour_minute(relations)
+    keys, dates = _row_dates(frame) if relations.usable(("year", "month", "day")) else (None, {})
+    if keys is not None:
+        _check_time_hour(relations, keys, dates)
+    _check_delays(relations)
+    _check_null_pattern(relations)
+    same = _check_origin_dest(relations)
+    failed_rows = _check_route_distance(relations, same)
+    if keys is not None and _check_taxi(relations, keys, dates):
+        failed_rows = True
+    if not failed_rows:
+        _check_speed_median(relations)
+    return relations.findings
 
-    # Delays are the difference of their clock fields (modulo a day: a flight may leave after midnight).
+
+def _check_hour_minute(relations: _Relations) -> None:
+    """``hour`` and ``minute`` are those of the scheduled departure."""
+    import numpy as np
+
+    if not relations.usable(("sched_dep_time", "hour", "minute")):
+        return
+    sched, hour, minute = relations.num("sched_dep_time"), relations.num("hour"), relations.num("minute")
+    checked = relations.sane("sched_dep_time") & ~np.isnan(hour) & ~np.isnan(minute)
+    bad = checked & ((hour != sched // 100) | (minute != sched % 100))
+    relations.rows_finding(
+        "hour_minute",
+        bad,
+        checked,
+        ("sched_dep_time", "hour", "minute"),
+        "hour/minute not the hour and minute of sched_dep_time",
+        "hour and minute taken from another field (dep_time?) or on another clock?",
+        "hour",
+    )
+
+
+def _check_time_hour(relations: _Relations, keys: np.ndarray, dates: Mapping[int, dt.date]) -> None:
+    """``time_hour`` is the UTC start of the row's local (New York) hour."""
+    import numpy as np
+
+    if not relations.usable(("hour",), ("time_hour",)):
+        return
+    expected = _expected_time_hour(keys, dates, relations.num("hour"))
+    checked = np.array([e is not None for e in expected], dtype=bool)
+    bad = checked & (relations.frame["time_hour"].to_numpy(dtype=object) != expected)
+    relations.rows_finding(
+        "time_hour",
+        bad,
+        checked,
+        ("hour", "time_hour"),
+        "time_hour not the UTC start of the row's local (New York) hour",
+        "time_hour written on another clock (a time-zone shift)?",
+        "time_hour",
+        {"expected": ("expected", expected, "")},
+    )
+
+
+def _check_delays(relations: _Relations) -> None:
+    """Delays are the difference of their clock fields (modulo a day: a flight may leave after
+    midnight)."""
+    import numpy as np
+
     for delay, actual, scheduled in (
         ("dep_delay", "dep_time", "sched_dep_time"),
         ("arr_delay", "arr_time", "sched_arr_time"),
     ):
-        if not usable((delay, actual, scheduled)):
+        if not relations.usable((delay, actual, scheduled)):
             continue
-        checked = sane(delay) & sane(actual) & sane(scheduled)
-        residual = (minutes_of_day(num(actual)) - minutes_of_day(num(scheduled)) - num(delay)) % 1440
+        checked = relations.sane(delay) & relations.sane(actual) & relations.sane(scheduled)
+        clock_minutes = minutes_of_day(relations.num(actual)) - minutes_of_day(relations.num(scheduled))
+        residual = (clock_minutes - relations.num(delay)) % 1440
         bad = checked & (np.minimum(residual, 1440 - residual) >= DELAY_TOLERANCE_MINUTES)
-        rows_finding(
+        relations.rows_finding(
             delay,
             bad,
             checked,
@@ -433,140 +478,190 @@ def consistency_findings(
             delay,
         )
 
-    # Nulls follow the patterns of a real flight.
+
+def _check_null_pattern(relations: _Relations) -> None:
+    """Nulls follow the patterns of a real flight."""
+    import numpy as np
+
     flight_fields = ("dep_time", "dep_delay", "arr_time", "arr_delay", "air_time")
-    if usable(flight_fields, ("tailnum",)):
-        present = frame[list(flight_fields)].notna().to_numpy()
-        code = present @ np.array([16, 8, 4, 2, 1])
-        allowed = np.isin(code, [31, 28, 24, 0])  # flown; diverted with/without arrival time; cancelled
-        bad = ~allowed | (frame["tailnum"].isna().to_numpy() & (code != 0))
-        rows_finding(
-            "null_pattern",
+    if not relations.usable(flight_fields, ("tailnum",)):
+        return
+    frame = relations.frame
+    present = frame[list(flight_fields)].notna().to_numpy()
+    code = present @ np.array([16, 8, 4, 2, 1])
+    allowed = np.isin(code, [31, 28, 24, 0])  # flown; diverted with/without arrival time; cancelled
+    bad = ~allowed | (frame["tailnum"].isna().to_numpy() & (code != 0))
+    relations.rows_finding(
+        "null_pattern",
+        bad,
+        np.ones(len(frame), dtype=bool),
+        (*flight_fields, "tailnum"),
+        "a null pattern no real flight has (departed: dep_time and dep_delay; arrived: also "
+        "arr_time, arr_delay and air_time; cancelled: none of them, tailnum optional)",
+        "nulls written as 0, or values dropped from some rows?",
+        "dep_delay",
+    )
+
+
+def _check_origin_dest(relations: _Relations) -> np.ndarray:
+    """A flight goes somewhere else; the rows where ``dest`` is ``origin`` (none if unchecked)."""
+    import numpy as np
+
+    frame = relations.frame
+    if not relations.usable(text=("origin", "dest")):
+        return np.zeros(len(frame), dtype=bool)
+    origin, dest = frame["origin"].to_numpy(dtype=object), frame["dest"].to_numpy(dtype=object)
+    checked = frame["origin"].notna().to_numpy() & frame["dest"].notna().to_numpy()
+    same = checked & (origin == dest)
+    relations.rows_finding(
+        "origin_dest",
+        same,
+        checked,
+        ("carrier", "flight", "origin", "dest"),
+        "dest equal to origin",
+        "dest filled from the wrong column?",
+        "dest",
+    )
+    return same
+
+
+def _great_circle_miles(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's great-circle distance from ``origin`` to ``dest`` (NaN for an unknown airport)."""
+    import numpy as np
+
+    locations = airport_locations()
+    lat1, lon1 = (np.radians(frame["origin"].map({k: v[i] for k, v in locations.items()})) for i in (0, 1))
+    lat2, lon2 = (np.radians(frame["dest"].map({k: v[i] for k, v in locations.items()})) for i in (0, 1))
+    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return (2 * EARTH_RADIUS_MILES * np.arcsin(np.sqrt(h))).to_numpy(dtype="float64")
+
+
+def _check_route_distance(relations: _Relations, same: np.ndarray) -> bool:
+    """``distance`` is the route's great-circle distance; True when rows break it."""
+    import numpy as np
+
+    if not relations.usable(("distance",), ("origin", "dest")):
+        return False
+    great_circle = _great_circle_miles(relations.frame)
+    checked = relations.sane("distance") & ~np.isnan(great_circle) & ~same
+    allowed_gap = ROUTE_TOLERANCE_FRACTION * great_circle + ROUTE_TOLERANCE_MILES
+    miles_off = np.abs(relations.num("distance") - great_circle)
+    bad = checked & (miles_off > allowed_gap)
+    worst = float(miles_off[checked].max()) if checked.any() else None
+    failed = (
+        relations.rows_finding(
+            "route_distance",
             bad,
-            np.ones(len(frame), dtype=bool),
-            (*flight_fields, "tailnum"),
-            "a null pattern no real flight has (departed: dep_time and dep_delay; arrived: also "
-            "arr_time, arr_delay and air_time; cancelled: none of them, tailnum optional)",
-            "nulls written as 0, or values dropped from some rows?",
-            "dep_delay",
-        )
-
-    # A flight goes somewhere else.
-    same = np.zeros(len(frame), dtype=bool)
-    if usable(text=("origin", "dest")):
-        origin, dest = frame["origin"].to_numpy(dtype=object), frame["dest"].to_numpy(dtype=object)
-        checked = frame["origin"].notna().to_numpy() & frame["dest"].notna().to_numpy()
-        same = checked & (origin == dest)
-        rows_finding(
-            "origin_dest",
-            same,
             checked,
-            ("carrier", "flight", "origin", "dest"),
-            "dest equal to origin",
-            "dest filled from the wrong column?",
-            "dest",
+            ("origin", "dest", "distance"),
+            f"distance more than {100 * ROUTE_TOLERANCE_FRACTION:g}% + {ROUTE_TOLERANCE_MILES:g} miles "
+            "off the route's great-circle distance",
+            "distance in another unit (km?), or origin, dest or distance misaligned?",
+            "distance",
+            {"great_circle": ("great circle", np.round(great_circle), " mi")},
         )
+        > 0
+    )
+    relations.findings["route_distance"]["observed"] = {"max_miles_off": worst}
+    return failed
 
-    # distance is the route's great-circle distance.
-    failed_rows = False
-    if usable(("distance",), ("origin", "dest")):
-        locations = airport_locations()
-        lat1, lon1 = (
-            np.radians(frame["origin"].map({k: v[i] for k, v in locations.items()})) for i in (0, 1)
-        )
-        lat2, lon2 = (np.radians(frame["dest"].map({k: v[i] for k, v in locations.items()})) for i in (0, 1))
-        h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-        great_circle = (2 * EARTH_RADIUS_MILES * np.arcsin(np.sqrt(h))).to_numpy(dtype="float64")
-        checked = sane("distance") & ~np.isnan(great_circle) & ~same
-        allowed_gap = ROUTE_TOLERANCE_FRACTION * great_circle + ROUTE_TOLERANCE_MILES
-        miles_off = np.abs(num("distance") - great_circle)
-        bad = checked & (miles_off > allowed_gap)
-        worst = float(miles_off[checked].max()) if checked.any() else None
-        failed_rows |= (
-            rows_finding(
-                "route_distance",
-                bad,
-                checked,
-                ("origin", "dest", "distance"),
-                f"distance more than {100 * ROUTE_TOLERANCE_FRACTION:g}% + {ROUTE_TOLERANCE_MILES:g} miles "
-                "off the route's great-circle distance",
-                "distance in another unit (km?), or origin, dest or distance misaligned?",
-                "distance",
-                {"great_circle": ("great circle", np.round(great_circle), " mi")},
-            )
-            > 0
-        )
-        out["route_distance"]["observed"] = {"max_miles_off": worst}
 
-    # arr_time = dep_time + air_time + taxi, on the destination's clock.
-    if keys is not None and usable(("dep_time", "arr_time", "air_time"), ("dest",)):
-        gap = _clock_gap_minutes(frame, keys, dates)
-        checked = sane("dep_time") & sane("arr_time") & sane("air_time") & ~np.isnan(gap)
-        taxi = (
-            minutes_of_day(num("arr_time")) - minutes_of_day(num("dep_time")) - num("air_time") - gap
-        ) % 1440
-        taxi = np.where(taxi > 720, taxi - 1440, taxi)  # a negative taxi time reads as negative
-        low, high = TAXI_MINUTES
-        bad = checked & ((taxi < low) | (taxi > high))
-        n, rows = int(bad.sum()), int(checked.sum())
-        examples = (
-            _row_examples(
-                frame,
-                bad,
-                ("origin", "dest", "dep_time", "arr_time", "air_time"),
-                {"taxi": ("-> taxi", np.round(taxi), " min")},
-            )
-            if n
-            else []
-        )
-        message = (
-            f"{_rows(n)} ({100 * n / max(rows, 1):.1f}% of {rows} flown; at most "
-            f"{100 * TAXI_MAX_FRACTION:g}% allowed) where arr_time is not dep_time + air_time + "
-            f"{low:g}-{high:g} minutes of taxi on the destination's clock{_eg(examples)}: air_time "
-            "rescaled or not the time in the air, or clock fields on another clock or swapped?"
-        )
-        ok = n <= TAXI_MAX_FRACTION * rows
-        flown = taxi[checked]
-        observed = {"min": float(flown.min()), "max": float(flown.max())} if rows else {}
-        out["taxi"] = _finding(ok, message, n, examples, column="arr_time", checked=rows, observed=observed)
-        failed_rows |= not ok
+def _check_taxi(relations: _Relations, keys: np.ndarray, dates: Mapping[int, dt.date]) -> bool:
+    """``arr_time = dep_time + air_time + taxi``, on the destination's clock: row by row, then the
+    median per destination time zone. True when either fails."""
+    import numpy as np
 
-        # The median taxi time per destination time zone (a shifted clock moves a whole zone).
-        lo, hi = TAXI_MEDIAN_MINUTES
-        medians: dict[str, float] = {}
-        off_zones: list[str] = []
-        for zone_gap in np.unique(gap[checked]):
-            zone = taxi[checked & (gap == zone_gap)]
-            if zone.size < MIN_GROUP_ROWS:
-                continue
-            median = float(np.median(zone))
-            medians[f"{int(zone_gap):+d}"] = median
-            if not lo <= median <= hi:
-                off_zones.append(f"{median:g} min to the {zone.size} flights {_gap_text(zone_gap)}")
-        message = (
-            "the median taxi time (arr_time - dep_time - air_time, on the destination's clock) is "
-            f"{'; '.join(off_zones)}, expected {lo:g}-{hi:g} min in every destination time zone (2013: "
-            "21-71): arrival times on another clock, or air_time not the time in the air?"
-        )
-        out["taxi_median"] = _finding(
-            not off_zones, message, None, off_zones, column="arr_time", observed=medians
-        )
-        failed_rows |= bool(off_zones)
+    if not relations.usable(("dep_time", "arr_time", "air_time"), ("dest",)):
+        return False
+    gap = _clock_gap_minutes(relations.frame, keys, dates)
+    checked = relations.sane("dep_time") & relations.sane("arr_time") & relations.sane("air_time")
+    checked &= ~np.isnan(gap)
+    clock_minutes = minutes_of_day(relations.num("arr_time")) - minutes_of_day(relations.num("dep_time"))
+    taxi = (clock_minutes - relations.num("air_time") - gap) % 1440
+    taxi = np.where(taxi > 720, taxi - 1440, taxi)  # a negative taxi time reads as negative
+    rows_ok = _check_taxi_rows(relations, taxi, checked)
+    medians_ok = _check_taxi_median(relations, taxi, gap, checked)
+    return not rows_ok or not medians_ok
 
-    # The day's median ground speed (when distance and taxi time hold row by row).
-    if usable(("distance", "air_time")) and not failed_rows:
-        checked = sane("distance") & sane("air_time")
-        if int(checked.sum()) >= MIN_GROUP_ROWS:
-            speed = float(np.median(num("distance")[checked] / (num("air_time")[checked] / 60)))
-            lo, hi = SPEED_MEDIAN_MPH
-            message = (
-                f"the median ground speed distance / air_time is {speed:.0f} mph, expected {lo:g}-{hi:g} "
-                "(2013: 349-457): distance or air_time in another unit?"
-            )
-            out["speed_median"] = _finding(
-                lo <= speed <= hi, message, None, [f"{speed:.0f} mph"], column="distance", observed=speed
-            )
-    return out
+
+def _check_taxi_rows(relations: _Relations, taxi: np.ndarray, checked: np.ndarray) -> bool:
+    """At most :data:`TAXI_MAX_FRACTION` of the flown rows outside :data:`TAXI_MINUTES`; True if so."""
+    import numpy as np
+
+    low, high = TAXI_MINUTES
+    bad = checked & ((taxi < low) | (taxi > high))
+    n, rows = int(bad.sum()), int(checked.sum())
+    examples = (
+        _row_examples(
+            relations.frame,
+            bad,
+            ("origin", "dest", "dep_time", "arr_time", "air_time"),
+            {"taxi": ("-> taxi", np.round(taxi), " min")},
+        )
+        if n
+        else []
+    )
+    message = (
+        f"{_rows(n)} ({100 * n / max(rows, 1):.1f}% of {rows} flown; at most "
+        f"{100 * TAXI_MAX_FRACTION:g}% allowed) where arr_time is not dep_time + air_time + "
+        f"{low:g}-{high:g} minutes of taxi on the destination's clock{_eg(examples)}: air_time "
+        "rescaled or not the time in the air, or clock fields on another clock or swapped?"
+    )
+    ok = n <= TAXI_MAX_FRACTION * rows
+    flown = taxi[checked]
+    observed = {"min": float(flown.min()), "max": float(flown.max())} if rows else {}
+    relations.findings["taxi"] = _finding(
+        ok, message, n, examples, column="arr_time", checked=rows, observed=observed
+    )
+    return ok
+
+
+def _check_taxi_median(relations: _Relations, taxi: np.ndarray, gap: np.ndarray, checked: np.ndarray) -> bool:
+    """The median taxi time per destination time zone (a shifted clock moves a whole zone) within
+    :data:`TAXI_MEDIAN_MINUTES`; True if so."""
+    import numpy as np
+
+    lo, hi = TAXI_MEDIAN_MINUTES
+    medians: dict[str, float] = {}
+    off_zones: list[str] = []
+    for zone_gap in np.unique(gap[checked]):
+        zone = taxi[checked & (gap == zone_gap)]
+        if zone.size < MIN_GROUP_ROWS:
+            continue
+        median = float(np.median(zone))
+        medians[f"{int(zone_gap):+d}"] = median
+        if not lo <= median <= hi:
+            off_zones.append(f"{median:g} min to the {zone.size} flights {_gap_text(zone_gap)}")
+    message = (
+        "the median taxi time (arr_time - dep_time - air_time, on the destination's clock) is "
+        f"{'; '.join(off_zones)}, expected {lo:g}-{hi:g} min in every destination time zone (2013: "
+        "21-71): arrival times on another clock, or air_time not the time in the air?"
+    )
+    relations.findings["taxi_median"] = _finding(
+        not off_zones, message, None, off_zones, column="arr_time", observed=medians
+    )
+    return not off_zones
+
+
+def _check_speed_median(relations: _Relations) -> None:
+    """The day's median ground speed (the caller runs it when distance and taxi time hold row by row)."""
+    import numpy as np
+
+    if not relations.usable(("distance", "air_time")):
+        return
+    checked = relations.sane("distance") & relations.sane("air_time")
+    if int(checked.sum()) < MIN_GROUP_ROWS:
+        return
+    air_hours = relations.num("air_time")[checked] / 60
+    speed = float(np.median(relations.num("distance")[checked] / air_hours))
+    lo, hi = SPEED_MEDIAN_MPH
+    message = (
+        f"the median ground speed distance / air_time is {speed:.0f} mph, expected {lo:g}-{hi:g} "
+        "(2013: 349-457): distance or air_time in another unit?"
+    )
+    relations.findings["speed_median"] = _finding(
+        lo <= speed <= hi, message, None, [f"{speed:.0f} mph"], column="distance", observed=speed
+    )
 
 
 # --- profile --------------------------------------------------------------------------------------
@@ -574,8 +669,19 @@ def consistency_findings(
 
 def profile_findings(frame: pd.DataFrame, origins: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The shape of a normal whole day (the caller skips it for a day known to be partial)."""
+    out = _distinct_findings(frame)
+    if _text(frame, "origin") and len(frame):
+        out.update(_origin_share_findings(frame, origins))
+    if _numeric(frame, "sched_dep_time") and frame["sched_dep_time"].notna().any():
+        sched = frame["sched_dep_time"].dropna()
+        out.update(_day_span_findings(sched))
+        out["night_departures"] = _night_finding(sched)
+    return out
+
+
+def _distinct_findings(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """No column collapsed to a few values (:data:`DISTINCT_MIN`)."""
     out: dict[str, dict[str, Any]] = {}
-    rows = len(frame)
     for column, least in DISTINCT_MIN.items():
         if column not in frame.columns:
             continue
@@ -588,64 +694,76 @@ def profile_findings(frame: pd.DataFrame, origins: Iterable[str]) -> dict[str, d
             f"expected at least {least} (a quarter of 2013's fewest in a day, "
             f"{DISTINCT_2013_LOW[column]}): a column collapsed to a constant or to a few values?"
         )
-        out[f"distinct_{column}"] = _finding(
-            distinct >= least, message, None, top, column=column, observed=distinct
+        out[f"distinct_{column}"] = _finding(least_ok, message, None, top, column=column, observed=distinct)
+    return out
+
+
+def _origin_share_findings(frame: pd.DataFrame, origins: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each New York airport's share of the day's flights within :data:`ORIGIN_SHARE`."""
+    out: dict[str, dict[str, Any]] = {}
+    rows = len(frame)
+    lo, hi = ORIGIN_SHARE
+    counts = frame["origin"].value_counts()
+    for origin in origins:
+        n = int(counts.get(origin, 0))
+        share = n / rows
+        message = (
+            f"origin {origin} has {n} of the day's {rows} flights ({100 * share:.1f}%), expected "
+            f"{100 * lo:g}%-{100 * hi:g}% (2013: 25-42%): an airport's flights missing from, or "
+            "repeated in, the export?"
         )
-    if _text(frame, "origin") and rows:
-        lo, hi = ORIGIN_SHARE
-        counts = frame["origin"].value_counts()
-        for origin in origins:
-            n = int(counts.get(origin, 0))
-            share = n / rows
-            message = (
-                f"origin {origin} has {n} of the day's {rows} flights ({100 * share:.1f}%), expected "
-                f"{100 * lo:g}%-{100 * hi:g}% (2013: 25-42%): an airport's flights missing from, or "
-                "repeated in, the export?"
-            )
-            out[f"origin_share_{origin}"] = _finding(
-                lo <= share <= hi,
-                message,
-                None,
-                [f"{origin} {100 * share:.1f}%"],
-                column="origin",
-                observed=share,
-            )
-    if _numeric(frame, "sched_dep_time") and frame["sched_dep_time"].notna().any():
-        sched = frame["sched_dep_time"].dropna()
-        morning = float((sched < MORNING_BEFORE).mean())
-        evening = float((sched >= EVENING_FROM).mean())
-        out["morning_departures"] = _finding(
-            morning >= MORNING_SHARE_MIN,
-            f"{100 * morning:.1f}% of the day's {len(sched)} flights are scheduled before "
-            f"{MORNING_BEFORE:04d}, expected at least {100 * MORNING_SHARE_MIN:g}% (2013: 3.5% at the "
-            "least): the export starts late (the morning missing)?",
+        out[f"origin_share_{origin}"] = _finding(
+            lo <= share <= hi,
+            message,
             None,
-            [f"{100 * morning:.1f}%"],
-            column="sched_dep_time",
-            observed=morning,
-        )
-        out["evening_departures"] = _finding(
-            evening >= EVENING_SHARE_MIN,
-            f"{100 * evening:.1f}% of the day's {len(sched)} flights are scheduled from {EVENING_FROM:04d} "
-            f"(latest {_value(float(sched.max()))}), expected at least {100 * EVENING_SHARE_MIN:g}% (2013: "
-            "2.8% at the least, cancelled flights included): the export stops early (the evening "
-            "missing, or the file cut short)?",
-            None,
-            [f"{100 * evening:.1f}%"],
-            column="sched_dep_time",
-            observed=evening,
-        )
-        night = sched < NIGHT_BEFORE
-        share = float(night.mean())
-        examples = [f"{int(v):04d}" for v in sched[night].drop_duplicates().head(3)]
-        out["night_departures"] = _finding(
-            share <= NIGHT_SHARE_MAX,
-            f"{_rows(int(night.sum()))} ({100 * share:.1f}%) scheduled to depart before "
-            f"{NIGHT_BEFORE:04d}{_eg(examples)}, expected at most {100 * NIGHT_SHARE_MAX:g}% (2013: one "
-            "flight in the year): clock fields on another clock (UTC?)",
-            int(night.sum()),
-            examples,
-            column="sched_dep_time",
+            [f"{origin} {100 * share:.1f}%"],
+            column="origin",
             observed=share,
         )
     return out
+
+
+def _day_span_findings(sched: pd.Series) -> dict[str, dict[str, Any]]:
+    """Both ends of the day in the export: flights scheduled in the early morning and the evening
+    (``sched``: the non-null ``sched_dep_time`` values)."""
+    morning = float((sched < MORNING_BEFORE).mean())
+    evening = float((sched >= EVENING_FROM).mean())
+    morning_finding = _finding(
+        morning >= MORNING_SHARE_MIN,
+        f"{100 * morning:.1f}% of the day's {len(sched)} flights are scheduled before "
+        f"{MORNING_BEFORE:04d}, expected at least {100 * MORNING_SHARE_MIN:g}% (2013: 3.5% at the "
+        "least): the export starts late (the morning missing)?",
+        None,
+        [f"{100 * morning:.1f}%"],
+        column="sched_dep_time",
+        observed=morning,
+    )
+    evening_finding = _finding(
+        evening >= EVENING_SHARE_MIN,
+        f"{100 * evening:.1f}% of the day's {len(sched)} flights are scheduled from {EVENING_FROM:04d} "
+        f"(latest {_value(float(sched.max()))}), expected at least {100 * EVENING_SHARE_MIN:g}% (2013: "
+        "2.8% at the least, cancelled flights included): the export stops early (the evening "
+        "missing, or the file cut short)?",
+        None,
+        [f"{100 * evening:.1f}%"],
+        column="sched_dep_time",
+        observed=evening,
+    )
+    return {"morning_departures": morning_finding, "evening_departures": evening_finding}
+
+
+def _night_finding(sched: pd.Series) -> dict[str, Any]:
+    """Hardly any flight scheduled in the dead of night (``sched``: as :func:`_day_span_findings`)."""
+    night = sched < NIGHT_BEFORE
+    share = float(night.mean())
+    examples = [f"{int(v):04d}" for v in sched[night].drop_duplicates().head(3)]
+    return _finding(
+        share <= NIGHT_SHARE_MAX,
+        f"{_rows(int(night.sum()))} ({100 * share:.1f}%) scheduled to depart before "
+        f"{NIGHT_BEFORE:04d}{_eg(examples)}, expected at most {100 * NIGHT_SHARE_MAX:g}% (2013: one "
+        "flight in the year): clock fields on another clock (UTC?)",
+        int(night.sum()),
+        examples,
+        column="sched_dep_time",
+        observed=share,
+    )

@@ -56,6 +56,8 @@ from mlops.ingest import expectations
 from mlops.schema import RAW_COLUMNS, TIMEZONE
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -482,111 +484,174 @@ _FINDINGS_EXPECTATIONS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class _FailedResult:
+    """One failed GX result, unpacked for the function that puts it in words."""
+
+    check: str
+    expectation: str
+    column: str | None
+    kwargs: dict[str, Any]
+    meta: dict[str, Any]
+    result: dict[str, Any]
+    examples: list[Any]
+    ds: str
+    params: dict[str, Any]
+    reported: set[str]
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return self.result.get("details") or {}
+
+    @property
+    def count(self) -> int | None:
+        return self.result.get("unexpected_count")
+
+    def failure(
+        self, column: str | None, message: str, count: int | None = None, examples: tuple[Any, ...] = ()
+    ) -> Failure:
+        return Failure(self.check, self.expectation, column, message, count, examples)
+
+    def violations(self) -> list[tuple[str, dict[str, Any]]]:
+        """``details.violations`` by column, sorted, without the columns already reported."""
+        violations = self.details.get("violations") or {}
+        return [(c, v) for c, v in sorted(violations.items()) if c not in self.reported]
+
+
 def _describe(r: dict[str, Any], ds: str, params: dict[str, Any], reported: set[str]) -> list[Failure]:
     """Human sentences for one failed GX result (none for what a schema failure already says)."""
     config = r["expectation_config"]
-    etype: str = config["type"]
+    expectation: str = config["type"]
     kwargs: dict[str, Any] = config["kwargs"]
     meta: dict[str, Any] = config.get("meta") or {}
-    check = meta.get("check", "other")
     column = kwargs.get("column") or meta.get("column")
     result = r.get("result") or {}
-    details = result.get("details") or {}
     if column is not None and column in reported:
         return []
+    check = meta.get("check", "other")
     error = _exception_message(r.get("exception_info") or {})
     if error is not None:
-        msg = error.splitlines()[0][:200]
-        return [Failure(check, etype, column, f"check {etype} on {column or 'table'} could not run: {msg}")]
-    count = result.get("unexpected_count")
+        text = f"check {expectation} on {column or 'table'} could not run: {error.splitlines()[0][:200]}"
+        return [Failure(check, expectation, column, text)]
     examples = _examples(result)
-    ex = _fmt_examples(examples)
+    failed = _FailedResult(check, expectation, column, kwargs, meta, result, examples, ds, params, reported)
+    return _DESCRIBERS.get(expectation, _describe_other)(failed)
 
-    if etype == "expect_table_columns_to_match_set":
-        mismatched = details.get("mismatched") or {}
-        parts = []
-        if mismatched.get("missing"):
-            parts.append(f"missing {sorted(mismatched['missing'])}")
-        if mismatched.get("unexpected"):
-            parts.append(f"unexpected {sorted(mismatched['unexpected'])}")
-        text = ", ".join(parts) or f"got {result.get('observed_value')}"
-        return [Failure(check, etype, None, f"columns differ from the raw export contract: {text}")]
-    if etype == "expect_table_column_types_to_match":
-        return [
-            Failure(
-                check, etype, c, f"column {c} has type {m['observed']}, expected {' or '.join(m['expected'])}"
-            )
-            for c, m in sorted((details.get("mismatched") or {}).items())
-        ]
-    if etype == "expect_column_null_fractions_to_be_at_most":
-        out = []
-        for c, v in sorted((details.get("violations") or {}).items()):
-            if c in reported:
-                continue
-            n, limit = v["null_count"], v["max_null_fraction"]
-            allowed = (
-                f"at most {100 * limit:.0f}% allowed: null only for cancelled or diverted flights"
-                if limit
-                else "never allowed"
-            )
-            text = f"{_rows(n)} ({100 * n / v['rows']:.1f}%) with null {c} ({allowed})"
-            out.append(Failure(check, etype, c, text, n))
-        return out
-    if etype == "expect_column_values_to_be_in_ranges":
-        out = []
-        for c, v in sorted((details.get("violations") or {}).items()):
-            if c in reported:
-                continue
-            low, high = kwargs["ranges"][c]
-            if v.get("error"):
-                out.append(Failure(check, etype, c, f"column {c} cannot be range-checked: {v['error']}"))
-                continue
-            values = list(v.get("partial_unexpected_list") or [])
-            text = (
-                f"{_rows(v['unexpected_count'])} with {c} outside [{low:g}, {high:g}]{_fmt_examples(values)}"
-            )
-            out.append(Failure(check, etype, c, text, v["unexpected_count"], tuple(values)))
-        return out
-    if etype in _FINDINGS_EXPECTATIONS:
-        out = []
-        for v in (details.get("violations") or {}).values():
-            if v.get("column") in reported:
-                continue
-            text = v["message"]
-            if check == "profile":
-                text += "; if the day is known to be partial, rerun with allow_partial=true"
-            out.append(
-                Failure(check, etype, v.get("column"), text, v.get("unexpected_count"), tuple(v["examples"]))
-            )
-        return out
-    if etype == "expect_column_values_to_match_regex":
-        text = f"{_rows(count or 0)} with {column} not matching {kwargs['regex']} ({meta.get('domain')}){ex}"
-        return [
-            Failure(check, etype, column, text + ": codes in lower case or padded?", count, tuple(examples))
-        ]
-    if etype == "expect_column_values_to_be_in_set" and check == "partition":
-        text = f"{_rows(count or 0)} with {column} not of the partition day {ds}{ex}"
-        return [Failure(check, etype, column, text, count, tuple(examples))]
-    if etype in {"expect_column_values_to_be_in_set", "expect_dest_to_be_known_airport"}:
-        domain = meta.get("domain", "the allowed values")
-        text = f"{_rows(count or 0)} with {column} not in {domain}{ex}"
-        return [Failure(check, etype, column, text, count, tuple(examples))]
-    if etype == "expect_compound_columns_to_be_unique":
-        key = ", ".join(kwargs["column_list"])
-        text = f"{_rows(count or 0)} share a flight key ({key}) with another row{ex}"
-        return [Failure(check, etype, None, text, count, tuple(examples))]
-    if etype == "expect_table_row_count_to_be_between":
-        observed = result.get("observed_value")
-        weekday = dt.date.fromisoformat(ds).strftime("%A")
-        median = NORMAL_ROWS_BY_WEEKDAY[dt.date.fromisoformat(ds).weekday()]
-        text = (
-            f"{_rows(observed or 0)}, outside the normal volume for a {weekday} "
-            f"[{params['min_rows']}, {params['max_rows']}] (2013 median {median})"
+
+def _describe_columns(failed: _FailedResult) -> list[Failure]:
+    mismatched = failed.details.get("mismatched") or {}
+    parts = []
+    if mismatched.get("missing"):
+        parts.append(f"missing {sorted(mismatched['missing'])}")
+    if mismatched.get("unexpected"):
+        parts.append(f"unexpected {sorted(mismatched['unexpected'])}")
+    text = ", ".join(parts) or f"got {failed.result.get('observed_value')}"
+    return [failed.failure(None, f"columns differ from the raw export contract: {text}")]
+
+
+def _describe_types(failed: _FailedResult) -> list[Failure]:
+    return [
+        failed.failure(c, f"column {c} has type {m['observed']}, expected {' or '.join(m['expected'])}")
+        for c, m in sorted((failed.details.get("mismatched") or {}).items())
+    ]
+
+
+def _describe_nulls(failed: _FailedResult) -> list[Failure]:
+    out = []
+    for c, v in failed.violations():
+        n, limit = v["null_count"], v["max_null_fraction"]
+        allowed = (
+            f"at most {100 * limit:.0f}% allowed: null only for cancelled or diverted flights"
+            if limit
+            else "never allowed"
         )
-        if observed and observed < params["min_rows"]:
+        text = f"{_rows(n)} ({100 * n / v['rows']:.1f}%) with null {c} ({allowed})"
+        out.append(failed.failure(c, text, n))
+    return out
+
+
+def _describe_ranges(failed: _FailedResult) -> list[Failure]:
+    out = []
+    for c, v in failed.violations():
+        low, high = failed.kwargs["ranges"][c]
+        if v.get("error"):
+            out.append(failed.failure(c, f"column {c} cannot be range-checked: {v['error']}"))
+            continue
+        values = list(v.get("partial_unexpected_list") or [])
+        text = f"{_rows(v['unexpected_count'])} with {c} outside [{low:g}, {high:g}]{_fmt_examples(values)}"
+        out.append(failed.failure(c, text, v["unexpected_count"], tuple(values)))
+    return out
+
+
+def _describe_findings(failed: _FailedResult) -> list[Failure]:
+    """The :mod:`mlops.ingest.semantics` findings, each with its own message."""
+    out = []
+    for v in (failed.details.get("violations") or {}).values():
+        if v.get("column") in failed.reported:
+            continue
+        text = v["message"]
+        if failed.check == "profile":
             text += "; if the day is known to be partial, rerun with allow_partial=true"
-        return [Failure(check, etype, None, text, observed)]
-    return [Failure(check, etype, column, f"{etype} failed on {column or 'table'}: {result}", count)]
+        out.append(failed.failure(v.get("column"), text, v.get("unexpected_count"), tuple(v["examples"])))
+    return out
+
+
+def _describe_regex(failed: _FailedResult) -> list[Failure]:
+    text = (
+        f"{_rows(failed.count or 0)} with {failed.column} not matching {failed.kwargs['regex']} "
+        f"({failed.meta.get('domain')}){_fmt_examples(failed.examples)}: codes in lower case or padded?"
+    )
+    return [failed.failure(failed.column, text, failed.count, tuple(failed.examples))]
+
+
+def _describe_in_set(failed: _FailedResult) -> list[Failure]:
+    if failed.check == "partition" and failed.expectation == "expect_column_values_to_be_in_set":
+        allowed = f"of the partition day {failed.ds}"
+    else:
+        allowed = f"in {failed.meta.get('domain', 'the allowed values')}"
+    text = f"{_rows(failed.count or 0)} with {failed.column} not {allowed}{_fmt_examples(failed.examples)}"
+    return [failed.failure(failed.column, text, failed.count, tuple(failed.examples))]
+
+
+def _describe_keys(failed: _FailedResult) -> list[Failure]:
+    key = ", ".join(failed.kwargs["column_list"])
+    examples = _fmt_examples(failed.examples)
+    text = f"{_rows(failed.count or 0)} share a flight key ({key}) with another row{examples}"
+    return [failed.failure(None, text, failed.count, tuple(failed.examples))]
+
+
+def _describe_volume(failed: _FailedResult) -> list[Failure]:
+    observed = failed.result.get("observed_value")
+    day = dt.date.fromisoformat(failed.ds)
+    median = NORMAL_ROWS_BY_WEEKDAY[day.weekday()]
+    low, high = failed.params["min_rows"], failed.params["max_rows"]
+    text = (
+        f"{_rows(observed or 0)}, outside the normal volume for a {day.strftime('%A')} "
+        f"[{low}, {high}] (2013 median {median})"
+    )
+    if observed and observed < low:
+        text += "; if the day is known to be partial, rerun with allow_partial=true"
+    return [failed.failure(None, text, observed)]
+
+
+def _describe_other(failed: _FailedResult) -> list[Failure]:
+    text = f"{failed.expectation} failed on {failed.column or 'table'}: {failed.result}"
+    return [failed.failure(failed.column, text, failed.count)]
+
+
+#: How each expectation's failure is put in words (others: :func:`_describe_other`).
+_DESCRIBERS: dict[str, Callable[[_FailedResult], list[Failure]]] = {
+    "expect_table_columns_to_match_set": _describe_columns,
+    "expect_table_column_types_to_match": _describe_types,
+    "expect_column_null_fractions_to_be_at_most": _describe_nulls,
+    "expect_column_values_to_be_in_ranges": _describe_ranges,
+    **dict.fromkeys(sorted(_FINDINGS_EXPECTATIONS), _describe_findings),
+    "expect_column_values_to_match_regex": _describe_regex,
+    "expect_column_values_to_be_in_set": _describe_in_set,
+    "expect_dest_to_be_known_airport": _describe_in_set,
+    "expect_compound_columns_to_be_unique": _describe_keys,
+    "expect_table_row_count_to_be_between": _describe_volume,
+}
 
 
 # --- HTML report ----------------------------------------------------------------------------------
