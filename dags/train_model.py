@@ -3,24 +3,18 @@
 
 Weekly (Mondays 00:00 UTC) **or** whenever `monitor_drift` emits a `retrain_request`.
 
-1. **plan** - the run's *as-of* date: the data interval end for scheduled, manual and backfill
-   runs, the request's data-time as-of for runs a `retrain_request` triggered (its reason, drifted
-   features and report become tags of the MLflow run), or the `as_of` param. The run sees only the
-   curated days before it, so `airflow backfill create --dag-id train_model` over past weeks
-   trains the models that would have been trained then.
-2. **build_training_set** - labelled flights of the window with point-in-time features from Feast
-   (`get_historical_features`, feature service `flight_delay_v1`), saved with a manifest of every
-   curated partition read (rows, sha256).
-3. **validate_training_set** - volume, day coverage, label balance, null rates; fails without
-   retrying and trains nothing if a check fails.
-4. **score_candidate** - a small hyperparameter search, one mapped task per candidate, scored on
-   the days just before the holdout; **refit** - the best candidate on all training days, scored
-   on the holdout (the latest `holdout_days`).
-5. **log_to_mlflow** - experiment `flight-delay`: params, metrics, plots, lineage, the model.
-6. **register** / **promote** - version of `flight_delay_xgb` as `@challenger`; promoted to
-   `@champion` (old one kept as `@previous`) only if it beats the champion on the same holdout by
-   the margin and passes the behavioural checks, under a cross-process lock.
-7. **publish_champion** - emits `champion_model` (version in the metadata) when the champion moved.
+1. **plan** - the *as-of* date: the data interval end, a `retrain_request`'s data-time as-of (its
+   reason and drifted features become MLflow tags) or the `as_of` param. Only curated days before
+   it are read, so a backfill over past weeks trains the models that would have been trained then.
+2. **build_training_set** / **validate_training_set** - point-in-time Feast features (service
+   `flight_delay_v1`) with a manifest of the partitions read (rows, sha256); a failed check
+   (volume, day coverage, label balance, nulls) fails the run without retry.
+3. **score_candidate** (one mapped task per candidate, scored on the days before the holdout) /
+   **refit** (the best one on all training days, scored on the latest `holdout_days`).
+4. **log_to_mlflow** (experiment `flight-delay`) / **register** (`flight_delay_xgb@challenger`) /
+   **promote** to `@champion` (old one `@previous`) only if it beats the champion on the same
+   holdout by the margin and passes the behavioural checks, under a cross-process lock.
+5. **publish_champion** - emits `champion_model` (version in the metadata) when the champion moved.
 
 Params (trigger form): window, holdout, XGBoost hyperparameters, candidates, seed, margin, dry run.
 """
@@ -30,11 +24,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Metadata, dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops.airflow.assets import CHAMPION_MODEL, RETRAIN_REQUEST
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.registry import PromoteModelOperator, RegisterModelOperator
 from mlops.airflow.params import TRAIN_PARAMS, check_params
+from mlops.airflow.runtime import lake_task
 
 
 @dag(
@@ -66,7 +62,6 @@ def train_model():
 
     @task(execution_timeout=timedelta(minutes=45))
     def build_training_set(plan: dict) -> dict:
-        from mlops.airflow.runtime import lake_task
         from mlops.training.run import TrainingRun
 
         with lake_task():
@@ -75,7 +70,6 @@ def train_model():
     @task(execution_timeout=timedelta(minutes=10))
     def validate_training_set(plan: dict, built: dict) -> dict:
         """Fails without retry (and trains nothing) when a check fails."""
-        from mlops.airflow.runtime import lake_task
         from mlops.training.run import TrainingRun
         from mlops.training.validation import TrainingSetInvalid
 
@@ -90,7 +84,6 @@ def train_model():
 
     @task(execution_timeout=timedelta(minutes=45), max_active_tis_per_dagrun=2)
     def score_candidate(plan: dict, built: dict, candidate: dict) -> dict:
-        from mlops.airflow.runtime import lake_task
         from mlops.training.run import TrainingRun
 
         with lake_task():
@@ -98,7 +91,6 @@ def train_model():
 
     @task(execution_timeout=timedelta(minutes=45))
     def refit(plan: dict, built: dict, scores: list[dict]) -> dict:
-        from mlops.airflow.runtime import lake_task
         from mlops.training.run import TrainingRun
 
         run = TrainingRun.from_dict(plan)
@@ -110,25 +102,18 @@ def train_model():
         plan: dict, built: dict, validation: dict, scores: list[dict], fitted: dict, ti=None
     ) -> dict:
         """Log the refit model with its behavioural checks (run once, here; ``promote`` reads them)."""
-        from mlops.airflow.runtime import lake_task
         from mlops.models import tracking
         from mlops.training.run import TrainingRun, stage_timings
 
-        context = {
-            "dag_id": ti.dag_id,
-            "run_id": ti.run_id,
-            "task_id": ti.task_id,
-            "try_number": ti.try_number,
-        }
+        context = {key: getattr(ti, key) for key in ("dag_id", "run_id", "task_id", "try_number")}
         timings = stage_timings(built, validation, scores, fitted)
         with lake_task():
-            return tracking.log_run(TrainingRun.from_dict(plan), fitted, scores, validation, timings, context)
+            run = TrainingRun.from_dict(plan)
+            return tracking.log_run(run, fitted, scores, validation, timings, context)
 
     @task(outlets=[CHAMPION_MODEL], execution_timeout=timedelta(minutes=5))
     def publish_champion(decision: dict, logged: dict):
         """Emit ``champion_model`` only when @champion moved to this run's version."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from mlops.models.registry import champion_event
 
         if not decision["promoted"]:
@@ -160,7 +145,6 @@ def train_model():
         run_id=logged["run_id"],
         execution_timeout=timedelta(minutes=30),
     )
-    version >> decision
     publish_champion(decision.output, logged)
 
 

@@ -22,7 +22,11 @@ from mlops.config import MODEL_NAME
 if TYPE_CHECKING:
     import argparse
 
+    import pandas as pd
+
     from mlops.config import Settings
+    from mlops.training.params import TrainParams, Window
+    from mlops.training.run import Result
 
 log = logging.getLogger(__name__)
 
@@ -128,55 +132,97 @@ def reproduce(
     and the refit run with the recorded params and seed; the new holdout predictions must equal
     the recorded ones (same flights, same order, bit-identical floats).
     """
+    from mlops.training.dataset import build_training_set
+    from mlops.training.params import TrainParams, Window
+
+    info = lineage(version, settings, name)
+    recorded = info["lineage"]
+    params = TrainParams.from_mapping(recorded["params"])
+    window = Window.of(recorded["as_of"], params)
+    report: dict[str, Any] = {
+        "model": name,
+        "version": str(version),
+        "as_of": recorded["as_of"],
+        "checks": [],
+    }
+
+    _check_partitions(report, recorded, window, settings)
+    frame, manifest = build_training_set(window, settings)
+    _check(
+        report,
+        "training_set",
+        manifest["data_hash"] == recorded["training_set"].get("data_hash"),
+        f"rebuilt {manifest['rows']} rows, sha256 {manifest['data_hash'][:16]}... "
+        f"(recorded {str(recorded['training_set'].get('data_hash'))[:16]}...)",
+    )
+    result = _retrain(report, recorded, frame, window, params, search)
+    _check_predictions(report, info["run_id"], result.holdout_predictions)
+    report["metrics"] = result.metrics
+    report["recorded_metrics"] = recorded["metrics"]
+    report["passed"] = all(c["passed"] for c in report["checks"])
+    return report
+
+
+def _check(report: dict[str, Any], name: str, ok: bool, detail: str) -> None:
+    """Append one named check to the :func:`reproduce` report, and log it."""
+    report["checks"].append({"name": name, "passed": bool(ok), "detail": detail})
+    log.info("%s %s: %s", "ok" if ok else "FAIL", name, detail)
+
+
+def _check_partitions(
+    report: dict[str, Any], recorded: dict[str, Any], window: Window, settings: Settings | None
+) -> None:
+    """The curated partitions of the window hash as they did at training time."""
+    from mlops.training.dataset import partition_fingerprint, partition_lineage
+
+    then = {p["ds"]: partition_fingerprint(p) for p in recorded["partitions"]}
+    now = {p["ds"]: partition_fingerprint(p) for p in partition_lineage(window, settings)}
+    changed = sorted(ds for ds in set(then) | set(now) if then.get(ds) != now.get(ds))
+    _check(
+        report,
+        "curated_partitions",
+        not changed,
+        f"{len(then)} partitions, {len(changed)} changed since training{': ' + ', '.join(changed[:5]) if changed else ''}",
+    )
+
+
+def _retrain(
+    report: dict[str, Any],
+    recorded: dict[str, Any],
+    frame: pd.DataFrame,
+    window: Window,
+    params: TrainParams,
+    search: bool,
+) -> Result:
+    """Rerun the search (checked against the recorded best candidate) or, without ``search``,
+    refit the recorded candidate; the training result."""
+    from mlops.training.run import refit, train
+
+    if not search:
+        return refit(frame, window, params, recorded["best"])
+    result = train(frame, params, window.as_of)
+    best, recorded_best = result.best, recorded["best"]
+    _check(
+        report,
+        "search",
+        best["candidate"] == recorded_best["candidate"]
+        and best["best_rounds"] == recorded_best["best_rounds"],
+        f"best candidate {best['candidate']} with {best['best_rounds']} rounds "
+        f"(recorded {recorded_best['candidate']} with {recorded_best['best_rounds']})",
+    )
+    return result
+
+
+def _check_predictions(report: dict[str, Any], run_id: str, new: pd.DataFrame) -> None:
+    """The new holdout predictions equal the recorded ones: same flights, same order,
+    bit-identical floats."""
     import mlflow.artifacts
     import numpy as np
     import pandas as pd
 
     from mlops.models.tracking import PREDICTIONS_ARTIFACT
-    from mlops.training.dataset import build_training_set, partition_fingerprint, partition_lineage
-    from mlops.training.params import TrainParams, Window
-    from mlops.training.run import refit, train
 
-    info = lineage(version, settings, name)
-    lin = info["lineage"]
-    params = TrainParams.from_mapping(lin["params"])
-    window = Window.of(lin["as_of"], params)
-    report: dict[str, Any] = {"model": name, "version": str(version), "as_of": lin["as_of"], "checks": []}
-
-    def check(name_: str, ok: bool, detail: str) -> None:
-        report["checks"].append({"name": name_, "passed": bool(ok), "detail": detail})
-        log.info("%s %s: %s", "ok" if ok else "FAIL", name_, detail)
-
-    recorded = {p["ds"]: partition_fingerprint(p) for p in lin["partitions"]}
-    current = {p["ds"]: partition_fingerprint(p) for p in partition_lineage(window, settings)}
-    changed = sorted(ds for ds in set(recorded) | set(current) if recorded.get(ds) != current.get(ds))
-    check(
-        "curated_partitions",
-        not changed,
-        f"{len(recorded)} partitions, {len(changed)} changed since training{': ' + ', '.join(changed[:5]) if changed else ''}",
-    )
-    frame, manifest = build_training_set(window, settings)
-    check(
-        "training_set",
-        manifest["data_hash"] == lin["training_set"].get("data_hash"),
-        f"rebuilt {manifest['rows']} rows, sha256 {manifest['data_hash'][:16]}... "
-        f"(recorded {str(lin['training_set'].get('data_hash'))[:16]}...)",
-    )
-    if search:
-        result = train(frame, params, window.as_of)
-        check(
-            "search",
-            result.best["candidate"] == lin["best"]["candidate"]
-            and result.best["best_rounds"] == lin["best"]["best_rounds"],
-            f"best candidate {result.best['candidate']} with {result.best['best_rounds']} rounds "
-            f"(recorded {lin['best']['candidate']} with {lin['best']['best_rounds']})",
-        )
-    else:
-        result = refit(frame, window, params, lin["best"])
-    original = pd.read_parquet(
-        mlflow.artifacts.download_artifacts(f"runs:/{info['run_id']}/{PREDICTIONS_ARTIFACT}")
-    )
-    new = result.holdout_predictions
+    original = pd.read_parquet(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{PREDICTIONS_ARTIFACT}"))
     same_rows = list(original["flight_id"].astype(str)) == list(new["flight_id"].astype(str))
     identical = same_rows and np.array_equal(
         original["prediction"].to_numpy(dtype="float64"), new["prediction"].to_numpy(dtype="float64")
@@ -186,15 +232,12 @@ def reproduce(
         if same_rows and len(new)
         else float("nan")
     )
-    check(
+    _check(
+        report,
         "holdout_predictions",
         identical,
         f"{len(new)} holdout predictions, same flights: {same_rows}, identical: {identical}, max |diff| {max_diff:g}",
     )
-    report["metrics"] = result.metrics
-    report["recorded_metrics"] = lin["metrics"]
-    report["passed"] = all(c["passed"] for c in report["checks"])
-    return report
 
 
 def _lineage_args(p: argparse.ArgumentParser) -> None:

@@ -50,6 +50,7 @@ from mlops.config import CHALLENGER, CHAMPION, MODEL_NAME, PREVIOUS, Settings, g
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    import numpy as np
     import pandas as pd
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
@@ -311,15 +312,14 @@ def promote(
 
     version = str(version)
     checks = list(checks or [])
-    y = holdout[LABEL].astype("float64").to_numpy()
-    challenger_metrics = evaluate(y, predictor(version, settings, name)(holdout))
-    failed = [c["name"] for c in checks if not c["passed"]]
-    c = _client(settings)
-    as_of = as_of or c.get_model_version(name, version).tags.get("mlops.as_of")
+    labels = holdout[LABEL].astype("float64").to_numpy()
+    challenger_metrics = evaluate(labels, predictor(version, settings, name)(holdout))
+    failed = [check["name"] for check in checks if not check["passed"]]
+    client = _client(settings)
+    as_of = as_of or client.get_model_version(name, version).tags.get("mlops.as_of")
 
     with promotion_lock(settings, name) as lock:
         champion = alias_version(CHAMPION, settings, name)
-        previous = alias_version(PREVIOUS, settings, name)
         decision = Decision(
             promoted=False,
             reason="",
@@ -327,51 +327,91 @@ def promote(
             challenger=version,
             champion_before=champion,
             champion_after=champion,
-            previous=previous,
+            previous=alias_version(PREVIOUS, settings, name),
             margin=margin,
             challenger_metrics=challenger_metrics,
             checks=checks,
             lock=lock,
             as_of=as_of,
         )
-        if champion == version:
-            decision.promoted, decision.reason = True, "already champion (retry): nothing to do"
-        elif failed:
-            decision.reason = f"behavioural checks failed: {failed}"
-        elif champion is None:
-            decision.promoted, decision.reason = True, "no champion yet"
-        else:
-            champ_as_of = c.get_model_version(name, champion).tags.get("mlops.as_of")
-            decision.champion_metrics = evaluate(y, predictor(champion, settings, name)(holdout))
-            ours, theirs = challenger_metrics[metric], decision.champion_metrics[metric]
-            if champ_as_of and as_of and champ_as_of > as_of:
-                decision.reason = (
-                    f"stale: champion v{champion} was trained as of {champ_as_of}, after this "
-                    f"challenger's {as_of}; a model never replaces a newer one"
-                )
-            elif ours >= theirs + margin:
-                decision.promoted = True
-                decision.reason = (
-                    f"{metric} {ours:.4f} >= champion v{champion} {theirs:.4f} + margin {margin}"
-                )
-            else:
-                decision.reason = f"{metric} {ours:.4f} < champion v{champion} {theirs:.4f} + margin {margin}: champion kept"
+        _decide(decision, failed, client, holdout, labels, settings, metric)
         if decision.promoted and champion != version:
-            if champion is not None:
-                c.set_registered_model_alias(name, PREVIOUS, champion)
-                decision.previous = champion
-            c.set_registered_model_alias(name, CHAMPION, version)
-            after = alias_version(CHAMPION, settings, name)
-            if after != version:
-                raise RuntimeError(
-                    f"{name}: @champion is v{after} right after moving it to v{version} under the "
-                    "promotion lock: another writer bypassed the lock; check MLOPS_LOCK_URL is the same "
-                    "for every worker"
-                )
-            decision.champion_after = version
-        _record(c, name, version, decision)
+            _move_aliases(decision, client, settings)
+        _record(client, name, version, decision)
     log.info("promotion of %s v%s: %s", name, version, decision.reason)
     return decision
+
+
+def _decide(
+    decision: Decision,
+    failed: list[str],
+    client: MlflowClient,
+    holdout: pd.DataFrame,
+    labels: np.ndarray,
+    settings: Settings | None,
+    metric: str,
+) -> None:
+    """Set ``promoted`` and ``reason`` (under the promotion lock): a retry of the champion is a
+    no-op success, failed behavioural checks reject, no champion promotes, else compare."""
+    champion, version = decision.champion_before, decision.challenger
+    if champion == version:
+        decision.promoted, decision.reason = True, "already champion (retry): nothing to do"
+    elif failed:
+        decision.reason = f"behavioural checks failed: {failed}"
+    elif champion is None:
+        decision.promoted, decision.reason = True, "no champion yet"
+    else:
+        _compare_with_champion(decision, client, holdout, labels, settings, metric)
+
+
+def _compare_with_champion(
+    decision: Decision,
+    client: MlflowClient,
+    holdout: pd.DataFrame,
+    labels: np.ndarray,
+    settings: Settings | None,
+    metric: str,
+) -> None:
+    """Score the champion on the challenger's holdout and decide (under the promotion lock): a
+    champion trained as of a later date is never replaced; otherwise the challenger must win on
+    ``metric`` by the margin. Sets ``champion_metrics``, ``promoted`` and ``reason``."""
+    from mlops.training.metrics import evaluate
+
+    name, champion, as_of = decision.model, decision.champion_before, decision.as_of
+    champion_as_of = client.get_model_version(name, champion).tags.get("mlops.as_of")
+    decision.champion_metrics = evaluate(labels, predictor(champion, settings, name)(holdout))
+    ours, theirs = decision.challenger_metrics[metric], decision.champion_metrics[metric]
+    margin = decision.margin
+    if champion_as_of and as_of and champion_as_of > as_of:
+        decision.reason = (
+            f"stale: champion v{champion} was trained as of {champion_as_of}, after this "
+            f"challenger's {as_of}; a model never replaces a newer one"
+        )
+    elif ours >= theirs + margin:
+        decision.promoted = True
+        decision.reason = f"{metric} {ours:.4f} >= champion v{champion} {theirs:.4f} + margin {margin}"
+    else:
+        decision.reason = (
+            f"{metric} {ours:.4f} < champion v{champion} {theirs:.4f} + margin {margin}: champion kept"
+        )
+
+
+def _move_aliases(decision: Decision, client: MlflowClient, settings: Settings | None) -> None:
+    """Under the promotion lock: the champion becomes ``@previous``, the challenger ``@champion``;
+    then ``@champion`` is read back (a writer that bypassed the lock is an error)."""
+    name, version, champion = decision.model, decision.challenger, decision.champion_before
+    if champion is not None:
+        client.set_registered_model_alias(name, PREVIOUS, champion)
+        decision.previous = champion
+    client.set_registered_model_alias(name, CHAMPION, version)
+    after = alias_version(CHAMPION, settings, name)
+    if after != version:
+        raise RuntimeError(
+            f"{name}: @champion is v{after} right after moving it to v{version} under the "
+            "promotion lock: another writer bypassed the lock; check MLOPS_LOCK_URL is the same "
+            "for every worker"
+        )
+    decision.champion_after = version
 
 
 def _record(c: MlflowClient, name: str, version: str, d: Decision) -> None:

@@ -34,9 +34,10 @@ The pure core is :func:`assemble` / :func:`score_frame`; :func:`score_days` adds
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -248,66 +249,99 @@ def score_days(
 
     One ``get_historical_features`` call covers all the days (its cost is mostly fixed, so a
     month scores much faster in one call than day by day). Raises ``FileNotFoundError`` naming
-    the partition when a day has no curated partition.
+    the partition when a day has no curated partition. ``timings`` (if given) receives the seconds
+    of each step: ``read_curated``, ``load_model``, ``features``, ``predict``, ``write``, ``total``.
     """
     from mlops.features import feature_store
     from mlops.models import registry
 
     s = settings or get_settings()
     days = sorted(set(days))
-    missing = [ds for ds in days if not lake.exists(layout.curated_file(s.lake_uri, ds))]
+    _require_curated(days, s)
+    seconds: dict[str, float] = timings if timings is not None else {}
+    started = time.perf_counter()
+    with _timed(seconds, "read_curated"):
+        flights = _read_flights(days, s)
+    with _timed(seconds, "load_model"):
+        model = predict or registry.predictor(model_version, s)
+    with _timed(seconds, "features"):
+        features = feature_store.historical_frame(flights, s)
+    with _timed(seconds, "predict"):
+        scored = score_frame(flights, features, model, model_version=str(model_version), threshold=threshold)
+    with _timed(seconds, "write"):
+        results = [
+            _write_day(scored, ds, str(model_version), float(threshold), model_as_of, s) for ds in days
+        ]
+    seconds["total"] = time.perf_counter() - started
+    _log_scored(scored, days, model_version, seconds)
+    return results
+
+
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    """Record the wall time of the block under ``seconds[step]``."""
+    mark = time.perf_counter()
+    yield
+    seconds[step] = time.perf_counter() - mark
+
+
+def _require_curated(days: Sequence[str], settings: Settings) -> None:
+    """Raise ``FileNotFoundError`` naming the days that have no curated partition."""
+    missing = [ds for ds in days if not lake.exists(layout.curated_file(settings.lake_uri, ds))]
     if missing:
         raise FileNotFoundError(
-            f"no curated partition for {missing} (expected {layout.curated_file(s.lake_uri, missing[0])}): "
+            f"no curated partition for {missing} "
+            f"(expected {layout.curated_file(settings.lake_uri, missing[0])}): "
             "ingest the day first (ingest_flights), then clear this task"
         )
-    t: dict[str, float] = timings if timings is not None else {}
-    started = time.perf_counter()
-    flights = compute.read_curated(days, s)
-    flights = flights.sort_values(["sched_dep_ts", "flight_id"], kind="stable").reset_index(drop=True)
-    t["read_curated"] = time.perf_counter() - started
-    mark = time.perf_counter()
-    model = predict or registry.predictor(model_version, s)
-    t["load_model"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    features = feature_store.historical_frame(flights, s)
-    t["features"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    scored = score_frame(flights, features, model, model_version=str(model_version), threshold=threshold)
-    t["predict"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    results = []
-    for ds in days:
-        part = scored[scored["ds"] == ds].reset_index(drop=True)
-        uri = predictions_uri(ds, s)
-        lake.write_parquet(uri, part)
-        stats = summary(part)
-        after = bool(model_as_of and model_as_of > ds)
-        if after:
-            log.warning(
-                "ds=%s scored with %s v%s trained as of %s: the day may be in its training window "
-                "(in-sample scores); pass model_version to score a backfill with an older model",
-                ds,
-                MODEL_NAME,
-                model_version,
-                model_as_of,
-            )
-        results.append(
-            DayResult(
-                ds=ds,
-                uri=uri,
-                rows=stats["rows"],
-                model_name=MODEL_NAME,
-                model_version=str(model_version),
-                threshold=float(threshold),
-                predicted_delayed=stats["predicted_delayed"],
-                mean_probability=stats["mean_probability"],
-                model_as_of=model_as_of,
-                model_trained_after_day=after,
-            )
+
+
+def _read_flights(days: Sequence[str], settings: Settings) -> pd.DataFrame:
+    """The curated flights of ``days`` in scoring order (departure, then flight id)."""
+    flights = compute.read_curated(days, settings)
+    return flights.sort_values(["sched_dep_ts", "flight_id"], kind="stable").reset_index(drop=True)
+
+
+def _write_day(
+    scored: pd.DataFrame,
+    ds: str,
+    model_version: str,
+    threshold: float,
+    model_as_of: str | None,
+    settings: Settings,
+) -> DayResult:
+    """Write day ``ds`` of ``scored`` to its predictions partition; its :class:`DayResult`."""
+    part = scored[scored["ds"] == ds].reset_index(drop=True)
+    uri = predictions_uri(ds, settings)
+    lake.write_parquet(uri, part)
+    stats = summary(part)
+    after = bool(model_as_of and model_as_of > ds)
+    if after:
+        log.warning(
+            "ds=%s scored with %s v%s trained as of %s: the day may be in its training window "
+            "(in-sample scores); pass model_version to score a backfill with an older model",
+            ds,
+            MODEL_NAME,
+            model_version,
+            model_as_of,
         )
-    t["write"] = time.perf_counter() - mark
-    t["total"] = time.perf_counter() - started
+    return DayResult(
+        ds=ds,
+        uri=uri,
+        rows=stats["rows"],
+        model_name=MODEL_NAME,
+        model_version=model_version,
+        threshold=threshold,
+        predicted_delayed=stats["predicted_delayed"],
+        mean_probability=stats["mean_probability"],
+        model_as_of=model_as_of,
+        model_trained_after_day=after,
+    )
+
+
+def _log_scored(
+    scored: pd.DataFrame, days: Sequence[str], model_version: str, seconds: dict[str, float]
+) -> None:
     log.info(
         "scored %d flights of %s..%s with %s v%s in %.1fs (%s)",
         len(scored),
@@ -315,10 +349,9 @@ def score_days(
         days[-1] if days else "-",
         MODEL_NAME,
         model_version,
-        t["total"],
-        {k: round(v, 2) for k, v in t.items()},
+        seconds["total"],
+        {k: round(v, 2) for k, v in seconds.items()},
     )
-    return results
 
 
 def require_features(days: Sequence[str], settings: Settings | None = None) -> None:
