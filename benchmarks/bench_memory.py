@@ -214,7 +214,7 @@ def setup_lake(work: Path, factor: int, **_: Any) -> dict[str, Any]:
     import pandas as pd
 
     landing = replicate_raw(simulator.replay_day(INGEST_DAY), factor)
-    lake.write_bytes(simulator.landing_uri(s.landing_uri, INGEST_DAY), simulator.to_csv_bytes(landing))
+    lake.write_bytes(layout.landing_file(s.landing_uri, INGEST_DAY), simulator.to_csv_bytes(landing))
     days = compute.day_range(LAKE_FIRST, WEEK[1])
     raw = replicate_raw(pd.concat([simulator.replay_day(d) for d in days], ignore_index=True), factor)
     curated = normalize(raw)
