@@ -83,19 +83,19 @@ async def state(user: GetUserDep) -> JSONResponse:
 
 async def _serve(folder: str, name: str, request: Request, user: Any) -> Response:
     """Serve the published file ``{lake}/<folder>/<name>`` (see :mod:`mlops.published`)."""
-    from mlops import published as P
+    from mlops import published
     from mlops.config import get_settings
 
     try:
-        item = P.published(folder, name)
-    except P.NotPublished as exc:
+        item = published.published(folder, name)
+    except published.NotPublished as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
     check = requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=item.dag_id)
     await asyncio.to_thread(check, request, user)
     lake_uri = get_settings().lake_uri
     try:
-        data = await asyncio.to_thread(P.read, item, lake_uri)
-    except P.NotPublished as exc:
+        data = await asyncio.to_thread(published.read, item, lake_uri)
+    except published.NotPublished as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         raise HTTPException(
