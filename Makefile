@@ -1,7 +1,7 @@
 # The README's commands. Each bootstraps uv and the virtualenv when missing (fast when present).
 #   make demo   the whole lifecycle through the real Airflow scheduler, then a summary
 #   make test   the test suite (unit, DAG integrity and policy, integration); test-all adds slow ones
-#   make up     Airflow (standalone) + MLflow UI + prediction service for interactive use
+#   make up     Airflow (api-server, scheduler, dag-processor, triggerer) + MLflow UI + prediction service
 #   make lint   ruff
 #   make bench  the benchmark suite (results in benchmarks/)
 
