@@ -49,6 +49,22 @@ DEFAULT_COMMANDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def wait_http(url: str, timeout: float, what: str, alive: Any = None) -> None:
+    """Poll ``url`` until it answers 200; ``alive()`` (if given) raises when the server died."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if alive is not None:
+            alive()
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback)
+                if resp.status == 200:
+                    return
+        time.sleep(1)
+    raise TimeoutError(f"{what} not healthy at {url} after {timeout}s")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -351,18 +367,8 @@ class Services:
             return proc
 
     def wait_healthy(self, timeout: float = 180) -> None:
-        import urllib.request
-
-        deadline = time.monotonic() + timeout
         url = f"{self.url}/api/v2/monitor/health"
-        while time.monotonic() < deadline:
-            self.check_alive()
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback)
-                    if resp.status == 200:
-                        return
-            time.sleep(1)
-        raise TimeoutError(f"Airflow api-server not healthy at {url} after {timeout}s; see {self.log_dir}")
+        wait_http(url, timeout, f"Airflow api-server (logs in {self.log_dir})", alive=self.check_alive)
 
     def api(self) -> Any:
         """An ``httpx`` client of the api-server's REST API (``/api/v2``), logged in as ``admin``

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -277,19 +276,6 @@ def worker_busy(tis: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "window_seconds": round(window, 1),
         "peak_parallel_tasks": int(peak),
     }
-
-
-def _wait_http(url: str, timeout: float, what: str, alive: Any = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if alive is not None:
-            alive()
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback)
-                if resp.status == 200:
-                    return
-        time.sleep(1)
-    raise TimeoutError(f"{what} not healthy at {url} after {timeout}s")
 
 
 def _s3_accounts(endpoint: str, lake_bucket: str) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -651,8 +637,10 @@ def local_stack(
         services, names = _start_airflow(stack, env, workers, concurrency)
 
         def mlflow_ready(timeout: float = 600) -> None:
+            from mlops.dev.embedded import wait_http
+
             alive = lambda: _check(mlflow_proc, work_dir / "mlflow.log")  # noqa: E731
-            _wait_http(f"{e.mlflow_url}/health", timeout, "mlflow server", alive=alive)
+            wait_http(f"{e.mlflow_url}/health", timeout, "mlflow server", alive=alive)
 
         # MLflow migrates its database at its first start (minutes on a busy machine), meanwhile
         # Airflow came up. ``wait_mlflow=False`` returns before, for callers that need it later.
