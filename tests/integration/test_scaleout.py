@@ -39,6 +39,7 @@ import pytest
 
 from mlops.config import EXPERIMENT_NAME, FEAST_PROJECT, MODEL_NAME
 from mlops.dev import embedded
+from mlops.dev.demo import ALL_DAGS
 from mlops.dev.stack import local_stack, worker_busy
 from tests.conftest import IN_CI, REPO, require_service
 
@@ -46,14 +47,6 @@ from tests.conftest import IN_CI, REPO, require_service
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(3600)]
 log = logging.getLogger(__name__)
 
-ALL_DAGS = (
-    "flights_upstream_simulator",
-    "ingest_flights",
-    "materialize_features",
-    "train_model",
-    "batch_predict",
-    "monitor_drift",
-)
 #: The replayed days (training needs 14 days of window: the minimum of its params).
 START, DAYS = date(2013, 1, 1), 14
 END = START + timedelta(days=DAYS - 1)

@@ -133,42 +133,30 @@ def _define_column_metrics() -> None:
 def _define_semantic_metrics() -> None:
     """``table.clock_findings``, ``table.consistency_findings``, ``table.profile_findings``: the
     findings of :mod:`mlops.ingest.semantics` on the batch."""
+    _findings_metric("table.clock_findings", semantics.clock_findings, "ranges")
+    _findings_metric("table.consistency_findings", semantics.consistency_findings, "ranges")
+    _findings_metric("table.profile_findings", semantics.profile_findings, "origins")
+
+
+def _findings_metric(name: str, findings: Any, value_key: str) -> type:
+    """A table metric ``name`` whose value is ``findings(frame, <value_key>)`` (GX registers a metric
+    provider when its class is created)."""
     from great_expectations.execution_engine import PandasExecutionEngine
     from great_expectations.expectations.metrics.metric_provider import metric_value
     from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider
 
-    class TableClockFindings(TableMetricProvider):
-        metric_name = "table.clock_findings"
-        value_keys = ("ranges",)
+    class TableFindings(TableMetricProvider):
+        metric_name = name
+        value_keys = (value_key,)
 
         @metric_value(engine=PandasExecutionEngine)
         def _pandas(
             cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration
         ):  # type: ignore[no-untyped-def]  # noqa: E501
             frame = _table(execution_engine, metric_domain_kwargs)
-            return semantics.clock_findings(frame, metric_value_kwargs["ranges"])
+            return findings(frame, metric_value_kwargs[value_key])
 
-    class TableConsistencyFindings(TableMetricProvider):
-        metric_name = "table.consistency_findings"
-        value_keys = ("ranges",)
-
-        @metric_value(engine=PandasExecutionEngine)
-        def _pandas(
-            cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration
-        ):  # type: ignore[no-untyped-def]  # noqa: E501
-            frame = _table(execution_engine, metric_domain_kwargs)
-            return semantics.consistency_findings(frame, metric_value_kwargs["ranges"])
-
-    class TableProfileFindings(TableMetricProvider):
-        metric_name = "table.profile_findings"
-        value_keys = ("origins",)
-
-        @metric_value(engine=PandasExecutionEngine)
-        def _pandas(
-            cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration
-        ):  # type: ignore[no-untyped-def]  # noqa: E501
-            frame = _table(execution_engine, metric_domain_kwargs)
-            return semantics.profile_findings(frame, metric_value_kwargs["origins"])
+    return TableFindings
 
 
 def _column_expectations() -> tuple[type, type, type]:
