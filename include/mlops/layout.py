@@ -17,11 +17,16 @@ path                                                         built by
                                                              features are all built)
 ``{lake}/predictions/ds=YYYY-MM-DD/data.parquet``            :func:`predictions_file`
 ``{lake}/predictions_online/ds=YYYY-MM-DD/part-....parquet``  :func:`predictions_online_dir`
-``{lake}/reports/validation/ds=YYYY-MM-DD/``                 :func:`report_dir` (``VALIDATION``)
+``{lake}/reports/validation/ds=YYYY-MM-DD/``                 :func:`report_dir` (``VALIDATION``): flights
+``{lake}/reports/validation/<feed>/ds=YYYY-MM-DD/``          :func:`validation_report_dir` (other feeds,
+                                                             e.g. ``validation/weather``)
 ``{lake}/reports/drift/ds=YYYY-MM-DD/``                      :func:`report_dir` (``DRIFT``)
 ``{lake}/reports/drift/history.parquet``                     :func:`drift_history_file`
 ``{lake}/reports/drift/requests/ledger.json``                :func:`drift_ledger_file`
 ``{lake}/training/as_of=YYYY-MM-DD/<data key>/``             :func:`training_dir`
+``{lake}/reports/rollout/metrics/<time_ns>.json``            :func:`rollout_metrics_dir` (the rollout
+                                                             guard's scrapes of the service)
+``{lake}/audit/<model>/<time_ns>-<id>.json``                 :func:`audit_dir` (the audit trail)
 ==========================================================  ==========================================
 
 ``tests/unit/test_layout.py`` holds these to DESIGN.md's table. The names of the published files
@@ -32,8 +37,11 @@ from __future__ import annotations
 
 from mlops import lake
 
-#: The feed of the flight-delay model (a feed is a folder under landing/, curated/, quarantine/).
+#: The feed of the flight-delay model (a feed is a folder under landing/, curated/, quarantine/;
+#: each feed's spec, :class:`mlops.spec.feed.FeedSpec`, names its own).
 FLIGHTS = "flights"
+#: The hourly weather feed (:mod:`mlops.weather.feed`).
+WEATHER = "weather"
 
 # Top-level folders of the lake.
 CURATED = "curated"
@@ -43,10 +51,12 @@ PREDICTIONS = "predictions"
 PREDICTIONS_ONLINE = "predictions_online"
 REPORTS = "reports"
 TRAINING = "training"
+AUDIT = "audit"
 
 # Kinds of report under reports/.
 VALIDATION = "validation"
 DRIFT = "drift"
+ROLLOUT = "rollout"
 
 # File names.
 DATA_FILE = "data.parquet"
@@ -149,6 +159,19 @@ def report_dir(lake_root: str, kind: str, ds: str) -> str:
     return lake.join(reports_root(lake_root, kind), partition(ds))
 
 
+def validation_report_dir(lake_root: str, ds: str, folder: str = VALIDATION) -> str:
+    """``{lake}/reports/<folder>/ds=YYYY-MM-DD``: a feed's validation report of a day.
+
+    ``folder`` is the feed spec's ``reports``: ``validation`` for the flights (their place before
+    there were other feeds), ``validation/<feed>`` for the others.
+    """
+    if folder != VALIDATION and not folder.startswith(VALIDATION + "/"):
+        raise ValueError(f"validation reports live under reports/{VALIDATION}/, not reports/{folder}/")
+    if any(part in {"", ".", ".."} for part in folder.split("/")):
+        raise ValueError(f"report folder {folder!r}: plain names separated by '/'")
+    return lake.join(lake_root, REPORTS, folder, partition(ds))
+
+
 def drift_history_file(lake_root: str) -> str:
     """``{lake}/reports/drift/history.parquet``: one row per drift check."""
     return lake.join(reports_root(lake_root, DRIFT), DRIFT_HISTORY)
@@ -162,3 +185,20 @@ def drift_ledger_file(lake_root: str) -> str:
 def training_dir(lake_root: str, as_of: str, data_key: str) -> str:
     """``{lake}/training/as_of=YYYY-MM-DD/<data key>``: one training set per as-of and window."""
     return lake.join(lake_root, TRAINING, f"as_of={as_of}", data_key)
+
+
+def audit_root(lake_root: str) -> str:
+    """``{lake}/audit``: one folder per registered model (:mod:`mlops.models.audit`)."""
+    return lake.join(lake_root, AUDIT)
+
+
+def audit_dir(lake_root: str, model: str) -> str:
+    """``{lake}/audit/<model>``: the model's audit events, one object each."""
+    if not model or "/" in model or model in {".", ".."}:
+        raise ValueError(f"model name {model!r}: a registered model name (no '/')")
+    return lake.join(audit_root(lake_root), model)
+
+
+def rollout_metrics_dir(lake_root: str) -> str:
+    """``{lake}/reports/rollout/metrics``: the rollout guard's scrapes of ``/metrics``, one object each."""
+    return lake.join(lake_root, REPORTS, ROLLOUT, "metrics")

@@ -120,10 +120,13 @@ def test_gate_reads_the_behavioural_checks_the_run_logged(models, data, home):
 
 def test_rollback_swaps_champion_and_previous(models):
     champion, previous = registry.alias_version(CHAMPION), registry.alias_version(PREVIOUS)
-    d = registry.rollback()
+    d = registry.rollback(actor="cli:tester", reason="p99 latency doubled", expected_champion=champion)
     assert (registry.alias_version(CHAMPION), registry.alias_version(PREVIOUS)) == (previous, champion)
-    assert d.champion_after == previous
-    registry.rollback()
+    assert d.champion_after == previous and d.promoted and "p99 latency doubled" in d.reason
+    again = registry.rollback(actor="rollback-guard", reason="same breach", expected_champion=champion)
+    assert not again.promoted and "rollback skipped" in again.reason
+    assert registry.alias_version(CHAMPION) == previous, "a second rollback for one breach moves nothing"
+    registry.rollback(actor="cli:tester", reason="back again")
     assert registry.alias_version(CHAMPION) == champion
 
 

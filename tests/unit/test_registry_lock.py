@@ -65,7 +65,7 @@ def test_promotion_refuses_a_host_local_lock_on_shared_stores(tmp_path, monkeypa
     assert named in message and "MLOPS_LOCK_URL=postgresql://" in message
     assert "secret" not in message
     with pytest.raises(RuntimeError, match="host-local file lock"):
-        registry.rollback(settings)
+        registry.rollback(settings, actor="rollback-guard", reason="test")
     with pytest.raises(RuntimeError, match="the retrain guard's lock would be a host-local"):
         with guard.guard_lock(settings):
             pass

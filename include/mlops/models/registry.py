@@ -32,6 +32,19 @@ champion back in time), which also keeps the comparison leak-free: the champion'
 all precede the challenger's holdout.
 
 Every decision is written on the challenger's version as ``promotion.*`` tags.
+
+Alias moves and the audit trail
+-------------------------------
+:func:`move_alias` is the one function that moves an alias: under the (re-entrant) promotion lock
+it checks the version exists, moves, reads back and records an event in the audit trail
+(:mod:`mlops.models.audit`: actor, time, alias, from, to, reason, run id). ``register`` (actor
+``register``), :func:`promote` (``gate``), :func:`apply` after an approval (``approver:<name>``)
+and :func:`rollback` (``rollback-guard``, ``cli:<user>``) all call it.
+
+The gate in two steps (human approval): :func:`decide` says whether the challenger would replace
+the champion (``eligible``) without moving anything; :func:`resolve_approval` records the answer
+and, if approved, :func:`apply` moves the aliases under the lock, only if the champion is still
+the one the gate compared against. :func:`promote` is both steps in one hold of the lock.
 """
 
 from __future__ import annotations
@@ -41,6 +54,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -60,6 +75,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_SECONDS = 900
+#: The promotion locks this thread holds (model name -> lock facts): the lock is re-entrant.
+_held = threading.local()
+_ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 #: The optional lock location (PostgreSQL URL or file:// directory) for multi-host promoters.
 LOCK_URL_ENV = "MLOPS_LOCK_URL"
 
@@ -102,7 +120,14 @@ def register(
     for key in ("roc_auc", "pr_auc", "log_loss", "brier"):
         if key in run.data.metrics:
             c.set_model_version_tag(name, version, f"holdout.{key}", f"{run.data.metrics[key]:.6f}")
-    c.set_registered_model_alias(name, CHALLENGER, version)
+    move_alias(
+        name,
+        CHALLENGER,
+        version,
+        actor="register",
+        reason=f"registered from MLflow run {run_id}",
+        settings=settings,
+    )
     return version
 
 
@@ -224,7 +249,23 @@ def promotion_lock(
     s = settings or get_settings()
     url = lock_url(s)
     require_shared_lock(url, s, purpose or f"the promotion lock of {name}")
+    held: dict[str, dict[str, Any]] = _held.__dict__.setdefault("locks", {})
+    key = f"{url}#{name}"
+    if key in held:  # this thread already holds it (promote -> move_alias): re-enter
+        yield held[key]
+        return
     info: dict[str, Any] = {"pid": os.getpid()}
+    held[key] = info
+    try:
+        with _acquire(url, name, timeout, info):
+            yield info
+    finally:
+        held.pop(key, None)
+
+
+@contextlib.contextmanager
+def _acquire(url: str, name: str, timeout: float, info: dict[str, Any]) -> Iterator[None]:
+    """Take the lock at ``url`` (PostgreSQL advisory lock or file lock); fills ``info``."""
     started = time.monotonic()
     if url.startswith("postgresql"):
         import psycopg
@@ -239,7 +280,7 @@ def promotion_lock(
             info.update(kind="pg_advisory_lock", key=key, waited_s=round(time.monotonic() - started, 3))
             info["acquired_at"] = time.time()
             try:
-                yield info
+                yield
             finally:
                 info["released_at"] = time.time()
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
@@ -257,7 +298,7 @@ def promotion_lock(
         info.update(kind="filelock", path=str(path), waited_s=round(time.monotonic() - started, 3))
         info["acquired_at"] = time.time()
         try:
-            yield info
+            yield
         finally:
             info["released_at"] = time.time()
 
@@ -284,9 +325,31 @@ class Decision:
     checks: list[dict[str, Any]] = field(default_factory=list)
     lock: dict[str, Any] = field(default_factory=dict)
     as_of: str | None = None
+    #: The gate's verdict: the challenger may replace the champion (``promoted``: the aliases moved).
+    eligible: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def decide(
+    version: str,
+    holdout: pd.DataFrame,
+    *,
+    margin: float,
+    as_of: str | None = None,
+    checks: list[dict[str, Any]] | None = None,
+    settings: Settings | None = None,
+    name: str = MODEL_NAME,
+    metric: str = "roc_auc",
+) -> Decision:
+    """The gate without moving any alias: would ``version`` replace the champion?
+
+    Sets ``eligible`` and ``reason`` (the rules of :func:`promote`); :func:`apply` moves the aliases
+    later (after a human approved, :func:`resolve_approval`). The version gets
+    ``promotion.decision`` ``awaiting approval`` (eligible) or ``rejected``.
+    """
+    return _gate(version, holdout, margin, as_of, checks, settings, name, metric, apply_as=None)
 
 
 def promote(
@@ -299,14 +362,32 @@ def promote(
     settings: Settings | None = None,
     name: str = MODEL_NAME,
     metric: str = "roc_auc",
+    actor: str = "gate",
 ) -> Decision:
     """Make ``version`` the champion if it beats the current champion on ``holdout`` by ``margin``.
 
     ``holdout`` is the challenger's holdout (features and ``is_delayed``); ``checks`` are its
     behavioural checks (:func:`mlops.training.behaviour.behavioural_checks`), all of which must pass.
-    Atomic across processes (see the module docstring); idempotent (re-promoting the champion
-    is a no-op).
+    Atomic across processes (see the module docstring): :func:`decide` and :func:`apply` under one
+    hold of the lock; the moves are recorded in the audit trail as ``actor``. Idempotent
+    (re-promoting the champion is a no-op).
     """
+    return _gate(version, holdout, margin, as_of, checks, settings, name, metric, apply_as=actor)
+
+
+def _gate(
+    version: str,
+    holdout: pd.DataFrame,
+    margin: float,
+    as_of: str | None,
+    checks: list[dict[str, Any]] | None,
+    settings: Settings | None,
+    name: str,
+    metric: str,
+    apply_as: str | None,
+) -> Decision:
+    """Score the challenger (outside the lock), then decide under the lock and, with ``apply_as``
+    (an audit actor), move the aliases in the same hold of the lock."""
     from mlops.schema import LABEL
     from mlops.training.metrics import evaluate
 
@@ -335,11 +416,102 @@ def promote(
             as_of=as_of,
         )
         _decide(decision, failed, client, holdout, labels, settings, metric)
-        if decision.promoted and champion != version:
-            _move_aliases(decision, client, settings)
-        _record(client, name, version, decision)
+        if apply_as is not None:
+            _apply_locked(decision, apply_as, decision.reason, settings)
+        _record(client, name, version, decision, pending=apply_as is None)
     log.info("promotion of %s v%s: %s", name, version, decision.reason)
     return decision
+
+
+def apply(
+    decision: Decision | Mapping[str, Any],
+    *,
+    actor: str,
+    reason: str | None = None,
+    settings: Settings | None = None,
+) -> Decision:
+    """Move the aliases of an eligible gate ``decision`` (from :func:`decide`), under the lock.
+
+    The champion is re-read first: if it is no longer the one the gate compared against (another
+    run promoted meanwhile), nothing moves and the decision says so (run the gate again). The
+    moves are recorded in the audit trail as ``actor`` with ``reason`` (default: the gate's).
+    """
+    d = decision if isinstance(decision, Decision) else Decision(**dict(decision))
+    with promotion_lock(settings, d.model) as lock:
+        d.lock = lock
+        _apply_locked(d, actor, reason or d.reason, settings)
+        _record(_client(settings), d.model, d.challenger, d)
+    log.info("apply %s v%s by %s: %s", d.model, d.challenger, actor, d.reason)
+    return d
+
+
+def resolve_approval(
+    decision: Decision | Mapping[str, Any],
+    *,
+    approved: bool,
+    actor: str,
+    comment: str = "",
+    context: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> Decision:
+    """A human's (or the timeout's) answer on an eligible ``decision``: recorded in the audit trail
+    (an ``approval`` event by ``actor``), then :func:`apply` if ``approved``, else the champion is
+    left as it is and the version is marked ``rejected``."""
+    from mlops.models import audit
+
+    d = decision if isinstance(decision, Decision) else Decision(**dict(decision))
+    if not d.eligible:
+        raise ValueError(
+            f"{d.model} v{d.challenger}: the gate did not find it eligible ({d.reason}); "
+            "there is nothing to approve"
+        )
+    answer = "promote" if approved else "reject"
+    why = f"{answer} v{d.challenger} (gate: {d.reason})" + (f"; comment: {comment}" if comment else "")
+    run_id = _client(settings).get_model_version(d.model, d.challenger).run_id
+    with promotion_lock(settings, d.model):
+        audit.record(
+            audit.APPROVAL,
+            actor=actor,
+            reason=why,
+            model=d.model,
+            version=d.challenger,
+            decision=answer,
+            run_id=run_id,
+            context=dict(context or {}),
+            settings=settings,
+        )
+        if approved:
+            return apply(d, actor=actor, reason=f"approved by {actor}: {d.reason}", settings=settings)
+        d.promoted, d.champion_after = False, alias_version(CHAMPION, settings, d.model)
+        d.reason = f"rejected by {actor}" + (f": {comment}" if comment else "") + f" (gate: {d.reason})"
+        _record(_client(settings), d.model, d.challenger, d)
+    log.info("approval of %s v%s: %s", d.model, d.challenger, d.reason)
+    return d
+
+
+def _apply_locked(d: Decision, actor: str, reason: str, settings: Settings | None) -> None:
+    """Under the promotion lock: move the aliases if ``d`` is eligible and the champion is still
+    the one it was compared with. Sets ``promoted``, ``champion_after``, ``previous``, ``reason``."""
+    champion = alias_version(CHAMPION, settings, d.model)
+    if not d.eligible:
+        d.promoted, d.champion_after = False, champion
+    elif champion == d.challenger:
+        d.promoted, d.champion_after = True, champion
+        if d.champion_before != d.challenger:
+            d.reason = f"already champion: {d.reason}"
+    elif champion != d.champion_before:
+        d.promoted, d.champion_after = False, champion
+        d.reason = (
+            f"champion changed from {_v(d.champion_before)} to {_v(champion)} since the gate decided: "
+            "nothing moved; train again (or trigger train_model) to gate against the new champion"
+        )
+    else:
+        _move_aliases(d, actor, reason, settings)
+        d.promoted = True
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "none"
 
 
 def _decide(
@@ -351,15 +523,15 @@ def _decide(
     settings: Settings | None,
     metric: str,
 ) -> None:
-    """Set ``promoted`` and ``reason`` (under the promotion lock): a retry of the champion is a
+    """Set ``eligible`` and ``reason`` (under the promotion lock): a retry of the champion is a
     no-op success, failed behavioural checks reject, no champion promotes, else compare."""
     champion, version = decision.champion_before, decision.challenger
     if champion == version:
-        decision.promoted, decision.reason = True, "already champion (retry): nothing to do"
+        decision.eligible, decision.reason = True, "already champion (retry): nothing to do"
     elif failed:
         decision.reason = f"behavioural checks failed: {failed}"
     elif champion is None:
-        decision.promoted, decision.reason = True, "no champion yet"
+        decision.eligible, decision.reason = True, "no champion yet"
     else:
         _compare_with_champion(decision, client, holdout, labels, settings, metric)
 
@@ -374,7 +546,7 @@ def _compare_with_champion(
 ) -> None:
     """Score the champion on the challenger's holdout and decide (under the promotion lock): a
     champion trained as of a later date is never replaced; otherwise the challenger must win on
-    ``metric`` by the margin. Sets ``champion_metrics``, ``promoted`` and ``reason``."""
+    ``metric`` by the margin. Sets ``champion_metrics``, ``eligible`` and ``reason``."""
     from mlops.training.metrics import evaluate
 
     name, champion, as_of = decision.model, decision.champion_before, decision.as_of
@@ -388,7 +560,7 @@ def _compare_with_champion(
             f"challenger's {as_of}; a model never replaces a newer one"
         )
     elif ours >= theirs + margin:
-        decision.promoted = True
+        decision.eligible = True
         decision.reason = f"{metric} {ours:.4f} >= champion v{champion} {theirs:.4f} + margin {margin}"
     else:
         decision.reason = (
@@ -396,27 +568,99 @@ def _compare_with_champion(
         )
 
 
-def _move_aliases(decision: Decision, client: MlflowClient, settings: Settings | None) -> None:
-    """Under the promotion lock: the champion becomes ``@previous``, the challenger ``@champion``;
-    then ``@champion`` is read back (a writer that bypassed the lock is an error)."""
-    name, version, champion = decision.model, decision.challenger, decision.champion_before
+def _move_aliases(d: Decision, actor: str, reason: str, settings: Settings | None) -> None:
+    """Under the promotion lock: the champion becomes ``@previous``, the challenger ``@champion``
+    (each move checked and recorded by :func:`move_alias`)."""
+    name, version, champion = d.model, d.challenger, d.champion_before
     if champion is not None:
-        client.set_registered_model_alias(name, PREVIOUS, champion)
-        decision.previous = champion
-    client.set_registered_model_alias(name, CHAMPION, version)
-    after = alias_version(CHAMPION, settings, name)
-    if after != version:
-        raise RuntimeError(
-            f"{name}: @champion is v{after} right after moving it to v{version} under the "
-            "promotion lock: another writer bypassed the lock; check MLOPS_LOCK_URL is the same "
-            "for every worker"
+        move_alias(
+            name,
+            PREVIOUS,
+            champion,
+            actor=actor,
+            reason=f"replaced by v{version}: {reason}",
+            settings=settings,
         )
-    decision.champion_after = version
+        d.previous = champion
+    move_alias(name, CHAMPION, version, actor=actor, reason=reason, settings=settings)
+    d.champion_after = version
 
 
-def _record(c: MlflowClient, name: str, version: str, d: Decision) -> None:
+def move_alias(
+    name: str,
+    alias: str,
+    version: str,
+    *,
+    actor: str,
+    reason: str,
+    settings: Settings | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> Any:
+    """Point ``name@alias`` at ``version`` and record the move in the audit trail.
+
+    The ONLY function that moves an alias (a test holds this module to it). Takes the promotion
+    lock (re-entrant: callers that hold it, like :func:`promote`, stay inside one hold). Refuses
+    a version that does not exist; a move to the version the alias already has is a no-op (no
+    event; returns None). ``@alias`` is read back after the move (a writer that bypassed the lock
+    is an error). If the event cannot be written the alias is put back, so no move goes
+    unrecorded. Returns the :class:`mlops.models.audit.Event`.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from mlops.models import audit
+
+    audit.check_actor(actor)
+    if not (reason or "").strip():
+        raise ValueError(f"moving {name}@{alias} to v{version}: a reason is required (say why)")
+    if not _ALIAS.match(alias or ""):
+        raise ValueError(f"alias {alias!r}: lower-case letters, digits, '-' or '_' (e.g. champion)")
+    version, c = str(version), _client(settings)
+    with promotion_lock(settings, name):
+        try:
+            run_id = c.get_model_version(name, version).run_id
+        except MlflowException as exc:
+            raise ValueError(
+                f"{name} has no version {version}: @{alias} not moved (list them: mlops audit, or the "
+                "MLflow UI)"
+            ) from exc
+        before = alias_version(alias, settings, name)
+        if before == version:
+            return None
+        c.set_registered_model_alias(name, alias, version)
+        after = alias_version(alias, settings, name)
+        if after != version:
+            raise RuntimeError(
+                f"{name}: @{alias} is v{after} right after moving it to v{version} under the "
+                "promotion lock: another writer bypassed the lock; check MLOPS_LOCK_URL is the same "
+                "for every worker"
+            )
+        try:
+            return audit.record(
+                audit.ALIAS_MOVED,
+                actor=actor,
+                reason=reason,
+                model=name,
+                alias=alias,
+                from_version=before,
+                to_version=version,
+                run_id=run_id,
+                context=dict(context or {}),
+                settings=settings,
+            )
+        except BaseException:
+            if before is None:
+                c.delete_registered_model_alias(name, alias)
+            else:
+                c.set_registered_model_alias(name, alias, before)
+            log.error("%s@%s put back to %s: its audit event could not be written", name, alias, before)
+            raise
+
+
+def _record(c: MlflowClient, name: str, version: str, d: Decision, *, pending: bool = False) -> None:
+    """Write ``d`` on the version as ``promotion.*`` tags (``pending``: eligible, awaiting approval)."""
+    decision = "promoted" if d.promoted else "awaiting approval" if pending and d.eligible else "rejected"
     tags = {
-        "promotion.decision": "promoted" if d.promoted else "rejected",
+        "promotion.decision": decision,
         "promotion.reason": d.reason[:4000],
         "promotion.champion_before": d.champion_before or "",
         "promotion.at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -430,27 +674,55 @@ def _record(c: MlflowClient, name: str, version: str, d: Decision) -> None:
         c.set_model_version_tag(name, version, key, value)
 
 
-def rollback(settings: Settings | None = None, name: str = MODEL_NAME) -> Decision:
-    """Point ``@champion`` back at ``@previous`` (under the lock); ``@previous`` takes the old champion."""
-    c = _client(settings)
+def rollback(
+    settings: Settings | None = None,
+    name: str = MODEL_NAME,
+    *,
+    actor: str,
+    reason: str,
+    expected_champion: str | None = None,
+) -> Decision:
+    """Point ``@champion`` back at ``@previous`` (under the lock); ``@previous`` takes the old champion.
+
+    Both moves are recorded in the audit trail as ``actor`` (``rollback-guard``, ``cli:<user>``...)
+    with ``reason``. With ``expected_champion``, nothing moves unless ``@champion`` is still that
+    version (a second rollback for the same breach is a no-op: the returned decision has
+    ``promoted`` false and says why). Raises if there is no ``@previous`` or its version is gone.
+    """
+    from mlops.models import audit
+
+    audit.check_actor(actor)
+    if not (reason or "").strip():
+        raise ValueError(f"rollback of {name}: a reason is required (say why)")
     with promotion_lock(settings, name) as lock:
         champion, previous = alias_version(CHAMPION, settings, name), alias_version(PREVIOUS, settings, name)
+        decision = Decision(
+            promoted=False,
+            reason="",
+            model=name,
+            challenger=previous or "",
+            champion_before=champion,
+            champion_after=champion,
+            previous=previous,
+            margin=0.0,
+            lock=lock,
+        )
+        if expected_champion is not None and champion != str(expected_champion):
+            decision.reason = (
+                f"rollback skipped: @champion is {_v(champion)}, not v{expected_champion} (already rolled "
+                "back or promoted since)"
+            )
+            return decision
         if previous is None:
-            raise RuntimeError(f"{name}: no @previous version to roll back to")
-        c.set_registered_model_alias(name, CHAMPION, previous)
+            raise RuntimeError(f"{name}: no @previous version to roll back to (@champion is {_v(champion)})")
+        why = f"rollback from {_v(champion)} to v{previous}: {reason}"
+        move_alias(name, CHAMPION, previous, actor=actor, reason=why, settings=settings)
         if champion is not None:
-            c.set_registered_model_alias(name, PREVIOUS, champion)
-    return Decision(
-        promoted=True,
-        reason=f"rollback from v{champion} to v{previous}",
-        model=name,
-        challenger=previous,
-        champion_before=champion,
-        champion_after=previous,
-        previous=champion,
-        margin=0.0,
-        lock=lock,
-    )
+            move_alias(name, PREVIOUS, champion, actor=actor, reason=why, settings=settings)
+        decision.promoted, decision.eligible, decision.reason = True, True, why
+        decision.champion_after, decision.previous = previous, champion
+    log.info("%s", decision.reason)
+    return decision
 
 
 def champion_history(settings: Settings | None = None, name: str = MODEL_NAME) -> list[dict[str, Any]]:
