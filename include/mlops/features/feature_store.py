@@ -46,7 +46,7 @@ from mlops.features import compute
 from mlops.schema import LABEL
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     import pandas as pd
     from feast import FeatureStore
@@ -450,13 +450,16 @@ def _push_partitions(store: FeatureStore, lo: datetime, hi: datetime, settings: 
 # --------------------------------------------------------------------------------------------------
 
 
-def _feature_service(store: FeatureStore) -> Any:
-    return store.get_feature_service(FEATURE_SERVICE)
+def _feature_service(store: FeatureStore, service: str = FEATURE_SERVICE) -> Any:
+    return store.get_feature_service(service)
 
 
-def feast_feature_names() -> list[str]:
-    """Feast feature columns served by ``flight_delay_v1`` (without view prefixes)."""
-    return [f for _key, feats in compute.VIEW_FEATURES.values() for f in feats]
+def feast_feature_names(service: Any = None) -> list[str]:
+    """Feast feature columns served by ``service`` (a Feast ``FeatureService``; default
+    ``flight_delay_v1``: every view), without view prefixes."""
+    if service is None:
+        return [f for _key, feats in compute.VIEW_FEATURES.values() for f in feats]
+    return [f.name for projection in service.feature_view_projections for f in projection.features]
 
 
 def historical_values(
@@ -464,8 +467,10 @@ def historical_values(
     settings: Settings | None = None,
     store: FeatureStore | None = None,
     chunk_rows: int | None = None,
+    service: str = FEATURE_SERVICE,
 ) -> pd.DataFrame:
-    """Point-in-time Feast values of ``flights`` (aligned with its index), at ``sched_dep_ts``."""
+    """Point-in-time Feast values of ``flights`` (aligned with its index), at ``sched_dep_ts``, of
+    the feature service ``service``."""
     import pandas as pd
 
     store = store or get_store(settings)
@@ -474,17 +479,18 @@ def historical_values(
     unique = (
         keys.drop_duplicates(key_cols).sort_values(compute.TIMESTAMP, kind="stable").reset_index(drop=True)
     )
+    feature_service = _feature_service(store, service)
+    names = feast_feature_names(None if service == FEATURE_SERVICE else feature_service)
     if unique.empty:
-        return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
+        return pd.DataFrame(index=flights.index, columns=names, dtype="float64")
     # Time-ordered chunks of HISTORICAL_CHUNK_ROWS: each call reads only the partitions of its
     # rows' window (mlops.features.feast_duckdb), and DuckDB's working set (several KB per entity row: the
     # joins of all views at once) stays bounded. Every entity row comes back; a view with no row
     # of the key within its TTL gives nulls for that view only.
-    service = _feature_service(store)
     size = chunk_rows or HISTORICAL_CHUNK_ROWS
     parts = [
         store.get_historical_features(
-            entity_df=unique.iloc[first : first + size].reset_index(drop=True), features=service
+            entity_df=unique.iloc[first : first + size].reset_index(drop=True), features=feature_service
         ).to_df()
         for first in range(0, len(unique), size)
     ]
@@ -502,23 +508,35 @@ def historical_values(
     keys[compute.TIMESTAMP] = keys[compute.TIMESTAMP].astype("datetime64[us, UTC]")
     merged = keys.merge(values, on=key_cols, how="left", validate="many_to_one")
     merged = merged.set_index("__row").reindex(flights.index)
-    return merged[feast_feature_names()]
+    return merged[names]
 
 
 def historical_frame(
-    flights: pd.DataFrame, settings: Settings | None = None, store: FeatureStore | None = None
+    flights: pd.DataFrame,
+    settings: Settings | None = None,
+    store: FeatureStore | None = None,
+    service: str = FEATURE_SERVICE,
 ) -> pd.DataFrame:
-    """MODEL_FEATURES of ``flights`` as of their scheduled departure (point in time, any flights)."""
-    return compute.model_frame(flights, historical_values(flights, settings, store))
+    """MODEL_FEATURES of ``flights`` as of their scheduled departure (point in time, any flights);
+    features that ``service`` does not serve are null."""
+    return compute.model_frame(flights, historical_values(flights, settings, store, service=service))
 
 
 def training_frame(
-    start: str | date | datetime, end: str | date | datetime, settings: Settings | None = None
+    start: str | date | datetime,
+    end: str | date | datetime,
+    settings: Settings | None = None,
+    *,
+    label: str = LABEL,
+    labels: Callable[[pd.DataFrame], pd.Series] | None = None,
+    label_dtype: str = "int8",
+    service: str = FEATURE_SERVICE,
 ) -> pd.DataFrame:
     """Every labelled curated flight with ``sched_dep_ts`` in [start, end), with MODEL_FEATURES.
 
-    Columns: ``flight_id``, ``sched_dep_ts``, ``ds``, ``is_delayed`` (int8 label), then
-    :data:`mlops.features.compute.MODEL_FEATURES` in order. ``start``/``end`` as ``YYYY-MM-DD`` mean local
+    Columns: ``flight_id``, ``sched_dep_ts``, ``ds``, ``label`` (``labels(curated)``, default the
+    curated ``is_delayed``, as ``label_dtype``), then :data:`mlops.features.compute.MODEL_FEATURES`
+    in order (from the feature service ``service``). ``start``/``end`` as ``YYYY-MM-DD`` mean local
     midnight of those days (so ds in [start, end)); datetimes are instants (naive = UTC). Rows are
     sorted by ``sched_dep_ts`` then ``flight_id``.
     """
@@ -528,14 +546,16 @@ def training_frame(
     lo, hi = _as_utc(start), _as_utc(end)
     days = compute.day_range((lo - timedelta(days=1)).date(), (hi + timedelta(days=1)).date())
     curated = compute.read_curated(days, s)
+    values = labels(curated) if labels is not None else curated[LABEL]
     ts = curated["sched_dep_ts"]
-    mask = (ts >= pd.Timestamp(lo)) & (ts < pd.Timestamp(hi)) & curated[LABEL].notna()
-    flights = curated[mask].sort_values(["sched_dep_ts", "flight_id"], kind="stable").reset_index(drop=True)
-    features = historical_frame(flights, s)
+    mask = (ts >= pd.Timestamp(lo)) & (ts < pd.Timestamp(hi)) & values.notna()
+    order = curated[mask].sort_values(["sched_dep_ts", "flight_id"], kind="stable")
+    flights = order.reset_index(drop=True)
+    features = historical_frame(flights, s, service=service)
     out = pd.concat(
         [
             flights[["flight_id", "sched_dep_ts", "ds"]],
-            flights[LABEL].astype("int8").rename(LABEL),
+            values.loc[order.index].astype(label_dtype).rename(label).reset_index(drop=True),
             features,
         ],
         axis=1,
@@ -545,20 +565,25 @@ def training_frame(
 
 
 def online_values(
-    flights: pd.DataFrame, settings: Settings | None = None, store: FeatureStore | None = None
+    flights: pd.DataFrame,
+    settings: Settings | None = None,
+    store: FeatureStore | None = None,
+    service: str = FEATURE_SERVICE,
 ) -> pd.DataFrame:
-    """Feast values of ``flights`` from the online store (aligned with its index)."""
+    """Feast values of ``flights`` from the online store (aligned with its index), of ``service``."""
     import pandas as pd
 
     store = store or get_store(settings)
     keys = compute.entity_keys(flights)
     rows = keys[list(compute.JOIN_KEYS)].to_dict(orient="records")
+    feature_service = _feature_service(store, service)
+    names = feast_feature_names(None if service == FEATURE_SERVICE else feature_service)
     if not rows:
-        return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
-    response = store.get_online_features(features=_feature_service(store), entity_rows=rows)
+        return pd.DataFrame(index=flights.index, columns=names, dtype="float64")
+    response = store.get_online_features(features=feature_service, entity_rows=rows)
     values = pd.DataFrame(response.to_dict())
     values.index = flights.index
-    return values[feast_feature_names()]
+    return values[names]
 
 
 def online_frame(flights: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:

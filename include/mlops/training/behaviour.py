@@ -1,7 +1,9 @@
-"""Behavioural checks of a model (Made With ML style): invariance, direction, range.
+"""Behavioural checks of a model (Made With ML style): invariance, direction, monotonicity, range.
 
-``train_model`` runs them once, in ``log_to_mlflow`` (they are logged with the run); the promotion
-gate (:func:`mlops.models.registry.gate_and_promote`) reads their outcome and refuses a model that
+What to check comes from the model spec (:class:`mlops.spec.model.Behaviour`: fields to ignore,
+expected directions, monotonic features; the prediction range from its task). ``train_model``
+runs them once, in ``log_to_mlflow`` (they are logged with the run); the promotion gate
+(:func:`mlops.models.registry.gate_and_promote`) reads their outcome and refuses a model that
 failed any.
 """
 
@@ -9,25 +11,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlops.spec.model import model_spec
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     import numpy as np
     import pandas as pd
 
+    from mlops.spec.model import ModelSpec
+
     Predict = Callable[[pd.DataFrame], np.ndarray]
 
-#: Fields that are not model inputs: changing them must not change a prediction.
-IRRELEVANT_FIELDS: tuple[str, ...] = ("flight_id", "flight", "tailnum", "ds")
-#: Features where a higher value should not lower the average delay risk (+1), or should not
-#: raise it (-1). Checked between each feature's 10th and 90th percentile on the holdout. Only
-#: causal, unconfounded signals belong here: a late inbound aircraft and a congested departure
-#: bank make a delay more likely whatever else is true. (Window rates such as a carrier's 7-day
-#: delayed rate are confounded with the carrier and season; a good model may use them either way.)
-EXPECTED_DIRECTIONS: dict[str, int] = {
-    "prev_leg_dep_delay": +1,
-    "cong_dep_delay_mean_prev_2h": +1,
-}
+#: Deciles a monotonic check moves a feature through.
+MONOTONIC_QUANTILES: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def behavioural_checks(
@@ -36,48 +33,69 @@ def behavioural_checks(
     features: Sequence[str],
     sample: int = 2000,
     seed: int = 0,
+    spec: ModelSpec | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the behavioural checks of a model (``predict``: frame -> probabilities) on holdout rows.
+    """Run the spec's behavioural checks of a model (``predict``: frame -> predictions) on holdout rows.
 
-    * range: predictions are finite probabilities;
-    * invariance: changing fields the model must ignore (ids, tail number, flight number) and the
+    * range: predictions are finite and within the task's prediction range (a probability in
+      [0, 1]; a regression's own bounds);
+    * invariance: changing fields the model must ignore (``Behaviour.irrelevant_fields``) and the
       row order changes no prediction;
     * directional: moving an expected-direction feature from its 10th to its 90th percentile moves
-      the mean prediction the expected way.
+      the mean prediction the expected way;
+    * monotonic: moving a ``Behaviour.monotonic`` feature through its deciles never moves the mean
+      prediction the other way.
     """
     import numpy as np
 
+    spec = model_spec(spec)
+    behaviour = spec.behaviour
     rows = holdout.sample(n=min(sample, len(holdout)), random_state=seed).reset_index(drop=True)
     base = np.asarray(predict(rows), dtype="float64")
     checks = [
-        _range_check(base),
-        _irrelevant_fields_check(predict, rows, base, features, seed),
+        _range_check(base, spec.task.prediction_range),
+        _irrelevant_fields_check(predict, rows, base, features, seed, behaviour.irrelevant_fields),
         _row_order_check(predict, rows, base, seed),
     ]
-    for col, sign in EXPECTED_DIRECTIONS.items():
+    for col, sign in behaviour.directions.items():
         direction = _direction_check(predict, rows, features, col, sign)
         if direction is not None:
             checks.append(direction)
+    for col in behaviour.monotonic:
+        monotonic = _monotonic_check(predict, rows, features, col, behaviour.directions.get(col, +1))
+        if monotonic is not None:
+            checks.append(monotonic)
     return checks
 
 
-def _range_check(base: np.ndarray) -> dict[str, Any]:
+def _range_check(base: np.ndarray, bounds: tuple[float | None, float | None] = (0.0, 1.0)) -> dict[str, Any]:
     import numpy as np
 
+    lo, hi = bounds
+    inside = np.isfinite(base).all()
+    if lo is not None:
+        inside = inside and (base >= lo).all()
+    if hi is not None:
+        inside = inside and (base <= hi).all()
     return {
         "name": "range",
-        "passed": bool(np.isfinite(base).all() and (base >= 0).all() and (base <= 1).all()),
-        "detail": f"min {base.min():.4f} max {base.max():.4f}",
+        "passed": bool(inside),
+        "detail": f"min {base.min():.4f} max {base.max():.4f}, expected within [{lo}, {hi}]",
     }
 
 
 def _irrelevant_fields_check(
-    predict: Predict, rows: pd.DataFrame, base: np.ndarray, features: Sequence[str], seed: int
+    predict: Predict,
+    rows: pd.DataFrame,
+    base: np.ndarray,
+    features: Sequence[str],
+    seed: int,
+    irrelevant: Sequence[str],
 ) -> dict[str, Any]:
     import numpy as np
 
     noisy = rows.copy()
-    for col in IRRELEVANT_FIELDS:
+    for col in irrelevant:
         if col in noisy.columns and col not in features:
             noisy[col] = noisy[col].sample(frac=1.0, random_state=seed + 1).to_numpy()
     noisy["unrelated_column"] = "x"
@@ -116,6 +134,38 @@ def _direction_check(
         "name": f"direction_{col}",
         "passed": delta * sign >= 0,
         "detail": f"mean p at p90 ({hi:g}) - at p10 ({lo:g}) = {delta:+.4f}, expected {expected}",
+    }
+
+
+def _monotonic_check(
+    predict: Predict, rows: pd.DataFrame, features: Sequence[str], col: str, sign: int
+) -> dict[str, Any] | None:
+    """Mean prediction with ``col`` set to each of its deciles: never a step the other way."""
+    import numpy as np
+
+    if col not in features or col not in rows.columns:
+        return None
+    values = rows[col].astype("float64")
+    if values.notna().sum() < 20:
+        return None
+    points = sorted(set(float(values.quantile(q)) for q in MONOTONIC_QUANTILES))
+    if len(points) < 2:
+        return None
+    means = []
+    for point in points:
+        moved = rows.copy()
+        moved[col] = point
+        means.append(float(np.mean(predict(moved))))
+    steps = np.diff(means) * sign
+    worst = float(steps.min())
+    expected = "non-decreasing" if sign > 0 else "non-increasing"
+    return {
+        "name": f"monotonic_{col}",
+        "passed": worst >= 0,
+        "detail": (
+            f"mean prediction at {len(points)} deciles of {col} ({points[0]:g}..{points[-1]:g}): "
+            f"{', '.join(f'{m:.4g}' for m in means)}; expected {expected} (worst step {worst * sign:+.4g})"
+        ),
     }
 
 

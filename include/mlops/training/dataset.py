@@ -1,8 +1,12 @@
-"""The training set: labelled flights of a window with point-in-time features, its manifest, its files.
+"""The training set of a model spec: labelled rows of a window with their features, its manifest, its files.
 
-``build_training_set`` reads Feast (feature service ``flight_delay_v1``) and records every curated
-partition it read (rows, sha256, ingestion content hash); ``save_training_set`` and
-``load_training_set`` keep it at ``{lake}/training/as_of=YYYY-MM-DD/<data key>/``.
+``build_training_set`` asks the spec for its frame (:attr:`mlops.spec.model.ModelSpec.frame`; the
+Feast-backed specs use :func:`feast_frame`: point-in-time features of the spec's feature service)
+and records every curated partition of the spec's feeds it read (rows, sha256, ingestion content
+hash); ``save_training_set`` and ``load_training_set`` keep it at
+``{lake}/training/as_of=YYYY-MM-DD/<spec>-<data key>/``.
+
+Every function that takes ``spec`` defaults to the flight-delay spec.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from mlops.schema import LABEL
+from mlops.spec.model import model_spec
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -19,25 +23,28 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlops.config import Settings
+    from mlops.spec.model import ModelSpec
     from mlops.training.params import TrainParams, Window
 
-#: Columns of a training frame that are not model inputs.
+#: Columns of a flight-delay training frame that are not model inputs (``ModelSpec.meta_columns``).
 META_COLUMNS: tuple[str, ...] = ("flight_id", "sched_dep_ts", "ds")
 TRAINING_SET_FILE = "training_set.parquet"
 MANIFEST_FILE = "manifest.json"
 
 
-def feature_columns(frame: pd.DataFrame) -> list[str]:
-    """Model inputs of a training frame: every column but the meta columns and the label."""
-    return [c for c in frame.columns if c not in META_COLUMNS and c != LABEL]
+def feature_columns(frame: pd.DataFrame, spec: ModelSpec | None = None) -> list[str]:
+    """Model inputs of a training frame: every column but the spec's meta columns and label."""
+    spec = model_spec(spec)
+    skip = {*spec.meta_columns, spec.label}
+    return [c for c in frame.columns if c not in skip]
 
 
-def categorical_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in feature_columns(frame) if str(frame[c].dtype) == "category"]
+def categorical_columns(frame: pd.DataFrame, spec: ModelSpec | None = None) -> list[str]:
+    return [c for c in feature_columns(frame, spec) if str(frame[c].dtype) == "category"]
 
 
-def sort_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Canonical row order (what determinism rests on).
+def sort_frame(frame: pd.DataFrame, spec: ModelSpec | None = None) -> pd.DataFrame:
+    """Canonical row order, by the spec's time then id column (what determinism rests on).
 
     A frame already in that order (a saved training set is) is not copied: the result shares its
     data (a shallow copy with a fresh index), which keeps a 10x-volume year within memory.
@@ -45,14 +52,15 @@ def sort_frame(frame: pd.DataFrame) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    ts, ids = frame["sched_dep_ts"], frame["flight_id"]
+    spec = model_spec(spec)
+    ts, ids = frame[spec.time_column], frame[spec.id_column]
     if pd.api.types.is_datetime64_any_dtype(ts) and not (ts.isna().any() or ids.isna().any()):
         t, i = ts.array.asi8, ids.to_numpy(dtype=object)
         if bool(np.all((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (i[1:] >= i[:-1])))):
             out = frame.copy(deep=False)
             out.index = pd.RangeIndex(len(out))
             return out
-    return frame.sort_values(["sched_dep_ts", "flight_id"], kind="stable", ignore_index=True)
+    return frame.sort_values([spec.time_column, spec.id_column], kind="stable", ignore_index=True)
 
 
 def frame_hash(frame: pd.DataFrame) -> str:
@@ -69,29 +77,37 @@ def frame_hash(frame: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def partition_lineage(window: Window, settings: Settings | None = None) -> list[dict[str, Any]]:
-    """The curated partitions of the window, as read now.
+def partition_lineage(
+    window: Window, settings: Settings | None = None, spec: ModelSpec | None = None
+) -> list[dict[str, Any]]:
+    """The curated partitions of the window of each of the spec's feeds, as read now.
 
     Each: ``ds``, ``uri``, ``rows``, ``sha256`` (of the file), ``content_hash`` (the ingestion's
-    row hash from the parquet footer, the one the ``curated_flights`` event carried) and the
+    row hash from the parquet footer, the one the ``curated_<feed>`` event carried) and the
     partition's ingestion validation summary when its report exists; ``missing`` when absent.
+    Entries of a feed other than the first carry ``feed``.
     """
     from mlops.config import get_settings
 
     lake_uri = (settings or get_settings()).lake_uri
-    return [_partition_entry(lake_uri, ds) for ds in window.days()]
+    feeds = model_spec(spec).feeds
+    return [
+        _partition_entry(lake_uri, ds, feed, first=index == 0)
+        for index, feed in enumerate(feeds)
+        for ds in window.days()
+    ]
 
 
-def _partition_entry(lake_uri: str, ds: str) -> dict[str, Any]:
+def _partition_entry(lake_uri: str, ds: str, feed: str, first: bool = True) -> dict[str, Any]:
     import io
 
     import pyarrow.parquet as pq
 
     from mlops import lake, layout
 
-    uri = layout.curated_file(lake_uri, ds)
+    uri = layout.curated_file(lake_uri, ds, feed)
     if not lake.exists(uri):
-        return {"ds": ds, "uri": uri, "missing": True}
+        return {"ds": ds, "uri": uri, "missing": True, **({} if first else {"feed": feed})}
     data = lake.read_bytes(uri)
     meta = pq.ParquetFile(io.BytesIO(data)).metadata
     footer = meta.metadata or {}
@@ -100,6 +116,7 @@ def _partition_entry(lake_uri: str, ds: str) -> dict[str, Any]:
         "uri": uri,
         "rows": meta.num_rows,
         "sha256": hashlib.sha256(data).hexdigest(),
+        **({} if first else {"feed": feed}),
     }
     if b"mlops.content_hash" in footer:
         entry["content_hash"] = footer[b"mlops.content_hash"].decode()
@@ -127,25 +144,50 @@ def partitions_digest(partitions: list[Mapping[str, Any]]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def build_training_set(
-    window: Window, settings: Settings | None = None
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Labelled flights of the window with their point-in-time features, from Feast.
-
-    Returns the frame (sorted canonically) and its manifest: the window, the feature service,
-    the features, and every curated partition read with its row count and hash.
-    """
-    from mlops.config import FEATURE_SERVICE
+def feast_frame(spec: ModelSpec, start: str, end: str, settings: Settings | None = None) -> pd.DataFrame:
+    """A Feast-backed spec's frame (its :attr:`~mlops.spec.model.ModelSpec.frame`): every curated
+    flight of [start, end) whose label (``spec.labels``) is known, with the point-in-time features
+    of ``spec.feature_service`` and the request-time ones; columns: meta, label, ``spec.features``."""
     from mlops.features import feature_store
 
-    partitions = partition_lineage(window, settings)
-    frame = feature_store.training_frame(window.start.isoformat(), window.end.isoformat(), settings)
-    frame = sort_frame(frame)
+    frame = feature_store.training_frame(
+        start,
+        end,
+        settings,
+        label=spec.label,
+        labels=spec.labels,
+        label_dtype=spec.label_dtype,
+        service=spec.feature_service,
+    )
+    missing = [c for c in spec.features if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"model spec {spec.name!r}: features {missing} are neither request-time features nor "
+            f"served by {spec.feature_service}: fix ModelSpec.features or the feature service"
+        )
+    return frame[[*spec.meta_columns, spec.label, *spec.features]]
+
+
+def build_training_set(
+    window: Window, settings: Settings | None = None, spec: ModelSpec | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Labelled rows of the window with their point-in-time features (the spec's frame).
+
+    Returns the frame (sorted canonically) and its manifest: the spec, the window, the feature
+    service, the features, and every curated partition read with its row count and hash.
+    """
+    spec = model_spec(spec)
+    partitions = partition_lineage(window, settings, spec)
+    frame = spec.build_frame(window.start.isoformat(), window.end.isoformat(), settings)
+    frame = sort_frame(frame, spec)
     manifest = {
+        "spec": spec.ref,
+        "model_name": spec.model_name,
+        "label": spec.label,
         "window": window.as_dict(),
-        "feature_service": FEATURE_SERVICE,
-        "features": feature_columns(frame),
-        "categorical": categorical_columns(frame),
+        "feature_service": spec.feature_service,
+        "features": feature_columns(frame, spec),
+        "categorical": categorical_columns(frame, spec),
         "rows": len(frame),
         "partitions": partitions,
         "data_hash": frame_hash(frame),
@@ -153,13 +195,17 @@ def build_training_set(
     return frame, manifest
 
 
-def training_dir(window: Window, params: TrainParams, settings: Settings | None = None) -> str:
-    """``{lake}/training/as_of=YYYY-MM-DD/<data key>``: one training set per as-of and window."""
+def training_dir(
+    window: Window, params: TrainParams, settings: Settings | None = None, spec: ModelSpec | None = None
+) -> str:
+    """``{lake}/training/as_of=YYYY-MM-DD/<spec>-<data key>``: one training set per model, as-of
+    and window (two models trained as of the same day never share a folder)."""
     from mlops import layout
     from mlops.config import get_settings
 
     s = settings or get_settings()
-    return layout.training_dir(s.lake_uri, window.as_of.isoformat(), params.data_key())
+    key = f"{model_spec(spec).name}-{params.data_key()}"
+    return layout.training_dir(s.lake_uri, window.as_of.isoformat(), key)
 
 
 def save_training_set(frame: pd.DataFrame, manifest: Mapping[str, Any], directory: str) -> str:
@@ -174,7 +220,7 @@ def save_training_set(frame: pd.DataFrame, manifest: Mapping[str, Any], director
     return uri
 
 
-def load_training_set(uri: str) -> pd.DataFrame:
+def load_training_set(uri: str, spec: ModelSpec | None = None) -> pd.DataFrame:
     """Read a saved training set back with the fixed categories of the categorical features.
 
     Read as ``pandas.read_parquet`` does, but column by column with the Arrow memory released as it
@@ -200,4 +246,4 @@ def load_training_set(uri: str) -> pd.DataFrame:
             frame[col] = frame[col].astype("object").where(frame[col].notna(), None).astype(dtypes[col])
         elif str(frame[col].dtype) == "category":
             frame[col] = frame[col].astype("object").astype("category")
-    return sort_frame(frame)
+    return sort_frame(frame, spec)

@@ -1,4 +1,8 @@
-"""The model: :class:`DelayModel` (an XGBoost booster with its columns and categories) and its fit."""
+"""The model: :class:`DelayModel` (an XGBoost booster with its columns and categories) and its fit.
+
+The learning task (objective, early-stopping metric), the label and the monotone constraints come
+from the model spec (:class:`mlops.spec.model.ModelSpec`; default: the flight-delay classifier).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops.schema import LABEL
+from mlops.spec.model import model_spec
 from mlops.training.dataset import feature_columns
 from mlops.training.params import HYPERPARAMETERS
 
@@ -17,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import xgboost as xgb
 
+    from mlops.spec.model import ModelSpec
     from mlops.training.params import TrainParams
 
 #: Early stopping patience of the search (rounds without validation improvement).
@@ -85,16 +90,29 @@ def _categories(frame: pd.DataFrame, features: Sequence[str]) -> dict[str, list[
     return out
 
 
-def xgb_params(hp: Mapping[str, Any], params: TrainParams) -> dict[str, Any]:
+def xgb_params(
+    hp: Mapping[str, Any],
+    params: TrainParams,
+    spec: ModelSpec | None = None,
+    features: Sequence[str] = (),
+) -> dict[str, Any]:
+    """XGBoost ``train`` params: the spec's objective and metrics, the run's settings, the
+    candidate's hyperparameters, and the spec's monotone constraints on ``features``."""
+    spec = model_spec(spec)
+    monotone = spec.estimator.monotone
+    extra: dict[str, Any] = {}
+    if monotone and features:
+        extra["monotone_constraints"] = "(" + ",".join(str(int(monotone.get(f, 0))) for f in features) + ")"
     return {
-        "objective": "binary:logistic",
-        "eval_metric": ["logloss", "auc"],
+        "objective": spec.task.objective,
+        "eval_metric": list(spec.task.eval_metric),
         "tree_method": "hist",
         "max_bin": params.max_bin,
         "nthread": params.nthread,
         "seed": params.seed,
         "max_cat_to_onehot": 1,
         "verbosity": 0,
+        **extra,
         **{k: hp[k] for k in HYPERPARAMETERS if k in hp},
     }
 
@@ -105,18 +123,21 @@ def fit_booster(
     params: TrainParams,
     rounds: int,
     valid: pd.DataFrame | None = None,
+    spec: ModelSpec | None = None,
 ) -> DelayModel:
-    """Fit one booster (early stopping on ``valid`` when given)."""
+    """Fit one booster of the spec's task on its label (early stopping on ``valid`` when given)."""
     import xgboost as xgb
 
-    features = feature_columns(train)
+    spec = model_spec(spec)
+    label = spec.label
+    features = feature_columns(train, spec)
     model = DelayModel(booster=None, features=features, categories=_categories(train, features))  # type: ignore[arg-type]
     # QuantileDMatrix: the ``hist`` bins straight from the frame, without DMatrix's copy of every
     # value (8 bytes each): same bins, same model, bit for bit. (For the validation rows a
     # DMatrix costs less than a QuantileDMatrix with ``ref``; see benchmarks/bench_memory.py.)
     dtrain = xgb.QuantileDMatrix(
         model.matrix(train),
-        label=train[LABEL].astype("float64"),
+        label=train[label].astype("float64"),
         enable_categorical=True,
         nthread=params.nthread,
         max_bin=params.max_bin,
@@ -125,13 +146,18 @@ def fit_booster(
     if valid is not None:
         dvalid = xgb.DMatrix(
             model.matrix(valid),
-            label=valid[LABEL].astype("float64"),
+            label=valid[label].astype("float64"),
             enable_categorical=True,
             nthread=params.nthread,
         )
         evals = [(dvalid, "valid")]
         kwargs["early_stopping_rounds"] = EARLY_STOPPING_ROUNDS
     model.booster = xgb.train(
-        xgb_params(hp, params), dtrain, num_boost_round=rounds, evals=evals, verbose_eval=False, **kwargs
+        xgb_params(hp, params, spec, features),
+        dtrain,
+        num_boost_round=rounds,
+        evals=evals,
+        verbose_eval=False,
+        **kwargs,
     )
     return model

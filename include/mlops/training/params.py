@@ -57,12 +57,15 @@ class TrainParams:
     max_missing_days: int = 0
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> TrainParams:
+    def from_mapping(
+        cls, values: Mapping[str, Any] | None, defaults: Mapping[str, Any] | None = None
+    ) -> TrainParams:
         """Build from Airflow params / JSON, ignoring unknown keys and ``None`` values.
 
+        ``defaults`` (a model spec's ``Estimator.defaults``) stand in for keys ``values`` lacks.
         Booleans read as :func:`mlops.params.parse_bool` reads them (``"maybe"`` is an error).
         """
-        values = dict(values or {})
+        values = {**dict(defaults or {}), **{k: v for k, v in dict(values or {}).items() if v is not None}}
         defaults = cls()
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):

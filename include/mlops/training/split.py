@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mlops.spec.model import model_spec
+
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlops.spec.model import ModelSpec
     from mlops.training.params import Window
 
 
@@ -27,16 +30,20 @@ def _rows(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
     return frame[mask].reset_index(drop=True)
 
 
-def split(frame: pd.DataFrame, window: Window) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, holdout) by local day: the holdout is ``[holdout_start, end)``."""
-    ds = frame["ds"].astype(str)
+def split(
+    frame: pd.DataFrame, window: Window, spec: ModelSpec | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, holdout) by local day (the spec's day column): the holdout is ``[holdout_start, end)``."""
+    ds = frame[model_spec(spec).day_column].astype(str)
     inside = (ds >= window.start.isoformat()) & (ds < window.end.isoformat())
     hold = ds >= window.holdout_start.isoformat()
     return _rows(frame, inside & ~hold), _rows(frame, inside & hold)
 
 
-def search_split(train: pd.DataFrame, window: Window) -> tuple[pd.DataFrame, pd.DataFrame]:
+def search_split(
+    train: pd.DataFrame, window: Window, spec: ModelSpec | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(fit, validation) of the search: validation is ``[valid_start, holdout_start)``."""
-    ds = train["ds"].astype(str)
+    ds = train[model_spec(spec).day_column].astype(str)
     valid = ds >= window.valid_start.isoformat()
     return _rows(train, ~valid), _rows(train, valid)

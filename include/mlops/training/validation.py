@@ -1,5 +1,8 @@
 """The training set's checks before anything is trained: volume, day coverage, labels, null rates.
 
+The label checks come from the model spec (:class:`mlops.spec.model.LabelChecks`: the bounds of
+the label's mean in each part, and of every value); the rest from the run's params.
+
 :func:`validate_training_set` returns a report ``{"passed", "checks", "summary"}`` (each check has
 ``name``, ``passed``, ``value``, ``threshold`` and ``message``) and raises nothing;
 :func:`require_valid` turns a failed report into :class:`TrainingSetInvalid`.
@@ -10,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from mlops.schema import LABEL
+from mlops.spec.model import model_spec
 from mlops.training.dataset import feature_columns
 
 if TYPE_CHECKING:
@@ -18,6 +21,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from mlops.spec.model import ModelSpec
     from mlops.training.params import TrainParams, Window
 
 Check = dict[str, Any]
@@ -36,26 +40,31 @@ def _check(name: str, passed: bool, value: Any, threshold: Any, message: str) ->
 
 
 def validate_training_set(
-    frame: pd.DataFrame, window: Window, params: TrainParams, manifest: Mapping[str, Any] | None = None
+    frame: pd.DataFrame,
+    window: Window,
+    params: TrainParams,
+    manifest: Mapping[str, Any] | None = None,
+    spec: ModelSpec | None = None,
 ) -> dict[str, Any]:
-    """Check volume, coverage, label balance and null rates before anything is trained (see module)."""
-    ds = frame["ds"].astype(str)
+    """Check volume, coverage, labels and null rates before anything is trained (see module)."""
+    spec = model_spec(spec)
+    ds = frame[spec.day_column].astype(str)
     holdout = ds >= window.holdout_start.isoformat()
     present = set(ds.unique())
     # Days before the first curated day of the window are "not yet started" (data begins there);
     # a gap after it is a missing partition.
     first = min(present) if present else window.end.isoformat()
-    null_rates = {c: round(float(frame[c].isna().mean()), 4) for c in feature_columns(frame)}
+    null_rates = {c: round(float(frame[c].isna().mean()), 4) for c in feature_columns(frame, spec)}
     checks = [
         *_volume_checks(frame, holdout, window, params),
         *_coverage_checks(present, first, window, params),
-        *_label_checks(frame, holdout, params),
+        *_label_checks(frame, holdout, params, spec),
         _null_rate_check(null_rates, params),
-        _feature_coverage_check(frame, ds, params),
+        _feature_coverage_check(frame, ds, params, spec),
     ]
     if manifest is not None:
         checks.append(_partitions_check(manifest, first, params))
-    y = frame[LABEL].astype("float64")
+    y = frame[spec.label].astype("float64")
     return {
         "passed": all(c["passed"] for c in checks),
         "checks": checks,
@@ -64,6 +73,8 @@ def validate_training_set(
             "train_rows": int((~holdout).sum()),
             "holdout_rows": int(holdout.sum()),
             "positive_rate": round(float(y.mean()), 4) if len(frame) else None,
+            "label": spec.label,
+            "label_mean": round(float(y.mean()), 4) if len(frame) else None,
             "first_day": first,
             "null_rates": null_rates,
         },
@@ -113,25 +124,45 @@ def _coverage_checks(present: set[str], first: str, window: Window, params: Trai
     ]
 
 
-def _label_checks(frame: pd.DataFrame, holdout: pd.Series, params: TrainParams) -> list[Check]:
-    y = frame[LABEL].astype("float64")
+def _label_checks(
+    frame: pd.DataFrame, holdout: pd.Series, params: TrainParams, spec: ModelSpec
+) -> list[Check]:
+    """The label's mean in each part within the spec's bounds (or the params' positive-rate
+    bounds), every value within the spec's range, no null label, no duplicated id."""
+    rules = spec.label_checks
+    y = frame[spec.label].astype("float64")
+    lo, hi = rules.mean_range or (params.min_positive_rate, params.max_positive_rate)
     checks = []
     for part, mask in (("train", ~holdout), ("holdout", holdout)):
         rate = float(y[mask].mean()) if mask.any() else float("nan")
         checks.append(
             _check(
                 f"label_balance_{part}",
-                params.min_positive_rate <= rate <= params.max_positive_rate,
+                lo <= rate <= hi,
                 round(rate, 4) if not math.isnan(rate) else None,
-                [params.min_positive_rate, params.max_positive_rate],
-                f"{part} delayed rate {rate:.3f}",
+                [lo, hi],
+                f"{part} {rules.mean_name} {rate:.3f}",
+            )
+        )
+    value_lo, value_hi = rules.value_range
+    if value_lo is not None or value_hi is not None:
+        outside = int((y < value_lo).sum()) if value_lo is not None else 0
+        outside += int((y > value_hi).sum()) if value_hi is not None else 0
+        checks.append(
+            _check(
+                "label_range",
+                outside == 0,
+                outside,
+                [value_lo, value_hi],
+                f"{outside} {spec.label} values outside [{value_lo}, {value_hi}]"
+                + (f" (min {y.min():g}, max {y.max():g})" if len(y) else ""),
             )
         )
     nulls = int(y.isna().sum())
     checks.append(_check("label_not_null", nulls == 0, nulls, 0, "null labels in the set"))
-    duplicated = int(frame["flight_id"].duplicated().sum())
+    duplicated = int(frame[spec.id_column].duplicated().sum())
     checks.append(
-        _check("unique_flights", duplicated == 0, duplicated, 0, f"{duplicated} duplicated flight_id")
+        _check("unique_flights", duplicated == 0, duplicated, 0, f"{duplicated} duplicated {spec.id_column}")
     )
     return checks
 
@@ -147,7 +178,9 @@ def _null_rate_check(null_rates: Mapping[str, float], params: TrainParams) -> Ch
     )
 
 
-def _feature_coverage_check(frame: pd.DataFrame, ds: pd.Series, params: TrainParams) -> Check:
+def _feature_coverage_check(
+    frame: pd.DataFrame, ds: pd.Series, params: TrainParams, spec: ModelSpec
+) -> Check:
     """Days whose rows have (nearly) every feature null: their feature tables were not built.
 
     Such a day (e.g. a stranded asset event) hides in the overall null rate when it is a small part
@@ -155,7 +188,7 @@ def _feature_coverage_check(frame: pd.DataFrame, ds: pd.Series, params: TrainPar
     """
     import pandas as pd
 
-    cols = feature_columns(frame)
+    cols = feature_columns(frame, spec)
     row_nulls = sum(frame[c].isna().to_numpy(dtype="int64") for c in cols) if cols else 0
     per_day = pd.Series(row_nulls / max(len(cols), 1), index=frame.index).groupby(ds).mean()
     unfeatured = sorted(d for d, r in per_day.items() if r > params.max_day_null_rate)

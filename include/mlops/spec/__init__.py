@@ -1,0 +1,1 @@
+"""Specs: what a team supplies for its own feed (:mod:`mlops.spec.feed`) or model (:mod:`mlops.spec.model`)."""
