@@ -78,13 +78,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 FACTORS = (1, 10)
-STAGES = ("ingest", "features", "training", "scoring")
+STAGES = ("ingest", "features", "retrieval", "training", "scoring", "drift")
 LIMIT_MB = 4096
 INGEST_DAY = "2013-06-20"
 WEEK = ("2013-06-10", "2013-06-16")
 FOUR_WEEKS = ("2013-05-20", "2013-06-16")  # the week and the three before (a longer retrieval)
+#: The default training window (TrainParams.window_days = 120) ending with WEEK: what
+#: ``build_training_set`` retrieves for a training run as of 2013-06-17.
+WINDOW = ("2013-02-17", "2013-06-16")
 SCORE_DAY = "2013-06-14"
-LAKE_FIRST = "2013-04-22"  # FOUR_WEEKS[0] - 28 days: the history their windows read
+LAKE_FIRST = "2013-01-20"  # WINDOW[0] - 28 days: the history its windows read
 YEAR = ("2013-01-01", "2014-01-01")
 TRAIN = {"window_days": 365, "holdout_days": 61, "n_estimators": 30, "n_candidates": 1}
 MODEL_AS_OF = "2013-06-10"  # the scoring model: trained on the 42 days before (tiny, 25 trees)
@@ -96,32 +99,70 @@ log = logging.getLogger("bench_memory")
 # --------------------------------------------------------------------------------------------------
 
 
+def _copy_numbers(flights: Any, days: Any, copies: int) -> Any:
+    """Flight numbers for ``copies`` copies of one carrier's flights at one origin: an array
+    ``(copies, len(used))`` (copy ``k``'s number for the ``i``-th number in ``np.unique(flights)``).
+
+    A copy of a flight keeps its number every day it flies, and no two flights share a number on
+    the same day (the key ``(carrier, flight, origin)`` of a day's flights stays unique), within
+    the validation's range 1-9999. Numbers are reused across days: over months a carrier flies
+    more distinct numbers at an origin (UA at EWR: 1,125 from January to mid-June) than 10 copies
+    of each would find free in 1-9999, but never more than a few hundred on one day. Each copy
+    takes the lowest number free on all of its flight's days (greedy colouring, days as bit sets).
+    """
+    import numpy as np
+
+    used, flight_idx = np.unique(flights, return_inverse=True)
+    day_values, day_idx = np.unique(days, return_inverse=True)
+    words = -(-len(day_values) // 64)
+    flies = np.zeros((len(used), words * 64), dtype=bool)
+    flies[flight_idx, day_idx] = True
+    masks = np.packbits(flies, axis=1, bitorder="little").view(np.uint64)  # (numbers, words)
+    # Number -> the days it is flown on, one array per 64-day word (contiguous: fast to scan).
+    taken = [np.zeros(10_000, dtype=np.uint64) for _ in range(words)]
+    for w in range(words):
+        taken[w][0] = ~np.uint64(0)  # 0 is not a flight number
+        taken[w][used] |= masks[:, w]
+    out = np.empty((copies, len(used)), dtype=np.int64)
+    for k in range(copies):
+        for i, mask in enumerate(masks):
+            clash = np.zeros(10_000, dtype=bool)
+            for w in np.flatnonzero(mask):
+                clash |= (taken[w] & mask[w]) != 0
+            number = int(np.argmin(clash))
+            if clash[number]:
+                raise ValueError(
+                    f"flight {used[i]}: no number in 1-9999 is free on all its days for copy {k + 1}"
+                )
+            out[k, i] = number
+            for w in range(words):
+                taken[w][number] |= mask[w]
+    return out
+
+
 def replicate_raw(raw: Any, factor: int) -> Any:
     """Raw exports (any days) with every flight copied ``factor - 1`` times (see the docstring).
 
-    Copy ``k`` of a flight gets the ``k``-th block of the flight numbers its carrier does not use
-    at that origin in ``raw``: unique keys, the same number for the same flight every day.
+    Copy ``k`` of a flight gets a number its carrier flies from no other flight at that origin on
+    any of the days the flight flies (:func:`_copy_numbers`): unique keys each day, the same number
+    for the same flight every day.
     """
     import numpy as np
     import pandas as pd
 
     if factor == 1:
         return raw.copy()
+    day = (raw["year"] * 10_000 + raw["month"] * 100 + raw["day"]).to_numpy()
+    flights = raw["flight"].to_numpy()
+    numbers = np.empty((factor - 1, len(raw)), dtype=np.int64)
+    for (_carrier, _origin), rows in raw.groupby(["carrier", "origin"]).indices.items():
+        table = _copy_numbers(flights[rows], day[rows], factor - 1)
+        idx = np.searchsorted(np.unique(flights[rows]), flights[rows])
+        numbers[:, rows] = table[:, idx]
     copies = [raw]
-    groups = {key: np.unique(g.to_numpy()) for key, g in raw.groupby(["carrier", "origin"])["flight"]}
     for k in range(1, factor):
-        new = raw["flight"].to_numpy().copy()
-        for (carrier, origin), used in groups.items():
-            free = np.setdiff1d(np.arange(1, 10_000), used)
-            if len(free) < len(used) * (factor - 1):
-                raise ValueError(
-                    f"{carrier} at {origin} flies {len(used)} numbers: {factor}x copies do not fit in 1-9999"
-                )
-            mask = ((raw["carrier"] == carrier) & (raw["origin"] == origin)).to_numpy()
-            idx = np.searchsorted(used, new[mask])
-            new[mask] = free[(k - 1) * len(used) + idx]
         copy = raw.copy()
-        copy["flight"] = new
+        copy["flight"] = numbers[k - 1].astype(raw["flight"].dtype)
         copy["tailnum"] = raw["tailnum"].where(raw["tailnum"].isna(), raw["tailnum"].astype(str) + f"-{k}")
         copies.append(copy)
     out = pd.concat(copies, ignore_index=True)
@@ -199,8 +240,9 @@ def setup_year(work: Path, **_: Any) -> dict[str, Any]:
 
 def setup_lake(work: Path, factor: int, **_: Any) -> dict[str, Any]:
     """A home at ``factor``x: the ingestion day's landing export, the curated lake of
-    LAKE_FIRST..WEEK[-1], the feature tables of the three weeks before WEEK (the week's own are
-    the measured build), ``feast apply`` and a registered model for scoring."""
+    LAKE_FIRST..WEEK[-1], the feature tables of WINDOW before WEEK (the week's own are the
+    measured build; built four weeks at a time), ``feast apply`` and a registered model for
+    scoring, the ``@champion`` the drift check compares against."""
     from mlops import lake, layout
     from mlops.config import get_settings
     from mlops.features import compute, feature_store
@@ -221,7 +263,9 @@ def setup_lake(work: Path, factor: int, **_: Any) -> dict[str, Any]:
     for ds, part in curated.groupby("ds"):
         lake.write_parquet(layout.curated_file(s.lake_uri, str(ds)), part.reset_index(drop=True))
     before_week = (datetime.fromisoformat(WEEK[0]) - timedelta(days=1)).date().isoformat()
-    compute.build_feature_tables(compute.day_range(FOUR_WEEKS[0], before_week), s, include_dependents=False)
+    window_days = compute.day_range(WINDOW[0], before_week)
+    for first in range(0, len(window_days), 28):
+        compute.build_feature_tables(window_days[first : first + 28], s, include_dependents=False)
     feature_store.apply(s)
     from mlops.training.dataset import load_training_set
     from tests.integration._registry_helpers import train_and_register
@@ -229,6 +273,12 @@ def setup_lake(work: Path, factor: int, **_: Any) -> dict[str, Any]:
     year = load_training_set((work / "year_1x.parquet").resolve().as_uri())
     year = year[year["ds"] < MODEL_AS_OF].reset_index(drop=True)
     version, _ = train_and_register(year, as_of=MODEL_AS_OF, n_candidates=1, n_estimators=25)
+    from mlops.config import CHAMPION, MODEL_NAME
+    from mlops.models import registry
+
+    registry.move_alias(
+        MODEL_NAME, CHAMPION, version, actor="bench_memory", reason="the drift step's champion"
+    )
     info = {
         "lake": [LAKE_FIRST, WEEK[1]],
         "landing_rows": len(landing),
@@ -417,6 +467,23 @@ def score_week(**_: Any) -> dict[str, Any]:
     return _score(compute.day_range(*WEEK))
 
 
+def drift_check(**_: Any) -> dict[str, Any]:
+    """``monitor_drift.check_drift`` of WEEK[-1] (its 7 days: the week scored by ``score_week``)
+    against the champion: reference rebuilt through Feast, Evidently, reports, MLflow, history."""
+    from mlops.monitoring.check import check
+    from mlops.monitoring.params import DriftParams
+
+    t = time.perf_counter()
+    summary = check(WEEK[1], DriftParams(), airflow_context={"dag_id": "bench_memory", "run_id": "manual"})
+    seconds = time.perf_counter() - t
+    keep = ("n_reference", "n_current", "n_current_total", "n_drifted", "n_features", "breached")
+    return {
+        "rows": summary["n_current_total"],
+        "seconds": seconds,
+        "detail": {k: summary.get(k) for k in keep} | {"timings": summary.get("timings")},
+    }
+
+
 TASKS = {
     f.__name__: f
     for f in (
@@ -433,6 +500,7 @@ TASKS = {
         train_refit,
         score_day,
         score_week,
+        drift_check,
     )
 }
 #: stage -> its measured steps, in pipeline order: (step name, task, Airflow task it stands for,
@@ -445,12 +513,20 @@ STEPS: dict[str, list[tuple[str, str, str, dict[str, Any]]]] = {
     "features": [
         ("build feature tables (1 week)", "features_build", "materialize_features.build_features", {}),
         ("materialize (1 week)", "features_materialize", "materialize_features.materialize", {}),
+    ],
+    "retrieval": [
         ("get_historical_features (1 week)", "features_historical", "train_model.build_training_set", {}),
         (
             "get_historical_features (4 weeks)",
             "features_historical",
             "train_model.build_training_set",
             {"first": FOUR_WEEKS[0], "last": FOUR_WEEKS[1]},
+        ),
+        (
+            "get_historical_features (120 days)",
+            "features_historical",
+            "train_model.build_training_set",
+            {"first": WINDOW[0], "last": WINDOW[1]},
         ),
     ],
     "training": [
@@ -462,6 +538,7 @@ STEPS: dict[str, list[tuple[str, str, str, dict[str, Any]]]] = {
         ("score_days, one day", "score_day", "batch_predict.score", {}),
         ("score_days, one week", "score_week", "batch_predict.score", {}),
     ],
+    "drift": [("check_drift (the scored week)", "drift_check", "monitor_drift.check_drift", {})],
 }
 
 
@@ -562,7 +639,7 @@ def measure(
     setup["year_1x"] = run_task("setup_year", work / "year", work)
     setup["year_1x"]["seconds"] = round(time.perf_counter() - t, 1)
     for k in factors:
-        if {"ingest", "features", "scoring"} & set(stages):
+        if {"ingest", "features", "retrieval", "scoring", "drift"} & set(stages):
             t = time.perf_counter()
             setup[f"lake_{k}x"] = run_task("setup_lake", homes[k], work, k)
             setup[f"lake_{k}x"]["seconds"] = round(time.perf_counter() - t, 1)
@@ -570,9 +647,10 @@ def measure(
             t = time.perf_counter()
             setup[f"training_set_{k}x"] = run_task("setup_training_set", work / "year", work, k)
             setup[f"training_set_{k}x"]["seconds"] = round(time.perf_counter() - t, 1)
-    order = [s for s in STAGES if s in stages]
-    if "scoring" in order and "features" not in order:
-        order.insert(order.index("scoring"), "features")  # scoring reads the week's feature tables
+    # Scoring and retrieval read the week's feature tables, the drift check the week's predictions.
+    needs = {"retrieval": ("features",), "scoring": ("features",), "drift": ("features", "scoring")}
+    wanted = set(stages) | {n for s in stages for n in needs.get(s, ())}
+    order = [s for s in STAGES if s in wanted]
     for stage in order:
         for step, task, airflow_task, step_args in STEPS[stage]:
             per: dict[int, dict[str, Any]] = {}
