@@ -16,6 +16,7 @@ EXPECTED_DAGS = {
     "train_model",
     "batch_predict",
     "monitor_drift",
+    "rollout_guard",
 }
 
 

@@ -59,6 +59,7 @@ TYPOS = {
     "flights_upstream_simulator": ("fualt", "fault"),
     "batch_predict": ("model_verison", "model_version"),
     "monitor_drift": ("windw_days", "window_days"),
+    "rollout_guard": ("max_auc_dorp", "max_auc_drop"),
 }
 
 

@@ -24,7 +24,14 @@ Modules:
 * :mod:`mlops.monitoring.mlflow_runs` - one MLflow run per checked day (experiment
   ``flight-delay-monitoring``);
 * :mod:`mlops.monitoring.check` - the daily check's sequence: sides, comparison, reports, MLflow,
-  history row.
+  history row;
+* :mod:`mlops.monitoring.rollout` - the rollout guard's comparison, pure: ``/metrics`` snapshots
+  and the intervals each version alone answered (error rate, p99), the paired online ROC-AUC of
+  ``@champion`` and ``@previous`` on the same served flights, the thresholds and the verdict;
+* :mod:`mlops.monitoring.rollout_check` - the rollout guard's check: scrape and keep ``/metrics``,
+  read the online prediction log and the arrived labels, score them with ``@previous``, judge;
+* :mod:`mlops.monitoring.rollback` - the rollout guard's action: ``@champion`` back to ``@previous``
+  under the promotion lock, once per breach, recorded in the audit trail.
 
 The ``retrain_request`` event behind a ``train_model`` run is read by
 :func:`mlops.airflow.events.request_context`.

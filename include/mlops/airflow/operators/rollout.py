@@ -1,0 +1,228 @@
+"""The rollout guard's operators: check ``@champion`` live against ``@previous``, roll back on a breach.
+
+Thin and parse-safe: ``__init__`` stores plain (templated) arguments; the work happens in
+``execute()`` through :mod:`mlops.monitoring.rollout_check` and :mod:`mlops.monitoring.rollback`::
+
+    check = RolloutCheckOperator(task_id="check_rollout", ds="{{ ds }}")
+    RollbackOperator(task_id="roll_back", summary=check.output)
+
+Thresholds come from the DAG's params (:data:`ROLLOUT_PARAMS`); a param left empty takes the
+environment's ``MLOPS_ROLLOUT_<NAME>`` or the built-in default
+(:class:`mlops.monitoring.rollout.RolloutParams`). The service's ``/metrics`` URL is the
+``metrics_url`` param or ``MLOPS_SERVING_METRICS_URL`` (unset: error rate and latency are not
+checked, online ROC-AUC still is).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, Param
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow.sdk import Context
+
+_WINDOW = "Evidence"
+_AUC = "Online ROC-AUC (paired, on the champion's served and labelled flights)"
+_SERVICE = "Service (the prediction service's /metrics)"
+
+
+def _number(title: str, description: str, section: str, *, integer: bool = False, **bounds: Any) -> Param:
+    """An optional number: empty takes ``MLOPS_ROLLOUT_<NAME>`` or the built-in default."""
+    kind = "integer" if integer else "number"
+    return Param(
+        None,
+        type=["null", kind],
+        title=title,
+        description=f"{description} Empty: the environment's MLOPS_ROLLOUT_<NAME>, else the built-in default.",
+        section=section,
+        **bounds,
+    )
+
+
+#: ``rollout_guard``: keys match :class:`mlops.monitoring.rollout.RolloutParams` fields (plus ``ds``
+#: and ``metrics_url``).
+ROLLOUT_PARAMS: dict[str, Param] = {
+    "ds": Param(
+        None,
+        type=["null", "string"],
+        format="date",
+        title="Check date (override)",
+        description="Judge the online days ending with this day (YYYY-MM-DD) instead of the run's logical date.",
+        section=_WINDOW,
+    ),
+    "metrics_url": Param(
+        None,
+        type=["null", "string"],
+        title="Prediction service /metrics URL",
+        description="e.g. http://127.0.0.1:8000/metrics. Empty: MLOPS_SERVING_METRICS_URL; unset: error "
+        "rate and p99 latency are not checked.",
+        section=_SERVICE,
+    ),
+    "window_days": _number(
+        "Online window (days)",
+        "Days of served predictions (ending with the check's day) that are the evidence (default 3).",
+        _WINDOW,
+        integer=True,
+        minimum=1,
+        maximum=30,
+    ),
+    "max_auc_drop": _number(
+        "Max ROC-AUC drop",
+        "Roll back when @previous scores the champion's served flights better by more than this (default 0.02).",
+        _AUC,
+        minimum=0,
+        maximum=0.5,
+    ),
+    "confidence": _number(
+        "Bootstrap confidence",
+        "... and a paired bootstrap puts the drop above zero with this confidence (default 0.95).",
+        _AUC,
+        minimum=0.5,
+        maximum=0.999,
+    ),
+    "min_labelled": _number(
+        "Min labelled flights",
+        "Flights served by the champion with arrived labels needed before ROC-AUC counts (default 300).",
+        _AUC,
+        integer=True,
+        minimum=50,
+    ),
+    "min_class_rows": _number(
+        "Min flights per class",
+        "Delayed and on-time flights needed each (default 30).",
+        _AUC,
+        integer=True,
+        minimum=10,
+    ),
+    "min_requests": _number(
+        "Min requests per version",
+        "/predict requests measured for each version before its error rate or p99 counts (default 200).",
+        _SERVICE,
+        integer=True,
+        minimum=50,
+    ),
+    "max_error_rate": _number(
+        "Max error rate",
+        "Roll back when the champion's 5xx share passes this (default 0.05).",
+        _SERVICE,
+        minimum=0.0001,
+        maximum=1,
+    ),
+    "max_error_rate_increase": _number(
+        "Max error-rate increase",
+        "... or passes @previous's by more than this (default 0.01).",
+        _SERVICE,
+        minimum=0,
+        maximum=1,
+    ),
+    "max_p99_ratio": _number(
+        "Max p99 ratio",
+        "Roll back when the champion's p99 is more than this times @previous's (default 1.5) ...",
+        _SERVICE,
+        minimum=1,
+    ),
+    "min_p99_increase_ms": _number(
+        "Min p99 increase (ms)", "... and higher by at least this (default 5 ms).", _SERVICE, minimum=0
+    ),
+    "allow_rollback": Param(
+        None,
+        type=["null", "boolean"],
+        title="Allow rollback",
+        description="Off: check and report only. Empty: MLOPS_ROLLOUT_ALLOW_ROLLBACK, else on.",
+        section=_WINDOW,
+    ),
+}
+
+
+class RolloutCheckOperator(BaseOperator):
+    """Scrape the service, gather the window's evidence and judge ``@champion`` against ``@previous``.
+
+    Returns the summary (XCom): ``verdict`` (breaches, notes, both ROC-AUCs, both services'
+    numbers), the window, the scrape. Moves nothing.
+
+    :param ds: the check's day, ``YYYY-MM-DD`` (templated).
+    :param metrics_url: the service's ``/metrics`` (templated; default: the param, then the environment).
+    :param aws_conn_id: Airflow connection for ``s3://`` lakes.
+    """
+
+    template_fields = ("ds", "metrics_url")
+    ui_color = "#fde8d7"
+
+    def __init__(
+        self, *, ds: str, metrics_url: str | None = None, aws_conn_id: str = "aws_default", **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ds = ds
+        self.metrics_url = metrics_url
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from mlops.airflow.runtime import lake_task
+        from mlops.config import get_settings
+        from mlops.monitoring import rollout_check
+        from mlops.monitoring.rollout import RolloutParams
+
+        params = dict(context.get("params") or {})
+        try:  # a bad threshold or URL: fail at once, naming it (a retry cannot fix it)
+            rollout = RolloutParams.from_mapping(params)
+            url = rollout_check.metrics_url(self.metrics_url or params.get("metrics_url"))
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        with lake_task(self.aws_conn_id):
+            summary = rollout_check.check(str(self.ds), rollout, get_settings(), url=url)
+        verdict = summary["verdict"]
+        self.log.info(
+            "ds=%s: v%s vs @previous v%s: %s",
+            self.ds,
+            verdict["champion"],
+            verdict["previous"],
+            verdict["reason"],
+        )
+        return summary
+
+
+class RollbackOperator(BaseOperator):
+    """On a breach, move ``@champion`` back to ``@previous`` (once) and announce it.
+
+    Skipped when the verdict has no breach, when ``allow_rollback`` is off, or when there is no
+    ``@previous``. Returns the outcome (:class:`mlops.monitoring.rollback.Outcome`).
+
+    :param summary: the check's summary (``RolloutCheckOperator``'s XCom).
+    """
+
+    template_fields = ("summary",)
+    ui_color = "#f7d4d4"
+
+    def __init__(self, *, summary: Any, aws_conn_id: str = "aws_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.summary = summary
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from mlops.airflow import alerts
+        from mlops.airflow.runtime import lake_task
+        from mlops.config import MODEL_NAME, get_settings
+        from mlops.monitoring import rollback
+        from mlops.monitoring.rollout import RolloutParams
+
+        summary: Mapping[str, Any] = self.summary or {}
+        verdict = summary.get("verdict") or {}
+        if not RolloutParams.from_mapping(summary.get("params")).allow_rollback and verdict.get("breached"):
+            raise AirflowSkipException(f"breached but allow_rollback is off: {verdict.get('reason')}")
+        with lake_task(self.aws_conn_id, skip=(rollback.NothingToRollBack,)):
+            outcome = rollback.roll_back(
+                verdict, get_settings(), name=summary.get("model") or MODEL_NAME, run_id=context["ti"].run_id
+            )
+        if not outcome.rolled_back:
+            raise AirflowSkipException(outcome.reason)
+        subject, body = rollback.announcement(verdict, outcome)
+        channels = alerts.announce(alerts.ROLLBACK, subject, body, context=context, details=outcome.as_dict())
+        self.log.info("%s (announced by: %s)", outcome.reason, ", ".join(channels) or "no channel configured")
+        return {**outcome.as_dict(), "announced": channels}
