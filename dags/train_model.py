@@ -12,11 +12,17 @@ Weekly (Mondays 00:00 UTC) **or** whenever `monitor_drift` emits a `retrain_requ
 3. **score_candidate** (one mapped task per candidate, scored on the days before the holdout) /
    **refit** (the best one on all training days, scored on the latest `holdout_days`).
 4. **log_to_mlflow** (experiment `flight-delay`) / **register** (`flight_delay_xgb@challenger`) /
-   **promote** to `@champion` (old one `@previous`) only if it beats the champion on the same
-   holdout by the margin and passes the behavioural checks, under a cross-process lock.
-5. **publish_champion** - emits `champion_model` (version in the metadata) when the champion moved.
+   **gate**: would it replace the champion (beats it on the same holdout by the margin, passes
+   the behavioural checks)? Nothing moves yet; the version's model card is logged to MLflow.
+5. **approval** - with `require_approval` on and a challenger the gate would promote: waits in
+   *Required Actions* (body: the model card) for *promote* / *reject*; no answer in time rejects.
+6. **promote** - moves `@champion` (old one `@previous`) under a cross-process lock, if the gate
+   (and the approver) said so and the champion did not change meanwhile; every move and answer
+   lands in the audit trail (`mlops audit`).
+7. **publish_champion** - emits `champion_model` (version in the metadata) when the champion moved.
 
-Params (trigger form): window, holdout, XGBoost hyperparameters, candidates, seed, margin, dry run.
+Params (trigger form): window, holdout, XGBoost hyperparameters, candidates, seed, margin, dry run,
+require approval.
 """
 
 from __future__ import annotations
@@ -28,7 +34,12 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops.airflow.assets import CHAMPION_MODEL, RETRAIN_REQUEST
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
-from mlops.airflow.operators.registry import PromoteModelOperator, RegisterModelOperator
+from mlops.airflow.operators.registry import (
+    ApproveModelOperator,
+    GateModelOperator,
+    PromoteModelOperator,
+    RegisterModelOperator,
+)
 from mlops.airflow.params import TRAIN_PARAMS, check_params
 from mlops.airflow.runtime import lake_task
 
@@ -135,12 +146,27 @@ def train_model():
         dry_run="{{ params.dry_run }}",
         execution_timeout=timedelta(minutes=10),
     )
-    decision = PromoteModelOperator(
-        task_id="promote",
+    gated = GateModelOperator(
+        task_id="gate",
         version=version.output,
         training_run=planned,
         checks=logged["checks"],
         margin="{{ params.promotion_margin }}",
+        experiment_id=logged["experiment_id"],
+        run_id=logged["run_id"],
+        execution_timeout=timedelta(minutes=30),
+    )
+    approval = ApproveModelOperator(
+        task_id="approval",
+        decision=gated.output,
+        require_approval="{{ params.require_approval }}",
+        body="{{ ti.xcom_pull(task_ids='gate', key='model_card') }}",
+        execution_timeout=timedelta(minutes=5),
+    )
+    decision = PromoteModelOperator(
+        task_id="promote",
+        decision=gated.output,
+        approval=approval.output,
         experiment_id=logged["experiment_id"],
         run_id=logged["run_id"],
         execution_timeout=timedelta(minutes=30),

@@ -1,5 +1,6 @@
 """The ``mlops`` command: ``mlops demo``, ``mlops up``, ``mlops serve``, ``mlops lineage VERSION``,
-``mlops reproduce VERSION``, ``mlops bench``, and ``mlops airflow ...`` (the embedded Airflow).
+``mlops reproduce VERSION``, ``mlops audit``, ``mlops bench``, and ``mlops airflow ...`` (the
+embedded Airflow).
 
 Each subcommand imports its implementation lazily, so ``mlops --help`` is instant. An error prints
 one line (or a few) and exits 1; ``mlops --debug ...`` or ``MLOPS_DEBUG=1`` shows the traceback.
@@ -65,6 +66,34 @@ def _env(ns: argparse.Namespace) -> int:
     for key, value in sorted(env.items()):
         if base.get(key) != value or key.startswith(("AIRFLOW", "MLOPS", "MLFLOW")):
             print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def _audit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="registered model (default flight_delay_xgb)")
+    p.add_argument("--limit", type=int, default=None, help="only the newest N events")
+    p.add_argument("--json", action="store_true", help="one JSON object per event (JSON lines)")
+
+
+@command("audit", "print who moved which model alias when, from which version to which, and why", _audit_args)
+def _audit(ns: argparse.Namespace) -> int:
+    import json
+
+    from mlops.config import MODEL_NAME
+    from mlops.models import audit
+
+    events = audit.read(ns.model or MODEL_NAME, limit=ns.limit)
+    if ns.json:
+        for event in events:
+            print(json.dumps(event.as_dict(), sort_keys=True))
+    elif events:
+        print(audit.format_trail(events))
+    else:
+        known = audit.models()
+        print(
+            f"no alias moves recorded for {ns.model or MODEL_NAME}"
+            + (f" (trails: {', '.join(known)})" if known else "")
+        )
     return 0
 
 

@@ -29,6 +29,7 @@ def test_params_render_as_a_typed_form(dagbag):
         "seed": "integer",
         "promotion_margin": "number",
         "dry_run": "boolean",
+        "require_approval": "boolean",
     }
     for name, kind in expected.items():
         param = params.get_param(name)
@@ -47,14 +48,32 @@ def test_search_is_mapped_and_feeds_the_refit(dagbag):
 
 def test_registry_operators_and_the_champion_asset(dagbag):
     dag = dagbag.dags["train_model"]
-    register, promote = dag.get_task("register"), dag.get_task("promote")
+    register, gate, promote = (dag.get_task(t) for t in ("register", "gate", "promote"))
     assert type(register).__name__ == "RegisterModelOperator"
+    assert type(gate).__name__ == "GateModelOperator"
     assert type(promote).__name__ == "PromoteModelOperator"
-    for op in (register, promote):
+    for op in (register, gate, promote):
         assert [link.name for link in op.operator_extra_links] == ["MLflow run"]
-    assert promote.task_id in register.downstream_task_ids
+    assert gate.task_id in register.downstream_task_ids
     publish = dag.get_task("publish_champion")
     assert [a.name for a in publish.outlets] == ["champion_model"]
+
+
+def test_the_approval_sits_between_the_gate_and_the_alias_move(dagbag):
+    """gate (decides, moves nothing) -> approval (human in the loop) -> promote (moves): the only
+    path from the gate to the champion goes through the approval task."""
+    from datetime import timedelta
+
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    dag = dagbag.dags["train_model"]
+    gate, approval, promote = (dag.get_task(t) for t in ("gate", "approval", "promote"))
+    assert isinstance(approval, HITLOperator)
+    assert approval.options == ["promote", "reject"] and approval.defaults == ["reject"]
+    assert approval.response_timeout == timedelta(hours=24)
+    assert gate.downstream_task_ids == {"approval", "promote"}
+    assert "approval" in promote.upstream_task_ids
+    assert dag.params["require_approval"] is False  # embedded default (MLOPS_REQUIRE_APPROVAL unset)
 
 
 def test_operator_module_is_parse_safe():

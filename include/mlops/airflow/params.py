@@ -12,6 +12,7 @@ from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 
 from mlops.ingest.simulator import FAULTS  # INGEST_PARAMS (cheap: stdlib and mlops.lake only)
+from mlops.training.params import require_approval_default  # cheap: stdlib and mlops.params
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -107,6 +108,15 @@ TRAIN_PARAMS: dict[str, Param] = {
         type="boolean",
         title="Dry run",
         description="Build, validate, train and log to MLflow, but do not register or promote.",
+        section=_SEARCH,
+    ),
+    "require_approval": Param(
+        require_approval_default(),
+        type="boolean",
+        title="Require human approval",
+        description="When the gate would promote the challenger, wait for a person to approve it "
+        "(Required Actions, with the model card) before @champion moves; no answer in time rejects. "
+        "Default from MLOPS_REQUIRE_APPROVAL (off embedded, on in the scale-out profile).",
         section=_SEARCH,
     ),
 }

@@ -767,7 +767,33 @@ def gate_and_promote(
     :mod:`mlops.training.behaviour`): the gate reads their outcome, it does not run them again.
     ``margin`` defaults to the run's ``promotion_margin``.
     """
-    decision = promote(
+    return _run_gate(promote, version, run, checks, margin, settings, name)
+
+
+def gate(
+    version: str,
+    run: TrainingRun,
+    *,
+    checks: list[dict[str, Any]],
+    margin: float | None = None,
+    settings: Settings | None = None,
+    name: str = MODEL_NAME,
+) -> dict[str, Any]:
+    """:func:`decide` (no alias moves) for the registered ``version`` of training ``run`` on the
+    run's holdout; the arguments as for :func:`gate_and_promote`. ``train_model``'s ``gate`` task."""
+    return _run_gate(decide, version, run, checks, margin, settings, name)
+
+
+def _run_gate(
+    step: Any,
+    version: str,
+    run: TrainingRun,
+    checks: list[dict[str, Any]],
+    margin: float | None,
+    settings: Settings | None,
+    name: str,
+) -> dict[str, Any]:
+    decision = step(
         version,
         run.holdout(),
         margin=run.params.promotion_margin if margin is None else margin,

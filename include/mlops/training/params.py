@@ -15,6 +15,18 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 #: Hyperparameters a candidate may set (the XGBoost ``train`` parameter names).
+#: Turns ``train_model``'s human approval step on by default (off in the embedded profile, on in
+#: the scale-out one); a run's ``require_approval`` param overrides it.
+REQUIRE_APPROVAL_ENV = "MLOPS_REQUIRE_APPROVAL"
+
+
+def require_approval_default() -> bool:
+    """``MLOPS_REQUIRE_APPROVAL`` as a boolean (unset: false; "maybe" is an error naming it)."""
+    import os
+
+    return parse_bool(os.environ.get(REQUIRE_APPROVAL_ENV) or "false", REQUIRE_APPROVAL_ENV)
+
+
 HYPERPARAMETERS: tuple[str, ...] = (
     "max_depth",
     "learning_rate",
@@ -42,6 +54,8 @@ class TrainParams:
     seed: int = 42
     promotion_margin: float = 0.002
     dry_run: bool = False
+    #: A human approves (or rejects) the promotion the gate decided, before any alias moves.
+    require_approval: bool = dataclasses.field(default_factory=require_approval_default)
     #: XGBoost threads: part of the model's identity (float sums are ordered by thread).
     nthread: int = 2
     max_bin: int = 256
