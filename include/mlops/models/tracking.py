@@ -1,10 +1,13 @@
 """MLflow logging of a training run: params, metrics, plots, lineage, and the model itself.
 
 One run per trained challenger in the experiment ``flight-delay``. Params, metrics and tags go in
-batched calls (``MlflowClient.log_batch``). The model is a ``pyfunc`` (:class:`FlightDelayPyfunc`)
-that takes the raw feature frame (categoricals as strings) and returns P(delay), logged with its
-signature, an input example and explicit pip requirements. The run carries the lineage as tags
-(``mlops.*``, ``airflow.*``) and as ``lineage.json``; ``mlops lineage VERSION`` reads them back.
+batched calls (``MlflowClient.log_batch``). The model is a ``pyfunc`` logged as code (MLflow's
+models-from-code, :mod:`mlops.models.booster_model`: no pickled project class, it loads wherever
+its pinned requirements are installed) that takes the raw feature frame (categoricals as strings)
+and returns P(delay), logged with its signature, an input example, explicit pip requirements and
+the sha256 of its booster and metadata files (checked whenever it loads). The run carries the
+lineage as tags (``mlops.*``, ``airflow.*``) and as ``lineage.json``; ``mlops lineage VERSION``
+reads them back.
 
 Import cost: this module imports MLflow; DAG files import it inside tasks only.
 """
@@ -41,10 +44,22 @@ LINEAGE_ARTIFACT = "lineage.json"
 PREDICTIONS_ARTIFACT = "holdout_predictions.parquet"
 #: Packages the model needs at load time, pinned to the versions it was trained with.
 MODEL_REQUIREMENTS: tuple[str, ...] = ("mlflow", "xgboost", "pandas", "numpy", "scikit-learn", "pyarrow")
+#: The model's code file: MLflow stores it with every version and runs it to load the version.
+MODEL_CODE = Path(__file__).with_name("booster_model.py")
+#: Run tag holding the logged booster's sha256 (the model config in ``MLmodel`` holds it too).
+BOOSTER_SHA256_TAG = "mlops.booster_sha256"
 
 
 class FlightDelayPyfunc(mlflow.pyfunc.PythonModel):
-    """``predict(frame) -> P(arrival delay >= 15 min)`` for frames holding the model's features."""
+    """Legacy: the cloudpickled class of versions logged before the models-from-code change.
+
+    New versions are logged as code (:mod:`mlops.models.booster_model`) and never use this class.
+    It stays so that versions already in a registry still load inside this repository (MLflow
+    unpickles them by reference to ``mlops.models.tracking.FlightDelayPyfunc``); outside it they
+    fail with ``No module named 'mlops'``: retrain them to make them portable. The prediction
+    service does not unpickle them at all (:func:`mlops.serving.model.load_version` reads their
+    booster files).
+    """
 
     def load_context(self, context: Any) -> None:
         from mlops.training.model import DelayModel
@@ -67,8 +82,9 @@ def client(settings: Settings | None = None) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def ensure_experiment(settings: Settings | None = None) -> Any:
-    """The ``flight-delay`` experiment, created if needed and made the active one.
+def ensure_experiment(settings: Settings | None = None, name: str = EXPERIMENT_NAME) -> Any:
+    """The experiment ``name`` (a model spec's; default ``flight-delay``), created if needed and
+    made the active one.
 
     With a local backend (SQLite) its artifacts live in ``$MLOPS_HOME/mlartifacts`` (MLflow's own
     default would be ``./mlruns`` in whatever directory the process runs in); a tracking server
@@ -78,16 +94,16 @@ def ensure_experiment(settings: Settings | None = None) -> Any:
 
     s = settings or get_settings()
     c = client(s)
-    experiment = c.get_experiment_by_name(EXPERIMENT_NAME)
+    experiment = c.get_experiment_by_name(name)
     if experiment is None:
         location = None
         if not s.mlflow_tracking_uri.startswith(("http://", "https://", "databricks")):
             location = (s.home / "mlartifacts").resolve().as_uri()
         try:
-            c.create_experiment(EXPERIMENT_NAME, artifact_location=location)
+            c.create_experiment(name, artifact_location=location)
         except MlflowException:  # another process created it first
             pass
-    return mlflow.set_experiment(EXPERIMENT_NAME)
+    return mlflow.set_experiment(name)
 
 
 def git_commit() -> str:
@@ -124,19 +140,29 @@ def example_input(frame: pd.DataFrame, model: DelayModel, rows: int = 5) -> pd.D
 # --------------------------------------------------------------------------------------------------
 
 
-def plots(predictions: pd.DataFrame, importance: Mapping[str, float], title: str) -> dict[str, Any]:
-    """ROC, precision-recall, calibration and feature-importance figures (matplotlib, Agg)."""
+def plots(
+    predictions: pd.DataFrame,
+    importance: Mapping[str, float],
+    title: str,
+    label: str = "is_delayed",
+    task: str = "binary",
+) -> dict[str, Any]:
+    """ROC, precision-recall, calibration (a ``binary`` task) or predicted-vs-actual and residual
+    (a regression), and feature-importance figures (matplotlib, Agg)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    y = predictions["is_delayed"].astype(int).to_numpy()
+    if task != "binary":
+        figs = _regression_plots(predictions[label].to_numpy(dtype="float64"), predictions, title)
+        figs["plots/feature_importance.png"] = _importance_plot(importance)
+        return figs
+    y = predictions[label].astype(int).to_numpy()
     p = predictions["prediction"].to_numpy()
-    figs: dict[str, Any] = {}
+    figs = {}
 
     fig, ax = plt.subplots(figsize=(5, 5))
     fpr, tpr, _ = roc_curve(y, p)
@@ -159,13 +185,40 @@ def plots(predictions: pd.DataFrame, importance: Mapping[str, float], title: str
     ax.set(xlabel="mean predicted", ylabel="observed delayed rate", title=f"Calibration ({title})")
     figs["plots/calibration.png"] = fig
 
+    figs["plots/feature_importance.png"] = _importance_plot(importance)
+    return figs
+
+
+def _importance_plot(importance: Mapping[str, float]) -> Any:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
     top = sorted(importance.items(), key=lambda kv: kv[1], reverse=True)[:25]
     fig, ax = plt.subplots(figsize=(6, 7))
     names = [k for k, _ in top][::-1]
     ax.barh(names, np.array([v for _, v in top][::-1]))
     ax.set(xlabel="total gain", title="Feature importance")
     fig.tight_layout()
-    figs["plots/feature_importance.png"] = fig
+    return fig
+
+
+def _regression_plots(y: Any, predictions: pd.DataFrame, title: str) -> dict[str, Any]:
+    """Predicted against actual, and the residuals' histogram, on the holdout."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    p = predictions["prediction"].to_numpy(dtype="float64")
+    figs: dict[str, Any] = {}
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(y, p, s=2, alpha=0.3)
+    lo, hi = float(np.nanmin([y.min(), p.min()])), float(np.nanmax([y.max(), p.max()]))
+    ax.plot([lo, hi], [lo, hi], "--", color="grey")
+    ax.set(xlabel="actual", ylabel="predicted", title=f"Predicted vs actual, holdout ({title})")
+    figs["plots/predicted_vs_actual.png"] = fig
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.hist(p - y, bins=60)
+    ax.set(xlabel="predicted - actual", ylabel="rows", title=f"Residuals, holdout ({title})")
+    figs["plots/residuals.png"] = fig
     return figs
 
 
@@ -203,7 +256,9 @@ def log_training(
     are written as tags of the run as they are.
     """
     s = settings or get_settings()
-    experiment = ensure_experiment(s)
+    from mlops.spec.model import model_spec
+
+    experiment = ensure_experiment(s, model_spec(result.spec).experiment)
     af = dict(airflow_context or {})
     timings = dict(stage_timings or {})
     lineage = training_lineage(result, manifest, validation, af, timings, checks or [])
@@ -291,7 +346,7 @@ def run_tags(
     airflow_context: Mapping[str, Any],
 ) -> dict[str, str]:
     """The ``mlops.*`` and ``airflow.*`` tags of a run (what ``mlops lineage`` and the registry read)."""
-    from mlops.config import MODEL_NAME
+    from mlops.spec.model import model_spec
 
     window = result.window
     present = [p for p in lineage["partitions"] if not p.get("missing")]
@@ -308,7 +363,8 @@ def run_tags(
         "mlops.ingest.validation": "passed" if validation.get("passed") else "failed",
         "mlops.git_commit": commit,
         "mlflow.source.git.commit": commit.removesuffix("+dirty"),
-        "mlops.model_name": MODEL_NAME,
+        "mlops.model_name": model_spec(result.spec).model_name,
+        "mlops.spec": result.spec,
         **{f"airflow.{k}": str(v) for k, v in airflow_context.items() if v is not None},
     }
 
@@ -333,8 +389,11 @@ def _log_batch(
     }
     now = int(time.time() * 1000)
     metrics = [Metric(k, float(v), now, 0) for k, v in result.metrics.items()]
+    from mlops.spec.model import model_spec
+
+    gate = model_spec(result.spec).gate
     metrics += [
-        Metric("search_valid_roc_auc", float(sc["valid_roc_auc"]), now, int(sc["candidate"]))
+        Metric(f"search_valid_{gate.metric}", float(sc[f"valid_{gate.metric}"]), now, int(sc["candidate"]))
         for sc in result.scores
     ]
     metrics += [Metric(_metric_name(f"time_{k}_s"), float(v), now, 0) for k, v in timings.items()]
@@ -352,8 +411,15 @@ def _log_artifacts(result: Result, lineage: Mapping[str, Any]) -> None:
 
     mlflow.log_dict(dict(lineage), LINEAGE_ARTIFACT)
     mlflow.log_dict({"scores": result.scores, "best": result.best}, "search.json")
+    from mlops.spec.model import model_spec
+
+    spec = model_spec(result.spec)
     for name, fig in plots(
-        result.holdout_predictions, result.model.importance(), str(result.window.as_of)
+        result.holdout_predictions,
+        result.model.importance(),
+        str(result.window.as_of),
+        label=spec.label,
+        task=spec.task.name,
     ).items():
         mlflow.log_figure(fig, name)
         plt.close(fig)
@@ -364,18 +430,33 @@ def _log_artifacts(result: Result, lineage: Mapping[str, Any]) -> None:
 
 
 def _log_model(result: Result, example_frame: pd.DataFrame) -> Any:
-    """The pyfunc model with its signature, input example and pinned requirements (in the active run)."""
+    """The model as code (:data:`MODEL_CODE`) with its booster and metadata files, their sha256 in
+    the model config, its signature, input example and pinned requirements (in the active run)."""
     from mlflow.models import infer_signature
 
+    from mlops.models import booster_model
+
+    booster, meta = result.model.to_bytes()
+    contents = {booster_model.BOOSTER: booster, booster_model.META: meta.encode()}
+    config: dict[str, Any] = {
+        booster_model.HASH_KEYS[name]: booster_model.sha256_bytes(data) for name, data in contents.items()
+    }
+    active = mlflow.active_run()
+    config["run_id"] = active.info.run_id if active else "unknown"
+    mlflow.set_tag(BOOSTER_SHA256_TAG, config[booster_model.HASH_KEYS[booster_model.BOOSTER]])
     with tempfile.TemporaryDirectory() as tmp:
-        booster, meta = result.model.to_bytes()
-        (Path(tmp) / "booster.ubj").write_bytes(booster)
-        (Path(tmp) / "meta.json").write_text(meta)
+        files = {
+            booster_model.BOOSTER: Path(tmp) / "booster.ubj",
+            booster_model.META: Path(tmp) / "meta.json",
+        }
+        for name, path in files.items():
+            path.write_bytes(contents[name])
         example = example_input(example_frame, result.model)
         return mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT,
-            python_model=FlightDelayPyfunc(),
-            artifacts={"booster": str(Path(tmp) / "booster.ubj"), "meta": str(Path(tmp) / "meta.json")},
+            python_model=str(MODEL_CODE),
+            artifacts={name: str(path) for name, path in files.items()},
+            model_config=config,
             signature=infer_signature(example, result.model.predict(example)),
             input_example=example,
             pip_requirements=pip_requirements(),

@@ -13,6 +13,12 @@ assignment (atomic under the GIL). A request reads :attr:`ModelHolder.current` o
 with that object to the end, so requests in flight during a swap finish on the version they
 started with and none fails. A version that fails to load is not published: the current one keeps
 serving, the error shows in ``/health`` and the metrics, and the next poll retries.
+
+:func:`load_version` reads a version's booster and metadata files straight from the registry
+(nothing is unpickled, no code from the artifact store runs) and checks their sha256 against the
+hashes recorded when the version was logged (:func:`mlops.models.booster_model.read_version_files`,
+the repository's copy): a changed file fails the load with the version, the file, and both hashes.
+Versions logged before hashes were recorded (a cloudpickled class) load unverified, with a warning.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from mlops.config import Settings
+    from mlops.models.booster_model import Booster
     from mlops.training.model import DelayModel
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,9 @@ class ServedModel:
     loaded_at: float = field(default_factory=time.time)
     tags: dict[str, str] = field(default_factory=dict)
     load_seconds: float = 0.0
+    #: sha256 of the booster file, and whether it matched the hash recorded at log time.
+    booster_sha256: str = ""
+    verified: bool = False
 
     def __post_init__(self) -> None:
         self._codes = {
@@ -58,7 +68,12 @@ class ServedModel:
 
     @classmethod
     def from_delay_model(
-        cls, model: DelayModel, *, name: str, version: str, tags: Mapping[str, str] | None = None
+        cls,
+        model: DelayModel | Booster,
+        *,
+        name: str,
+        version: str,
+        tags: Mapping[str, str] | None = None,
     ) -> ServedModel:
         booster = model.booster.copy()
         booster.set_param({"nthread": 1})  # one row: threads cost more than they give
@@ -106,22 +121,45 @@ class ServedModel:
             "as_of": self.tags.get("mlops.as_of"),
             "feature_service": self.tags.get("mlops.feature_service"),
             "features": len(self.features),
+            "booster_sha256": self.booster_sha256,
+            "verified": self.verified,
         }
 
 
 def load_version(version: str, settings: Settings | None = None, name: str = MODEL_NAME) -> ServedModel:
-    """Load a registered version from MLflow (the pyfunc's :class:`mlops.training.model.DelayModel`)."""
-    from mlops.models import registry
+    """Load a registered version from MLflow, its booster checked against the recorded sha256.
+
+    Raises :class:`mlops.models.booster_model.ArtifactHashError` naming the version, the file and
+    the expected and actual hashes when a file changed after logging.
+    """
+    import tempfile
+
+    import mlflow.artifacts
+
+    from mlops.models import booster_model, registry
+    from mlops.models.tracking import client
 
     started = time.perf_counter()
-    pyfunc = registry.load_model(version, settings, name)
-    model = pyfunc.unwrap_python_model().model
+    client(settings)  # the profile's tracking and registry URIs
+    what = f"{name} version {version}"
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
+        booster, meta, verified = booster_model.read_version_files(local, what)
+    if not verified:
+        log.warning(
+            "%s was logged before booster hashes were recorded (a cloudpickled class): serving it "
+            "unverified; retrain it to get a portable, verified version",
+            what,
+        )
+    model = booster_model.Booster.from_bytes(booster, meta)
     try:
         tags = dict(registry.version_info(version, settings, name).tags or {})
     except Exception:  # tags are informative only; the model itself loaded
         log.warning("could not read the tags of %s v%s", name, version, exc_info=True)
         tags = {}
     served = ServedModel.from_delay_model(model, name=name, version=version, tags=tags)
+    served.booster_sha256 = booster_model.sha256_bytes(booster)
+    served.verified = verified
     served.load_seconds = time.perf_counter() - started
     return served
 
