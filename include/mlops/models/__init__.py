@@ -4,6 +4,8 @@ Modules:
 
 * :mod:`mlops.models.tracking` - a training run logged to MLflow (params, metrics, plots, lineage,
   the model);
+* :mod:`mlops.models.booster_model` - the logged model's code (MLflow models-from-code): MLflow
+  stores it with every version; it imports no ``mlops``, and checks the booster's sha256 on load;
 * :mod:`mlops.models.registry` - register challengers, gate them against the champion, move aliases
   under the one registry lock;
 * :mod:`mlops.models.lineage` - ``mlops lineage`` and ``mlops reproduce``;
