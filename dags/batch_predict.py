@@ -23,6 +23,9 @@ about 3.7x faster than in daily runs, see benchmarks/).
 Columns and the online twin (`{lake}/predictions_online/`, written by `mlops serve`): see
 `mlops.serving.scoring`. A day scored by a model trained after it is flagged in the event
 (`model_trained_after_day`) and the log: pass `model_version` to backfill with an older model.
+
+**Deadline:** a run still unfinished 6 h after its logical date sends a `deadline_missed` alert
+(Airflow `DeadlineAlert`; channels in `mlops.airflow.alerts`; backfill runs are not announced).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from datetime import timedelta
 from airflow.sdk import dag, task
 
 from mlops import layout
+from mlops.airflow.alerts import deadline
 from mlops.airflow.assets import FLIGHT_PREDICTIONS
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.params import BATCH_PARAMS, LAST_SCORING_DAY, PARTITION, SCORING_MACROS
@@ -40,6 +44,8 @@ from mlops.config import get_settings
 
 #: The feature table materialize_features writes last for the (last) day to score.
 FEATURES_READY = layout.features_built_file(get_settings().lake_uri, LAST_SCORING_DAY)
+#: The day's predictions are due this long after the run's logical date (its data interval).
+SCORING_DEADLINE = timedelta(hours=6)
 
 
 @dag(
@@ -53,6 +59,7 @@ FEATURES_READY = layout.features_built_file(get_settings().lake_uri, LAST_SCORIN
     doc_md=__doc__,
     tags=["mlops", "scoring"],
     default_args=default_args(timeout_minutes=60),
+    deadline=deadline(SCORING_DEADLINE, reference="logical_date"),
 )
 def batch_predict():
     wait_for_features = landing_sensor(

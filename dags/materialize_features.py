@@ -17,6 +17,10 @@ run), or manually with the `start_ds`/`end_ds` params.
 5. **publish** - emits `flight_features` with `{start, end, partitions}`.
 
 Reruns are idempotent: the same curated partitions give the same files and the same online rows.
+
+**Deadline:** a run still unfinished 2 h after it was queued sends a `deadline_missed` alert
+(Airflow `DeadlineAlert`; asset-triggered runs have no logical date, so the deadline counts from
+the arrival of the curated data that queued the run; channels in `mlops.airflow.alerts`).
 """
 
 from __future__ import annotations
@@ -25,10 +29,14 @@ from datetime import timedelta
 
 from airflow.sdk import dag, task
 
+from mlops.airflow.alerts import deadline
 from mlops.airflow.assets import CURATED_FLIGHTS, FLIGHT_FEATURES
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.feast import FeastMaterializeOperator
 from mlops.airflow.params import FEATURE_PARAMS, check_params
+
+#: The features of newly curated data are due online this long after the run was queued.
+FEATURES_DEADLINE = timedelta(hours=2)
 
 
 @dag(
@@ -41,6 +49,7 @@ from mlops.airflow.params import FEATURE_PARAMS, check_params
     tags=["mlops", "features", "feast"],
     default_args=default_args(timeout_minutes=60),
     max_active_runs=1,
+    deadline=deadline(FEATURES_DEADLINE, reference="queued_at"),
 )
 def materialize_features():
     @task(inlets=[CURATED_FLIGHTS], execution_timeout=timedelta(minutes=5))

@@ -56,6 +56,7 @@ def monitor_drift():
         """Emit `retrain_request` through the storm guard, or skip (no event) and say why."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from mlops.airflow import alerts
         from mlops.airflow.runtime import lake_task
         from mlops.monitoring import guard
         from mlops.monitoring.params import DriftParams
@@ -69,6 +70,7 @@ def monitor_drift():
                     dag_id=guard.TRAIN_DAG_ID, states=["queued", "running"]
                 ),
             )
+        alerts.announce_retrain(summary["request"], decision, {"ti": ti})  # breached: requested or suppressed
         if not decision.requested:
             raise AirflowSkipException(f"no retrain_request: {decision.reason}")
         outlet_events[RETRAIN_REQUEST].extra = decision.extra

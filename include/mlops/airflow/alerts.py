@@ -278,9 +278,28 @@ def _day(context: Mapping[str, Any]) -> str:
     return str(getattr(run, "run_id", "") or context.get("run_id") or "")
 
 
+#: Task tries whose failure was already announced by a specific alert (a quarantine): the
+#: failure callback runs in the same process right after and does not repeat it.
+_ANNOUNCED: set[tuple[str, str, str, int]] = set()
+
+
+def _try_key(context: Mapping[str, Any] | None) -> tuple[str, str, str, int] | None:
+    ti = (context or {}).get("ti")
+    if ti is None:
+        return None
+    return (ti.dag_id, ti.run_id, ti.task_id, int(getattr(ti, "try_number", 0) or 0))
+
+
 def task_failed(context: Context) -> None:
-    """``on_failure_callback``: a task failed after its retries (set on every task by default_args)."""
+    """``on_failure_callback``: a task failed after its retries (set on every task by default_args).
+
+    A failure already announced by a specific alert of the same try (a quarantined batch) is not
+    announced twice.
+    """
     ti = context["ti"]
+    if _try_key(context) in _ANNOUNCED:
+        log.info("task %s.%s failed: already announced (quarantine), no second alert", ti.dag_id, ti.task_id)
+        return
     exc = context.get("exception")
     error = f"{type(exc).__name__}: {exc}" if exc is not None else "no exception recorded"
     first_line = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else error
@@ -324,6 +343,9 @@ def announce_quarantine(
             f"Report: {summary.get('report_uri', '?')}",
         ]
     )
+    key = _try_key(context)
+    if key is not None:
+        _ANNOUNCED.add(key)
     return announce(
         QUARANTINE,
         f"quarantined {feed} {ds}: {what}",

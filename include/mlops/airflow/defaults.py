@@ -1,4 +1,4 @@
-"""Defaults every DAG shares: owner, retries, timeouts, start date, tags."""
+"""Defaults every DAG shares: owner, retries, timeouts, start date, tags, the failure alert."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import os
 from datetime import timedelta
 
 import pendulum
+
+from mlops.airflow.alerts import task_failed
 
 OWNER = "ml-platform"
 #: The replayed year starts here; scheduled runs before it have no upstream data.
@@ -29,7 +31,8 @@ END_DATE = _end_date()
 
 
 def default_args(timeout_minutes: int = 30, retries: int = 2) -> dict[str, object]:
-    """``default_args`` for a DAG: owner, retries with backoff, and a task execution timeout."""
+    """``default_args`` for a DAG: owner, retries with backoff, a task execution timeout, and the
+    ``task_failed`` alert when a task fails after its retries (:mod:`mlops.airflow.alerts`)."""
     return {
         "owner": OWNER,
         "retries": retries,
@@ -37,4 +40,5 @@ def default_args(timeout_minutes: int = 30, retries: int = 2) -> dict[str, objec
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
         "execution_timeout": timedelta(minutes=timeout_minutes),
+        "on_failure_callback": task_failed,
     }

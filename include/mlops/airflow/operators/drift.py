@@ -11,7 +11,9 @@ Thresholds, windows and sampling come from the DAG's params (``DRIFT_PARAMS``) u
 ``thresholds`` overrides them. It returns the check's summary (XCom: drift share, drifted
 features with their scores, prediction drift, ROC-AUC, calibration, sample sizes, the breaches
 and a ``request`` block for the storm guard), and publishes two links on the task instance: the
-HTML report (served by the plugin from ``{lake}/reports/drift/ds=...``) and the MLflow run.
+HTML report (served by the plugin from ``{lake}/reports/drift/ds=...``) and the MLflow run. The
+drift share, drifted features, breach flag and ROC-AUC also go out as Airflow metrics
+(``mlops.drift.*``, StatsD when enabled) for the scale-out stack's Grafana dashboard.
 
 No champion yet: the task is skipped (nothing to monitor). A window without curated flights fails
 without retry, naming the days and what to run first.
@@ -109,4 +111,22 @@ class DriftCheckOperator(BaseOperator):
             [b["message"] for b in summary["breaches"]] or "none",
             ctx["report_uri"],
         )
+        _emit_metrics(summary)
         return summary
+
+
+def _emit_metrics(summary: Mapping[str, Any]) -> None:
+    """The check's numbers as Airflow metrics (StatsD when ``[metrics] statsd_on``; else no-op).
+
+    Names (with Airflow's ``statsd_prefix``, ``airflow.``): ``mlops.drift.share``,
+    ``mlops.drift.drifted_features``, ``mlops.drift.breached`` (0/1), ``mlops.drift.roc_auc`` when
+    labels had arrived. deploy/statsd/mapping.yml turns them into ``mlops_drift_*`` series for
+    Prometheus (the dashboard's drift panel and the ``DriftShareHigh`` rule).
+    """
+    from airflow.sdk.observability import stats
+
+    stats.gauge("mlops.drift.share", float(summary["drift_share"]))
+    stats.gauge("mlops.drift.drifted_features", float(summary["n_drifted"]))
+    stats.gauge("mlops.drift.breached", 1.0 if summary.get("breaches") else 0.0)
+    if summary.get("roc_auc") is not None:
+        stats.gauge("mlops.drift.roc_auc", float(summary["roc_auc"]))

@@ -89,6 +89,9 @@ class GXValidateOperator(BaseOperator):
             )
         self._publish_report(context, result.report_uri)
         if not result.success:
+            from mlops.airflow.alerts import announce_quarantine
+
+            announce_quarantine(result.summary(), result.message, context)  # email/webhook, if configured
             raise AirflowFailException(result.message)
         return result.summary()  # (validate_partition has logged the outcome and the report)
 
