@@ -155,6 +155,9 @@ class Endpoints:
     heartbeat_timeout: int = 60
     #: ``MLOPS_SCHEDULE_END``: "2013-12-31" replays 2013 only (no run for today on unpause); "" no end.
     schedule_end: str = ""
+    #: ``MLOPS_REQUIRE_APPROVAL``: train_model waits for a human before @champion moves. On in
+    #: compose (.env); off in the local test stack, whose runs nobody answers.
+    require_approval: str = "false"
     #: The prediction service's read-only PostgreSQL role.
     postgres_reader_user: str = "mlops_reader"
     #: The database of MLflow's basic-auth users and permissions.
@@ -315,6 +318,8 @@ def environment(e: Endpoints, s: Secrets) -> dict[str, str]:
         # The promotion lock and the retrain guard's lock (mlops.models.registry.promotion_lock): PostgreSQL
         # advisory locks in one database every worker shares (a file lock serializes one host only).
         "MLOPS_LOCK_URL": postgres_url(e, s, e.airflow_db),
+        # train_model's approval step by default (mlops.training.params.REQUIRE_APPROVAL_ENV).
+        "MLOPS_REQUIRE_APPROVAL": e.require_approval,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{e.api_internal_url.rstrip('/')}/execution/",
         "AIRFLOW__API__BASE_URL": e.api_public_url,
         "AIRFLOW__CORE__DAGS_FOLDER": f"{repo}/dags",
@@ -426,6 +431,7 @@ def compose_endpoints(values: Mapping[str, str]) -> Endpoints:
         admin_user=values.get("AIRFLOW_ADMIN_USER") or "admin",
         worker_concurrency=int(values.get("AIRFLOW_WORKER_CONCURRENCY") or 2),
         schedule_end=values.get("MLOPS_SCHEDULE_END", ""),
+        require_approval=values.get("MLOPS_REQUIRE_APPROVAL") or "true",
         postgres_reader_user=values["POSTGRES_READER_USER"],
         mlflow_auth_db="mlflow_auth",
         mlflow_admin_user=values["MLFLOW_ADMIN_USER"],
