@@ -29,3 +29,18 @@ flight_delay_v1 = FeatureService(
     description="Flight-delay model inputs known before scheduled departure",
     tags={"model": "flight_delay_xgb"},
 )
+
+# Everything the air-time model v1 reads from Feast: what bears on minutes in the air (weather and
+# congestion at the origin, the route's recent record, the aircraft); request-time features
+# (distance, airports, departure time) are added by mlops.
+air_time_v1 = FeatureService(
+    name="air_time_v1",
+    features=[
+        origin_weather_fv,
+        origin_congestion_fv,
+        route_delay_stats_fv,
+        aircraft_fv,
+    ],
+    description="Air-time model inputs known before scheduled departure",
+    tags={"model": "flight_air_time_xgb"},
+)

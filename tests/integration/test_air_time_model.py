@@ -1,0 +1,154 @@
+"""The air-time model, from its spec alone, through the same training run, registry and gate.
+
+A month of curated 2013 flights with their feature tables and the Feast repo applied (what
+``ingest_flights`` + ``materialize_features`` leave), then what ``train_model``'s tasks do, with
+``spec="air_time"``: plan, build (Feast ``get_historical_features`` with the feature service
+``air_time_v1``), validate, search, refit, log (experiment ``flight-air-time``), register
+(``flight_air_time_xgb@challenger``) and gate on the holdout MAE, lower is better: a good
+regressor becomes the champion, a worse one trained as of the same day is rejected, and the
+flight-delay model's registry entry is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import use_home
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CURATED = ("2013-01-20", "2013-03-01")
+FEATURE_DAYS = ("2013-02-15", "2013-02-28")
+AS_OF = "2013-03-01"
+TRAIN = {"as_of": AS_OF, "window_days": 14, "holdout_days": 4, "n_candidates": 2, "n_estimators": 80}
+WEAK = {**TRAIN, "n_candidates": 1, "max_depth": 1, "n_estimators": 2, "learning_rate": 0.05}
+MODEL = "flight_air_time_xgb"
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    from mlops import lake, layout, reference
+    from mlops.config import get_settings
+    from mlops.features import compute, feature_store
+    from mlops.ingest.normalize import normalize
+
+    with pytest.MonkeyPatch.context() as mp:
+        use_home(mp, tmp_path_factory.mktemp("air_time"))
+        for var in feature_store.FEAST_ENV_VARS:
+            mp.delenv(var, raising=False)
+        s = get_settings()
+        curated = normalize(reference.load("flights"))
+        days = set(compute.day_range(*CURATED))
+        for ds, part in curated[curated["ds"].isin(days)].groupby("ds"):
+            lake.write_parquet(layout.curated_file(s.lake_uri, str(ds)), part.reset_index(drop=True))
+        compute.build_feature_tables(compute.day_range(*FEATURE_DAYS), s, include_dependents=False)
+        feature_store.apply(s)
+        yield s
+
+
+def _train_and_register(settings, params):
+    """train_model's tasks for the air-time spec, in one process: (run, logged, version)."""
+    from mlops.models import registry, tracking
+    from mlops.training.run import TrainingRun, stage_timings
+
+    run = TrainingRun.plan(params, {}, [], None, None, settings, spec="air_time")
+    plan = run.as_dict()
+    run = TrainingRun.from_dict(plan)  # as the tasks see it: through XCom
+    built = run.build(settings)
+    report = run.validate()
+    scores = [run.score(candidate) for candidate in run.candidates()]
+    result = run.refit(scores)
+    fitted = run.save_candidate(result)
+    context = {"dag_id": "pytest", "run_id": "manual", "task_id": "log_to_mlflow", "try_number": 1}
+    logged = tracking.log_run(
+        run, fitted, scores, report, stage_timings(built, report, scores, fitted), context, settings
+    )
+    version = registry.register(logged["run_id"], logged["model_uri"], name=MODEL, settings=settings)
+    return run, result, logged, version
+
+
+@pytest.fixture(scope="module")
+def champion(settings):
+    from mlops.models import registry
+
+    run, result, logged, version = _train_and_register(settings, TRAIN)
+    decision = registry.gate_and_promote(version, run, checks=logged["checks"], settings=settings, name=MODEL)
+    return {"run": run, "result": result, "logged": logged, "version": version, "decision": decision}
+
+
+def test_the_training_set_is_the_specs(champion):
+    from mlops import lake
+    from mlops.air_time.model import SPEC
+
+    run = champion["run"]
+    assert run.spec == "air_time" and run.model_spec is SPEC
+    assert "/air_time-" in run.training_dir
+    manifest = run.read_manifest()
+    assert manifest["feature_service"] == "air_time_v1" and manifest["label"] == "air_time"
+    assert manifest["features"] == list(SPEC.features)
+    frame = run.load_frame()
+    assert frame["air_time"].notna().all() and frame["air_time"].dtype == "float64"
+    # Feast served the air_time_v1 views (weather, congestion, route statistics, aircraft).
+    for column in ("wx_wind_speed", "cong_sched_prev_1h", "route_flights_7d", "plane_seats"):
+        assert frame[column].notna().mean() > 0.5, column
+    report = json.loads(lake.read_text(run.path("validation.json")))
+    passed = {check["name"]: check["passed"] for check in report["checks"]}
+    assert passed["label_range"] and passed["label_balance_holdout"], report["checks"]
+
+
+def test_a_regressor_with_regression_metrics_and_behaviour(champion):
+    run, result = champion["run"], champion["result"]
+    holdout = run.holdout()
+    metrics = result.metrics
+    assert set(metrics) >= {"mae", "rmse", "r2"}
+    # Much better than predicting the training mean (what a model that learned nothing does).
+    train_mean = float(run.load_frame()["air_time"].mean())
+    baseline = float(np.mean(np.abs(holdout["air_time"] - train_mean)))
+    assert metrics["mae"] < 0.3 * baseline, (metrics, baseline)
+    assert metrics["r2"] > 0.9
+    # The search ranked its candidates by validation MAE, lowest first.
+    assert result.best["valid_mae"] == min(score["valid_mae"] for score in result.scores)
+    checks = {check["name"]: check for check in champion["logged"]["checks"]}
+    assert {"range", "invariance_irrelevant_fields", "direction_distance", "monotonic_distance"} <= set(
+        checks
+    )
+    assert all(check["passed"] for check in checks.values()), checks
+
+
+def test_logged_in_its_own_experiment_and_registered_model(champion, settings):
+    from mlops.models import registry, tracking
+
+    client = tracking.client(settings)
+    run = client.get_run(champion["logged"]["run_id"])
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.name == "flight-air-time"
+    assert run.data.tags["mlops.model_name"] == MODEL and run.data.tags["mlops.spec"] == "air_time"
+    assert run.data.tags["mlops.feature_service"] == "air_time_v1"
+    assert {"mae", "rmse", "r2"} <= set(run.data.metrics)
+    assert "plots/predicted_vs_actual.png" in {
+        a.path for a in client.list_artifacts(run.info.run_id, "plots")
+    }
+    version = registry.version_info(champion["version"], settings, MODEL)
+    assert float(version.tags["holdout.mae"]) == pytest.approx(run.data.metrics["mae"], rel=1e-5)
+
+
+def test_the_gate_promotes_then_keeps_the_lower_mae(champion, settings):
+    from mlops.config import CHAMPION
+    from mlops.models import registry
+
+    first = champion["decision"]
+    assert first["promoted"] and first["reason"] == "no champion yet", first
+    assert registry.alias_version(CHAMPION, settings, MODEL) == champion["version"]
+
+    run, _, logged, weak = _train_and_register(settings, WEAK)
+    assert all(check["passed"] for check in logged["checks"]), logged["checks"]
+    decision = registry.gate_and_promote(weak, run, checks=logged["checks"], settings=settings, name=MODEL)
+    assert not decision["promoted"], decision
+    ours, theirs = decision["challenger_metrics"]["mae"], decision["champion_metrics"]["mae"]
+    assert ours > theirs and "champion kept" in decision["reason"] and "mae" in decision["reason"]
+    assert registry.alias_version(CHAMPION, settings, MODEL) == champion["version"]
+    # The other model's registry entry is untouched.
+    assert registry.alias_version(CHAMPION, settings) is None
