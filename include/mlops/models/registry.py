@@ -117,7 +117,7 @@ def register(
     for key in ("mlops.as_of", "mlops.data_hash", "mlops.partitions_digest", "mlops.feature_service"):
         if key in run.data.tags:
             c.set_model_version_tag(name, version, key, run.data.tags[key])
-    for key in ("roc_auc", "pr_auc", "log_loss", "brier"):
+    for key in ("roc_auc", "pr_auc", "log_loss", "brier", "mae", "rmse", "r2"):
         if key in run.data.metrics:
             c.set_model_version_tag(name, version, f"holdout.{key}", f"{run.data.metrics[key]:.6f}")
     move_alias(
@@ -341,7 +341,7 @@ def decide(
     checks: list[dict[str, Any]] | None = None,
     settings: Settings | None = None,
     name: str = MODEL_NAME,
-    metric: str = "roc_auc",
+    metric: str | None = None,
 ) -> Decision:
     """The gate without moving any alias: would ``version`` replace the champion?
 
@@ -361,7 +361,7 @@ def promote(
     checks: list[dict[str, Any]] | None = None,
     settings: Settings | None = None,
     name: str = MODEL_NAME,
-    metric: str = "roc_auc",
+    metric: str | None = None,
     actor: str = "gate",
 ) -> Decision:
     """Make ``version`` the champion if it beats the current champion on ``holdout`` by ``margin``.
@@ -383,18 +383,19 @@ def _gate(
     checks: list[dict[str, Any]] | None,
     settings: Settings | None,
     name: str,
-    metric: str,
+    metric: str | None,
     apply_as: str | None,
 ) -> Decision:
     """Score the challenger (outside the lock), then decide under the lock and, with ``apply_as``
     (an audit actor), move the aliases in the same hold of the lock."""
-    from mlops.schema import LABEL
-    from mlops.training.metrics import evaluate
+    from mlops.spec.model import spec_for_model
 
+    spec = spec_for_model(name)  # the label, the metrics and the gate's metric and direction
+    metric = metric or spec.gate.metric
     version = str(version)
     checks = list(checks or [])
-    labels = holdout[LABEL].astype("float64").to_numpy()
-    challenger_metrics = evaluate(labels, predictor(version, settings, name)(holdout))
+    labels = holdout[spec.label].astype("float64").to_numpy()
+    challenger_metrics = spec.evaluate(labels, predictor(version, settings, name)(holdout))
     failed = [check["name"] for check in checks if not check["passed"]]
     client = _client(settings)
     as_of = as_of or client.get_model_version(name, version).tags.get("mlops.as_of")
@@ -547,25 +548,26 @@ def _compare_with_champion(
     """Score the champion on the challenger's holdout and decide (under the promotion lock): a
     champion trained as of a later date is never replaced; otherwise the challenger must win on
     ``metric`` by the margin. Sets ``champion_metrics``, ``eligible`` and ``reason``."""
-    from mlops.training.metrics import evaluate
+    from mlops.spec.model import spec_for_model
 
     name, champion, as_of = decision.model, decision.champion_before, decision.as_of
+    spec = spec_for_model(name)
     champion_as_of = client.get_model_version(name, champion).tags.get("mlops.as_of")
-    decision.champion_metrics = evaluate(labels, predictor(champion, settings, name)(holdout))
+    decision.champion_metrics = spec.evaluate(labels, predictor(champion, settings, name)(holdout))
     ours, theirs = decision.challenger_metrics[metric], decision.champion_metrics[metric]
     margin = decision.margin
+    wins, loses, sign = (">=", "<", "+") if spec.gate.higher_is_better else ("<=", ">", "-")
+    versus = f"champion v{champion} {theirs:.4f} {sign} margin {margin}"
     if champion_as_of and as_of and champion_as_of > as_of:
         decision.reason = (
             f"stale: champion v{champion} was trained as of {champion_as_of}, after this "
             f"challenger's {as_of}; a model never replaces a newer one"
         )
-    elif ours >= theirs + margin:
+    elif spec.gate.better(ours, theirs, margin):
         decision.eligible = True
-        decision.reason = f"{metric} {ours:.4f} >= champion v{champion} {theirs:.4f} + margin {margin}"
+        decision.reason = f"{metric} {ours:.4f} {wins} {versus}"
     else:
-        decision.reason = (
-            f"{metric} {ours:.4f} < champion v{champion} {theirs:.4f} + margin {margin}: champion kept"
-        )
+        decision.reason = f"{metric} {ours:.4f} {loses} {versus}: champion kept"
 
 
 def _move_aliases(d: Decision, actor: str, reason: str, settings: Settings | None) -> None:
