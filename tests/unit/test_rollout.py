@@ -23,6 +23,7 @@ from prometheus_client import generate_latest
 
 from mlops.monitoring import rollout
 from mlops.monitoring.rollout import (
+    Counts,
     Interval,
     RolloutParams,
     ServiceStats,
@@ -63,10 +64,10 @@ def test_parse_reads_the_service_collectors():
     m.requests.labels("/health", "GET", "503").inc()
     snap = parse_metrics(_text(m), at=100.0, url="http://x/metrics")
     assert snap.served == "3"
-    assert snap.requests == 107 and snap.errors == 10
+    assert snap.total.requests == 107 and snap.total.errors == 10
     assert snap.predictions == {"3": 90.0}
-    assert snap.buckets[math.inf] == 107
-    assert snap.buckets[0.005] == 97  # 90 at 4 ms + 7 at 1 ms
+    assert snap.total.buckets[math.inf] == 107
+    assert snap.total.buckets[0.005] == 97  # 90 at 4 ms + 7 at 1 ms
     assert Snapshot.from_dict(snap.as_dict()) == snap
 
 
@@ -90,13 +91,13 @@ def test_scrape_reads_a_real_service_over_http(tmp_path):
     finally:
         srv.stop()
     assert snap.served == "7" and snap.predictions == {"7": 12.0}
-    assert snap.requests == 13 and snap.errors == 0
-    assert snap.buckets[math.inf] == 13
+    assert snap.total.requests == 13 and snap.total.errors == 0
+    assert snap.total.buckets[math.inf] == 13
 
 
 def _snap(at: float, predictions: dict[str, float], requests: float, errors: float, fast: float, slow: float):
     buckets = {0.005: fast, 0.05: fast, 0.5: fast + slow, math.inf: fast + slow}
-    return Snapshot(at, "u", None, predictions, requests, errors, buckets)
+    return Snapshot(at, "u", None, predictions, Counts(requests, errors, buckets))
 
 
 def test_intervals_attribute_traffic_to_the_one_version_that_answered():
@@ -111,7 +112,7 @@ def test_intervals_attribute_traffic_to_the_one_version_that_answered():
     assert [s.version for s in spans] == ["1", "1", None, "2", "2"]
     assert spans[2].versions == ("1", "2")
     assert spans[0].reset and spans[4].reset and not spans[3].reset
-    assert spans[4].requests == 110 and spans[4].errors == 10
+    assert spans[4].total.requests == 110 and spans[4].total.errors == 10
     v1, v2 = service_stats("1", spans), service_stats("2", spans)
     assert (v1.intervals, v1.requests, v1.errors) == (2, 500, 0)
     assert (v2.intervals, v2.requests, v2.errors) == (2, 510, 50)
@@ -247,4 +248,28 @@ def test_served_rows_keep_the_champions_latest_answer_per_flight():
 
 
 def test_interval_version_is_none_without_traffic():
-    assert Interval(0, 1, (), 0, 0, {}).version is None
+    assert Interval(0, 1, (), Counts()).version is None
+
+
+def test_per_model_metrics_tell_versions_apart_in_one_interval():
+    """With the service's per-model metrics, a canary interval (both versions answering) is each
+    version's own: shadow scores never count as answers."""
+    m = ServiceMetrics()
+    if not hasattr(m, "observe_model"):
+        pytest.skip("this mlops.serving.metrics exports no per-model metrics (mlops_serving_model_*)")
+    first = parse_metrics(_text(m), at=0.0, url="u")
+    for _ in range(300):
+        m.observe_model("champion", "8", "served", 1, 0.004)
+        m.observe_model("challenger", "9", "shadow", 1, 0.5)  # off the response path: not an answer
+    for _ in range(250):
+        m.observe_model("challenger", "9", "served", 1, 0.060)
+    m.model_errors.labels("challenger", "9", "served").inc(20)
+    m.model_errors.labels("challenger", "9", "shadow").inc(99)
+    later = parse_metrics(_text(m), at=10.0, url="u")
+    assert later.by_version["9"].requests == 270 and later.by_version["9"].errors == 20
+    spans = intervals([first, later])
+    v8, v9 = service_stats("8", spans), service_stats("9", spans)
+    assert (v8.requests, v8.errors) == (300, 0) and v8.p99_ms <= 5.0
+    assert (v9.requests, v9.errors) == (270, 20) and 50.0 < v9.p99_ms <= 100.0  # its bucket: (50, 100] ms
+    verdict = judge("9", "8", RolloutParams(), champion_service=v9, previous_service=v8)
+    assert {b["kind"] for b in verdict.breaches} == {"error_rate", "p99_latency"}

@@ -15,14 +15,18 @@ Three numbers, each compared the fairest way its source allows:
   ``max_auc_drop`` *and* a paired bootstrap to put the drop above zero with ``confidence``, on at
   least ``min_labelled`` rows with ``min_class_rows`` of each class.
 * **Error rate** and **p99 latency** - from the service's Prometheus counters, which cannot be
-  replayed offline. Each scrape is a :class:`Snapshot`; between two scrapes the
-  ``mlops_serving_predictions_total`` counter says which versions answered. An interval in which
-  only one version answered is that version's (:func:`intervals`); an interval with a swap inside
-  is mixed and counted for nobody. ``@previous``'s numbers are thus its own, measured by the same
-  service while it was champion. Errors are ``/predict`` answers with a 5xx status (a 4xx is a bad
-  request, not the model's fault). p99 is Prometheus's ``histogram_quantile`` on the summed
-  bucket increases. A breach needs ``min_requests`` on each side; an error rate above
-  ``max_error_rate`` is a breach even without ``@previous``'s numbers.
+  replayed offline. Each scrape is a :class:`Snapshot`; :func:`intervals` takes the increases
+  between consecutive scrapes. When the service exports per-model metrics
+  (``mlops_serving_model_{requests,errors}_total`` and ``mlops_serving_model_duration_seconds`` by
+  ``model_version``, ``role="served"``), each version's answers are its own even when two versions
+  answer in one interval (a canary, a swap). Otherwise ``mlops_serving_predictions_total`` says
+  which versions answered: an interval in which only one did is that version's ``/predict``
+  numbers, one with a swap inside counts for nobody. ``@previous``'s numbers are thus its own,
+  measured by the same service while it answered. Errors are ``/predict`` answers with a 5xx
+  status, or a model's scoring failures (a 4xx is a bad request, not the model's fault). p99 is
+  Prometheus's ``histogram_quantile`` on the summed bucket increases. A breach needs
+  ``min_requests`` on each side; an error rate above ``max_error_rate`` is a breach even without
+  ``@previous``'s numbers.
 
 A counter that went down between two scrapes is a restart: the later values count from zero (as
 Prometheus's ``increase()`` does).
@@ -55,6 +59,10 @@ REQUESTS = "mlops_serving_requests"
 LATENCY = "mlops_serving_request_duration_seconds"
 PREDICTIONS = "mlops_serving_predictions"
 MODEL_INFO = "mlops_serving_model_info"
+#: Per-model metrics (by ``alias``, ``model_version``, ``role``) when the service exports them.
+MODEL_REQUESTS = "mlops_serving_model_requests"
+MODEL_ERRORS = "mlops_serving_model_errors"
+MODEL_DURATION = "mlops_serving_model_duration_seconds"
 
 
 @dataclass(frozen=True)
@@ -155,24 +163,70 @@ def _typed(name: str, value: Any, kind: type) -> Any:
 
 
 @dataclass(frozen=True)
+class Counts:
+    """``/predict`` counters: requests, those that failed (5xx / model errors), latency buckets."""
+
+    requests: float = 0.0
+    errors: float = 0.0
+    #: Cumulative count per upper bound (seconds, ``inf`` last).
+    buckets: dict[float, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "buckets": [[_bound(le), n] for le, n in sorted(self.buckets.items())],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Counts:
+        buckets = {float(le): float(n) for le, n in data["buckets"]}
+        return cls(float(data["requests"]), float(data["errors"]), buckets)
+
+    def minus(self, before: Counts | None) -> Counts:
+        """The increase since ``before`` (None: since zero)."""
+        if before is None:
+            return self
+        buckets = {le: n - before.buckets.get(le, 0.0) for le, n in self.buckets.items()}
+        return Counts(self.requests - before.requests, self.errors - before.errors, buckets)
+
+    def below(self, before: Counts) -> bool:
+        """True if a counter went down since ``before`` (the service restarted)."""
+        pairs = [(before.requests, self.requests), (before.errors, self.errors)]
+        pairs += [(n, self.buckets.get(le, 0.0)) for le, n in before.buckets.items()]
+        return any(now < earlier for earlier, now in pairs)
+
+    def plus(self, other: Counts) -> Counts:
+        buckets = dict(self.buckets)
+        for le, n in other.buckets.items():
+            buckets[le] = buckets.get(le, 0.0) + n
+        return Counts(self.requests + other.requests, self.errors + other.errors, buckets)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """One scrape of the service's ``/metrics``: cumulative counters at ``at`` (epoch seconds)."""
 
     at: float
     url: str
     served: str | None
-    #: Flights scored so far, by model version.
+    #: Flights answered so far, by model version.
     predictions: dict[str, float]
-    #: ``/predict`` requests and those answered with a 5xx.
-    requests: float
-    errors: float
-    #: ``/predict`` latency histogram: cumulative count per upper bound (seconds, ``inf`` last).
-    buckets: dict[float, float]
+    #: ``/predict`` as a whole: requests, 5xx answers, latency.
+    total: Counts
+    #: Per answering version, when the service exports per-model metrics
+    #: (``mlops_serving_model_*{role="served"}``): requests (scored or failed), model errors, latency.
+    by_version: dict[str, Counts] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["buckets"] = [[_bound(le), n] for le, n in sorted(self.buckets.items())]
-        return out
+        return {
+            "at": self.at,
+            "url": self.url,
+            "served": self.served,
+            "predictions": dict(self.predictions),
+            "total": self.total.as_dict(),
+            "by_version": {v: c.as_dict() for v, c in self.by_version.items()},
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
@@ -181,9 +235,8 @@ class Snapshot:
             url=str(data["url"]),
             served=data.get("served"),
             predictions={str(k): float(v) for k, v in dict(data["predictions"]).items()},
-            requests=float(data["requests"]),
-            errors=float(data["errors"]),
-            buckets={float(le): float(n) for le, n in data["buckets"]},
+            total=Counts.from_dict(data["total"]),
+            by_version={str(v): Counts.from_dict(c) for v, c in dict(data.get("by_version") or {}).items()},
         )
 
 
@@ -229,7 +282,39 @@ def parse_metrics(text: str, *, at: float, url: str) -> Snapshot:
         served = next(
             (str(s.labels["model_version"]) for s in families[MODEL_INFO].samples if s.value == 1), None
         )
-    return Snapshot(at, url, served, predictions, requests, errors, buckets)
+    total = Counts(requests, errors, buckets)
+    return Snapshot(at, url, served, predictions, total, _by_version(families))
+
+
+def _by_version(families: Mapping[str, Any]) -> dict[str, Counts]:
+    """Per-version ``/predict`` counters from the per-model metrics (``role="served"`` only: a
+    shadow score is never an answer), or ``{}`` when the service does not export them."""
+    if MODEL_REQUESTS not in families:
+        return {}
+    ok: dict[str, float] = {}
+    failed: dict[str, float] = {}
+    buckets: dict[str, dict[float, float]] = {}
+    samples = [
+        (name, s)
+        for name in (MODEL_REQUESTS, MODEL_ERRORS, MODEL_DURATION)
+        for s in (families[name].samples if name in families else [])
+        if s.labels.get("role", "served") == "served" and "model_version" in s.labels
+    ]
+    for name, s in samples:
+        version = str(s.labels["model_version"])
+        if name == MODEL_REQUESTS and s.name.endswith("_total"):
+            ok[version] = ok.get(version, 0.0) + s.value
+        elif name == MODEL_ERRORS and s.name.endswith("_total"):
+            failed[version] = failed.get(version, 0.0) + s.value
+        elif name == MODEL_DURATION and s.name.endswith("_bucket"):
+            le = float(s.labels["le"])
+            mine = buckets.setdefault(version, {})
+            mine[le] = mine.get(le, 0.0) + s.value
+    versions = set(ok) | set(failed)
+    return {
+        v: Counts(ok.get(v, 0.0) + failed.get(v, 0.0), failed.get(v, 0.0), buckets.get(v, {}))
+        for v in versions
+    }
 
 
 @dataclass(frozen=True)
@@ -239,9 +324,8 @@ class Interval:
     start: float
     end: float
     versions: tuple[str, ...]
-    requests: float
-    errors: float
-    buckets: dict[float, float]
+    total: Counts
+    by_version: dict[str, Counts] = field(default_factory=dict)
     reset: bool = False
 
     @property
@@ -249,9 +333,13 @@ class Interval:
         """The one version that answered in the interval, or None (no traffic, or a swap)."""
         return self.versions[0] if len(self.versions) == 1 else None
 
-
-def _increase(now: float, before: float, reset: bool) -> float:
-    return now if reset else now - before
+    def counts(self, version: str) -> Counts | None:
+        """``version``'s counters in the interval: its own (per-model metrics), else the whole
+        ``/predict`` numbers if it alone answered, else None (it did not answer, or a swap)."""
+        if self.by_version:
+            mine = self.by_version.get(version)
+            return mine if mine is not None and mine.requests > 0 else None
+        return self.total if self.version == version else None
 
 
 def intervals(snapshots: Iterable[Snapshot]) -> list[Interval]:
@@ -268,24 +356,22 @@ def intervals(snapshots: Iterable[Snapshot]) -> list[Interval]:
     for snaps in by_url.values():
         before: Snapshot | None = None
         for snap in snaps:
-            if before is None:
-                reset, start = True, float("-inf")
-            else:
-                reset = _went_down(before, snap)
-                start = before.at
-            prev = before or snap
+            reset = before is None or _went_down(before, snap)
+            base = None if reset else before
             scored = {
-                v: _increase(n, prev.predictions.get(v, 0.0), reset) for v, n in snap.predictions.items()
+                v: n - (0.0 if base is None else base.predictions.get(v, 0.0))
+                for v, n in snap.predictions.items()
             }
-            buckets = {le: _increase(n, prev.buckets.get(le, 0.0), reset) for le, n in snap.buckets.items()}
             out.append(
                 Interval(
-                    start=start,
+                    start=float("-inf") if before is None else before.at,
                     end=snap.at,
                     versions=tuple(sorted(v for v, n in scored.items() if n > 0)),
-                    requests=_increase(snap.requests, prev.requests, reset),
-                    errors=_increase(snap.errors, prev.errors, reset),
-                    buckets=buckets,
+                    total=snap.total.minus(None if base is None else base.total),
+                    by_version={
+                        v: c.minus(None if base is None else base.by_version.get(v))
+                        for v, c in snap.by_version.items()
+                    },
                     reset=reset,
                 )
             )
@@ -294,10 +380,11 @@ def intervals(snapshots: Iterable[Snapshot]) -> list[Interval]:
 
 
 def _went_down(before: Snapshot, now: Snapshot) -> bool:
-    pairs = [(before.requests, now.requests), (before.errors, now.errors)]
-    pairs += [(n, now.predictions.get(v, 0.0)) for v, n in before.predictions.items()]
-    pairs += [(n, now.buckets.get(le, 0.0)) for le, n in before.buckets.items()]
-    return any(after < earlier for earlier, after in pairs)
+    if now.total.below(before.total):
+        return True
+    if any(now.predictions.get(v, 0.0) < n for v, n in before.predictions.items()):
+        return True
+    return any(v not in now.by_version or now.by_version[v].below(c) for v, c in before.by_version.items())
 
 
 def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None:
@@ -341,20 +428,19 @@ class ServiceStats:
 
 
 def service_stats(version: str, spans: Sequence[Interval], since: float | None = None) -> ServiceStats:
-    """``version``'s numbers over the intervals it alone answered, those ending after ``since`` when
-    given (e.g. its promotion: an interval that ends after it and in which only this version
-    answered is its evidence; a stint before a rollback never counts again)."""
-    mine = [i for i in spans if i.version == version and (since is None or i.end > since)]
-    buckets: dict[float, float] = {}
-    for i in mine:
-        for le, n in i.buckets.items():
-            buckets[le] = buckets.get(le, 0.0) + n
-    p99 = histogram_quantile(0.99, buckets)
+    """``version``'s numbers over the intervals where its answers can be told apart
+    (:meth:`Interval.counts`), those ending after ``since`` when given (e.g. its promotion: a stint
+    before a rollback never counts again)."""
+    mine = [c for i in spans if (since is None or i.end > since) and (c := i.counts(version)) is not None]
+    total = Counts()
+    for counts in mine:
+        total = total.plus(counts)
+    p99 = histogram_quantile(0.99, total.buckets)
     return ServiceStats(
         version=version,
         intervals=len(mine),
-        requests=sum(i.requests for i in mine),
-        errors=sum(i.errors for i in mine),
+        requests=total.requests,
+        errors=total.errors,
         p99_ms=None if p99 is None else round(p99 * 1000, 3),
         since=since,
     )
@@ -388,11 +474,11 @@ def labelled(served: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
 
 
 def model_inputs(rows: pd.DataFrame) -> pd.DataFrame:
-    """The logged model inputs as a training frame (categoricals typed as training's), what
-    :func:`mlops.models.registry.predictor` takes."""
+    """The logged rows as a training frame (categorical model inputs typed as training's), what
+    :func:`mlops.models.registry.predictor` takes (the model picks its own feature columns)."""
     from mlops.features import compute
 
-    frame = rows[[c for c in compute.MODEL_FEATURES if c in rows.columns]].copy()
+    frame = rows.copy()
     dtypes = compute.categorical_dtypes()
     for column in [c for c in compute.CATEGORICAL_FEATURES if c in frame.columns]:
         values = frame[column].astype("object")
