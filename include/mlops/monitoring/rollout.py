@@ -609,8 +609,11 @@ def judge(
         v.notes.append("no @champion: nothing to guard")
         return v
     _judge_auc(v, params)
-    _judge_errors(v, params)
-    _judge_latency(v, params)
+    if champion_service is None and previous_service is None:
+        v.notes.append("error rate and p99 latency: not measured (no metrics scrapes)")
+    else:
+        _judge_errors(v, params)
+        _judge_latency(v, params)
     if previous is None and v.breaches:
         v.notes.append("breached, but there is no @previous version to roll back to")
     return v
