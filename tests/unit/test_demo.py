@@ -96,3 +96,34 @@ def test_up_runs_the_mlflow_ui_with_one_worker_and_the_prediction_service(mlops_
         "1",
     ]
     assert commands["serve"][1:] == ["serve", "--port", "8123"]
+
+
+def test_the_mlflow_store_is_created_before_training_once(mlops_home, monkeypatch) -> None:
+    import sqlite3
+
+    from mlops.config import get_settings
+    from mlops.dev.demo import _create_mlflow_store, _wait_mlflow_store
+
+    s = get_settings()
+    db = s.mlflow_tracking_uri.removeprefix("sqlite:///")
+    proc = _create_mlflow_store(s)
+    assert proc is not None
+    _wait_mlflow_store(proc)
+    with sqlite3.connect(db) as conn:  # MLflow's schema, migrated to its head
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"experiments", "runs", "registered_models", "alembic_version"} <= tables
+    assert _create_mlflow_store(s) is None  # exists: nothing to do
+
+
+def test_a_failed_mlflow_store_says_what_to_do(tmp_path, monkeypatch) -> None:
+    import pytest
+
+    from mlops.config import get_settings
+    from mlops.dev.demo import _create_mlflow_store, _wait_mlflow_store
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'file' / 'mlflow.db'}")  # under a file
+    with pytest.raises(
+        RuntimeError, match="(?s)creating the MLflow tracking database failed.*MLFLOW_TRACKING_URI"
+    ):
+        _wait_mlflow_store(_create_mlflow_store(get_settings()))

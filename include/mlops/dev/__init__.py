@@ -9,5 +9,7 @@ Modules:
   moto S3, MLflow server, Celery workers), for ``tests/integration/test_scaleout.py`` and the
   benchmarks; its variables come from :mod:`mlops.scaleout` (the profile's contract);
 * :mod:`mlops.dev.bench` - ``mlops bench`` (the harness lives in ``benchmarks/``);
+* :mod:`mlops.dev.timings` - where a run of the embedded profile spent its time (task waits and
+  run times from Airflow's metadata database; ``mlops demo`` prints its top);
 * :mod:`mlops.dev.checks` - developer checks shared by the tests and the benchmarks.
 """

@@ -29,6 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlops.cli import command
@@ -36,12 +37,15 @@ from mlops.config import get_settings
 
 if TYPE_CHECKING:
     import argparse
-    from pathlib import Path
+    from collections.abc import Callable
 
     from mlops.config import Settings
     from mlops.dev.embedded import Services
 
 log = logging.getLogger("mlops.dev.demo")
+
+#: Seconds between two looks at the metadata database (a read-only SQLite query: milliseconds).
+POLL_SECONDS = 1.0
 
 ALL_DAGS = (
     "flights_upstream_simulator",
@@ -102,11 +106,15 @@ def _run_backfill(
 
     t0 = time.monotonic()
     _say(f"▶ {dag_id}: backfill {start} → {end} ({expected} runs)")
-    embedded.backfill(
-        dag_id, start.isoformat(), end.isoformat(), env=svc.env, max_active_runs=max_active_runs
-    )
+    svc.create_backfill(dag_id, start.isoformat(), end.isoformat(), max_active_runs=max_active_runs)
     runs = embedded.wait_for_runs(
-        dag_id, svc.env, expected, services=svc, timeout=timeout, on_progress=lambda s: _say(f"  {s}")
+        dag_id,
+        svc.env,
+        expected,
+        services=svc,
+        timeout=timeout,
+        poll=POLL_SECONDS,
+        on_progress=lambda s: _say(f"  {s}"),
     )
     timeline.record(f"{dag_id} backfill", time.monotonic() - t0, _states(runs))
     return runs
@@ -127,13 +135,14 @@ def _catch_up_features(
     _say(
         f"▶ materialize_features: {len(missing)} curated days without features ({missing[0]} → {missing[-1]})"
     )
-    embedded.trigger("materialize_features", svc.env, conf={"start_ds": missing[0], "end_ds": missing[-1]})
+    svc.trigger_run("materialize_features", None, {"start_ds": missing[0], "end_ds": missing[-1]})
     runs = embedded.wait_for_runs(
         "materialize_features",
         svc.env,
         existing + 1,
         services=svc,
         timeout=timeout,
+        poll=POLL_SECONDS,
         on_progress=lambda s: _say(f"  {s}"),
     )
     timeline.record("materialize_features (catch-up)", time.monotonic() - t0, _states(runs[existing:]))
@@ -144,8 +153,16 @@ def _states(runs: list[dict[str, Any]]) -> str:
     return f"{len(runs)} runs: {states.count('success')} succeeded, {states.count('failed')} failed"
 
 
-def _wait_idle(svc: Services, dag_id: str, timeout: float, settle: float = 20) -> list[dict[str, Any]]:
-    """Wait until ``dag_id`` has no queued/running run for ``settle`` seconds (asset-triggered DAGs)."""
+def _wait_idle(
+    svc: Services,
+    dag_id: str,
+    timeout: float,
+    settle: float = 20,
+    done: Callable[[], bool] = lambda: False,
+) -> list[dict[str, Any]]:
+    """Wait until ``dag_id`` (asset-triggered) has no queued/running run, and either ``done()``
+    says its work is complete or it has stayed idle for ``settle`` seconds (an asset event the
+    scheduler has yet to turn into a run)."""
     from mlops.dev import embedded
 
     deadline = time.monotonic() + timeout
@@ -157,11 +174,13 @@ def _wait_idle(svc: Services, dag_id: str, timeout: float, settle: float = 20) -
         busy = [r for r in runs if r.get("state") not in embedded.TERMINAL_STATES]
         if busy:
             idle_since = None
+        elif runs and done():
+            return runs
         elif idle_since is None:
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since >= settle:
             return runs
-        time.sleep(5)
+        time.sleep(POLL_SECONDS)
     raise TimeoutError(f"{dag_id} still busy after {timeout}s")
 
 
@@ -175,7 +194,7 @@ def _wait_run(svc: Services, dag_id: str, run_id: str, timeout: float) -> dict[s
         for run in embedded.list_runs(dag_id, svc.env):
             if run.get("run_id") == run_id and run.get("state") in embedded.TERMINAL_STATES:
                 return run
-        time.sleep(2)
+        time.sleep(POLL_SECONDS)
     raise TimeoutError(f"{dag_id} run {run_id} not finished after {timeout}s")
 
 
@@ -211,7 +230,7 @@ def _wait_retraining(
         svc.check_alive()
         if time.monotonic() > deadline:
             raise TimeoutError("retrain_request emitted but no asset-triggered train_model run")
-        time.sleep(2)
+        time.sleep(POLL_SECONDS)
     run = _asset_triggered(svc, "train_model")[-1]
     done = _wait_run(svc, "train_model", str(run["run_id"]), timeout)
     retrained = {
@@ -282,6 +301,33 @@ def replay_weeks(
     return replay
 
 
+def _create_mlflow_store(settings: Settings) -> subprocess.Popen[bytes] | None:
+    """Create the MLflow tracking database now, in a process of its own, while Airflow starts
+    and the first stages run (its migrations took 35 s at load 20), rather than in the first
+    training task. None when it exists or is not a SQLite file."""
+    uri = settings.mlflow_tracking_uri
+    if not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists():
+        return None
+    code = (
+        "import sys; from mlflow.tracking import MlflowClient; MlflowClient(sys.argv[1]).search_experiments()"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, uri], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def _wait_mlflow_store(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None:
+        return
+    _, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"creating the MLflow tracking database failed ({proc.returncode}): "
+            f"{err.decode(errors='replace')[-2000:]}\nCheck MLFLOW_TRACKING_URI, or remove the "
+            "half-created database file and run the demo again."
+        )
+
+
 def _backfill_pipeline(
     svc: Services, timeline: Timeline, present: set[str], start: date, end: date, timeout: float
 ) -> None:
@@ -294,7 +340,7 @@ def _backfill_pipeline(
     t0 = time.monotonic()
     for dag_id in pipeline:
         _say(f"▶ {dag_id}: backfill {start} → {end} ({len(days)} runs)")
-        embedded.backfill(dag_id, start.isoformat(), end.isoformat(), env=svc.env, max_active_runs=8)
+        svc.create_backfill(dag_id, start.isoformat(), end.isoformat(), max_active_runs=8)
     for dag_id in pipeline:
         runs = embedded.wait_for_runs(
             dag_id,
@@ -302,6 +348,7 @@ def _backfill_pipeline(
             len(days),
             services=svc,
             timeout=timeout,
+            poll=POLL_SECONDS,
             on_progress=lambda m: _say(f"  {m}"),
         )
         timeline.record(f"{dag_id} backfill", time.monotonic() - t0, _states(runs))
@@ -309,8 +356,13 @@ def _backfill_pipeline(
 
 def _materialize(svc: Services, timeline: Timeline, start: date, end: date, timeout: float) -> None:
     """Wait for the asset-triggered ``materialize_features`` runs, then fill any day they missed."""
+    from mlops.features.compute import unbuilt_partitions
+
+    def all_built() -> bool:
+        return not [d for d in unbuilt_partitions() if start.isoformat() <= d <= end.isoformat()]
+
     t0 = time.monotonic()
-    runs = _wait_idle(svc, "materialize_features", timeout)
+    runs = _wait_idle(svc, "materialize_features", timeout, done=all_built)
     timeline.record("materialize_features (asset-triggered)", time.monotonic() - t0, _states(runs))
     _catch_up_features(svc, timeline, start, end, len(runs), timeout)
 
@@ -352,17 +404,20 @@ def run_demo(
     t0 = time.monotonic()
     port = int(os.environ.get("MLOPS_DEMO_PORT", "0")) or embedded.free_port()
     replay = Replay()
+    mlflow_schema = _create_mlflow_store(settings)
     with embedded.running(settings, port=port) as svc:
         timeline.record("start Airflow", time.monotonic() - t0, f"UI at {svc.url}")
         # Quiet in this process only (Airflow's components were started with the full logging).
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        embedded.reserialize(svc.env)
-        embedded.unpause(sorted(present), svc.env)
+        # The REST API, not the `airflow` CLI (a start costs seconds, a minute on a loaded
+        # machine); the dag-processor's first parse, not `dags reserialize`.
+        svc.unpause_dags(sorted(present))
         _backfill_pipeline(svc, timeline, present, start, end, timeout)
         if "materialize_features" in present:
             _materialize(svc, timeline, start, end, timeout)
         replay_from: date | None = None
+        _wait_mlflow_store(mlflow_schema)
         if "train_model" in present:
             replay_from = _train_first_weeks(
                 svc, timeline, start, end, train_after_weeks, train_weeks, timeout
@@ -426,6 +481,21 @@ def _print_outcome(start: date, end: date, replay: Replay) -> None:
         )
 
 
+def _print_waits(settings: Settings) -> None:
+    """The tasks that took longest (running plus waiting to start), from Airflow's metadata DB."""
+    import sqlite3
+
+    from mlops.dev import timings
+
+    db = settings.airflow_home / "airflow.db"
+    _say(f"Where the time went (all of it: python -m mlops.dev.timings {settings.home}):")
+    try:
+        for line in timings.format_tables(db, top=8):
+            _say(f"  {line}")
+    except (OSError, ValueError, sqlite3.Error) as exc:  # a summary line must not fail the demo
+        _say(f"  (no timings: {exc})")
+
+
 def _print_summary(svc: Services, timeline: Timeline, start: date, end: date, replay: Replay) -> None:
     _say("══ Summary ══")
     _print_runs(svc, timeline)
@@ -438,7 +508,10 @@ def _print_summary(svc: Services, timeline: Timeline, start: date, end: date, re
     except ModuleNotFoundError:
         pass
     s = get_settings()
-    _say(f"  total wall time: {time.monotonic() - timeline.started:.0f}s")
+    _say(
+        f"  total wall time: {time.monotonic() - timeline.started:.0f}s (load average {os.getloadavg()[0]:.1f})"
+    )
+    _print_waits(s)
     _say("Where to look (`make up` serves all three; it prints the login):")
     _say(
         "  Airflow:   http://127.0.0.1:8080  (grid of every run above; the ML lifecycle page in the nav bar)"
