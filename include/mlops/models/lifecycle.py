@@ -1,4 +1,5 @@
-"""The lifecycle at a glance: champion, challenger, recent versions, drift history, retraining.
+"""The lifecycle at a glance: champion, challenger, recent versions, drift history, retraining,
+the latest model card and the audit trail of alias moves.
 
 Shared by the Airflow plugin's "ML lifecycle" page and the demo's summary. Every source is
 optional: a stage that has not run yet shows as empty, never as an error.
@@ -43,6 +44,8 @@ class ModelVersionInfo:
     #: The registry gate's verdict (``promoted``/``rejected``) and its reason.
     promotion: str | None = None
     promotion_reason: str | None = None
+    #: The version has a model card (:mod:`mlops.models.card`) logged.
+    has_card: bool = False
 
 
 @dataclass
@@ -53,6 +56,10 @@ class LifecycleState:
     versions: list[ModelVersionInfo] = field(default_factory=list)
     drift_history: list[dict[str, Any]] = field(default_factory=list)
     retrain_requests: list[dict[str, Any]] = field(default_factory=list)
+    #: The newest version's model card (:func:`mlops.models.card.build`), if one was logged.
+    model_card: dict[str, Any] | None = None
+    #: The newest events of the audit trail (:mod:`mlops.models.audit`), newest first.
+    audit: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,6 +143,7 @@ def _versions(settings: Settings, limit: int) -> list[ModelVersionInfo]:
                 experiment_id=experiment_id,
                 promotion=tags.get("promotion.decision"),
                 promotion_reason=tags.get("promotion.reason"),
+                has_card=bool(tags.get("mlops.model_card")),
             )
         )
     return out
@@ -164,7 +172,29 @@ def lifecycle_state(settings: Settings | None = None, limit: int = 20) -> Lifecy
         pass
     except Exception as exc:
         state.errors.append(f"drift history: {exc}")
+    _governance(state, s)
     return state
+
+
+#: Audit events the page lists (the CLI, ``mlops audit``, prints them all).
+AUDIT_ROWS = 30
+
+
+def _governance(state: LifecycleState, settings: Settings) -> None:
+    """The newest version's model card and the audit trail (each optional, errors reported)."""
+    from mlops.models import audit, card
+
+    try:
+        with_card = next((v for v in state.versions if v.has_card), None)
+        if with_card is not None:
+            state.model_card = card.load(with_card.version, settings=settings)
+    except Exception as exc:
+        state.errors.append(f"model card: {exc}")
+    try:
+        events = audit.read(MODEL_NAME, settings, limit=AUDIT_ROWS)
+        state.audit = [e.as_dict() for e in reversed(events)]
+    except Exception as exc:
+        state.errors.append(f"audit trail: {exc}")
 
 
 def lifecycle_summary(settings: Settings | None = None) -> list[str]:
@@ -473,4 +503,87 @@ def lifecycle_page(
         "chart": drift_chart(history, drift_share_threshold, requested),
         "checks": _check_rows(history, links) if history else [],
         "requests": _request_rows(requests, links),
+        "model_card": _card_view(state.get("model_card"), links),
+        "audit": [_audit_row(e) for e in state.get("audit") or []],
+    }
+
+
+def _v(version: Any) -> str:
+    return f"v{version}" if version else "none"
+
+
+def _audit_row(event: dict[str, Any]) -> dict[str, Any]:
+    """One audit event as the page's table shows it."""
+    context = event.get("context") or {}
+    if event.get("kind") == "approval":
+        what = f"approval of {_v(event.get('version'))}: {event.get('decision')}"
+        kind = "ok" if event.get("decision") == "promote" else "no"
+    else:
+        what = f"@{event.get('alias')} {_v(event.get('from_version'))} → {_v(event.get('to_version'))}"
+        kind = str(event.get("alias") or "")
+    return {
+        "at": str(event.get("at", "")).replace("T", " ")[:19],
+        "what": what,
+        "kind": kind,
+        "actor": str(event.get("actor", "")),
+        "reason": str(event.get("reason", "")),
+        "run": "/".join(str(context[k]) for k in ("dag_id", "dag_run_id") if context.get(k)),
+    }
+
+
+def _card_view(c: dict[str, Any] | None, links: PageLinks) -> dict[str, Any] | None:
+    """The model card as the page shows it (:func:`mlops.models.card.build`'s data)."""
+    if not c:
+        return None
+    m, tr, trig = c.get("metrics") or {}, c.get("training") or {}, c.get("trigger") or {}
+    ours, theirs = m.get("challenger") or {}, m.get("champion") or {}
+    gate_metric = m.get("gate_metric")
+    window, ts, parts = tr.get("window") or {}, tr.get("training_set") or {}, tr.get("partitions") or {}
+    listed = list(parts.get("list") or [])
+    shown = listed if len(listed) <= 6 else [*listed[:3], *listed[-3:]]
+    has_run = c.get("run_id") and c.get("experiment_id")
+    if trig.get("kind") == "retrain_request":
+        why = f"drift request of {trig.get('day')}: {trig.get('reason')}"
+        drifted = ", ".join(list(trig.get("drifted_features") or {})[:8])
+    else:
+        why, drifted = f"{trig.get('kind', '—')} run {trig.get('airflow_run_id') or ''}".strip(), ""
+    gate = c.get("gate") or {}
+    return {
+        "version": c.get("version"),
+        "run_href": links.run(str(c["experiment_id"]), str(c["run_id"])) if has_run else None,
+        "intended_use": c.get("intended_use") or "—",
+        "task": c.get("task") or "",
+        "label": (c.get("label") or {}).get("name") or "—",
+        "label_definition": (c.get("label") or {}).get("definition") or "",
+        "verdict": gate.get("reason") or "—",
+        "champion": _v(m.get("champion_version")),
+        "metrics": [
+            {
+                "name": key + (" (gate)" if key == gate_metric else ""),
+                "ours": display(ours.get(key), 4),
+                "theirs": display(theirs.get(key), 4),
+            }
+            for key in sorted(set(ours) | set(theirs), key=lambda k: (k != gate_metric, k))
+        ],
+        "as_of": display(tr.get("as_of")),
+        "window": f"{window.get('start')}..{window.get('holdout_start')}" if window else "—",
+        "holdout": f"{window.get('holdout_start')}..{window.get('end')}" if window else "—",
+        "rows": display(ts.get("rows")),
+        "data_hash": display(ts.get("data_hash")),
+        "partitions": f"{parts.get('read', 0)} read, {len(parts.get('missing') or [])} absent",
+        "digest": display(parts.get("digest")),
+        "partition_rows": [
+            {"ds": p.get("ds"), "rows": display(p.get("rows")), "sha256": str(p.get("sha256") or "")[:16]}
+            for p in shown
+        ],
+        "more_partitions": max(len(listed) - len(shown), 0),
+        "feature_service": display(c.get("feature_service")),
+        "n_features": len(c.get("features") or []),
+        "checks": [
+            {"name": ch.get("name"), "ok": bool(ch.get("passed")), "detail": str(ch.get("detail", ""))}
+            for ch in c.get("behavioural_checks") or []
+        ],
+        "why": why,
+        "drifted": drifted,
+        "limits": [str(x) for x in c.get("known_limits") or []],
     }
