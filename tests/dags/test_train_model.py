@@ -124,3 +124,46 @@ def test_a_retrain_request_sets_the_data_time_as_of_and_the_tags(dagbag):
         "data_interval_end",
         {},
     )
+
+
+def test_the_approval_answers_as_the_promote_task_reads_them(dagbag):
+    """A person's answer names them; the timeout's default (reject) names no one; no wait at all
+    when approval is off, the gate rejected, or the challenger already is the champion."""
+    import copy
+    from datetime import UTC, datetime
+
+    task = copy.copy(dagbag.dags["train_model"].get_task("approval"))
+    at = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    person = {"chosen_options": ["promote"], "params_input": {}, "responded_at": at}
+    person["responded_by_user"] = {"id": "7", "name": "alice"}
+    assert task.execute_complete({}, person) == {
+        "required": True,
+        "chosen": "promote",
+        "by": "alice",
+        "at": "2026-11-30T12:00:00+00:00",
+        "timed_out": False,
+    }
+    timeout = {
+        "chosen_options": ["reject"],
+        "params_input": {},
+        "responded_at": at,
+        "responded_by_user": None,
+    }
+    out = task.execute_complete({}, {**timeout, "timedout": True})
+    assert (out["chosen"], out["by"], out["timed_out"]) == ("reject", None, True)
+
+    eligible = {"eligible": True, "challenger": "3", "champion_before": "2", "model": "m", "reason": "wins"}
+    for decision, required, why in (
+        (eligible, False, "require_approval is off"),
+        ({**eligible, "eligible": False}, True, "the gate did not find it eligible"),
+        ({**eligible, "champion_before": "3"}, True, "it is already the champion"),
+    ):
+        task.decision, task.require_approval = decision, required
+        assert task.execute({}) == {
+            "required": False,
+            "chosen": None,
+            "by": None,
+            "at": None,
+            "timed_out": False,
+            "why": why,
+        }

@@ -122,6 +122,17 @@ def test_approval_and_rejection_are_recorded_with_the_approver(models):
         registry.resolve_approval(not_eligible, approved=True, actor="approver:alice")
 
 
+def test_a_retried_answer_is_recorded_once(models, monkeypatch):
+    """The promote task retried in the same Airflow run records its approval answer once."""
+    version, _ = train_and_register(models["data"], n_candidates=1, n_estimators=65)
+    decided = registry.decide(version, models["holdout"], margin=-1.0)
+    monkeypatch.setenv("AIRFLOW_CTX_DAG_RUN_ID", "manual__retry")
+    for _ in range(2):
+        registry.resolve_approval(decided, approved=False, actor="approver:carol")
+    answers = [e for e in audit.read() if e.kind == audit.APPROVAL and e.version == version]
+    assert len(answers) == 1 and answers[0].context["dag_run_id"] == "manual__retry"
+
+
 def test_move_alias_refuses_bad_input_and_records_manual_moves(models):
     with pytest.raises(ValueError, match="has no version 999"):
         registry.move_alias("flight_delay_xgb", CHALLENGER, "999", actor="cli:me", reason="typo")

@@ -469,18 +469,20 @@ def resolve_approval(
     answer = "promote" if approved else "reject"
     why = f"{answer} v{d.challenger} (gate: {d.reason})" + (f"; comment: {comment}" if comment else "")
     run_id = _client(settings).get_model_version(d.model, d.challenger).run_id
+    context = {**audit.airflow_context(), **dict(context or {})}
     with promotion_lock(settings, d.model):
-        audit.record(
-            audit.APPROVAL,
-            actor=actor,
-            reason=why,
-            model=d.model,
-            version=d.challenger,
-            decision=answer,
-            run_id=run_id,
-            context=dict(context or {}),
-            settings=settings,
-        )
+        if not _answer_recorded(d, answer, actor, context, settings):  # a task retry records it once
+            audit.record(
+                audit.APPROVAL,
+                actor=actor,
+                reason=why,
+                model=d.model,
+                version=d.challenger,
+                decision=answer,
+                run_id=run_id,
+                context=context,
+                settings=settings,
+            )
         if approved:
             return apply(d, actor=actor, reason=f"approved by {actor}: {d.reason}", settings=settings)
         d.promoted, d.champion_after = False, alias_version(CHAMPION, settings, d.model)
@@ -488,6 +490,22 @@ def resolve_approval(
         _record(_client(settings), d.model, d.challenger, d)
     log.info("approval of %s v%s: %s", d.model, d.challenger, d.reason)
     return d
+
+
+def _answer_recorded(
+    d: Decision, answer: str, actor: str, context: Mapping[str, Any], settings: Settings | None
+) -> bool:
+    """An approval event with this answer, approver and Airflow run is already in the trail."""
+    from mlops.models import audit
+
+    if not context.get("dag_run_id"):
+        return False
+    return any(
+        e.kind == audit.APPROVAL
+        and (e.version, e.decision, e.actor) == (d.challenger, answer, actor)
+        and e.context.get("dag_run_id") == context["dag_run_id"]
+        for e in audit.read(d.model, settings, limit=200)
+    )
 
 
 def _apply_locked(d: Decision, actor: str, reason: str, settings: Settings | None) -> None:
