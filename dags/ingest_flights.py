@@ -28,21 +28,21 @@ Permanent errors fail without retry, naming the partition, the path and what to 
 landing file changed since validation, a lake that refuses the write (permission denied,
 read-only or full file system).
 
+The same three tasks ingest every feed (`mlops.airflow.ingest.ingest_tasks` with the feed's spec,
+`mlops.flight_delay.feed`); `ingest_weather` is this DAG with the weather spec.
+
 **Params:** `ds` (ingest another day), `allow_partial` (accept a short day). Backfill with
 `airflow backfill create --dag-id ingest_flights --from-date ... --to-date ...`.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
-from mlops import layout
 from mlops.airflow.assets import CURATED_FLIGHTS
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
-from mlops.airflow.operators.gx import GXValidateOperator
-from mlops.airflow.params import INGEST_PARAMS, PARTITION, PARTITION_MACROS
-from mlops.airflow.sensors import SENSOR_TIMEOUT, landing_sensor
-from mlops.config import get_settings
+from mlops.airflow.ingest import ingest_tasks
+from mlops.airflow.params import INGEST_PARAMS, PARTITION_MACROS
 
 
 @dag(
@@ -58,34 +58,7 @@ from mlops.config import get_settings
     tags=["mlops", "ingest", "validation"],
 )
 def ingest_flights():
-    settings = get_settings()
-    wait_for_landing = landing_sensor(
-        "wait_for_landing",
-        uri=layout.landing_file(settings.landing_uri, PARTITION),
-        completeness=settings.landing_completeness,
-        execution_timeout=SENSOR_TIMEOUT,
-    )
-
-    validate = GXValidateOperator(
-        task_id="validate", ds=PARTITION, allow_partial="{{ params.allow_partial }}"
-    )
-
-    @task(outlets=[CURATED_FLIGHTS])
-    def publish(day: str, validation: dict, outlet_events=None) -> dict:
-        """Write the curated partition atomically and emit `curated_flights`."""
-        from mlops.airflow.runtime import lake_task
-        from mlops.ingest.steps import publish_partition
-
-        # Permanent errors fail at once: a landing export changed since validation (the validated
-        # bytes are gone), a lake that refuses the write (permission denied, read-only, full).
-        with lake_task():
-            published = publish_partition(day, expected_sha256=validation["source_sha256"])
-        metadata = published.metadata(validation=validation)
-        outlet_events[CURATED_FLIGHTS].extra = metadata
-        return metadata
-
-    wait_for_landing >> validate
-    publish(PARTITION, validate.output)
+    ingest_tasks("flights", CURATED_FLIGHTS)
 
 
 ingest_flights()

@@ -1,12 +1,15 @@
 """
 ## Materialize the flight-delay features
 
-Runs whenever `ingest_flights` publishes `curated_flights` (several partitions may arrive in one
-run), or manually with the `start_ds`/`end_ds` params.
+Runs whenever `ingest_flights` publishes `curated_flights` or `ingest_weather` publishes
+`curated_weather` (several partitions may arrive in one run), or manually with the
+`start_ds`/`end_ds` params.
 
-1. **plan** - every `ds` of the triggering `curated_flights` events (or the params' days), plus
+1. **plan** - every `ds` of the triggering `curated_flights` events, and for each `curated_weather`
+   day D the days reading it (D and D+1) that have curated flights (or the params' days), plus
    those of events that arrived after the run was queued (Airflow would otherwise strand them: see
-   `mlops.airflow.events.partition_days`).
+   `mlops.airflow.events.partition_days`). Weather that arrives before its day's flights builds
+   nothing (the run is skipped): the flights' event builds the day with it.
 2. **build_features** - point-in-time feature tables of those days from the curated lake
    (`{lake}/features/<feature_view>/ds=YYYY-MM-DD/data.parquet`, rewritten atomically; days already
    built whose 28-day windows include a new day are rebuilt too). Rules: `mlops.features.compute`.
@@ -28,9 +31,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from mlops.airflow.alerts import deadline
-from mlops.airflow.assets import CURATED_FLIGHTS, FLIGHT_FEATURES
+from mlops.airflow.assets import CURATED_FLIGHTS, CURATED_WEATHER, FLIGHT_FEATURES
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.feast import FeastMaterializeOperator
 from mlops.airflow.params import FEATURE_PARAMS, check_params
@@ -40,7 +44,7 @@ FEATURES_DEADLINE = timedelta(hours=2)
 
 
 @dag(
-    schedule=[CURATED_FLIGHTS],
+    schedule=CURATED_FLIGHTS | CURATED_WEATHER,
     start_date=START_DATE,
     end_date=END_DATE,
     catchup=False,
@@ -52,21 +56,32 @@ FEATURES_DEADLINE = timedelta(hours=2)
     deadline=deadline(FEATURES_DEADLINE, reference="queued_at"),
 )
 def materialize_features():
-    @task(inlets=[CURATED_FLIGHTS], execution_timeout=timedelta(minutes=5))
+    @task(inlets=[CURATED_FLIGHTS, CURATED_WEATHER], execution_timeout=timedelta(minutes=5))
     def plan(params=None, triggering_asset_events=None, inlet_events=None, dag_run=None) -> list[str]:
         """The days to build: the triggering events' ds (and the stranded ones), else the params' range."""
         from mlops.airflow import events
-        from mlops.features.compute import day_range
+        from mlops.features.compute import day_range, days_to_build
 
         check_params(params, FEATURE_PARAMS)  # a misspelt conf key fails here, without retry
         run_after = getattr(dag_run, "run_after", None)
-        days = events.partition_days(triggering_asset_events, inlet_events, CURATED_FLIGHTS, run_after)
+        new = {
+            asset.name: events.partition_days(
+                events.events_of(triggering_asset_events, asset.name), inlet_events, asset, run_after
+            )
+            for asset in (CURATED_FLIGHTS, CURATED_WEATHER)
+        }
+        days = days_to_build(new[CURATED_FLIGHTS.name], new[CURATED_WEATHER.name])
+        if not days and new[CURATED_WEATHER.name] and not new[CURATED_FLIGHTS.name]:
+            raise AirflowSkipException(
+                f"weather of {', '.join(new[CURATED_WEATHER.name])} curated before its flights: "
+                "nothing to rebuild; curated_flights of those days builds them with it"
+            )
         if not days and params and params.get("start_ds"):
             days = day_range(params["start_ds"], params.get("end_ds") or params["start_ds"])
         if not days:
             raise ValueError(
-                "no partition to build: this run has no curated_flights event with a 'ds' in its "
-                "extra; trigger it with params start_ds (and end_ds), e.g. "
+                "no partition to build: this run has no curated_flights or curated_weather event with "
+                "a 'ds' in its extra; trigger it with params start_ds (and end_ds), e.g. "
                 '{"start_ds": "2013-01-01", "end_ds": "2013-01-31"}'
             )
         return days

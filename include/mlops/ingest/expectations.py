@@ -25,7 +25,7 @@ ordering (``UnexpectedRowsExpectation`` runs SQL, not on pandas batches):
   the day is known to be partial, and when the volume check already fails).
 
 Great Expectations is imported inside :func:`define` (the caller,
-:func:`mlops.ingest.validation._custom_expectations`, quiets its loggers first and calls it once
+:func:`mlops.ingest.validation.custom_expectations`, quiets its loggers first and calls it once
 per process: defining a class registers it with GX). The suite's values (ranges, airports) are
 passed in, so this module depends on :mod:`mlops.ingest.semantics` only.
 """
@@ -91,6 +91,8 @@ def _range_violations(frame: pd.DataFrame, ranges: dict[str, list[float]]) -> di
         if column not in frame.columns:
             continue
         values = frame[column]
+        if values.dropna().empty:
+            continue  # no values (a header-only batch parses every column as text): nothing out of range
         if not pd.api.types.is_numeric_dtype(values):
             out[column] = {"error": f"not numeric ({values.dtype})"}
             continue
@@ -133,28 +135,31 @@ def _define_column_metrics() -> None:
 def _define_semantic_metrics() -> None:
     """``table.clock_findings``, ``table.consistency_findings``, ``table.profile_findings``: the
     findings of :mod:`mlops.ingest.semantics` on the batch."""
-    _findings_metric("table.clock_findings", semantics.clock_findings, "ranges")
-    _findings_metric("table.consistency_findings", semantics.consistency_findings, "ranges")
-    _findings_metric("table.profile_findings", semantics.profile_findings, "origins")
+    findings_metric("table.clock_findings", semantics.clock_findings, "ranges")
+    findings_metric("table.consistency_findings", semantics.consistency_findings, "ranges")
+    findings_metric("table.profile_findings", semantics.profile_findings, "origins")
 
 
-def _findings_metric(name: str, findings: Any, value_key: str) -> type:
-    """A table metric ``name`` whose value is ``findings(frame, <value_key>)`` (GX registers a metric
-    provider when its class is created)."""
+def findings_metric(name: str, findings: Any, value_key: str | tuple[str, ...]) -> type:
+    """A table metric ``name`` whose value is ``findings(frame, <value of each value key>)`` (GX
+    registers a metric provider when its class is created). Other feeds' suites define theirs with
+    it too (e.g. :mod:`mlops.weather.suite`)."""
     from great_expectations.execution_engine import PandasExecutionEngine
     from great_expectations.expectations.metrics.metric_provider import metric_value
     from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider
 
+    keys = (value_key,) if isinstance(value_key, str) else tuple(value_key)
+
     class TableFindings(TableMetricProvider):
         metric_name = name
-        value_keys = (value_key,)
+        value_keys = keys
 
         @metric_value(engine=PandasExecutionEngine)
         def _pandas(
             cls, execution_engine, metric_domain_kwargs, metric_value_kwargs, metrics, runtime_configuration
         ):  # type: ignore[no-untyped-def]  # noqa: E501
             frame = _table(execution_engine, metric_domain_kwargs)
-            return findings(frame, metric_value_kwargs[value_key])
+            return findings(frame, *(metric_value_kwargs[k] for k in keys))
 
     return TableFindings
 

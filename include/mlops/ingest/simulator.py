@@ -1,4 +1,8 @@
-"""The upstream system, simulated: replays the real 2013 flights onto any day.
+"""The upstream system, simulated: replays the real 2013 data of a feed onto any day.
+
+Each feed's spec (:class:`mlops.spec.feed.FeedSpec`) names its replay (``replay``: target date ->
+the day's raw frame) and its faults; :func:`export_day` writes any feed. The flights' replay
+(:func:`replay_day`) and faults (:data:`FAULTS`) live here; the weather's in :mod:`mlops.weather.feed`.
 
 For a target day the simulator picks the 2013 day with the same weekday nearest to the target's
 anniversary (a shift by whole weeks, at most three days off, so the season and the weekly pattern
@@ -24,9 +28,10 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mlops import lake, layout
+from mlops import lake
 from mlops.ingest.landing import marker_uri, write_marker
 from mlops.schema import RAW_COLUMNS, TIMEZONE
+from mlops.spec.feed import FeedSpec, feed_spec
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -55,7 +60,7 @@ def source_date(target: dt.date) -> dt.date:
     return source
 
 
-def _time_hour(target: dt.date, hours: pd.Series) -> pd.Series:
+def local_hours_utc(target: dt.date, hours: pd.Series) -> pd.Series:
     """``time_hour`` for local (New York) ``hours`` of ``target``, as upstream writes it (UTC)."""
     import pandas as pd
 
@@ -81,7 +86,7 @@ def replay_day(target: dt.date | str) -> pd.DataFrame:
             year=target.year,
             month=target.month,
             day=target.day,
-            time_hour=_time_hour(target, day["hour"]),
+            time_hour=local_hours_utc(target, day["hour"]),
         )
     return day
 
@@ -126,18 +131,22 @@ class Export:
         return out
 
 
-def export_day(ds: str, landing_root: str, fault: str | None = None) -> Export:
-    """Write the raw export of day ``ds`` to ``{landing_root}/flights/ds=ds/flights.csv``, then its
-    ``_SUCCESS`` marker (size and SHA-256 of the data file) last.
+def export_day(
+    ds: str, landing_root: str, fault: str | None = None, feed: FeedSpec | str | None = None
+) -> Export:
+    """Write ``feed``'s raw export of day ``ds`` to ``{landing_root}/<feed>/ds=ds/<feed>.csv``, then
+    its ``_SUCCESS`` marker (size and SHA-256 of the data file) last (``feed``: a spec or its name;
+    the flights by default).
 
     Idempotent: the same ``ds`` (and ``fault``) always writes the same bytes, atomically. A
     redelivery first removes the previous marker, so the folder never pairs a marker with a data
     file it does not describe.
     """
+    spec = feed_spec(feed)
     target = dt.date.fromisoformat(ds)
-    frame = replay_day(target)
-    data = inject_fault(fault, frame, ds) if fault else to_csv_bytes(frame)
-    uri = layout.landing_file(landing_root, ds)
+    frame = spec.replay_day(target)
+    data = inject_fault(fault, frame, ds, spec) if fault else to_csv_bytes(frame)
+    uri = spec.landing_file(landing_root, ds)
     lake.delete(marker_uri(uri))
     lake.write_bytes(uri, data)
     marker = write_marker(uri, data)
@@ -254,8 +263,10 @@ FAULTS: dict[str, tuple[str, Callable[[pd.DataFrame, str], bytes]]] = {
 }
 
 
-def inject_fault(name: str, frame: pd.DataFrame, ds: str) -> bytes:
-    """The bytes of ``frame`` (the clean export of ``ds``) damaged by fault ``name``."""
-    if name not in FAULTS:
-        raise ValueError(f"unknown fault {name!r}; expected one of {sorted(FAULTS)}")
-    return FAULTS[name][1](frame, ds)
+def inject_fault(name: str, frame: pd.DataFrame, ds: str, feed: FeedSpec | str | None = None) -> bytes:
+    """The bytes of ``frame`` (the clean export of ``ds``) damaged by ``feed``'s fault ``name``."""
+    spec = feed_spec(feed)
+    faults = spec.fault_table()
+    if name not in faults:
+        raise ValueError(f"unknown fault {name!r} of the {spec.name} feed; expected one of {sorted(faults)}")
+    return faults[name][1](frame, ds)

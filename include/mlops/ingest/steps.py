@@ -1,25 +1,28 @@
-"""Ingest one day of flights: landing export -> validated, curated lake partition (or quarantine).
+"""Ingest one day of a feed: landing export -> validated, curated lake partition (or quarantine).
 
-Two steps, each idempotent and each a task of ``ingest_flights``:
+Every step takes the feed's spec (:class:`mlops.spec.feed.FeedSpec`, or its name; the default is
+the flights feed): its raw columns, suite, normalization and folders. Below, ``<feed>`` is its name.
+Two steps, each idempotent and each a task of the feed's ingest DAG (``ingest_<feed>``):
 
-1. :func:`validate_partition` reads ``{landing}/flights/ds=D/flights.csv``, checks it against
+1. :func:`validate_partition` reads ``{landing}/<feed>/ds=D/<feed>.csv``, checks it against
    upstream's ``_SUCCESS`` marker when there is one (:mod:`mlops.ingest.landing`: a size or hash that
    differs means upstream is still writing, :class:`~mlops.ingest.landing.LandingIncomplete`, retried),
-   parses it strictly and runs the Great Expectations suite (:mod:`mlops.ingest.validation`). On success
-   it writes the report to ``{lake}/reports/validation/ds=D/``; on failure it copies the batch
-   that was validated and its report to ``{lake}/quarantine/flights/ds=D/`` and removes the
+   parses it strictly and runs the feed's Great Expectations suite (:mod:`mlops.ingest.validation`). On
+   success it writes the report to the feed's report folder (``{lake}/reports/validation/ds=D/`` for
+   the flights); on failure it copies the batch that was validated and its report to
+   ``{lake}/quarantine/<feed>/ds=D/`` and removes the
    landing export (and its marker) only if it still holds those bytes: a file upstream changed
    since is left in place. It returns a message that names the partition, the failed checks,
    example values and what to do next. Nothing is written to ``curated/``.
 2. :func:`publish_partition` re-reads the landing export (refusing it if it changed since it was
-   validated), normalizes it (:func:`mlops.ingest.normalize.normalize`) and writes
-   ``{lake}/curated/flights/ds=D/data.parquet`` in one atomic write: a reader sees the previous
+   validated), normalizes it (the spec's ``normalize``) and writes
+   ``{lake}/curated/<feed>/ds=D/data.parquet`` in one atomic write: a reader sees the previous
    partition or the new one, never a partial file, and a rerun replaces it.
 
 The curated partition's :func:`content_hash` is a SHA-256 of a canonical serialization of its rows
 (not of the parquet bytes, so it does not change with the parquet writer's version). It is stored
 in the parquet footer (key ``mlops.content_hash``) beside the row count and the source's hash, and
-travels in the ``curated_flights`` asset event.
+travels in the ``curated_<feed>`` asset event.
 """
 
 from __future__ import annotations
@@ -40,12 +43,12 @@ from mlops.ingest.landing import (
     read_marker,
     remove_marker_if_describes,
 )
-from mlops.schema import CURATED_COLUMNS
+from mlops.spec.feed import FeedSpec, feed_spec
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.ingest.validation import FlightsValidator, ValidationOutcome
+    from mlops.ingest.validation import SuiteValidator, ValidationOutcome
 
 log = logging.getLogger(__name__)
 
@@ -68,37 +71,43 @@ class LandingChanged(PermanentError, RuntimeError):
 
 @dataclass(frozen=True)
 class Partition:
-    """Where one day lives in the landing zone and the lake."""
+    """Where one day of a feed lives in the landing zone and the lake."""
 
     ds: str
     landing_root: str
     lake_root: str
+    feed: FeedSpec | None = None  # None: the flights feed
+
+    @property
+    def spec(self) -> FeedSpec:
+        return feed_spec(self.feed)
 
     @property
     def landing(self) -> str:
-        return layout.landing_file(self.landing_root, self.ds)
+        return self.spec.landing_file(self.landing_root, self.ds)
 
     @property
     def curated(self) -> str:
-        return layout.curated_file(self.lake_root, self.ds)
+        return self.spec.curated_file(self.lake_root, self.ds)
 
     @property
     def quarantine(self) -> str:
-        return layout.quarantine_dir(self.lake_root, self.ds)
+        return self.spec.quarantine_dir(self.lake_root, self.ds)
 
     @property
     def reports(self) -> str:
-        return layout.report_dir(self.lake_root, layout.VALIDATION, self.ds)
+        return self.spec.report_dir(self.lake_root, self.ds)
 
 
-def partition(ds: str, settings: Settings | None = None) -> Partition:
-    """The :class:`Partition` of day ``ds`` (``YYYY-MM-DD``) under the configured landing and lake."""
+def partition(ds: str, settings: Settings | None = None, feed: FeedSpec | str | None = None) -> Partition:
+    """The :class:`Partition` of ``feed``'s day ``ds`` (``YYYY-MM-DD``) under the configured landing
+    and lake (``feed``: a spec or its name; the flights by default)."""
     try:
         dt.date.fromisoformat(ds)
     except (TypeError, ValueError):
         raise ValueError(f"partition date {ds!r} is not a YYYY-MM-DD date") from None
     s = settings or get_settings()
-    return Partition(ds=ds, landing_root=s.landing_uri, lake_root=s.lake_uri)
+    return Partition(ds=ds, landing_root=s.landing_uri, lake_root=s.lake_uri, feed=feed_spec(feed))
 
 
 def sha256(data: bytes) -> str:
@@ -149,6 +158,7 @@ class ValidationResult:
         """JSON-able summary (XCom, asset metadata)."""
         return {
             **self.outcome.summary(),
+            "feed": self.partition.spec.name,
             "ds": self.partition.ds,
             "rows": self.outcome.rows,
             "source_sha256": self.source_sha256,
@@ -181,10 +191,11 @@ def validate_partition(
     *,
     allow_partial: bool = False,
     settings: Settings | None = None,
-    validator: FlightsValidator | None = None,
+    validator: SuiteValidator | None = None,
     require_marker: bool = False,
+    feed: FeedSpec | str | None = None,
 ) -> ValidationResult:
-    """Validate day ``ds``'s landing export; quarantine it when it fails (see module docstring).
+    """Validate ``feed``'s day ``ds`` landing export; quarantine it when it fails (see module docstring).
 
     Raises ``FileNotFoundError`` when there is no landing export, and
     :class:`~mlops.ingest.landing.LandingIncomplete` when it does not match upstream's marker (or has
@@ -192,19 +203,20 @@ def validate_partition(
     """
     from mlops.ingest import validation
 
-    p = partition(ds, settings)
+    p = partition(ds, settings, feed)
+    spec = p.spec
     data, digest = read_landing(p, require_marker=require_marker)
     try:
         frame = parse_raw(data)
     except UnreadableBatch as exc:
-        outcome = validation.ValidationOutcome.unreadable(ds, str(exc))
+        outcome = validation.ValidationOutcome.unreadable(ds, str(exc), spec.suite, spec.title)
     else:
-        outcome = (validator or validation.default_validator()).validate(frame, ds, allow_partial)
+        outcome = (validator or validation.default_validator(spec.suite)).validate(frame, ds, allow_partial)
     outcome.source = {"uri": p.landing, "sha256": digest, "bytes": len(data)}
 
     if outcome.success:
         _write_report(p.reports, outcome)
-        message = f"ds={ds}: {outcome.rows} rows passed {outcome.summary()['evaluated']} expectations"
+        message = f"ds={ds}: {outcome.rows} rows passed {outcome.summary()['evaluated']} expectations of {outcome.suite}"
         log.info("%s; report %s", message, lake.join(p.reports, layout.VALIDATION_HTML))
         return ValidationResult(outcome, p, digest, lake.join(p.reports, layout.VALIDATION_HTML), message)
 
@@ -213,7 +225,7 @@ def validate_partition(
     # upstream changed since it was read is never deleted. A clean rerun replaces an older
     # quarantine of the same day.
     lake.delete_prefix(p.quarantine)
-    lake.write_bytes(lake.join(p.quarantine, layout.landing_file_name()), data)
+    lake.write_bytes(lake.join(p.quarantine, spec.landing_file_name()), data)
     _write_report(p.quarantine, outcome)
     relative = p.quarantine.removeprefix(p.lake_root.rstrip("/") + "/")
     if lake.delete_if_unchanged(p.landing, digest):
@@ -241,24 +253,25 @@ def _write_report(prefix: str, outcome: ValidationOutcome) -> None:
 # --- publish --------------------------------------------------------------------------------------
 
 
-def content_hash(frame: pd.DataFrame) -> str:
+def content_hash(frame: pd.DataFrame, feed: FeedSpec | str | None = None) -> str:
     """SHA-256 of a canonical serialization of a curated frame's rows, in contract column order."""
-    canonical = frame[list(CURATED_COLUMNS)].to_csv(
+    canonical = frame[list(feed_spec(feed).curated_columns)].to_csv(
         index=False, lineterminator="\n", na_rep="", float_format="%.17g", date_format="%Y-%m-%dT%H:%M:%S.%fZ"
     )
     return sha256(canonical.encode("utf-8"))
 
 
-def curated_frame(raw: pd.DataFrame, ds: str) -> pd.DataFrame:
-    """Normalize a validated raw export and check it against the curated contract."""
-    from mlops.ingest.normalize import normalize
-
-    frame = normalize(raw)
+def curated_frame(raw: pd.DataFrame, ds: str, feed: FeedSpec | str | None = None) -> pd.DataFrame:
+    """Normalize a validated raw export and check it against the feed's curated contract."""
+    spec = feed_spec(feed)
+    frame = spec.normalized(raw)
     dtypes = {c: str(t) for c, t in frame.dtypes.items()}
-    expected = {c: str(t) for c, t in CURATED_COLUMNS.items()}
+    expected = {c: str(t) for c, t in spec.curated_columns.items()}
     if dtypes != expected:
-        raise TypeError(f"ds={ds}: normalized frame does not match CURATED_COLUMNS: {dtypes} != {expected}")
-    other = sorted(set(frame["ds"]) - {ds})
+        raise TypeError(
+            f"ds={ds}: normalized {spec.name} frame does not match its curated columns: {dtypes} != {expected}"
+        )
+    other = sorted(set(frame[spec.partition_key]) - {ds})
     if other:
         raise ValueError(f"ds={ds}: normalized rows carry other dates {other[:3]}")
     return frame
@@ -278,16 +291,18 @@ def parquet_bytes(frame: pd.DataFrame, extra: dict[bytes, bytes]) -> bytes:
 
 @dataclass(frozen=True)
 class Published:
-    """A curated partition as written: the ``curated_flights`` asset event's metadata."""
+    """A curated partition as written: the ``curated_<feed>`` asset event's metadata."""
 
     ds: str
     uri: str
     rows: int
     content_hash: str
     source_sha256: str
+    feed: str = layout.FLIGHTS
 
     def metadata(self, validation: dict[str, Any] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
+            "feed": self.feed,
             "ds": self.ds,
             "uri": self.uri,
             "rows": self.rows,
@@ -301,16 +316,21 @@ class Published:
 
 
 def publish_partition(
-    ds: str, *, expected_sha256: str | None = None, settings: Settings | None = None
+    ds: str,
+    *,
+    expected_sha256: str | None = None,
+    settings: Settings | None = None,
+    feed: FeedSpec | str | None = None,
 ) -> Published:
-    """Write day ``ds``'s curated partition from its (validated) landing export, atomically.
+    """Write ``feed``'s day ``ds`` curated partition from its (validated) landing export, atomically.
 
     ``expected_sha256`` is the landing export's hash at validation time: publication refuses an
     export that changed since (:class:`LandingChanged`), so only validated bytes reach the lake;
     while it does not match upstream's marker either (upstream still writing, perhaps the same
     bytes again), the refusal is :class:`~mlops.ingest.landing.LandingIncomplete` (transient) instead.
     """
-    p = partition(ds, settings)
+    p = partition(ds, settings, feed)
+    spec = p.spec
     data = lake.read_bytes(p.landing)
     digest = sha256(data)
     if expected_sha256 is None or digest != expected_sha256:
@@ -320,17 +340,19 @@ def publish_partition(
             f"ds={ds}: the landing export changed since it was validated ({expected_sha256} -> "
             f"{digest}); nothing was written to curated/; clear the validate task to revalidate"
         )
-    frame = curated_frame(parse_raw(data), ds)
-    chash = content_hash(frame)
+    frame = curated_frame(parse_raw(data), ds, spec)
+    chash = content_hash(frame, spec)
     meta = {META_HASH: chash.encode(), META_ROWS: str(len(frame)).encode(), META_DS: ds.encode()}
     meta[META_SOURCE] = digest.encode()
     lake.write_bytes(p.curated, parquet_bytes(frame, meta))  # also sweeps this file's dead temp files
-    log.info("ds=%s: wrote %d rows to %s (%s)", ds, len(frame), p.curated, chash)
+    log.info("%s ds=%s: wrote %d rows to %s (%s)", spec.name, ds, len(frame), p.curated, chash)
     # Temp files of writers killed mid-write in partitions nobody rewrote since (an hour old).
     dataset = p.curated.rsplit("/", 2)[0]
     for stale in lake.sweep_stale_temp_files(dataset):
         log.warning("removed %s, left by a writer killed mid-write", stale)
-    return Published(ds=ds, uri=p.curated, rows=len(frame), content_hash=chash, source_sha256=digest)
+    return Published(
+        ds=ds, uri=p.curated, rows=len(frame), content_hash=chash, source_sha256=digest, feed=spec.name
+    )
 
 
 def read_curated_metadata(uri: str) -> dict[str, str]:
@@ -339,3 +361,35 @@ def read_curated_metadata(uri: str) -> dict[str, str]:
 
     meta = pq.read_schema(io.BytesIO(lake.read_bytes(uri))).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"mlops.")}
+
+
+def describe_partition(
+    ds: str, settings: Settings | None = None, feed: FeedSpec | str | None = None
+) -> dict[str, Any]:
+    """Lineage of ``feed``'s curated partition ``ds`` as it is now: ``feed``, ``ds``, ``uri``,
+    ``rows``, ``sha256`` (of the file), ``content_hash`` (the ingestion's row hash, the one its
+    asset event carried) and the validation summary when its report exists; ``missing`` (and
+    ``quarantined`` when its batch was rejected) when there is none."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    p = partition(ds, settings, feed)
+    entry: dict[str, Any] = {"feed": p.spec.name, "ds": ds, "uri": p.curated}
+    if not lake.exists(p.curated):
+        entry["missing"] = True
+        if lake.exists(lake.join(p.quarantine, layout.VALIDATION_JSON)):
+            entry["quarantined"] = True
+        return entry
+    data = lake.read_bytes(p.curated)
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    footer = meta.metadata or {}
+    entry.update(rows=meta.num_rows, sha256=hashlib.sha256(data).hexdigest())
+    if META_HASH in footer:
+        entry["content_hash"] = footer[META_HASH].decode()
+    report = lake.join(p.reports, layout.VALIDATION_JSON)
+    if lake.exists(report):
+        summary = json.loads(lake.read_text(report))
+        keep = ("suite", "success")
+        entry["validation"] = {"report_uri": report, **{k: summary[k] for k in keep if k in summary}}
+    return entry

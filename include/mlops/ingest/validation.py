@@ -1,6 +1,14 @@
-"""The Great Expectations suite for the raw daily flights export, its outcome and its reports.
+"""Validation of a feed's raw daily export: the runner, the flights suite, the outcome and the reports.
 
-One suite (:data:`SUITE_NAME`) checks a day's raw export (:data:`mlops.schema.RAW_COLUMNS`):
+A feed's suite is a :class:`Suite` (its feed spec names the function that returns it,
+:class:`mlops.spec.feed.FeedSpec`): the Great Expectations suite builder, the per-day parameters,
+the order its checks are reported in and how a failed expectation is put in words.
+:class:`SuiteValidator` runs any suite; :class:`ValidationOutcome` turns the GX result into
+messages and renders the JSON and HTML reports. The weather suite is
+:func:`mlops.weather.suite.weather_suite`.
+
+The flights suite (:data:`SUITE_NAME`, :func:`flights_suite`) checks a day's raw export
+(:data:`mlops.schema.RAW_COLUMNS`):
 
 - **schema**: the exact column set, and each column's type;
 - **nulls**: identifying and scheduling fields are never null; the fields a cancelled (or, for
@@ -56,7 +64,7 @@ from mlops.ingest import expectations
 from mlops.schema import RAW_COLUMNS, TIMEZONE
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import pandas as pd
 
@@ -154,6 +162,31 @@ CHECK_ORDER: tuple[str, ...] = (
 _DTYPES = {"int64": ["int64"], "float64": ["float64", "int64"], "object": ["object", "string"]}
 
 
+def accepted_dtypes(columns: Mapping[str, str]) -> dict[str, list[str]]:
+    """Per raw column, the pandas dtypes a parsed export may have for its contract dtype."""
+    return {column: _DTYPES[dtype] for column, dtype in columns.items()}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A feed's validation: what :class:`SuiteValidator` needs to run it and report it.
+
+    ``build(gx)`` returns the GX ``ExpectationSuite`` (day-specific values as ``$PARAMETER``s,
+    each expectation's ``meta["check"]`` naming its check); ``parameters(ds, allow_partial)``
+    gives the values of those parameters for a day; ``check_order`` is the order failures are
+    reported in (causes before consequences); ``describers`` put failed expectations of the
+    feed's own types in words (the shared ones are :data:`_DESCRIBERS`).
+    """
+
+    name: str
+    title: str
+    raw_columns: Mapping[str, str]
+    build: Callable[[Any], Any]
+    parameters: Callable[[str, bool], dict[str, Any]]
+    check_order: tuple[str, ...]
+    describers: Mapping[str, Callable[[_FailedResult], list[Failure]]] = field(default_factory=dict)
+
+
 def import_gx() -> Any:
     """Import ``great_expectations`` with its chatty loggers quieted first (returns the module).
 
@@ -225,7 +258,7 @@ def _range_lists() -> dict[str, list[float]]:
 
 
 @functools.cache
-def _custom_expectations() -> expectations.CustomExpectations:
+def custom_expectations() -> expectations.CustomExpectations:
     """This suite's custom metrics and expectations, defined once per process (GX registers them;
     :mod:`mlops.ingest.expectations` says why they are table-level)."""
     import_gx()
@@ -236,7 +269,7 @@ def build_suite(gx: Any = None) -> Any:
     """The :data:`SUITE_NAME` expectation suite (day-specific values are ``$PARAMETER``s)."""
     gx = gx or import_gx()
     gxe = gx.expectations
-    custom = _custom_expectations()
+    custom = custom_expectations()
     suite = gx.ExpectationSuite(name=SUITE_NAME)
 
     def add(expectation: Any, check: str, **meta: Any) -> None:
@@ -244,11 +277,14 @@ def build_suite(gx: Any = None) -> Any:
         suite.add_expectation(expectation)
 
     add(gxe.ExpectTableColumnsToMatchSet(column_set=list(RAW_COLUMNS), exact_match=True), "schema")
-    types = {column: _DTYPES[dtype] for column, dtype in RAW_COLUMNS.items()}
-    add(custom.column_types(column_types=types), "schema")
+    add(custom.column_types(column_types=accepted_dtypes(RAW_COLUMNS)), "schema")
     limits = {column: 0.0 for column in NEVER_NULL}
     limits.update({column: round(1 - PRESENT_MOSTLY, 4) for column in NULL_WHEN_CANCELLED})
-    add(custom.null_fractions(max_null_fractions=limits), "nulls")
+    add(
+        custom.null_fractions(max_null_fractions=limits),
+        "nulls",
+        nulls_reason="null only for cancelled or diverted flights",
+    )
     add(custom.ranges(ranges=_range_lists()), "ranges")
     add(custom.clock(), "clock")
     carriers = sorted(known_carriers())
@@ -293,6 +329,18 @@ def build_suite(gx: Any = None) -> Any:
     return suite
 
 
+def flights_suite() -> Suite:
+    """The flights feed's :class:`Suite` (:data:`SUITE_NAME`)."""
+    return Suite(
+        name=SUITE_NAME,
+        title="Flights",
+        raw_columns=RAW_COLUMNS,
+        build=build_suite,
+        parameters=expectation_parameters,
+        check_order=CHECK_ORDER,
+    )
+
+
 @dataclass(frozen=True)
 class Failure:
     """One failed check, in words."""
@@ -317,13 +365,19 @@ class ValidationOutcome:
     statistics: dict[str, Any] = field(default_factory=dict)
     allow_partial: bool = False
     source: dict[str, Any] = field(default_factory=dict)
+    suite: str = SUITE_NAME
+    title: str = "Flights"
 
     @classmethod
-    def unreadable(cls, ds: str, reason: str) -> ValidationOutcome:
+    def unreadable(
+        cls, ds: str, reason: str, suite: str = SUITE_NAME, title: str = "Flights"
+    ) -> ValidationOutcome:
         """An outcome for a batch that could not even be parsed (empty, truncated, corrupt)."""
         failure = Failure("file", "readable_csv_export", None, f"unreadable export: {reason}")
         stats = {"evaluated_expectations": 0, "successful_expectations": 0, "success_percent": 0.0}
-        return cls(ds=ds, success=False, rows=None, failures=[failure], statistics=stats)
+        return cls(
+            ds=ds, success=False, rows=None, failures=[failure], statistics=stats, suite=suite, title=title
+        )
 
     @property
     def problems(self) -> str:
@@ -335,7 +389,7 @@ class ValidationOutcome:
         """Small JSON-able summary for XCom and asset metadata."""
         stats = self.statistics
         return {
-            "suite": SUITE_NAME,
+            "suite": self.suite,
             "success": self.success,
             "evaluated": int(stats.get("evaluated_expectations", 0)),
             "successful": int(stats.get("successful_expectations", 0)),
@@ -346,7 +400,7 @@ class ValidationOutcome:
     def to_json(self) -> dict[str, Any]:
         return {
             "ds": self.ds,
-            "suite": SUITE_NAME,
+            "suite": self.suite,
             "success": self.success,
             "rows": self.rows,
             "allow_partial": self.allow_partial,
@@ -373,47 +427,50 @@ class ValidationOutcome:
         return render_html(self)
 
 
-class FlightsValidator:
+class SuiteValidator:
     """One ephemeral GX context, pandas datasource, batch definition and suite, reused per day.
 
-    Thread-safe (one validation at a time); build it once per process (:func:`default_validator`).
+    Thread-safe (one validation at a time); build it once per process and suite
+    (:func:`default_validator`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, suite: Suite | None = None) -> None:
         gx = import_gx()
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        self.definition = suite or flights_suite()
         self._gx = gx
         self._context = gx.get_context(mode="ephemeral")
         self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
         source = self._context.data_sources.add_pandas(name="landing")
-        asset = source.add_dataframe_asset(name="flights_raw")
+        asset = source.add_dataframe_asset(name=f"{self.definition.name}_batch")
         self._batch_definition = asset.add_batch_definition_whole_dataframe(name="daily_export")
-        self.suite = build_suite(gx)
+        self.suite = self.definition.build(gx)
         self._lock = threading.Lock()
 
     def validate(self, frame: pd.DataFrame, ds: str, allow_partial: bool = False) -> ValidationOutcome:
         """Validate one day's raw export ``frame`` as partition ``ds``."""
-        params = expectation_parameters(ds, allow_partial)
+        definition = self.definition
+        params = definition.parameters(ds, allow_partial)
         with self._lock:
             batch = self._batch_definition.get_batch(batch_parameters={"dataframe": frame})
             result = batch.validate(self.suite, result_format="BASIC", expectation_parameters=params)
         payload = result.to_json_dict()
         # Columns already reported by the schema checks (missing, or of the wrong type): checks on
         # them cannot run meaningfully, so they are not reported a second time.
-        reported = set(RAW_COLUMNS) - set(frame.columns)
+        reported = set(definition.raw_columns) - set(frame.columns)
         for r in payload["results"]:
             if r["expectation_config"]["type"] == "expect_table_column_types_to_match":
                 reported |= set(((r.get("result") or {}).get("details") or {}).get("mismatched") or {})
+        describers = {**_DESCRIBERS, **definition.describers}
         failures = [
             failure
             for r in payload["results"]
             if not r["success"]
-            for failure in _describe(r, ds, params, reported)
+            for failure in _describe(r, ds, params, reported, describers)
         ]
-        failures.sort(
-            key=lambda f: CHECK_ORDER.index(f.check) if f.check in CHECK_ORDER else len(CHECK_ORDER)
-        )
+        order = definition.check_order
+        failures.sort(key=lambda f: order.index(f.check) if f.check in order else len(order))
         return ValidationOutcome(
             ds=ds,
             success=bool(result.success),
@@ -422,17 +479,29 @@ class FlightsValidator:
             results=payload["results"],
             statistics=payload["statistics"],
             allow_partial=allow_partial,
+            suite=definition.name,
+            title=definition.title,
         )
 
 
+class FlightsValidator(SuiteValidator):
+    """The flights suite's validator (:func:`flights_suite`)."""
+
+    def __init__(self) -> None:
+        super().__init__(flights_suite())
+
+
 @functools.cache
-def default_validator() -> FlightsValidator:
-    """The process-wide validator (built on first use: a GX context and the suite)."""
-    return FlightsValidator()
+def default_validator(suite: str = "mlops.ingest.validation:flights_suite") -> SuiteValidator:
+    """The process-wide validator of the suite ``module:function`` returns (built on first use: a
+    GX context and the suite); the default is the flights suite."""
+    from mlops.spec.model import resolve
+
+    return SuiteValidator(resolve(suite)())
 
 
 def validate(frame: pd.DataFrame, ds: str, allow_partial: bool = False) -> ValidationOutcome:
-    """Validate one day's raw export with the process-wide :class:`FlightsValidator`."""
+    """Validate one day's raw flights export with the process-wide validator."""
     return default_validator().validate(frame, ds, allow_partial=allow_partial)
 
 
@@ -518,7 +587,13 @@ class _FailedResult:
         return [(c, v) for c, v in sorted(violations.items()) if c not in self.reported]
 
 
-def _describe(r: dict[str, Any], ds: str, params: dict[str, Any], reported: set[str]) -> list[Failure]:
+def _describe(
+    r: dict[str, Any],
+    ds: str,
+    params: dict[str, Any],
+    reported: set[str],
+    describers: Mapping[str, Callable[[_FailedResult], list[Failure]]] | None = None,
+) -> list[Failure]:
     """Human sentences for one failed GX result (none for what a schema failure already says)."""
     config = r["expectation_config"]
     expectation: str = config["type"]
@@ -535,7 +610,7 @@ def _describe(r: dict[str, Any], ds: str, params: dict[str, Any], reported: set[
         return [Failure(check, expectation, column, text)]
     examples = _examples(result)
     failed = _FailedResult(check, expectation, column, kwargs, meta, result, examples, ds, params, reported)
-    return _DESCRIBERS.get(expectation, _describe_other)(failed)
+    return (describers or _DESCRIBERS).get(expectation, _describe_other)(failed)
 
 
 def _describe_columns(failed: _FailedResult) -> list[Failure]:
@@ -560,8 +635,9 @@ def _describe_nulls(failed: _FailedResult) -> list[Failure]:
     out = []
     for c, v in failed.violations():
         n, limit = v["null_count"], v["max_null_fraction"]
+        reason = failed.meta.get("nulls_reason")
         allowed = (
-            f"at most {100 * limit:.0f}% allowed: null only for cancelled or diverted flights"
+            (f"at most {100 * limit:.0f}% allowed" + (f": {reason}" if reason else ""))
             if limit
             else "never allowed"
         )
@@ -680,9 +756,9 @@ def render_html(outcome: ValidationOutcome) -> str:
     lines = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>Validation {e(outcome.ds)}: {status}</title><style>{_CSS}</style></head><body>",
-        f"<h1>Flights ds={e(outcome.ds)}: <span class='{css_class}'>{status}</span></h1>",
+        f"<h1>{e(outcome.title)} ds={e(outcome.ds)}: <span class='{css_class}'>{status}</span></h1>",
         "<p>",
-        f"Suite <code>{SUITE_NAME}</code>; rows: {outcome.rows if outcome.rows is not None else 'n/a'}; ",
+        f"Suite <code>{e(outcome.suite)}</code>; rows: {outcome.rows if outcome.rows is not None else 'n/a'}; ",
         f"expectations: {stats.get('successful_expectations', 0)}/{stats.get('evaluated_expectations', 0)} "
         "passed",
         "; allow_partial" if outcome.allow_partial else "",

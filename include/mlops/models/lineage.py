@@ -87,6 +87,7 @@ def format_lineage(info: dict[str, Any], all_partitions: bool = False) -> str:
         if "validation" in p:
             extra += f"  validation={'passed' if p['validation'].get('success') else 'FAILED'}"
         lines.append(f"    ds={p['ds']}  rows={p['rows']:>5}  sha256={p['sha256']}{extra}")
+    lines += _weather_lines(lin.get("weather") or {})
     v = lin.get("validation", {})
     lines += ["", f"Validation: {'passed' if v.get('passed') else 'FAILED'}"]
     for chk in v.get("checks", []):
@@ -117,6 +118,44 @@ def format_lineage(info: dict[str, Any], all_partitions: bool = False) -> str:
         "Holdout metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in lin["metrics"].items()),
     ]
     return "\n".join(lines)
+
+
+def _weather_lines(weather: dict[str, Any]) -> list[str]:
+    """The weather feed's part of :func:`format_lineage`: partitions read, days left out."""
+    if not weather:
+        return ["  weather: not recorded (trained before the weather feed)"]
+    if not weather.get("used"):
+        return ["  weather: not used by this model"]
+    parts = weather.get("partitions") or []
+    present = [p for p in parts if not p.get("missing")]
+    states = weather.get("states") or {}
+    gaps = ", ".join(f"{ds} ({state})" for ds, state in states.items()) or "none"
+    return [
+        f"  weather partitions: {len(present)} read, {len(parts) - len(present)} absent; "
+        f"digest {_digest(parts)}",
+        f"  days without weather: {gaps}; {weather.get('excluded_rows', 0)} rows left out of training "
+        "(docs/feeds.md)",
+    ]
+
+
+def weather_tags(weather: dict[str, Any] | None) -> dict[str, str]:
+    """MLflow tags of a run's weather record (``manifest["weather"]``): ``mlops.weather.missing_days``
+    (``"none"`` or ``"2013-02-12 (quarantined), ..."``) and ``mlops.weather.excluded_rows``; no
+    tags when the model does not use weather."""
+    if not weather or not weather.get("used"):
+        return {}
+    states = weather.get("states") or {}
+    missing = ", ".join(f"{ds} ({state})" for ds, state in states.items()) or "none"
+    return {
+        "mlops.weather.missing_days": missing[:5000],
+        "mlops.weather.excluded_rows": str(weather.get("excluded_rows", 0)),
+    }
+
+
+def _digest(partitions: list[dict[str, Any]]) -> str:
+    from mlops.training.dataset import partitions_digest
+
+    return partitions_digest(partitions)[:16]
 
 
 def reproduce(
@@ -172,17 +211,33 @@ def _check(report: dict[str, Any], name: str, ok: bool, detail: str) -> None:
 def _check_partitions(
     report: dict[str, Any], recorded: dict[str, Any], window: Window, settings: Settings | None
 ) -> None:
-    """The curated partitions of the window hash as they did at training time."""
-    from mlops.training.dataset import partition_fingerprint, partition_lineage
+    """The curated partitions of both feeds hash as they did at training time: the flights of the
+    window, and the weather partitions the run recorded (when its model uses weather)."""
+    from mlops.features import compute
+    from mlops.training.dataset import partition_lineage
 
-    then = {p["ds"]: partition_fingerprint(p) for p in recorded["partitions"]}
-    now = {p["ds"]: partition_fingerprint(p) for p in partition_lineage(window, settings)}
-    changed = sorted(ds for ds in set(then) | set(now) if then.get(ds) != now.get(ds))
+    _compare(report, "curated_partitions", recorded["partitions"], partition_lineage(window, settings))
+    weather = recorded.get("weather") or {}
+    if weather.get("used"):
+        then = weather.get("partitions") or []
+        now = compute.feed_partitions(weather.get("feed", "weather"), [p["ds"] for p in then], settings)
+        _compare(report, "weather_partitions", then, now)
+
+
+def _compare(
+    report: dict[str, Any], name: str, then: list[dict[str, Any]], now: list[dict[str, Any]]
+) -> None:
+    """One check: the partitions ``now`` have the fingerprints recorded ``then`` (absent ones too)."""
+    from mlops.training.dataset import partition_fingerprint
+
+    before = {p["ds"]: partition_fingerprint(p) for p in then}
+    after = {p["ds"]: partition_fingerprint(p) for p in now}
+    changed = sorted(ds for ds in set(before) | set(after) if before.get(ds) != after.get(ds))
     _check(
         report,
-        "curated_partitions",
+        name,
         not changed,
-        f"{len(then)} partitions, {len(changed)} changed since training{': ' + ', '.join(changed[:5]) if changed else ''}",
+        f"{len(before)} partitions, {len(changed)} changed since training{': ' + ', '.join(changed[:5]) if changed else ''}",
     )
 
 

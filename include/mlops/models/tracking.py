@@ -330,6 +330,7 @@ def training_lineage(
         "training_set": {k: manifest[k] for k in ("rows", "data_hash", "uri") if k in manifest},
         "partitions": partitions,
         "partitions_digest": dataset.partitions_digest(partitions),
+        "weather": dict(manifest.get("weather") or {}),  # days without curated weather (docs/feeds.md)
         "validation": validation,
         "behaviour": checks,
         "code": {"git_commit": git_commit(), "packages": pip_requirements()},
@@ -346,6 +347,7 @@ def run_tags(
     airflow_context: Mapping[str, Any],
 ) -> dict[str, str]:
     """The ``mlops.*`` and ``airflow.*`` tags of a run (what ``mlops lineage`` and the registry read)."""
+    from mlops.models.lineage import weather_tags
     from mlops.spec.model import model_spec
 
     window = result.window
@@ -365,6 +367,7 @@ def run_tags(
         "mlflow.source.git.commit": commit.removesuffix("+dirty"),
         "mlops.model_name": model_spec(result.spec).model_name,
         "mlops.spec": result.spec,
+        **weather_tags(manifest.get("weather")),
         **{f"airflow.{k}": str(v) for k, v in airflow_context.items() if v is not None},
     }
 

@@ -176,10 +176,14 @@ def build_training_set(
     Returns the frame (sorted canonically) and its manifest: the spec, the window, the feature
     service, the features, and every curated partition read with its row count and hash.
     """
+    from mlops.features import compute
+
     spec = model_spec(spec)
     partitions = partition_lineage(window, settings, spec)
     frame = spec.build_frame(window.start.isoformat(), window.end.isoformat(), settings)
     frame = sort_frame(frame, spec)
+    # Days without curated weather: their rows are left out when the model uses weather (docs/feeds.md).
+    frame, weather = compute.weather_gate(frame, spec.features, settings, spec.day_column)
     manifest = {
         "spec": spec.ref,
         "model_name": spec.model_name,
@@ -190,6 +194,7 @@ def build_training_set(
         "categorical": categorical_columns(frame, spec),
         "rows": len(frame),
         "partitions": partitions,
+        "weather": weather,
         "data_hash": frame_hash(frame),
     }
     return frame, manifest

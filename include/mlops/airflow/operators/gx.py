@@ -37,21 +37,24 @@ def as_bool(value: Any) -> bool:
 
 
 class GXValidateOperator(BaseOperator):
-    """Validate day ``ds``'s landing export with the flights GX suite.
+    """Validate ``feed``'s day ``ds`` landing export with the feed's GX suite.
 
-    On success, writes the report (HTML + JSON) to ``{lake}/reports/validation/ds=.../`` and
-    returns the validation summary (XCom). On failure, copies the batch and its report to
-    ``{lake}/quarantine/flights/ds=.../`` (removing the landing export only if upstream has not
-    changed it since) and fails without retry, naming the partition, the failed checks, example
-    values and the next step. A landing export that does not match upstream's ``_SUCCESS`` marker
-    (or has none, with markers) is still being written: a retryable error.
+    On success, writes the report (HTML + JSON) to the feed's report folder
+    (``{lake}/reports/validation/ds=.../`` for the flights) and returns the validation summary
+    (XCom). On failure, copies the batch and its report to ``{lake}/quarantine/<feed>/ds=.../``
+    (removing the landing export only if upstream has not changed it since) and fails without
+    retry, naming the partition, the failed checks, example values and the next step. A landing
+    export that does not match upstream's ``_SUCCESS`` marker (or has none, with markers) is still
+    being written: a retryable error.
 
     :param ds: partition date ``YYYY-MM-DD`` (templated).
     :param allow_partial: accept a row count below the weekday's normal volume (templated).
+    :param feed: the feed spec, by name (``flights``, ``weather``: :data:`mlops.spec.feed.FEEDS`) or
+        import path ``package.module:SPEC``; resolved in ``execute`` (parse-safe).
     :param aws_conn_id: Airflow connection for ``s3://`` URIs.
     """
 
-    template_fields = ("ds", "allow_partial")
+    template_fields = ("ds", "allow_partial", "feed")
     ui_color = "#fff3d6"
     #: "Validation report" on the task instance: the accepted batch's report, or the quarantined one's.
     operator_extra_links = (ValidationReportLink(),)
@@ -61,12 +64,14 @@ class GXValidateOperator(BaseOperator):
         *,
         ds: str,
         allow_partial: bool | str = False,
+        feed: str = "flights",
         aws_conn_id: str = "aws_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.ds = ds
         self.allow_partial = allow_partial
+        self.feed = feed
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -76,7 +81,12 @@ class GXValidateOperator(BaseOperator):
         from mlops.config import get_settings
         from mlops.ingest.landing import Completeness
         from mlops.ingest.steps import validate_partition
+        from mlops.spec.feed import feed_spec
 
+        try:
+            spec = feed_spec(str(self.feed))
+        except ValueError as exc:  # a misspelt feed: retrying cannot help
+            raise AirflowFailException(f"{self.task_id}: {exc}") from None
         # With markers, an export without one is not complete (upstream re-delivering after the
         # sensor fired): LandingIncomplete, retried. A lake that refuses the report or the
         # quarantine copy (permission denied, read-only, full) fails at once.
@@ -86,6 +96,7 @@ class GXValidateOperator(BaseOperator):
                 str(self.ds),
                 allow_partial=as_bool(self.allow_partial),
                 require_marker=completeness.mode == "marker",
+                feed=spec,
             )
         self._publish_report(context, result.report_uri)
         if not result.success:
