@@ -475,11 +475,12 @@ def deadline_message(
 
 async def deadline_missed(
     interval: str, reference: str = "logical_date", context: Mapping[str, Any] | None = None
-) -> list[str]:
+) -> str:
     """``DeadlineAlert`` callback (the triggerer awaits it): announce the missed deadline.
 
     Backfill runs are not announced (their logical dates are in the past, so their deadlines are
-    missed by construction): one info line says so.
+    missed by construction): one info line says so. Returns what happened, as text: Airflow stores
+    it as the callback's output (a string column).
     """
     message = deadline_message(interval, reference, context)
     if message is None:
@@ -489,9 +490,10 @@ async def deadline_missed(
             run.get("run_id"),
             run.get("dag_id"),
         )
-        return []
+        return "not announced: backfill run"
     subject, body, details = message
     run = dict((context or {}).get("dag_run") or {})
     ids_context = {"dag_run": {"dag_id": details["dag_id"], "run_id": details["run_id"], **run}}
     # Delivery is blocking I/O (SMTP, HTTP): off the triggerer's event loop.
-    return await asyncio.to_thread(announce, DEADLINE_MISSED, subject, body, ids_context, details)
+    channels = await asyncio.to_thread(announce, DEADLINE_MISSED, subject, body, ids_context, details)
+    return f"sent by {', '.join(channels)}" if channels else "not sent: no channel configured or delivered"
