@@ -3,6 +3,7 @@
 For the tests that need real HTTP (a chunked body, a closed connection) without MLflow or Feast:
 
     python -m tests.unit._serving_fake --port 8123 --home /tmp/x [--max-body-bytes N] [--body-timeout-seconds S]
+        [--challenger VERSION [--challenger-fails] [--challenger-delay S]] [--canary-percent P] [--log-predictions]
 
 The app is :func:`mlops.serving.app.create_app` with the fakes of ``test_serving_validation``;
 uvicorn runs with the options of ``mlops serve`` (:func:`mlops.serving.http.uvicorn_options`).
@@ -22,20 +23,40 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_app(home: Path, **cfg: Any) -> Any:
-    from mlops.config import get_settings
+def make_app(
+    home: Path,
+    *,
+    challenger: str | None = None,
+    challenger_fails: bool = False,
+    challenger_delay: float = 0.0,
+    **cfg: Any,
+) -> Any:
+    """The app on the fake champion v7 (and a fake ``@challenger`` when given: its probabilities
+    differ from the champion's; ``challenger_fails``: its booster raises; ``challenger_delay``:
+    it takes that many seconds per call)."""
+    from mlops.config import CHALLENGER, get_settings
     from mlops.serving.app import ServeConfig, create_app
     from mlops.serving.model import ModelHolder
     from tests.unit.test_serving_validation import FakeReader, fake_model
 
     holder = ModelHolder(resolve=lambda: "7", load=lambda v: fake_model(v), poll_seconds=3600)
+    rival = None
+    if challenger is not None:
+        rival = ModelHolder(
+            alias=CHALLENGER,
+            resolve=lambda: challenger,
+            load=lambda v: fake_model(v, offset=1.0, delay=challenger_delay, fails=challenger_fails),
+            poll_seconds=3600,
+        )
     config = ServeConfig(
-        poll_seconds=3600,
-        log_predictions=False,
-        settings=get_settings({"MLOPS_HOME": str(home)}),
-        **cfg,
+        **{
+            "poll_seconds": 3600,
+            "log_predictions": False,
+            "settings": get_settings({"MLOPS_HOME": str(home)}),
+            **cfg,
+        }
     )
-    return create_app(config, holder=holder, reader_factory=FakeReader)
+    return create_app(config, holder=holder, reader_factory=FakeReader, challenger=rival)
 
 
 class FakeServer:
@@ -108,8 +129,24 @@ def main() -> int:
     p.add_argument("--max-body-bytes", type=int, default=None)
     p.add_argument("--body-timeout-seconds", type=float, default=None)
     p.add_argument("--plain-uvicorn", action="store_true", help="uvicorn's defaults, not mlops serve's")
+    p.add_argument("--challenger", help="a fake @challenger of this version (scores differ from v7's)")
+    p.add_argument("--challenger-fails", action="store_true", help="the challenger's booster raises")
+    p.add_argument("--challenger-delay", type=float, default=0.0, help="seconds per challenger call")
+    p.add_argument("--canary-percent", type=float, default=0.0)
+    p.add_argument("--no-shadow", action="store_true")
+    p.add_argument(
+        "--log-predictions", action="store_true", help="log to the home's lake (flush every 0.2 s)"
+    )
     ns = p.parse_args()
-    cfg: dict[str, Any] = {}
+    cfg: dict[str, Any] = {
+        "challenger": ns.challenger,
+        "challenger_fails": ns.challenger_fails,
+        "challenger_delay": ns.challenger_delay,
+        "canary_percent": ns.canary_percent,
+        "shadow": not ns.no_shadow,
+    }
+    if ns.log_predictions:
+        cfg.update(log_predictions=True, log_flush_seconds=0.2)
     if ns.max_body_bytes is not None:
         cfg["max_body_bytes"] = ns.max_body_bytes
     if ns.body_timeout_seconds is not None:

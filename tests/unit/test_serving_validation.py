@@ -33,26 +33,33 @@ FLIGHT = dict(EXAMPLE_FLIGHT)
 
 
 class FakeBooster:
-    """P = a logistic of the departure hour: deterministic, and it sees the matrix it is given."""
+    """P = a logistic of the departure hour: deterministic, and it sees the matrix it is given.
 
-    def __init__(self, offset: float = 0.0, delay: float = 0.0) -> None:
-        self.offset, self.delay = offset, delay
+    ``fails``: raises on any real row (the all-missing warm-up row of a load still passes).
+    """
+
+    def __init__(self, offset: float = 0.0, delay: float = 0.0, fails: bool = False) -> None:
+        self.offset, self.delay, self.fails = offset, delay, fails
 
     def inplace_predict(self, x: np.ndarray) -> np.ndarray:
+        if self.fails and not np.isnan(x).all():
+            raise RuntimeError("booster exploded (a deliberately broken model)")
         if self.delay:
             time.sleep(self.delay)
         hour = np.nan_to_num(x[:, 0])
         return 1.0 / (1.0 + np.exp(-(hour - 12.0) / 3.0 - self.offset))
 
 
-def fake_model(version: str = "7", offset: float = 0.0, delay: float = 0.0) -> ServedModel:
+def fake_model(
+    version: str = "7", offset: float = 0.0, delay: float = 0.0, fails: bool = False
+) -> ServedModel:
     cats = {k: [str(c) for c in v.categories] for k, v in compute.categorical_dtypes().items()}
     return ServedModel(
         name="flight_delay_xgb",
         version=version,
         features=list(compute.MODEL_FEATURES),
         categories=cats,
-        booster=FakeBooster(offset, delay),
+        booster=FakeBooster(offset, delay, fails),
     )
 
 

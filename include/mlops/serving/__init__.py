@@ -16,8 +16,12 @@ Modules:
 * :mod:`mlops.serving.model` - the served version and the ``@champion`` poller (atomic swap);
 * :mod:`mlops.serving.logger` - served predictions, batched to
   ``{lake}/predictions_online/ds=YYYY-MM-DD/part-<ts>-<pid>-<seq>.parquet`` off the request path,
-  with the columns of batch predictions (:data:`mlops.serving.scoring.ONLINE_COLUMNS`) for ``monitor_drift``;
-* :mod:`mlops.serving.metrics` - the Prometheus collectors and the ASGI middleware;
+  with the columns of batch predictions (:data:`mlops.serving.scoring.ONLINE_COLUMNS`) for ``monitor_drift``
+  plus ``prediction_id``, ``alias``, ``role`` (``served`` / ``shadow``);
+* :mod:`mlops.serving.rollout` - ``@challenger`` in shadow (scored off the response path, bounded
+  queue, logged under the same ``prediction_id``) and as a sticky canary (``--canary-percent``);
+* :mod:`mlops.serving.metrics` - the Prometheus collectors (per alias, version and role too) and
+  the ASGI middleware;
 * :mod:`mlops.serving.http` - uvicorn's options, with a bound on request heads (431);
 * :mod:`mlops.serving.cli` - the ``mlops serve`` command;
 * :mod:`mlops.serving.scoring` - batch scoring of whole days (``batch_predict``).

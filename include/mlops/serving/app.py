@@ -16,6 +16,11 @@ Build it with :func:`create_app` (``mlops serve`` does, then runs it under uvico
 4. the answer is written; the predictions are handed to the logger (:mod:`mlops.serving.logger`),
    which writes them to the lake in batches from its own thread.
 
+Shadow and canary (:mod:`mlops.serving.rollout`): when ``@challenger`` is loaded and differs from
+the champion, a sticky ``canary_percent`` of flights is answered by it (each prediction says
+``served_by``), and with ``shadow`` on the model that did not answer scores the same feature rows
+from the shadow thread, after the answer, logged under the same ``prediction_id``.
+
 Requests of up to ``inline_max`` flights are scored on the event loop (a single flight takes well
 under a millisecond: a thread hand-off would cost more); larger batches go to the thread pool so
 they do not hold up other requests.
@@ -37,6 +42,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,12 +53,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from mlops.config import MODEL_NAME, Settings, get_settings
+from mlops.config import CHALLENGER, CHAMPION, MODEL_NAME, Settings, get_settings
 from mlops.serving import api_docs
 from mlops.serving.logger import LoggedPrediction, PredictionLogger
 from mlops.serving.metrics import MetricsMiddleware, ServiceMetrics
 from mlops.serving.model import ModelHolder, ServedModel
 from mlops.serving.online import FlightRequest, OnlineFeatureReader, feature_row
+from mlops.serving.rollout import SERVED, Role, ShadowJob, ShadowScorer, active_challenger, in_canary
 from mlops.serving.schemas import (
     MAX_BATCH,
     MAX_BODY_BYTES,
@@ -100,6 +107,12 @@ class ServeConfig:
     inline_max: int = 16
     log_predictions: bool = True
     log_flush_seconds: float = 5.0
+    #: Score ``@challenger`` off the response path for every request (when it differs from the champion).
+    shadow: bool = True
+    #: Share of flights (percent, sticky by flight) answered by ``@challenger``.
+    canary_percent: float = 0.0
+    #: Most shadow jobs (requests) waiting; more are dropped and counted.
+    shadow_max_pending: int = 1_000
     settings: Settings | None = None
 
 
@@ -112,6 +125,8 @@ class PredictionService:
     holder: ModelHolder
     reader_factory: Callable[[], Any]
     logger: PredictionLogger | None = None
+    challenger: ModelHolder | None = None
+    shadow: ShadowScorer | None = None
     reader: Any = None
     reader_error: str | None = None
     reader_loaded_at: float | None = None
@@ -138,17 +153,38 @@ class PredictionService:
         if self.reader is None:
             self.load_reader()
         self.holder.refresh()
+        if self.challenger is not None:
+            self.challenger.refresh()
+        self._publish_aliases()
+
+    def _publish_aliases(self) -> None:
+        champion = self.holder.current
+        self.metrics.alias_loaded(CHAMPION, champion.version if champion else None)
+        role, _ = self.challenger_role(champion)
+        self.metrics.alias_loaded(CHALLENGER, role.version if role else None)
+
+    def challenger_role(self, champion: ServedModel | None) -> tuple[Role | None, str]:
+        """The challenger a request may use (shadow or canary), or None with the reason."""
+        if not (self.config.shadow or self.config.canary_percent > 0):
+            return None, "shadow and canary are off"
+        return active_challenger(champion, self.challenger)
 
     def start(self) -> None:
         vocabulary()
         feature_row(_WARMUP, {})  # loads the route distances and categories (reference data)
         self.load_reader()
         self.holder.refresh()
+        if self.challenger is not None:
+            self.challenger.refresh()
+        self._publish_aliases()
+        self.metrics.canary_percent.set(self.config.canary_percent)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="serving-poller", daemon=True)
         self._thread.start()
         if self.logger is not None:
             self.logger.start()
+        if self.shadow is not None:
+            self.shadow.start()
 
     def _run(self) -> None:
         while not self._stop.wait(self.config.poll_seconds):
@@ -161,11 +197,20 @@ class PredictionService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+        if self.shadow is not None:
+            self.shadow.close()  # before the logger: its last scores are flushed with the rest
         if self.logger is not None:
             self.logger.close()
 
     # -- requests -----------------------------------------------------------------------------
-    def score(self, model: ServedModel, flights: Sequence[FlightRequest], request_id: str) -> bytes:
+    def score(
+        self,
+        model: ServedModel,
+        flights: Sequence[FlightRequest],
+        request_id: str,
+        challenger: ServedModel | None = None,
+        started: float | None = None,
+    ) -> tuple[bytes, str]:
         return score_request(
             model,
             self.reader,
@@ -174,6 +219,10 @@ class PredictionService:
             threshold=self.config.threshold,
             metrics=self.metrics,
             logger=self.logger,
+            challenger=challenger,
+            canary_percent=self.config.canary_percent,
+            shadow=self.shadow,
+            started=started,
         )
 
     def health(self) -> tuple[int, dict[str, Any]]:
@@ -190,11 +239,16 @@ class PredictionService:
             "error": self.reader_error,
         }
         ready = model["loaded"] and features["loaded"]
+        role, why = self.challenger_role(self.holder.current)
+        challenger = self.challenger.describe() if self.challenger is not None else {"loaded": False}
         body = {
             "status": "ok" if ready else "unavailable",
             "model": model,
             "features": features,
             "threshold": self.config.threshold,
+            "challenger": {**challenger, "active": role is not None, "reason": why},
+            "shadow": self.shadow.describe() if self.shadow is not None else None,
+            "canary_percent": self.config.canary_percent,
             "prediction_log": self.logger.describe() if self.logger else None,
             "uptime_seconds": round(time.time() - self.started_at, 1),
         }
@@ -210,39 +264,50 @@ def score_request(
     threshold: float,
     metrics: ServiceMetrics | None = None,
     logger: PredictionLogger | None = None,
-) -> bytes:
-    """One request's work after validation: online read, features, scores, the JSON answer.
+    challenger: ServedModel | None = None,
+    canary_percent: float = 0.0,
+    shadow: ShadowScorer | None = None,
+    started: float | None = None,
+) -> tuple[bytes, str]:
+    """One request's work after validation: online read, features, scores, the JSON answer and
+    the version(s) that answered (the ``x-model-version`` header).
 
-    Updates the metrics and hands the predictions to the logger when they are given.
+    ``model`` is the champion. With a ``challenger``, the flights in the canary share
+    (``canary_percent``) are answered by it (by the champion if it fails), and ``shadow`` gets the
+    other model's job for every flight. Updates the metrics and hands the predictions to the
+    logger when they are given.
     """
+    started = time.perf_counter() if started is None else started
     values, missing = reader.read(flights)
     rows = [feature_row(f, v) for f, v in zip(flights, values, strict=True)]
-    probs = model.predict_rows(rows).tolist()
+    champion = Role(CHAMPION, model)
+    other = Role(CHALLENGER, challenger) if challenger is not None else None
+    groups = _answering(flights, champion, other, canary_percent)
+    probs: list[float] = [0.0] * len(flights)
+    served_by: list[Role] = [champion] * len(flights)
+    for role, idx in groups:
+        answered = _score_group(role, champion, [rows[i] for i in idx], metrics)
+        for i, p in zip(idx, answered[1], strict=True):
+            probs[i], served_by[i] = p, answered[0]
+    pid = uuid.uuid4().hex
+    prediction_ids = [f"{pid}-{i}" for i in range(len(flights))]
     out = []
-    delayed_n = 0
-    for f, p, miss in zip(flights, probs, missing, strict=True):
-        delayed = p >= threshold
-        delayed_n += delayed
+    for f, p, miss, by in zip(flights, probs, missing, served_by, strict=True):
         out.append(
             {
                 "flight_id": f.flight_id,
                 "sched_dep_ts": f.sched_dep_ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "delay_probability": p,
-                "delayed": delayed,
+                "delayed": p >= threshold,
                 "missing_feature_views": miss,
+                "served_by": {"alias": by.alias, "version": by.version},
             }
         )
+    versions = list(dict.fromkeys(by.version for by in sorted(served_by, key=lambda r: r is not champion)))
     if metrics is not None:
-        for miss in missing:
-            for view in miss:
-                metrics.missing_views.labels(view).inc()
-        if delayed_n:
-            metrics.predictions.labels(model.version, "delayed").inc(delayed_n)
-        if len(flights) - delayed_n:
-            metrics.predictions.labels(model.version, "on_time").inc(len(flights) - delayed_n)
-        metrics.batch_size.observe(len(flights))
+        _count(metrics, flights, probs, missing, served_by, threshold, started)
+    now = time.time()
     if logger is not None:
-        now = time.time()
         logger.log(
             [
                 LoggedPrediction(
@@ -252,21 +317,122 @@ def score_request(
                     features=row,
                     probability=p,
                     threshold=threshold,
-                    model_name=model.name,
-                    model_version=model.version,
+                    model_name=by.model.name,
+                    model_version=by.version,
+                    prediction_id=pred_id,
+                    alias=by.alias,
+                    role=SERVED,
                 )
-                for f, row, p in zip(flights, rows, probs, strict=True)
+                for f, row, p, by, pred_id in zip(
+                    flights, rows, probs, served_by, prediction_ids, strict=True
+                )
             ]
         )
-    return json.dumps(
+    if shadow is not None and other is not None:
+        _submit_shadows(
+            shadow, champion, other, served_by, flights, rows, prediction_ids, request_id, now, threshold
+        )
+    version = ",".join(versions) if versions else model.version
+    payload = json.dumps(
         {
             "model_name": model.name,
-            "model_version": model.version,
+            "model_version": version,
             "threshold": threshold,
             "request_id": request_id,
             "predictions": out,
         }
     ).encode()
+    return payload, version
+
+
+def _answering(
+    flights: Sequence[FlightRequest], champion: Role, challenger: Role | None, canary_percent: float
+) -> list[tuple[Role, list[int]]]:
+    """Which model answers which flights (positions): the canary's to the challenger, the rest to
+    the champion."""
+    every = list(range(len(flights)))
+    if challenger is None or canary_percent <= 0:
+        return [(champion, every)]
+    canary = [i for i in every if in_canary(flights[i], canary_percent)]
+    if not canary:
+        return [(champion, every)]
+    if len(canary) == len(flights):
+        return [(challenger, every)]
+    chosen = set(canary)
+    return [(champion, [i for i in every if i not in chosen]), (challenger, canary)]
+
+
+def _score_group(
+    role: Role, champion: Role, rows: list[dict[str, Any]], metrics: ServiceMetrics | None
+) -> tuple[Role, list[float]]:
+    """``role``'s probabilities for ``rows``; a failing challenger falls back to the champion."""
+    try:
+        return role, role.model.predict_rows(rows).tolist()
+    except Exception:
+        if metrics is not None:
+            metrics.model_errors.labels(role.alias, role.version, SERVED).inc()
+        if role is champion:
+            raise
+        log.warning("canary: %s v%s failed; the champion answers", role.alias, role.version, exc_info=True)
+        return champion, champion.model.predict_rows(rows).tolist()
+
+
+def _count(
+    metrics: ServiceMetrics,
+    flights: Sequence[FlightRequest],
+    probs: Sequence[float],
+    missing: Sequence[Sequence[str]],
+    served_by: Sequence[Role],
+    threshold: float,
+    started: float,
+) -> None:
+    """The request's metrics: missing views, decisions and scores per answering model."""
+    for miss in missing:
+        for view in miss:
+            metrics.missing_views.labels(view).inc()
+    per_model: dict[tuple[str, str], list[int]] = {}
+    for p, by in zip(probs, served_by, strict=True):
+        counts = per_model.setdefault((by.alias, by.version), [0, 0])
+        counts[0 if p >= threshold else 1] += 1
+    seconds = time.perf_counter() - started
+    for (alias, version), (delayed_n, on_time_n) in per_model.items():
+        if delayed_n:
+            metrics.predictions.labels(version, "delayed").inc(delayed_n)
+        if on_time_n:
+            metrics.predictions.labels(version, "on_time").inc(on_time_n)
+        metrics.observe_model(alias, version, SERVED, delayed_n + on_time_n, seconds)
+    metrics.batch_size.observe(len(flights))
+
+
+def _submit_shadows(
+    shadow: ShadowScorer,
+    champion: Role,
+    challenger: Role,
+    served_by: Sequence[Role],
+    flights: Sequence[FlightRequest],
+    rows: Sequence[dict[str, Any]],
+    prediction_ids: Sequence[str],
+    request_id: str,
+    served_at: float,
+    threshold: float,
+) -> None:
+    """Hand the shadow thread each flight's other model (one job per model)."""
+    for role, answered_by in ((challenger, champion), (champion, challenger)):
+        idx = [i for i, by in enumerate(served_by) if by is answered_by]
+        if not idx:
+            continue
+        every = len(idx) == len(flights)
+        shadow.submit(
+            ShadowJob(
+                role=role,
+                request_id=request_id,
+                served_at=served_at,
+                prediction_ids=prediction_ids if every else [prediction_ids[i] for i in idx],
+                flights=flights if every else [flights[i] for i in idx],
+                rows=rows if every else [rows[i] for i in idx],
+                threshold=threshold,
+            )
+        )
 
 
 def require_json(request: Request) -> None:
@@ -329,11 +495,15 @@ def create_app(
     holder: ModelHolder | None = None,
     reader_factory: Callable[[], Any] | None = None,
     logger: PredictionLogger | None = None,
+    challenger: ModelHolder | None = None,
 ) -> FastAPI:
-    """The service app. Defaults: the MLflow registry's ``@champion``, the profile's Feast online
-    store, and the prediction log under the profile's lake (disable with ``log_predictions``)."""
+    """The service app. Defaults: the MLflow registry's ``@champion`` (and ``@challenger`` for
+    shadow and canary), the profile's Feast online store, and the prediction log under the
+    profile's lake (disable with ``log_predictions``)."""
     cfg = config or ServeConfig()
-    service = build_service(cfg, holder=holder, reader_factory=reader_factory, logger=logger)
+    service = build_service(
+        cfg, holder=holder, reader_factory=reader_factory, logger=logger, challenger=challenger
+    )
     app = FastAPI(
         title="Flight-delay prediction service",
         version="1",
@@ -360,8 +530,14 @@ def build_service(
     holder: ModelHolder | None = None,
     reader_factory: Callable[[], Any] | None = None,
     logger: PredictionLogger | None = None,
+    challenger: ModelHolder | None = None,
 ) -> PredictionService:
-    """The service's parts (defaults as :func:`create_app` says), wired to one set of metrics."""
+    """The service's parts (defaults as :func:`create_app` says), wired to one set of metrics.
+
+    The registry's ``@challenger`` is followed only with the registry's champion (no ``holder``
+    given) and when shadow or canary is on; with a ``holder`` of their own, callers (tests) pass
+    their ``challenger`` too.
+    """
     settings = cfg.settings or get_settings()
     metrics = ServiceMetrics()
 
@@ -369,10 +545,15 @@ def build_service(
         metrics.swaps.inc()
         metrics.served(new.version)
 
+    rollout = cfg.shadow or cfg.canary_percent > 0
     if holder is None:
         holder = ModelHolder(poll_seconds=cfg.poll_seconds, settings=settings)
+        if challenger is None and rollout:
+            challenger = ModelHolder(poll_seconds=cfg.poll_seconds, alias=CHALLENGER, settings=settings)
     holder.on_swap = holder.on_swap or swapped
     holder.on_error = holder.on_error or (lambda _m, _e: metrics.load_failures.inc())
+    if challenger is not None:
+        challenger.on_error = challenger.on_error or (lambda _m, _e: metrics.load_failures.inc())
     if logger is None and cfg.log_predictions:
         logger = PredictionLogger(
             settings.lake_uri,
@@ -380,12 +561,15 @@ def build_service(
             on_written=lambda n, _uri: metrics.log_rows.labels("written").inc(n),
             on_dropped=lambda n: metrics.log_rows.labels("dropped").inc(n),
         )
+    shadow = ShadowScorer(metrics, logger, max_pending=cfg.shadow_max_pending) if cfg.shadow else None
     return PredictionService(
         config=cfg,
         metrics=metrics,
         holder=holder,
         reader_factory=reader_factory or (lambda: _default_reader(settings)),
         logger=logger,
+        challenger=challenger if rollout else None,
+        shadow=shadow if challenger is not None else None,
     )
 
 
@@ -465,6 +649,7 @@ def _add_routes(app: FastAPI, service: PredictionService) -> None:
 async def answer_predict(service: PredictionService, request: Request) -> Response:
     """One ``POST /predict``: the checks of the module docstring, then the scores (or 503/500)."""
     cfg = service.config
+    started = time.perf_counter()
     require_json(request)
     body = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_seconds)
     flights = parse_request(body, max_batch=cfg.max_batch, max_body_bytes=cfg.max_body_bytes)
@@ -474,11 +659,15 @@ async def answer_predict(service: PredictionService, request: Request) -> Respon
         reason = health["model"].get("last_error") if model is None else health["features"]["error"]
         return JSONResponse({"detail": f"not ready: {reason}"}, status_code=503)
     rid = request_id(request.headers.get("x-request-id"))
+    role, _ = service.challenger_role(model)
+    challenger = role.model if role is not None else None
     try:
         if len(flights) <= cfg.inline_max:
-            payload = service.score(model, flights, rid)
+            payload, version = service.score(model, flights, rid, challenger, started)
         else:
-            payload = await run_in_threadpool(service.score, model, flights, rid)
+            payload, version = await run_in_threadpool(
+                service.score, model, flights, rid, challenger, started
+            )
     except Exception:
         log.exception("scoring request %s failed", rid)
         return JSONResponse(
@@ -488,7 +677,7 @@ async def answer_predict(service: PredictionService, request: Request) -> Respon
     return Response(
         payload,
         media_type="application/json",
-        headers={"x-model-version": model.version, "x-request-id": rid},
+        headers={"x-model-version": version, "x-request-id": rid},
     )
 
 

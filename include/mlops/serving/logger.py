@@ -17,7 +17,13 @@ it is tested equal to, with the same schema): the flush thread shares the GIL wi
 path, and on a loaded machine a flush that holds it for a hundred milliseconds shows up in the
 request latency tail. :meth:`PredictionLogger.start` warms the write path (imports, schema) before
 the service takes requests. Columns: :data:`mlops.serving.scoring.ONLINE_COLUMNS`
-(the batch columns plus ``request_id`` and ``served_at``).
+(the batch columns plus ``request_id``, ``served_at``, ``prediction_id``, ``alias`` and ``role``).
+
+Shadow and canary (:mod:`mlops.serving.rollout`): every scored flight is one row per model that
+scored it, all under the flight's ``prediction_id``. ``role == "served"`` is the answer the client
+got (``alias`` ``champion``, or ``challenger`` for a canary flight); ``role == "shadow"`` is the
+other model's score, computed off the response path. A reader of what was *served* (drift,
+live performance) keeps ``role == "served"``; :mod:`mlops.monitoring.shadow` pairs the two.
 
 If the buffer is full (``max_buffer`` rows, e.g. the lake is unreachable) new rows are dropped
 and counted (``mlops_serving_prediction_log_dropped_total``) rather than slowing requests or
@@ -60,6 +66,11 @@ class LoggedPrediction:
     threshold: float
     model_name: str
     model_version: str
+    #: One id per flight of a request: the served row and its shadow share it.
+    prediction_id: str = ""
+    #: The alias the model stood for (``champion``, ``challenger``) and whether it answered.
+    alias: str = "champion"
+    role: str = "served"
 
 
 class PredictionLogger:
@@ -227,6 +238,8 @@ def to_frame(batch: list[LoggedPrediction]) -> pd.DataFrame:
     out["served_at"] = pd.to_datetime([e.served_at for e in batch], unit="s", utc=True).astype(
         "datetime64[us, UTC]"
     )
+    for col in ("prediction_id", "alias", "role"):
+        out[col] = pd.array([getattr(e, col) for e in batch], dtype="string")
     return out[scoring.ONLINE_COLUMNS]
 
 
@@ -295,6 +308,9 @@ def to_table(batch: list[LoggedPrediction]) -> pa.Table:
             cols[col] = [_float(v) for v in values]
     cols["request_id"] = [e.request_id for e in batch]
     cols["served_at"] = [datetime.fromtimestamp(e.served_at, UTC) for e in batch]
+    cols["prediction_id"] = [e.prediction_id for e in batch]
+    cols["alias"] = [e.alias for e in batch]
+    cols["role"] = [e.role for e in batch]
     schema = online_schema()
     arrays = [pa.array(cols[field.name], type=field.type, from_pandas=True) for field in schema]
     return pa.Table.from_arrays(arrays, schema=schema)

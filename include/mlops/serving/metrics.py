@@ -16,7 +16,20 @@ standard ones (anything else is ``other``), so a client cannot grow the label se
 ``mlops_serving_model_swaps_total``                counter
 ``mlops_serving_model_load_failures_total``        counter
 ``mlops_serving_prediction_log_rows_total``        counter by ``outcome`` (written, dropped)
+``mlops_serving_model_requests_total``             counter by ``alias``, ``model_version``, ``role``
+``mlops_serving_model_predictions_total``          counter (flights) by ``alias``, ``model_version``, ``role``
+``mlops_serving_model_duration_seconds``           histogram by ``alias``, ``model_version``, ``role``
+``mlops_serving_model_errors_total``               counter by ``alias``, ``model_version``, ``role``
+``mlops_serving_alias_info``                       gauge 1 for the version each alias has loaded
+``mlops_serving_shadow_jobs_total``                counter by ``outcome`` (scored, dropped, failed)
+``mlops_serving_canary_percent``                   gauge: share of flights answered by @challenger
 =================================================  =========================================
+
+Per model (``alias`` is ``champion`` or ``challenger``; ``role`` is ``served`` for the model that
+answered, ``shadow`` for the one scored off the response path, see :mod:`mlops.serving.rollout`):
+the duration of a ``served`` request is from the handler's start (body read, validation) to the
+answer ready, the time the client waits minus the network; of a ``shadow`` job, its scoring time.
+``mlops_serving_predictions_total`` counts the answered flights only (never shadow scores).
 """
 
 from __future__ import annotations
@@ -105,13 +118,65 @@ class ServiceMetrics:
             ["outcome"],
             registry=r,
         )
+        by_model = ["alias", "model_version", "role"]
+        self.model_requests = Counter(
+            "mlops_serving_model_requests", "Requests in which a model scored flights", by_model, registry=r
+        )
+        self.model_predictions = Counter(
+            "mlops_serving_model_predictions", "Flights scored by a model", by_model, registry=r
+        )
+        self.model_duration = Histogram(
+            "mlops_serving_model_duration_seconds",
+            "served: handler start to answer ready; shadow: the shadow model's scoring time",
+            by_model,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_errors = Counter(
+            "mlops_serving_model_errors", "Requests a model failed to score", by_model, registry=r
+        )
+        self.alias_info = Gauge(
+            "mlops_serving_alias_info",
+            "1 for the version each alias has loaded",
+            ["alias", "model_version"],
+            registry=r,
+        )
+        self.shadow_jobs = Counter(
+            "mlops_serving_shadow_jobs",
+            "Shadow scoring jobs, by outcome (scored, dropped when behind, failed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.canary_percent = Gauge(
+            "mlops_serving_canary_percent", "Share of flights answered by @challenger (percent)", registry=r
+        )
+        for outcome in ("scored", "dropped", "failed"):
+            self.shadow_jobs.labels(outcome)
         self._served: str | None = None
+        self._aliases: dict[str, str] = {}
 
     def served(self, version: str) -> None:
         if self._served is not None and self._served != version:
             self.model_info.labels(self._served).set(0)
         self.model_info.labels(version).set(1)
         self._served = version
+
+    def alias_loaded(self, alias: str, version: str | None) -> None:
+        """``mlops_serving_alias_info``: ``alias`` now has ``version`` loaded (None: nothing)."""
+        before = self._aliases.get(alias)
+        if before is not None and before != version:
+            self.alias_info.labels(alias, before).set(0)
+        if version is None:
+            self._aliases.pop(alias, None)
+            return
+        self.alias_info.labels(alias, version).set(1)
+        self._aliases[alias] = version
+
+    def observe_model(self, alias: str, version: str, role: str, flights: int, seconds: float) -> None:
+        """One request's (or shadow job's) ``flights`` scored by ``alias`` v``version`` in ``seconds``."""
+        self.model_requests.labels(alias, version, role).inc()
+        self.model_predictions.labels(alias, version, role).inc(flights)
+        self.model_duration.labels(alias, version, role).observe(seconds)
 
 
 class MetricsMiddleware:

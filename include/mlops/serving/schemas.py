@@ -235,6 +235,11 @@ class PredictRequest(BaseModel):
     flights: list[Flight] = Field(min_length=1, description="the flights to score (at most max_batch)")
 
 
+class ServedBy(BaseModel):
+    alias: str = Field(description="champion, or challenger for a flight in the canary share")
+    version: str = Field(description="the registered version that scored this flight")
+
+
 class Prediction(BaseModel):
     flight_id: str = Field(description="{ds}_{carrier}_{flight}_{origin}, as in the lake")
     sched_dep_ts: str = Field(description="scheduled departure as understood, UTC")
@@ -243,11 +248,17 @@ class Prediction(BaseModel):
     missing_feature_views: list[str] = Field(
         description="feature views with no online row for this flight (their features count as missing)"
     )
+    served_by: ServedBy = Field(
+        description="the model that answered for this flight (canary: sticky by flight)"
+    )
 
 
 class PredictResponse(BaseModel):
     model_name: str
-    model_version: str = Field(description="the registered version that scored every flight of this request")
+    model_version: str = Field(
+        description="the registered version that scored the flights of this request (with a canary, "
+        "the versions that answered, comma-separated, the champion's first: see served_by)"
+    )
     threshold: float
     request_id: str
     predictions: list[Prediction]

@@ -16,8 +16,9 @@ before departure; their label stays null and performance checks drop them). Colu
   (categorical ones as strings; ``carrier``, ``origin`` and ``dest`` are the flight columns above),
   so drift checks read the very values the model saw.
 
-Served predictions (``mlops serve``) are logged with the same columns plus ``request_id`` and
-``served_at`` (:data:`ONLINE_COLUMNS`), ``source == "online"``, under
+Served predictions (``mlops serve``) are logged with the same columns plus ``request_id``,
+``served_at``, ``prediction_id``, ``alias`` and ``role`` (:data:`ONLINE_COLUMNS`; ``role`` is
+``served`` for the answer, ``shadow`` for the other model's score), ``source == "online"``, under
 ``{lake}/predictions_online/ds=YYYY-MM-DD/part-<ts>-<pid>-<seq>.parquet`` (see
 :mod:`mlops.serving.logger`).
 
@@ -66,7 +67,8 @@ PREDICTION_COLUMNS: list[str] = [
 #: Model inputs stored beside the prediction (``carrier``, ``origin``, ``dest`` are flight columns already).
 FEATURE_COLUMNS: list[str] = [f for f in compute.MODEL_FEATURES if f not in ID_COLUMNS]
 BATCH_COLUMNS: list[str] = [*ID_COLUMNS, *PREDICTION_COLUMNS, *FEATURE_COLUMNS]
-ONLINE_COLUMNS: list[str] = [*BATCH_COLUMNS, "request_id", "served_at"]
+#: Served predictions: one row per model that scored a flight (see :mod:`mlops.serving.logger`).
+ONLINE_COLUMNS: list[str] = [*BATCH_COLUMNS, "request_id", "served_at", "prediction_id", "alias", "role"]
 
 _ID_DTYPES: dict[str, str] = {
     "flight_id": "string",
