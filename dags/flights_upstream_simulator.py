@@ -77,8 +77,7 @@ def flights_upstream_simulator():
         outlet_events[WEATHER_LANDING].extra = export.metadata()
         return export.metadata()
 
-    export_day()
-    export_weather()
+    export_day() >> export_weather()
 
 
 flights_upstream_simulator()

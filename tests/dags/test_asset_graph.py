@@ -4,7 +4,9 @@ from __future__ import annotations
 
 PRODUCERS = {
     "flights_landing": "flights_upstream_simulator",
+    "weather_landing": "flights_upstream_simulator",
     "curated_flights": "ingest_flights",
+    "curated_weather": "ingest_weather",
     "flight_features": "materialize_features",
     "champion_model": "train_model",
     "flight_predictions": "batch_predict",

@@ -12,6 +12,7 @@ from tests.dags.conftest import DAG_FILES, DAGS
 EXPECTED_DAGS = {
     "flights_upstream_simulator",
     "ingest_flights",
+    "ingest_weather",
     "materialize_features",
     "train_model",
     "batch_predict",

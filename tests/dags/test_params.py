@@ -56,6 +56,7 @@ TYPOS = {
     "train_model": ("learnng_rate", "learning_rate"),
     "materialize_features": ("end_dss", "end_ds"),
     "ingest_flights": ("allow_partal", "allow_partial"),
+    "ingest_weather": ("allow_partal", "allow_partial"),
     "flights_upstream_simulator": ("fualt", "fault"),
     "batch_predict": ("model_verison", "model_version"),
     "monitor_drift": ("windw_days", "window_days"),
@@ -80,7 +81,7 @@ def test_a_misspelt_conf_key_fails_the_first_task_without_retry(dagbag, mlops_ho
     assert isinstance(caught.value, InvalidParams)
 
 
-@pytest.mark.parametrize("dag_id", ["ingest_flights", "batch_predict", "monitor_drift"])
+@pytest.mark.parametrize("dag_id", ["ingest_flights", "ingest_weather", "batch_predict", "monitor_drift"])
 def test_declared_params_still_render(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     rendered = _run_first_task(dag, _params(dag, ds="2013-03-06"))

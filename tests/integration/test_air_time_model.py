@@ -34,6 +34,7 @@ def settings(tmp_path_factory):
     from mlops.config import get_settings
     from mlops.features import compute, feature_store
     from mlops.ingest.normalize import normalize
+    from tests._weather import seed_weather
 
     with pytest.MonkeyPatch.context() as mp:
         use_home(mp, tmp_path_factory.mktemp("air_time"))
@@ -44,6 +45,7 @@ def settings(tmp_path_factory):
         days = set(compute.day_range(*CURATED))
         for ds, part in curated[curated["ds"].isin(days)].groupby("ds"):
             lake.write_parquet(layout.curated_file(s.lake_uri, str(ds)), part.reset_index(drop=True))
+        seed_weather(compute.day_range(*CURATED), s)  # features read weather from the curated lake
         compute.build_feature_tables(compute.day_range(*FEATURE_DAYS), s, include_dependents=False)
         feature_store.apply(s)
         yield s
@@ -152,3 +154,30 @@ def test_the_gate_promotes_then_keeps_the_lower_mae(champion, settings):
     assert registry.alias_version(CHAMPION, settings, MODEL) == champion["version"]
     # The other model's registry entry is untouched.
     assert registry.alias_version(CHAMPION, settings) is None
+
+
+def test_the_daily_check_of_the_air_time_champion(champion, settings):
+    """monitor_drift's check with the air-time spec: its champion, its features from air_time_v1,
+    regression performance on the flights whose air time was known, its own MLflow experiment."""
+    from mlops.models import tracking
+    from mlops.monitoring import check
+    from mlops.monitoring.params import DriftParams
+
+    params = DriftParams(window_days=2, sample_size=2000, min_current_rows=200, min_labelled_rows=200)
+    summary = check.check("2013-02-28", params, settings, spec="air_time")
+    context = summary["context"]
+    assert context["model_name"] == MODEL and context["champion_version"] == champion["version"]
+    assert context["reference_source"] == "training_set"
+    # No batch predictions of the air-time model: every sampled flight was scored in the task.
+    assert (
+        context["predictions_source"]["batch_predictions"] == 0
+        and context["predictions_source"]["scored_in_task"]
+    )
+    assert summary["performance_metric"] == "mae" and summary["n_labelled"] >= 200, summary
+    assert summary["performance"] > 0 and summary["performance_reference"] > 0
+    assert {"mae", "rmse", "r2"} <= set(summary["performance_metrics"])
+    assert "air_time" not in summary["drifted_features"]
+    run = tracking.client(settings).get_run(context["mlflow_run_id"])
+    experiment = tracking.client(settings).get_experiment(run.info.experiment_id)
+    assert experiment.name == "flight-air-time-monitoring"
+    assert run.data.metrics["performance"] == pytest.approx(summary["performance"], rel=1e-6)

@@ -40,12 +40,15 @@ def seed_lake(settings) -> None:
     from mlops import lake, layout, reference
     from mlops.features import compute, feature_store
     from mlops.ingest.normalize import normalize
+    from tests._weather import seed_weather
 
     curated = normalize(reference.load("flights"))
     for start, end in CURATED:
         days = set(compute.day_range(start, end))
         for ds, part in curated[curated["ds"].isin(days)].groupby("ds"):
             lake.write_parquet(layout.curated_file(settings.lake_uri, str(ds)), part.reset_index(drop=True))
+    for start, end in CURATED:
+        seed_weather(compute.day_range(start, end), settings)  # features read weather from the curated lake
     for start, end in FEATURE_DAYS:
         compute.build_feature_tables(compute.day_range(start, end), settings, include_dependents=False)
     feature_store.apply(settings)

@@ -22,6 +22,7 @@ def seed_lake(settings) -> None:
     from mlops import lake, layout, reference
     from mlops.features import compute, feature_store
     from mlops.ingest.normalize import normalize
+    from tests._weather import seed_weather
 
     flights = reference.load("flights")
     ds = (
@@ -34,6 +35,7 @@ def seed_lake(settings) -> None:
     raw = flights[(ds >= FIRST) & (ds <= LAST)]
     for day, part in normalize(raw).groupby("ds"):
         lake.write_parquet(layout.curated_file(settings.lake_uri, day), part.reset_index(drop=True))
+    seed_weather(compute.day_range(FIRST, LAST), settings)  # features read weather from the curated lake
     compute.build_feature_tables(compute.day_range(FIRST, LAST), settings, include_dependents=False)
     feature_store.apply(settings)
 

@@ -86,11 +86,17 @@ def curated_days(days: list[str]) -> pd.DataFrame:
     return normalize(raw[stamp.isin(days)].reset_index(drop=True))
 
 
-def seed_curated(days: list[str], settings=None) -> pd.DataFrame:
-    """Write the curated partitions of ``days`` to the lake (what ingest_flights would write)."""
+def seed_curated(days: list[str], settings=None, *, weather: bool = True) -> pd.DataFrame:
+    """Write the curated partitions of ``days`` to the lake (what ingest_flights would write) and,
+    with ``weather``, their curated weather (what ingest_weather would write; the features read
+    weather from there only)."""
+    from tests._weather import seed_weather
+
     frame = curated_days(days)
     for ds, part in frame.groupby("ds"):
         lake.write_parquet(layout.curated_file(settings.lake_uri, str(ds)), part.reset_index(drop=True))
+    if weather:
+        seed_weather(days, settings)
     return frame
 
 

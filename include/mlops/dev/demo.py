@@ -50,6 +50,7 @@ POLL_SECONDS = 1.0
 ALL_DAGS = (
     "flights_upstream_simulator",
     "ingest_flights",
+    "ingest_weather",
     "materialize_features",
     "train_model",
     "batch_predict",
@@ -336,7 +337,7 @@ def _backfill_pipeline(
     from mlops.dev import embedded
 
     days = _dates(start, end)
-    pipeline = [d for d in ("flights_upstream_simulator", "ingest_flights") if d in present]
+    pipeline = [d for d in ("flights_upstream_simulator", "ingest_flights", "ingest_weather") if d in present]
     t0 = time.monotonic()
     for dag_id in pipeline:
         _say(f"▶ {dag_id}: backfill {start} → {end} ({len(days)} runs)")
