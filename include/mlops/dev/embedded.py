@@ -402,11 +402,16 @@ class Services:
             )
         return str(resp.json()["dag_run_id"])
 
-    def unpause_dags(self, dag_ids: Sequence[str]) -> None:
-        """Unpause ``dag_ids`` through the REST API (the UI's toggle), waiting (up to 5 minutes)
-        for the dag-processor to have parsed each: what ``airflow dags reserialize`` forces, at the
-        cost of an ``airflow`` CLI start and a parse of every file."""
-        self._each_dag(dag_ids, lambda c, d: c.patch(f"/dags/{d}", json={"is_paused": False}), "unpausing")
+    def unpause_dags(self, dag_ids: Sequence[str], parse_timeout: float = 300) -> None:
+        """Unpause ``dag_ids`` through the REST API (the UI's toggle), waiting (up to
+        ``parse_timeout`` seconds) for the dag-processor to have parsed each: what ``airflow dags
+        reserialize`` forces, at the cost of an ``airflow`` CLI start and a parse of every file."""
+        self._each_dag(
+            dag_ids,
+            lambda c, d: c.patch(f"/dags/{d}", json={"is_paused": False}),
+            "unpausing",
+            timeout=parse_timeout,
+        )
 
     def create_backfill(
         self,
@@ -416,6 +421,7 @@ class Services:
         max_active_runs: int = 10,
         conf: Mapping[str, object] | None = None,
         reprocess: str = "none",
+        parse_timeout: float = 300,
     ) -> dict[str, Any]:
         """``POST /backfills`` for the logical dates ``[start, end]`` (``YYYY-MM-DD``), like
         :func:`backfill` without an ``airflow`` CLI start (seconds each on a loaded machine)."""
@@ -429,7 +435,9 @@ class Services:
         if conf:
             body["dag_run_conf"] = dict(conf)
         out: list[dict[str, Any]] = []
-        self._each_dag([dag_id], lambda c, _d: c.post("/backfills", json=body), "backfilling", out)
+        self._each_dag(
+            [dag_id], lambda c, _d: c.post("/backfills", json=body), "backfilling", out, timeout=parse_timeout
+        )
         return out[0]
 
     def _each_dag(
