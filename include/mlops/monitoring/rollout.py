@@ -614,15 +614,21 @@ def judge(
     else:
         _judge_errors(v, params)
         _judge_latency(v, params)
-    if previous is None and v.breaches:
-        v.notes.append("breached, but there is no @previous version to roll back to")
+    if previous is None:
+        v.notes.append(
+            "no @previous version: nothing to compare with"
+            + (", and nothing to roll back to" if v.breaches else "")
+        )
     return v
 
 
 def _judge_auc(v: Verdict, params: RolloutParams) -> None:
     auc = v.auc
     if auc is None:
-        v.notes.append("online ROC-AUC: not compared (no @previous, or no served rows in the window)")
+        if v.previous is not None:
+            v.notes.append(
+                "online ROC-AUC: not compared (no labelled rows served by the champion in the window)"
+            )
         return
     if not auc.enough:
         v.notes.append(f"online ROC-AUC: not enough evidence yet: {auc.note}")
@@ -667,6 +673,8 @@ def _judge_errors(v: Verdict, params: RolloutParams) -> None:
             )
         )
         return
+    if v.previous is None:
+        return  # judge() notes that there is no @previous
     if theirs is None or theirs.requests < params.min_requests or theirs.error_rate is None:
         got = 0 if theirs is None else int(theirs.requests)
         v.notes.append(
@@ -687,6 +695,8 @@ def _judge_errors(v: Verdict, params: RolloutParams) -> None:
 
 def _judge_latency(v: Verdict, params: RolloutParams) -> None:
     ours, theirs = v.champion_service, v.previous_service
+    if v.previous is None:
+        return
     enough = [
         s is not None and s.requests >= params.min_requests and s.p99_ms is not None for s in (ours, theirs)
     ]

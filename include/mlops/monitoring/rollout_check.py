@@ -187,7 +187,13 @@ def check(
     )
     verdict.notes[:0] = notes
     out = verdict.as_dict()
-    log.info("rollout check ds=%s: v%s vs @previous v%s: %s", ds, champion, previous, verdict.reason)
+    log.info(
+        "rollout check ds=%s: @champion %s vs @previous %s: %s",
+        ds,
+        _v(champion),
+        _v(previous),
+        verdict.reason,
+    )
     for note in verdict.notes:
         log.info("  note: %s", note)
     return {
@@ -201,6 +207,10 @@ def check(
         "params": params.as_dict(),
         "verdict": out,
     }
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "none"
 
 
 def _scrape_and_keep(url: str | None, settings: Settings) -> dict[str, Any]:

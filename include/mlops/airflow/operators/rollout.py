@@ -177,10 +177,10 @@ class RolloutCheckOperator(BaseOperator):
             summary = rollout_check.check(str(self.ds), rollout, get_settings(), url=url)
         verdict = summary["verdict"]
         self.log.info(
-            "ds=%s: v%s vs @previous v%s: %s",
+            "ds=%s: @champion %s vs @previous %s: %s",
             self.ds,
-            verdict["champion"],
-            verdict["previous"],
+            f"v{verdict['champion']}" if verdict["champion"] else "none",
+            f"v{verdict['previous']}" if verdict["previous"] else "none",
             verdict["reason"],
         )
         return summary
