@@ -16,7 +16,13 @@ Section ``6 serving`` of ``mlops bench`` (registered with the harness), also run
    an open-loop load generator here sends single-flight requests at ``--rate`` per second for
    ``--seconds`` over keep-alive loopback connections (a new one when all are busy). Latency is
    measured from each request's *scheduled* send time, so a stall counts in full (no coordinated
-   omission). Peak RSS of the server is its ``VmHWM``.
+   omission). Peak RSS of the server is its ``VmHWM``. Several services run side by side
+   (:data:`SERVICES`: champion only; the same with Python's 5 ms GIL switch interval; shadow on;
+   a 10 % canary) and the load visits them in turn (:data:`PHASES`), ``--rounds`` times, so each
+   comparison is made in the same minutes of a shared machine: ``GET /health`` of the champion-only
+   server is the floor (the server's cheapest answer under the same load), shadow on vs off shows
+   what the shadow costs the response path, and the canary's metrics give the share of flights
+   each alias answered. Percentiles pool every request of the rounds; each round's are kept.
 4. For reference: the Feast SDK path in process (``get_online_features`` + ``model_frame`` +
    ``DelayModel.predict``) on a few hundred requests (closed loop).
 
@@ -60,15 +66,15 @@ log = logging.getLogger("bench_serving")
 def prepare_home(home: Path) -> dict[str, Any]:
     """Build (or reuse) the home; returns the serving day's curated flights and setup timings."""
     os.environ["MLOPS_HOME"] = str(home)
-    from mlops.config import CHAMPION, get_settings
+    from mlops.config import CHALLENGER, CHAMPION, get_settings
     from mlops.features import compute, feature_store
     from mlops.models import registry
     from tests.e2e._serving_home import prepare_lake, shift, train_version
 
     s = get_settings()
     timings: dict[str, float] = {}
+    first = shift(AS_OF, -WINDOW)
     if registry.alias_version(CHAMPION, s) is None:
-        first = shift(AS_OF, -WINDOW)
         prepared = prepare_lake(first, SERVE_DAY, s)
         timings.update(prepared["timings"])
         t = time.perf_counter()
@@ -80,6 +86,12 @@ def prepare_home(home: Path) -> dict[str, Any]:
         t = time.perf_counter()
         feature_store.materialize(SERVE_DAY, shift(SERVE_DAY, 1), s)
         timings["materialize"] = time.perf_counter() - t
+    if registry.alias_version(CHALLENGER, s) == registry.alias_version(CHAMPION, s):
+        # A second version for shadow and canary: registering it points @challenger at it.
+        t = time.perf_counter()
+        frame = feature_store.training_frame(first, AS_OF, s)
+        train_version(frame, AS_OF, window_days=WINDOW, holdout_days=HOLDOUT, n_estimators=40, max_depth=4)
+        timings["train_challenger"] = time.perf_counter() - t
     flights = compute.read_curated([SERVE_DAY], s)
     return {"settings": s, "flights": flights, "timings": timings}
 
@@ -131,7 +143,7 @@ def in_process_handler(settings: Any) -> Any:
 
     def handle(body: bytes) -> bytes:
         flights = parse_request(body)
-        return score_request(model, reader, flights, "bench", threshold=0.5, metrics=metrics)
+        return score_request(model, reader, flights, "bench", threshold=0.5, metrics=metrics)[0]
 
     return handle, model
 
@@ -210,8 +222,13 @@ class _Connection:
         self.sock.close()
 
 
-def load(port: int, payloads: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
+def load(
+    port: int, payloads: list[bytes], rate: float, seconds: float, path: str = "/predict"
+) -> dict[str, Any]:
     """Open-loop load: ``rate`` requests/s for ``seconds``; latency from each scheduled send time.
+
+    ``path`` ``/predict`` posts ``payloads`` in turn; any other path is a ``GET`` (``/health``: the
+    floor, the server's own cost of an HTTP answer under the same load).
 
     A scheduler thread sleeps until each request's due time (``time.sleep``, as the in-process
     run) and hands it to an idle sender thread, each with its own keep-alive connection; when all
@@ -231,11 +248,15 @@ def load(port: int, payloads: list[bytes], rate: float, seconds: float) -> dict[
 
     def head(body: bytes) -> bytes:
         return (
-            f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
 
-    heads = [head(b) for b in payloads]
+    if path == "/predict":
+        heads = [head(b) for b in payloads]
+    else:
+        payloads = [b""]
+        heads = [f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()]
 
     def sender() -> None:
         conn: _Connection | None = None
@@ -321,39 +342,138 @@ def load(port: int, payloads: list[bytes], rate: float, seconds: float) -> dict[
         "errors": sum(v for k, v in statuses.items() if k != 200),
         "connections": len(senders),
         "achieved_rps": round(len(records) / elapsed, 1),
+        "_latencies": latencies,  # pooled over rounds by run_http, then dropped
     }
 
 
-def run_http(home: Path, payloads: list[bytes], rate: float, seconds: float) -> dict[str, Any]:
+#: The services compared in one run: name -> ``mlops serve`` arguments.
+SERVICES: dict[str, tuple[str, ...]] = {
+    "champion_only": ("--no-shadow",),
+    "switch_5ms": ("--no-shadow", "--switch-interval-ms", "5"),  # Python's default GIL switch interval
+    "shadow": (),
+    "canary": ("--canary-percent", "10"),
+}
+#: The load phases of a round: (label, service, path). ``health`` is the floor: the same server's
+#: cheapest answer under the same load, measured in the same round.
+PHASES: tuple[tuple[str, str, str], ...] = (
+    ("health", "champion_only", "/health"),
+    ("predict", "champion_only", "/predict"),
+    ("predict_switch_5ms", "switch_5ms", "/predict"),
+    ("predict_shadow", "shadow", "/predict"),
+    ("predict_canary", "canary", "/predict"),
+)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    hwm = next((line for line in status.splitlines() if line.startswith("VmHWM")), "VmHWM: 0 kB")
+    return round(int(hwm.split()[1]) / 1024, 1)
+
+
+def _per_model(metrics: str, name: str = "mlops_serving_model_predictions_total") -> dict[str, float]:
+    """``{alias/role: value}`` of a per-model counter in a ``/metrics`` text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name == name:
+                key = f"{sample.labels['alias']}/v{sample.labels['model_version']}/{sample.labels['role']}"
+                out[key] = out.get(key, 0.0) + sample.value
+    return out
+
+
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Percentiles over every request of the rounds, and each round's p50/p99."""
+    latencies = [x for r in runs for x in r.pop("_latencies")]
+    return {
+        **percentiles(latencies),
+        "rounds_p50_ms": [r["p50_ms"] for r in runs],
+        "rounds_p99_ms": [r["p99_ms"] for r in runs],
+        "median_round_p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 3),
+        "errors": sum(r["errors"] for r in runs),
+        "achieved_rps": round(statistics.fmean(r["achieved_rps"] for r in runs), 1),
+        "service_time_p99_ms": [r["service_time"].get("p99_ms") for r in runs],
+        "slowest": sorted((x for r in runs for x in r["slowest"]), key=lambda x: -x["ms"])[:5],
+        "loadavg": [r["loadavg"] for r in runs],
+    }
+
+
+def run_http(
+    home: Path,
+    payloads: list[bytes],
+    rate: float,
+    seconds: float,
+    rounds: int = 3,
+    phases: tuple[tuple[str, str, str], ...] = PHASES,
+) -> dict[str, Any]:
+    """Every service of ``phases`` up at once; ``rounds`` rounds of each phase in turn
+    (``seconds / rounds`` each), so a load spike on the shared machine hits every phase alike."""
     import httpx
 
     from tests.e2e._serving_home import Server
 
-    server = Server(home, "--log-level", "warning")
+    wanted = list(dict.fromkeys(service for _, service, _ in phases))
+    servers = {name: Server(home, "--log-level", "warning", *SERVICES[name]) for name in wanted}
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in phases}
     try:
-        server.wait_ready()
-        for body in payloads[:50]:
-            httpx.post(f"{server.url}/predict", content=body, timeout=30)
-        result = load(server.port, payloads, rate, seconds)
-        status = Path(f"/proc/{server.proc.pid}/status").read_text()
-        hwm = next((line for line in status.splitlines() if line.startswith("VmHWM")), "VmHWM: 0 kB")
-        result["server_peak_rss_mb"] = round(int(hwm.split()[1]) / 1024, 1)
-        metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
-        result["server_side_requests"] = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in metrics.splitlines()
-            if line.startswith('mlops_serving_requests_total{method="POST",path="/predict",status="200"}')
-        )
+        for server in servers.values():
+            server.wait_ready()
+            for body in payloads[:50]:
+                httpx.post(f"{server.url}/predict", content=body, timeout=30)
+        for r in range(rounds):
+            for label, service, path in phases:
+                before = os.getloadavg()[0]
+                out = load(servers[service].port, payloads, rate, seconds / rounds, path=path)
+                out["loadavg"] = [round(before, 2), round(os.getloadavg()[0], 2)]
+                runs[label].append(out)
+                log.info(
+                    "round %d %s: p50 %.2f ms, p99 %.2f ms, load %s",
+                    r,
+                    label,
+                    out["p50_ms"],
+                    out["p99_ms"],
+                    out["loadavg"],
+                )
+        result: dict[str, Any] = {label: _pooled(outs) for label, outs in runs.items()}
+        for name, server in servers.items():
+            metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
+            health = httpx.get(f"{server.url}/health", timeout=30).json()
+            result.setdefault("services", {})[name] = {
+                "args": list(SERVICES[name]),
+                "peak_rss_mb": _peak_rss_mb(server.proc.pid),
+                "flights_by_model": _per_model(metrics),
+                "shadow": health.get("shadow"),
+                "challenger": {k: health["challenger"].get(k) for k in ("version", "active", "reason")},
+            }
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
     return result
+
+
+def canary_share(result: dict[str, Any]) -> dict[str, Any]:
+    """Share of the canary service's answered flights per alias (from its metrics)."""
+    served = {
+        k: v for k, v in result["services"]["canary"]["flights_by_model"].items() if k.endswith("/served")
+    }
+    total = sum(served.values())
+    return {
+        "flights": total,
+        "share": {k: round(v / total, 4) for k, v in served.items()} if total else {},
+        "asked_percent": float(SERVICES["canary"][1]),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
 
 
 def measure(
-    home: Path | None = None, rate: float = 100.0, seconds: float = 60.0, sdk_requests: int = 200
+    home: Path | None = None,
+    rate: float = 100.0,
+    seconds: float = 60.0,
+    sdk_requests: int = 200,
+    rounds: int = 3,
 ) -> dict[str, Any]:
     tmp = None
     if home is None:
@@ -373,23 +493,31 @@ def measure(
             "setup_timings_s": {k: round(v, 1) for k, v in prep["timings"].items()},
             "loadavg_before": [round(x, 2) for x in os.getloadavg()],
         }
-        for name, run in (
-            ("in_process", lambda: run_in_process(handle, payloads, rate, seconds)),
-            ("http", lambda: run_http(home, payloads, rate, seconds)),
-        ):
-            # As the service does after start-up: the ~300k objects loaded so far (MLflow, Feast,
-            # pandas) out of the collector's way, or a full collection stalls the timed loop.
-            gc.collect()
-            gc.freeze()
-            before = [round(x, 2) for x in os.getloadavg()]
-            out[name] = run()
-            out[name]["loadavg_before_after"] = [before, [round(x, 2) for x in os.getloadavg()]]
-            log.info("%s: %s", name, out[name])
-        h, p = out["http"], out["in_process"]
+        # As the service does after start-up: the ~300k objects loaded so far (MLflow, Feast,
+        # pandas) out of the collector's way, or a full collection stalls the timed loop.
+        gc.collect()
+        gc.freeze()
+        before = [round(x, 2) for x in os.getloadavg()]
+        out["in_process"] = run_in_process(handle, payloads, rate, seconds)
+        out["in_process"]["loadavg_before_after"] = [before, [round(x, 2) for x in os.getloadavg()]]
+        log.info("in process: %s", out["in_process"])
+        phases = run_http(home, payloads, rate, seconds, rounds)
+        out["services"] = phases.pop("services")
+        out["http"] = phases.pop("predict")  # champion only, no shadow: the service as before
+        out.update(phases)  # health (the floor), predict_shadow, predict_canary
+        h, p, floor = out["http"], out["in_process"], out["health"]
         out["http_over_in_process"] = {
             "p50": round(h["p50_ms"] / p["p50_ms"], 2),
             "p99": round(h["p99_ms"] / p["p99_ms"], 2),
         }
+        out["predict_over_health"] = {
+            name: {
+                "p50": round(out[name]["p50_ms"] / floor["p50_ms"], 2),
+                "p99": round(out[name]["p99_ms"] / floor["p99_ms"], 2),
+            }
+            for name in ("http", "predict_switch_5ms", "predict_shadow", "predict_canary")
+        }
+        out["canary_share"] = canary_share(out)
         if sdk_requests:
             out["feast_sdk_in_process"] = run_feast_sdk(prep["settings"], prep["flights"], sdk_requests)
             log.info("feast sdk: %s", out["feast_sdk_in_process"])
@@ -415,7 +543,7 @@ def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Row]:
             p["p50_ms"],
             unit="ms",
             spread=f"n={h['n']}, errors={h['errors']}, {h['achieved_rps']} req/s",
-            peak_rss_mb=h["server_peak_rss_mb"],
+            peak_rss_mb=_rss(result, "champion_only", h),
             note=note,
         ),
         Row(
@@ -426,10 +554,11 @@ def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Row]:
             p["p99_ms"],
             unit="ms",
             spread=f"max {h['max_ms']} ms",
-            peak_rss_mb=h["server_peak_rss_mb"],
+            peak_rss_mb=_rss(result, "champion_only", h),
             note=note,
         ),
     ]
+    out += _rollout_rows(result, note)
     if sdk is None:
         return out
     return [
@@ -443,6 +572,54 @@ def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Row]:
             unit="ms",
             spread=f"p99 {sdk['p99_ms']} ms (n={sdk['n']}, closed loop)",
             note="why the service reads the online store directly",
+        ),
+    ]
+
+
+def _rss(result: dict[str, Any], service: str, run: dict[str, Any]) -> float | None:
+    return result.get("services", {}).get(service, {}).get("peak_rss_mb", run.get("server_peak_rss_mb"))
+
+
+def _rollout_rows(result: dict[str, Any], note: str) -> list[Row]:
+    """The floor, shadow on vs off and the canary's share (results from before they existed: none)."""
+    from benchmarks.harness import Row
+
+    if "health" not in result:
+        return []
+    h, floor, shadow = result["http"], result["health"], result["predict_shadow"]
+    share = result["canary_share"]
+    challenger = next((k for k in share["share"] if k.startswith("challenger/")), "challenger")
+    return [
+        Row(
+            "6 serving",
+            "POST /predict p99 / GET /health p99 (same server, same rounds)",
+            h["p99_ms"],
+            "GET /health p99 (the floor)",
+            floor["p99_ms"],
+            unit="ms",
+            spread=f"p50 {h['p50_ms']} vs {floor['p50_ms']} ms; round p99s {h['rounds_p99_ms']} vs {floor['rounds_p99_ms']}",
+            note=note,
+        ),
+        Row(
+            "6 serving",
+            "POST /predict p99 with @challenger in shadow",
+            shadow["p99_ms"],
+            "shadow off (same rounds)",
+            h["p99_ms"],
+            unit="ms",
+            spread=f"p50 {shadow['p50_ms']} vs {h['p50_ms']} ms; dropped {result['services']['shadow']['shadow']['dropped']}",
+            peak_rss_mb=_rss(result, "shadow", shadow),
+            note=note,
+        ),
+        Row(
+            "6 serving",
+            f"canary {share['asked_percent']:g} %: share of flights answered by {challenger}",
+            round(100 * share["share"].get(challenger, 0.0), 2),
+            "asked (sticky by flight)",
+            share["asked_percent"],
+            unit="%",
+            spread=f"{share['flights']:.0f} flights; p99 {result['predict_canary']['p99_ms']} ms",
+            note=note,
         ),
     ]
 
@@ -476,6 +653,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--sdk-requests", type=int, default=200, help="Feast SDK reference requests (0: skip that part)"
     )
+    p.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the HTTP phases (each seconds/rounds long)"
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "serving.json", help="where to write the results")
     ns = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -484,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.home:
         ns.home.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # noted on the collected rows
-    out = {"started": started, **measure(ns.home, ns.rate, ns.seconds, ns.sdk_requests)}
+    out = {"started": started, **measure(ns.home, ns.rate, ns.seconds, ns.sdk_requests, ns.rounds)}
     ns.out.parent.mkdir(parents=True, exist_ok=True)
     ns.out.write_text(json.dumps(out, indent=2, default=str))
     print(json.dumps(out, indent=2, default=str))
