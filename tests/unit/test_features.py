@@ -230,7 +230,9 @@ def test_entity_keys_are_unique_per_flight():
     )
 
 
-def test_model_frame_has_model_features_in_order_with_fixed_categories():
+def test_model_frame_has_model_features_in_order_with_fixed_categories(mlops_home):
+    compute.update_routes(curated_days(["2013-07-04"]), get_settings())  # what a feature build writes
+    compute._route_distance.cache_clear()
     flights = curated_days(["2013-07-04"]).head(50)
     request = flights[["carrier", "flight", "origin", "dest", "sched_dep_ts", "tailnum"]]
     out = compute.model_frame(request, pd.DataFrame(index=request.index))
@@ -240,7 +242,7 @@ def test_model_frame_has_model_features_in_order_with_fixed_categories():
         assert out[col].dtype == dtypes[col]
     for col in compute.NUMERIC_FEATURES:
         assert out[col].dtype == "float64"
-    # Request features: from the flight itself, distance from the reference routes when absent.
+    # Request features: from the flight itself, distance from the lake's route table when absent.
     assert out["distance"].notna().all()
     assert (out["distance"].to_numpy() == flights["distance"].to_numpy()).all()
     assert out["month"].eq(7).all() and out["weekday"].eq(3).all()
@@ -375,3 +377,42 @@ def test_weather_days_rebuild_the_days_reading_them(mlops_home):
     assert compute.days_to_build([], ["2013-05-02"], settings) == ["2013-05-02"]  # no flights of 05-03
     assert compute.days_to_build([], ["2013-05-05"], settings) == []  # weather before its flights
     assert compute.days_to_build(["2013-05-09"], [], settings) == ["2013-05-09"]
+
+
+def test_categories_and_route_distances_come_from_what_the_model_may_see(mlops_home, monkeypatch):
+    """Categories from reference tables and the feeds' contracts, never the replayed year's flights;
+    route distances from the curated partitions built so far (as of a day: those seen by then)."""
+    from mlops import reference
+
+    real_load = reference.load
+
+    def no_year_of_flights(table: str):
+        assert table != "flights", "categories must not read the whole year of flights"
+        return real_load(table)
+
+    monkeypatch.setattr(reference, "load", no_year_of_flights)
+    compute._categories.cache_clear()
+    try:
+        cats = compute._categories()
+    finally:
+        monkeypatch.undo()
+        compute._categories.cache_clear()
+    assert cats["origin"] == ["EWR", "JFK", "LGA"] and {"SJU", "ORD"} <= set(cats["dest"])
+
+    settings = get_settings()
+    assert compute.route_distances(settings) == {}
+    seed_curated(["2013-02-27", "2013-02-28"], settings, weather=False)
+    compute.build_feature_tables(["2013-02-27"], settings, include_dependents=False)
+    first = compute.route_distances(settings)
+    flights = curated_days(["2013-02-27", "2013-02-28"])
+    assert first == {
+        (o, d): float(m)
+        for (o, d), m in flights[flights["ds"] == "2013-02-27"]
+        .groupby(["origin", "dest"])["distance"]
+        .first()
+        .items()
+    }
+    compute.build_feature_tables(["2013-02-28"], settings, include_dependents=False)
+    assert compute.route_distances(settings, as_of="2013-02-27") == first
+    later = set(compute.route_distances(settings)) - set(first)
+    assert later == set(flights.groupby(["origin", "dest"]).size().index) - set(first)

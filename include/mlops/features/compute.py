@@ -330,24 +330,74 @@ def entity_keys(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+#: The route table ``{lake}/features/routes/data.parquet``: every (origin, dest) seen in a curated
+#: flights partition the features were built from, with its distance and the first day it was seen.
+ROUTES = "routes"
+
+
+def update_routes(history: pd.DataFrame, settings: Settings | None = None) -> int:
+    """Merge the routes of curated ``history`` into the route table (a route keeps its earliest
+    ``first_ds``); returns the number of routes. Deterministic: sorted by origin, dest."""
+    import pandas as pd
+
+    s = settings or get_settings()
+    uri = layout.static_feature_file(s.lake_uri, ROUTES)
+    seen = history.dropna(subset=["origin", "dest", "distance"])
+    new = seen.groupby(["origin", "dest"], sort=True).agg(
+        distance=("distance", "first"), first_ds=("ds", "min")
+    )
+    new = new.reset_index()
+    if lake.exists(uri):
+        new = pd.concat([lake.read_parquet(uri), new], ignore_index=True)
+    table = (
+        new.astype({"origin": "string", "dest": "string", "distance": "float64", "first_ds": "string"})
+        .sort_values(["origin", "dest", "first_ds"], kind="stable")
+        .drop_duplicates(["origin", "dest"], keep="first")
+        .reset_index(drop=True)
+    )
+    lake.write_parquet(uri, table)
+    return len(table)
+
+
+def route_distances(
+    settings: Settings | None = None, as_of: str | None = None
+) -> dict[tuple[str, str], float]:
+    """(origin, dest) -> distance in miles of the routes the curated lake had shown by ``as_of``
+    (``first_ds <= as_of``; all when None): data a model at that time was allowed to see, not the
+    whole replayed year. Empty when no feature build wrote the table yet."""
+    s = settings or get_settings()
+    uri = layout.static_feature_file(s.lake_uri, ROUTES)
+    if not lake.exists(uri):
+        return {}
+    table = lake.read_parquet(uri)
+    if as_of is not None:
+        table = table[table["first_ds"] <= as_of]
+    return {
+        (str(o), str(d)): float(m)
+        for o, d, m in zip(table["origin"], table["dest"], table["distance"], strict=True)
+    }
+
+
 @functools.cache
 def _route_distance() -> dict[tuple[str, str], float]:
-    from mlops import reference
-
-    flights = reference.load("flights")
-    return flights.groupby(["origin", "dest"])["distance"].first().astype("float64").to_dict()
+    """The route table of the configured lake, read once per process (request-time ``distance``
+    of a flight that does not carry one: :func:`request_features`, the online path)."""
+    return route_distances()
 
 
 @functools.cache
 def _categories() -> dict[str, list[str]]:
+    """Fixed categories from reference data and the feeds' contracts, known before any flight
+    (never from the replayed year's flights): the airlines table, New York's three airports, the
+    airports table plus the supplementary ones the flights suite accepts, the aircraft registry."""
     from mlops import reference
+    from mlops.ingest.validation import NYC_ORIGINS, known_airports
 
     planes = reference.load("planes")
-    flights = reference.load("flights")
     return {
         "carrier": sorted(reference.carriers()),
-        "origin": sorted(flights["origin"].dropna().unique()),
-        "dest": sorted(set(flights["dest"].dropna()) | set(reference.airports())),
+        "origin": sorted(NYC_ORIGINS),
+        "dest": sorted(known_airports()),
         "plane_engine": sorted(planes["engine"].dropna().unique()),
     }
 
@@ -363,7 +413,8 @@ def request_features(frame: pd.DataFrame) -> pd.DataFrame:
     """Features computed from the flight itself at request time (same code for training and serving).
 
     Needs ``carrier``, ``origin``, ``dest``, ``sched_dep_ts``; uses ``distance`` when present,
-    else the route's great-circle distance from the reference data.
+    else the route's distance from the lake's route table (:func:`route_distances`; NaN for a
+    route no curated partition has shown).
     """
     import numpy as np
     import pandas as pd
@@ -936,6 +987,7 @@ def build_feature_tables(
         return result
     first = (_day(targets[0]) - timedelta(days=HISTORY_DAYS)).isoformat()
     history = read_curated(day_range(first, targets[-1]), s)
+    update_routes(history, s)
     weather = weather_for(targets, s)
     aircraft = aircraft_table(reference.load("planes"))
     lake.write_parquet(layout.static_feature_file(s.lake_uri, "aircraft"), aircraft)
