@@ -75,8 +75,9 @@ SPEC = ModelSpec(
         ignore_features=("month",),
         metric="mae",
         higher_is_better=False,
-        # Winds aloft swing weekly air times by minutes: 15% above the holdout's MAE is a breach.
-        max_relative_degradation=0.15,
+        # Winds aloft swing weekly air times: a route-mean model's MAE went from 7.7 min on the last
+        # week of April 2013 to 12.0 min on the next (+57%); 75% above the holdout's MAE is a breach.
+        max_relative_degradation=0.75,
     ),
     request_fields={
         "carrier": "string",

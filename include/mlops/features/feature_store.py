@@ -479,6 +479,8 @@ def historical_values(
     unique = (
         keys.drop_duplicates(key_cols).sort_values(compute.TIMESTAMP, kind="stable").reset_index(drop=True)
     )
+    if unique.empty and service == FEATURE_SERVICE:  # no registry read for nothing to look up
+        return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
     feature_service = _feature_service(store, service)
     names = feast_feature_names(None if service == FEATURE_SERVICE else feature_service)
     if unique.empty:
@@ -576,6 +578,8 @@ def online_values(
     store = store or get_store(settings)
     keys = compute.entity_keys(flights)
     rows = keys[list(compute.JOIN_KEYS)].to_dict(orient="records")
+    if not rows and service == FEATURE_SERVICE:
+        return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
     feature_service = _feature_service(store, service)
     names = feast_feature_names(None if service == FEATURE_SERVICE else feature_service)
     if not rows:

@@ -11,18 +11,19 @@ Modules:
   the keys of ``mlops.airflow.params.DRIFT_PARAMS``) and the check's window of days;
 * :mod:`mlops.monitoring.statistics` - the comparison, pure: sampling, feature drift (Evidently
   ``DataDriftPreset``: Wasserstein / Jensen-Shannon), prediction drift against the champion's
-  holdout, ROC-AUC and calibration of the rows whose labels had arrived, the breaches
-  (``run_check`` chains them);
-* :mod:`mlops.monitoring.frames` - the two sides: the champion and its saved training set (or the
-  offline store), the current window's flights with their batch predictions or scored in the task;
+  holdout, the performance of the rows whose labels had arrived (the model spec's task: ROC-AUC
+  and calibration, or MAE/RMSE/R²), the breaches (``run_check`` chains them);
+* :mod:`mlops.monitoring.frames` - the two sides of a model spec's champion: its saved training
+  set (or the spec's frame), the current window's flights with their batch predictions or scored
+  in the task;
 * :mod:`mlops.monitoring.report` - the HTML page (Evidently's widgets) and the JSON snapshots;
 * :mod:`mlops.monitoring.history` - ``{lake}/reports/drift/``: the day's report folder, the history
   table (one row per checked day) and the request ledger;
 * :mod:`mlops.monitoring.guard` - the storm guard: the lock, the rules that suppress a request
   (rerun, stale check, cooldowns, repeated signature, training already running), the decision
   recorded in the ledger, the ``retrain_request`` event metadata;
-* :mod:`mlops.monitoring.mlflow_runs` - one MLflow run per checked day (experiment
-  ``flight-delay-monitoring``);
+* :mod:`mlops.monitoring.mlflow_runs` - one MLflow run per checked day (the spec's monitoring
+  experiment, ``flight-delay-monitoring`` for the flight-delay model);
 * :mod:`mlops.monitoring.check` - the daily check's sequence: sides, comparison, reports, MLflow,
   history row;
 * :mod:`mlops.monitoring.rollout` - the rollout guard's comparison, pure: ``/metrics`` snapshots

@@ -17,12 +17,14 @@ from mlops import lake
 from mlops.config import Settings, get_settings
 from mlops.monitoring import frames, guard, history, mlflow_runs, report, statistics
 from mlops.monitoring.params import window_days
+from mlops.spec.model import model_spec
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from mlops.monitoring.params import DriftParams
     from mlops.monitoring.statistics import CheckResult
+    from mlops.spec.model import ModelSpec
 
 #: Summary keys left out of the returned value (XCom): per-feature scores and calibration bins.
 BULKY_KEYS = ("feature_scores", "calibration_bins", "calibration_bins_reference")
@@ -35,20 +37,23 @@ def check(
     *,
     airflow_context: Mapping[str, Any] | None = None,
     champion_version: str | None = None,
+    spec: ModelSpec | str | None = None,
 ) -> dict[str, Any]:
-    """Run the daily check of ``ds``: build both sides, compare, save reports, log to MLflow,
-    record the history row. Returns the JSON-able summary (with a ``request`` block for the guard).
+    """Run the daily check of ``ds`` of the spec's champion (default: the flight-delay model): build
+    both sides, compare, save reports, log to MLflow (the spec's monitoring experiment), record the
+    history row. Returns the JSON-able summary (with a ``request`` block for the guard).
 
     Raises :class:`~mlops.monitoring.frames.NoChampion` when there is no champion,
     :class:`~mlops.monitoring.frames.NoCurrentData` when the window has no curated flights.
     Idempotent: a rerun replaces the reports, the MLflow run's values and the history row of ``ds``.
     """
+    model = model_spec(spec)
     s = settings or get_settings()
     started = time.perf_counter()
-    champion = frames.champion_info(s, champion_version)
-    result, reference_info, current_info = compare(ds, params, champion, s, started)
+    champion = frames.champion_info(s, champion_version, model)
+    result, reference_info, current_info = compare(ds, params, champion, s, started, model)
     summary = result.summary
-    context = check_context(ds, params, champion, reference_info, current_info, summary, s)
+    context = check_context(ds, params, champion, reference_info, current_info, summary, s, model)
     document = {
         "ds": ds,
         "context": context,
@@ -64,7 +69,9 @@ def check(
     context["mlflow_run_id"], context["mlflow_run_url"] = _timed(
         summary,
         "mlflow",
-        lambda: mlflow_runs.log_check(ds, summary, context, params, html, document, s, airflow_context),
+        lambda: mlflow_runs.log_check(
+            ds, summary, context, params, html, document, s, airflow_context, model.monitoring.experiment
+        ),
     )
     summary["timings"]["total_with_io"] = round(time.perf_counter() - started, 3)
     with guard.guard_lock(s):
@@ -73,14 +80,20 @@ def check(
 
 
 def compare(
-    ds: str, params: DriftParams, champion: Mapping[str, Any], settings: Settings, started: float
+    ds: str,
+    params: DriftParams,
+    champion: Mapping[str, Any],
+    settings: Settings,
+    started: float,
+    spec: ModelSpec | None = None,
 ) -> tuple[CheckResult, dict[str, Any], dict[str, Any]]:
     """Both sides of the check, compared (``started``: when the check began, for its timings)."""
     from mlops.models import registry
 
-    predict = registry.predictor(champion["version"], settings)
-    reference, reference_info = frames.reference_frame(champion, settings)
-    current, current_info = frames.current_frame(ds, params, champion, settings, predict=predict)
+    spec = model_spec(spec)
+    predict = registry.predictor(champion["version"], settings, spec.model_name)
+    reference, reference_info = frames.reference_frame(champion, settings, spec)
+    current, current_info = frames.current_frame(ds, params, champion, settings, predict=predict, spec=spec)
     prepared = time.perf_counter() - started
     result = statistics.run_check(
         reference,
@@ -90,6 +103,7 @@ def compare(
         reference_holdout_start=champion["window"]["holdout_start"],
         timestamp=frames.check_instant(window_days(ds, params.window_days)[-1]),
         totals={"reference": len(reference), "current": current_info["rows_total"]},
+        spec=spec,
     )
     result.summary["timings"]["prepare_frames"] = round(prepared, 3)
     return result, reference_info, current_info
@@ -103,10 +117,14 @@ def check_context(
     current_info: Mapping[str, Any],
     summary: Mapping[str, Any],
     settings: Settings,
+    spec: ModelSpec | None = None,
 ) -> dict[str, Any]:
-    """What the check was about: the day, the window, the champion, where each side came from."""
+    """What the check was about: the model, the day, the window, the champion, where each side
+    came from."""
+    spec = model_spec(spec)
     days = window_days(ds, params.window_days)
     return {
+        "model_name": spec.model_name,
         "ds": ds,
         "window_start": days[0],
         "window_end": days[-1],
@@ -115,7 +133,7 @@ def check_context(
         "reference_source": reference_info["source"],
         "reference_window": reference_info["window"],
         "predictions_source": current_info["predictions_source"],
-        "data_version": frames.data_version(days, settings),
+        "data_version": frames.data_version(days, settings, spec),
         "signature": guard.drift_signature(champion["version"], summary),
         "report_uri": history.report_file(ds, settings),
     }

@@ -31,11 +31,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlops import lake, layout
-from mlops.config import CHAMPION, MODEL_NAME, Settings, get_settings
+from mlops.config import CHAMPION, Settings, get_settings
 from mlops.monitoring.params import window_days
 from mlops.monitoring.statistics import PREDICTION, sample_rows
 from mlops.params import parse_ds
-from mlops.schema import LABEL
+from mlops.spec.model import model_spec
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlops.monitoring.params import DriftParams
+    from mlops.spec.model import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -69,31 +70,37 @@ def check_instant(ds: str) -> datetime:
 # --------------------------------------------------------------------------------------------------
 
 
-def champion_info(settings: Settings | None = None, version: str | None = None) -> dict[str, Any]:
-    """The champion (or ``version``): its run, as-of date, training window and training set URI."""
+def champion_info(
+    settings: Settings | None = None, version: str | None = None, spec: ModelSpec | None = None
+) -> dict[str, Any]:
+    """The champion (or ``version``) of the spec's model: its run, as-of date, training window and
+    training set URI, and its holdout value of the spec's monitoring metric."""
     from mlops.models import registry, tracking
     from mlops.training.dataset import training_dir
     from mlops.training.params import TrainParams, Window
 
+    spec = model_spec(spec)
+    name = spec.model_name
     s = settings or get_settings()
-    version = version or registry.alias_version(CHAMPION, s)
+    version = version or registry.alias_version(CHAMPION, s, name)
     if version is None:
-        raise NoChampion(
-            f"{MODEL_NAME}@{CHAMPION} is not set: nothing to monitor yet (run train_model first)"
-        )
-    model_version = registry.version_info(version, s)
+        raise NoChampion(f"{name}@{CHAMPION} is not set: nothing to monitor yet (run its training first)")
+    model_version = registry.version_info(version, s, name)
     run = tracking.client(s).get_run(model_version.run_id)
     tags = {**run.data.tags, **(model_version.tags or {})}
     as_of = tags.get("mlops.as_of")
     if not as_of:
         raise ValueError(
-            f"{MODEL_NAME} v{version} (run {model_version.run_id}) has no mlops.as_of tag: "
-            "cannot tell its window"
+            f"{name} v{version} (run {model_version.run_id}) has no mlops.as_of tag: cannot tell its window"
         )
     train_params = TrainParams.from_mapping(run.data.params)
     window = Window.of(as_of, train_params)
     holdout_auc = tags.get("holdout.roc_auc") or run.data.metrics.get("roc_auc")
+    metric = spec.monitoring.metric
+    holdout_value = tags.get(f"holdout.{metric}") or run.data.metrics.get(metric)
     return {
+        "spec": spec.ref,
+        "model_name": name,
         "version": str(version),
         "run_id": model_version.run_id,
         "as_of": window.as_of.isoformat(),
@@ -101,18 +108,20 @@ def champion_info(settings: Settings | None = None, version: str | None = None) 
         "window_days": train_params.window_days,
         "holdout_days": train_params.holdout_days,
         "data_hash": tags.get("mlops.data_hash"),
-        "training_dir": training_dir(window, train_params, s),
+        "training_dir": training_dir(window, train_params, s, spec),
         "holdout_roc_auc": float(holdout_auc) if holdout_auc is not None else None,
+        "holdout_metric": metric,
+        "holdout_value": float(holdout_value) if holdout_value is not None else None,
     }
 
 
 def reference_frame(
-    champion: Mapping[str, Any], settings: Settings | None = None
+    champion: Mapping[str, Any], settings: Settings | None = None, spec: ModelSpec | None = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The champion's training set (see the module docstring) and where it came from."""
-    from mlops.features import feature_store
     from mlops.training.dataset import load_training_set
 
+    spec = model_spec(spec)
     s = settings or get_settings()
     window = champion["window"]
     uri = lake.join(champion["training_dir"], "training_set.parquet")
@@ -124,7 +133,7 @@ def reference_frame(
     if lake.exists(uri) and lake.exists(manifest_uri):
         saved_hash = json.loads(lake.read_text(manifest_uri)).get("data_hash")
         if not champion.get("data_hash") or saved_hash == champion["data_hash"]:
-            frame = load_training_set(uri)
+            frame = load_training_set(uri, spec)
             info.update(source="training_set", uri=uri, rows=len(frame))
             return frame, info
         reason = f"{uri} was rewritten since (hash {saved_hash} != run's {champion['data_hash']})"
@@ -136,7 +145,7 @@ def reference_frame(
         reason,
         info["window"],
     )
-    frame = feature_store.training_frame(window["start"], window["end"], s)
+    frame = spec.build_frame(window["start"], window["end"], s)
     info.update(source="offline_store", reason=reason, rows=len(frame))
     return frame, info
 
@@ -152,12 +161,16 @@ def current_frame(
     champion: Mapping[str, Any],
     settings: Settings | None = None,
     predict: Callable[[pd.DataFrame], np.ndarray] | None = None,
+    spec: ModelSpec | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The window's flights (sampled), their model features, predictions and arrived labels."""
+    """The window's flights (sampled), their model features (the spec's), predictions and arrived
+    labels (the spec's label, where known by the end of ``ds``)."""
     import pandas as pd
 
     from mlops.features import compute
 
+    spec = model_spec(spec)
+    label = spec.label
     s = settings or get_settings()
     days = window_days(ds, params.window_days)
     curated = compute.read_curated(days, s)
@@ -168,14 +181,14 @@ def current_frame(
         )
     cutoff = compute.local_midnight((parse_ds(days[-1]) + timedelta(days=1)).isoformat())
     arrived = (compute.arrival_known_ts(curated) <= cutoff).fillna(False).astype(bool)
-    labelled = curated.assign(**{LABEL: curated[LABEL].astype("float64").where(arrived)})
+    labelled = curated.assign(**{label: spec.labels(curated).astype("float64").where(arrived)})
     ordered = labelled.sort_values(["sched_dep_ts", "flight_id"], kind="stable")
     sampled = sample_rows(ordered, params.sample_size, params.seed)
-    parts, unscored = _batch_predictions(sampled, str(champion["version"]), s)
+    parts, unscored = _batch_predictions(sampled, str(champion["version"]), s, spec)
     sources = {"batch_predictions": sum(len(part) for part in parts), "scored_in_task": len(unscored)}
     if len(unscored):
-        parts.append(_scored_in_task(unscored, predict, s))
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["flight_id", "ds", LABEL])
+        parts.append(_scored_in_task(unscored, predict, s, spec))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["flight_id", "ds", label])
     out["ds"] = out["ds"].astype(str)
     info = {
         "days": days,
@@ -189,10 +202,10 @@ def current_frame(
 
 
 def _batch_predictions(
-    sampled: pd.DataFrame, version: str, settings: Settings
+    sampled: pd.DataFrame, version: str, settings: Settings, spec: ModelSpec | None = None
 ) -> tuple[list[pd.DataFrame], pd.DataFrame]:
-    """The sampled flights that ``batch_predict`` scored with ``version`` (features as scored), by
-    day, and the flights it did not score."""
+    """The sampled flights that ``batch_predict`` scored with ``version`` of the spec's model
+    (features as scored), by day, and the flights it did not score."""
     import pandas as pd
 
     found_parts: list[pd.DataFrame] = []
@@ -200,7 +213,7 @@ def _batch_predictions(
     for day, rows in sampled.groupby("ds", sort=True):
         uri = layout.predictions_file(settings.lake_uri, str(day))
         if lake.exists(uri):
-            found = _scored_rows(rows, lake.read_parquet(uri), version)
+            found = _scored_rows(rows, lake.read_parquet(uri), version, spec)
             if len(found):
                 found["ds"] = str(day)
                 found_parts.append(found)
@@ -211,44 +224,61 @@ def _batch_predictions(
     return found_parts, unscored
 
 
-def _scored_rows(rows: pd.DataFrame, predictions: pd.DataFrame, version: str) -> pd.DataFrame:
-    """``rows`` joined with the day's predictions of ``version``, categoricals typed as training's."""
+def _scored_rows(
+    rows: pd.DataFrame, predictions: pd.DataFrame, version: str, spec: ModelSpec | None = None
+) -> pd.DataFrame:
+    """``rows`` joined with the day's predictions of ``version`` of the spec's model (none when the
+    file lacks the spec's prediction column or features: another model's), categoricals typed as
+    training's."""
     from mlops.features import compute
 
-    predictions = predictions[predictions["model_version"].astype(str) == version]
-    found = rows[["flight_id", LABEL]].merge(
-        predictions[["flight_id", "delay_probability", *compute.MODEL_FEATURES]], on="flight_id", how="inner"
+    spec = model_spec(spec)
+    label, column = spec.label, spec.prediction_column
+    mine = predictions["model_version"].astype(str) == version
+    if column not in predictions or not set(spec.features) <= set(predictions.columns):
+        mine &= False
+    predictions = predictions[mine]
+    found = rows[["flight_id", label]].merge(
+        predictions[["flight_id", column, *spec.features]], on="flight_id", how="inner"
     )
-    frame = found.rename(columns={"delay_probability": PREDICTION})
+    frame = found.rename(columns={column: PREDICTION})
     dtypes = compute.categorical_dtypes()
-    for column in compute.CATEGORICAL_FEATURES:
+    for column in (c for c in spec.features if c in dtypes):
         values = frame[column].astype("object")
         frame[column] = values.where(values.notna(), None).astype(dtypes[column])
     return frame
 
 
 def _scored_in_task(
-    rows: pd.DataFrame, predict: Callable[[pd.DataFrame], np.ndarray] | None, settings: Settings
+    rows: pd.DataFrame,
+    predict: Callable[[pd.DataFrame], np.ndarray] | None,
+    settings: Settings,
+    spec: ModelSpec | None = None,
 ) -> pd.DataFrame:
-    """Point-in-time Feast features of ``rows``, scored with ``predict`` (NaN without one)."""
+    """Point-in-time Feast features of ``rows`` (the spec's feature service), scored with
+    ``predict`` (NaN without one)."""
     import numpy as np
     import pandas as pd
 
     from mlops.features import feature_store
 
-    features = feature_store.historical_frame(rows, settings)
+    spec = model_spec(spec)
+    features = feature_store.historical_frame(rows, settings, service=spec.feature_service)[
+        list(spec.features)
+    ]
     frame = pd.concat(
-        [rows[["flight_id", "ds", LABEL]].reset_index(drop=True), features.reset_index(drop=True)], axis=1
+        [rows[["flight_id", "ds", spec.label]].reset_index(drop=True), features.reset_index(drop=True)],
+        axis=1,
     )
     frame[PREDICTION] = predict(features) if predict is not None else np.nan
     return frame
 
 
-def data_version(days: Sequence[str], settings: Settings | None = None) -> str:
-    """Digest of the window's curated partitions (their ingestion content hashes)."""
+def data_version(days: Sequence[str], settings: Settings | None = None, spec: ModelSpec | None = None) -> str:
+    """Digest of the window's curated partitions of the spec's feeds (their ingestion content hashes)."""
     from mlops.training.dataset import partition_lineage, partitions_digest
     from mlops.training.params import Window
 
     first, last = parse_ds(days[0]), parse_ds(days[-1]) + timedelta(days=1)
     window = Window(as_of=last, start=first, valid_start=first, holdout_start=first, end=last)
-    return partitions_digest(partition_lineage(window, settings))[:16]
+    return partitions_digest(partition_lineage(window, settings, spec))[:16]

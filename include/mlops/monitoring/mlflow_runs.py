@@ -35,27 +35,31 @@ SUMMARY_METRICS = (
     "n_current",
     "n_current_total",
     "n_labelled",
+    "performance",
+    "performance_reference",
+    "performance_degradation",
 )
 
 
-def ensure_experiment(settings: Settings | None = None) -> str:
-    """The ``flight-delay-monitoring`` experiment id (created with local artifacts like training's)."""
+def ensure_experiment(settings: Settings | None = None, name: str = EXPERIMENT) -> str:
+    """The id of the monitoring experiment ``name`` (a model spec's ``Monitoring.experiment``;
+    default ``flight-delay-monitoring``), created with local artifacts like training's."""
     from mlflow.exceptions import MlflowException
 
     from mlops.models import tracking
 
     s = settings or get_settings()
     client = tracking.client(s)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
+    experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     location = None
     if not s.mlflow_tracking_uri.startswith(("http://", "https://", "databricks")):
         location = (s.home / "mlartifacts").resolve().as_uri()
     try:
-        return client.create_experiment(EXPERIMENT, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # created by a concurrent check
-        return client.get_experiment_by_name(EXPERIMENT).experiment_id
+        return client.get_experiment_by_name(name).experiment_id
 
 
 def log_check(
@@ -67,6 +71,7 @@ def log_check(
     document: Mapping[str, Any],
     settings: Settings | None = None,
     airflow_context: Mapping[str, Any] | None = None,
+    experiment: str = EXPERIMENT,
 ) -> tuple[str, str]:
     """Log the check as one MLflow run per ``ds`` (a rerun updates the same run). Returns (id, url)."""
     from mlflow.entities import Metric, Param, RunTag
@@ -75,7 +80,7 @@ def log_check(
 
     s = settings or get_settings()
     client = tracking.client(s)
-    experiment_id = ensure_experiment(s)
+    experiment_id = ensure_experiment(s, experiment)
     run_id, existing = _run_of_day(client, experiment_id, ds)
     now = int(time.time() * 1000)
     metrics = [Metric(key, float(value), now, 0) for key, value in check_metrics(summary).items()]

@@ -4,10 +4,13 @@ performance and calibration, and the breaches of the thresholds.
 Evidently 0.7 (``from evidently import Report``): ``DataDriftPreset`` over the monitored features
 (Wasserstein distance for numeric, Jensen-Shannon for categorical: fixed methods, so a score means
 the same whatever the sample size), ``ValueDrift`` of the prediction against the reference
-holdout, and ``ClassificationPreset`` on the labelled current rows against the holdout.
-Calibration (expected calibration error over 10 quantile bins, mean prediction minus observed
-rate, Brier) is computed here. :func:`run_check` chains the steps; the unit tests and
-``benchmarks/bench_drift.py`` call it with small frames.
+holdout, and the performance of the labelled current rows against the holdout: the model spec's
+task names the step (:func:`classification_performance`: ``ClassificationPreset``, ROC-AUC and
+calibration - expected calibration error over 10 quantile bins, mean prediction minus observed
+rate, Brier - computed here; :func:`regression_performance`: ``RegressionPreset``, MAE, RMSE, R²).
+The spec also names the label, the meta columns and the performance metric whose degradation is a
+breach. :func:`run_check` chains the steps; the unit tests and ``benchmarks/bench_drift.py`` call it
+with small frames.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mlops.schema import LABEL
+from mlops.spec.model import model_spec, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,8 +31,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlops.monitoring.params import DriftParams
+    from mlops.spec.model import ModelSpec
 
 PREDICTION = "prediction"
+#: The flight-delay spec's meta columns (``ModelSpec.meta_columns``).
 META_COLUMNS: tuple[str, ...] = ("flight_id", "sched_dep_ts", "ds")
 
 
@@ -72,7 +78,8 @@ class FeatureDrift:
 
 @dataclass
 class Performance:
-    """ROC-AUC and calibration of the labelled current rows, and the holdout's (NaN: not judged)."""
+    """The performance of the labelled current rows and the holdout's (NaN: not judged): the spec's
+    monitoring ``metric`` (``value``, ``reference``), and for a classifier ROC-AUC and calibration."""
 
     snapshot: Any = None
     roc_auc: float = float("nan")
@@ -81,12 +88,27 @@ class Performance:
     calibration_reference: dict[str, Any] = field(default_factory=lambda: calibration([], []))
     n_labelled: int = 0
     positive_rate: float | None = None
+    metric: str = "roc_auc"
+    higher_is_better: bool = True
+    value: float = float("nan")
+    reference: float = float("nan")
+    #: Every metric of the task on the current rows, and on the holdout.
+    metrics: dict[str, float] = field(default_factory=dict)
+    metrics_reference: dict[str, float] = field(default_factory=dict)
 
     @property
     def auc_drop(self) -> float:
         if math.isnan(self.roc_auc) or math.isnan(self.roc_auc_reference):
             return float("nan")
         return self.roc_auc_reference - self.roc_auc
+
+    @property
+    def degradation(self) -> float:
+        """How much worse than the holdout, relative to it (0.1: 10% worse; NaN: not judged)."""
+        if math.isnan(self.value) or math.isnan(self.reference) or self.reference == 0:
+            return float("nan")
+        worse = self.reference - self.value if self.higher_is_better else self.value - self.reference
+        return worse / abs(self.reference)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -102,10 +124,12 @@ def sample_rows(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 
 def monitored_features(
-    reference: pd.DataFrame, current: pd.DataFrame, ignore: Iterable[str] = ()
+    reference: pd.DataFrame, current: pd.DataFrame, ignore: Iterable[str] = (), spec: ModelSpec | None = None
 ) -> list[str]:
-    """Model inputs present on both sides, in reference order, minus ``ignore``."""
-    skip = {*META_COLUMNS, LABEL, PREDICTION, *ignore}
+    """Model inputs present on both sides, in reference order, minus ``ignore`` (and the spec's
+    meta columns and label)."""
+    spec = model_spec(spec)
+    skip = {*spec.meta_columns, spec.label, PREDICTION, *ignore}
     return [c for c in reference.columns if c in current.columns and c not in skip]
 
 
@@ -151,11 +175,11 @@ def _fill_predictions(side: pd.DataFrame, predict: Callable[[pd.DataFrame], np.n
     side.loc[missing, PREDICTION] = predict(side.loc[missing])
 
 
-def _holdout(reference: pd.DataFrame, holdout_start: str | None) -> pd.DataFrame:
+def _holdout(reference: pd.DataFrame, holdout_start: str | None, day: str = "ds") -> pd.DataFrame:
     """The reference rows from ``holdout_start`` on (all rows when None or when none is that late)."""
     if holdout_start is None:
         return reference
-    holdout = reference[reference["ds"].astype(str) >= holdout_start]
+    holdout = reference[reference[day].astype(str) >= holdout_start]
     return reference if holdout.empty else holdout
 
 
@@ -282,30 +306,91 @@ def prediction_drift(
     return snapshot, value
 
 
-def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows whose label had arrived, as ``(label int, prediction float)``."""
-    rows = frame[frame[LABEL].notna()] if LABEL in frame else frame.iloc[0:0]
-    if LABEL not in rows:
+def _labelled(frame: pd.DataFrame, label: str = LABEL, dtype: str = "int64") -> pd.DataFrame:
+    """The rows whose label had arrived, as ``(label, prediction float)``."""
+    rows = frame[frame[label].notna()] if label in frame else frame.iloc[0:0]
+    if label not in rows:
         return rows
-    return rows[[LABEL, PREDICTION]].astype({LABEL: "int64", PREDICTION: "float64"}).reset_index(drop=True)
+    return rows[[label, PREDICTION]].astype({label: dtype, PREDICTION: "float64"}).reset_index(drop=True)
 
 
 def performance(
-    holdout: pd.DataFrame, current: pd.DataFrame, params: DriftParams, timestamp: datetime
+    holdout: pd.DataFrame,
+    current: pd.DataFrame,
+    params: DriftParams,
+    timestamp: datetime,
+    spec: ModelSpec | None = None,
+) -> Performance:
+    """The spec's task's performance step (``Task.performance``) on the labelled current rows."""
+    spec = model_spec(spec)
+    return resolve(spec.task.performance)(holdout, current, params, timestamp, spec)
+
+
+def regression_performance(
+    holdout: pd.DataFrame,
+    current: pd.DataFrame,
+    params: DriftParams,
+    timestamp: datetime,
+    spec: ModelSpec | None = None,
+) -> Performance:
+    """MAE, RMSE and R² on the current rows whose labels had arrived, against the holdout's
+    (Evidently ``RegressionPreset`` for the report); the spec's monitoring metric is judged."""
+    from evidently import DataDefinition, Dataset, Regression, Report
+    from evidently.presets import RegressionPreset
+
+    spec = model_spec(spec)
+    label, watch = spec.label, spec.monitoring
+    current_labelled = _labelled(current, label, "float64")
+    holdout_labelled = _labelled(holdout, label, "float64")
+    out = Performance(
+        n_labelled=len(current_labelled), metric=watch.metric, higher_is_better=watch.higher_is_better
+    )
+    if len(current_labelled):
+        out.positive_rate = _round(float(current_labelled[label].mean()))
+    if len(current_labelled) < params.min_labelled_rows:
+        return out
+    definition = DataDefinition(
+        numerical_columns=[label, PREDICTION], regression=[Regression(target=label, prediction=PREDICTION)]
+    )
+    out.snapshot = Report([RegressionPreset()], metadata={"check": "performance"}).run(
+        Dataset.from_pandas(current_labelled, data_definition=definition),
+        Dataset.from_pandas(holdout_labelled, data_definition=definition) if len(holdout_labelled) else None,
+        timestamp=timestamp,
+    )
+    out.metrics = spec.evaluate(current_labelled[label], current_labelled[PREDICTION])
+    out.value = float(out.metrics[watch.metric])
+    if len(holdout_labelled):
+        out.metrics_reference = spec.evaluate(holdout_labelled[label], holdout_labelled[PREDICTION])
+        out.reference = float(out.metrics_reference[watch.metric])
+    return out
+
+
+def classification_performance(
+    holdout: pd.DataFrame,
+    current: pd.DataFrame,
+    params: DriftParams,
+    timestamp: datetime,
+    spec: ModelSpec | None = None,
 ) -> Performance:
     """ROC-AUC and calibration on the current rows whose labels had arrived, against the holdout."""
     from evidently import BinaryClassification, DataDefinition, Dataset, Report
     from evidently.presets import ClassificationPreset
 
-    current_labelled, holdout_labelled = _labelled(current), _labelled(holdout)
-    out = Performance(n_labelled=len(current_labelled))
+    spec = model_spec(spec)
+    label = spec.label
+    current_labelled, holdout_labelled = _labelled(current, label), _labelled(holdout, label)
+    out = Performance(
+        n_labelled=len(current_labelled),
+        metric=spec.monitoring.metric,
+        higher_is_better=spec.monitoring.higher_is_better,
+    )
     if len(current_labelled):
-        out.positive_rate = _round(float(current_labelled[LABEL].mean()))
-    if len(current_labelled) < params.min_labelled_rows or current_labelled[LABEL].nunique() != 2:
+        out.positive_rate = _round(float(current_labelled[label].mean()))
+    if len(current_labelled) < params.min_labelled_rows or current_labelled[label].nunique() != 2:
         return out
     definition = DataDefinition(
         numerical_columns=[PREDICTION],
-        classification=[BinaryClassification(target=LABEL, prediction_probas=PREDICTION)],
+        classification=[BinaryClassification(target=label, prediction_probas=PREDICTION)],
     )
     out.snapshot = Report([ClassificationPreset()], metadata={"check": "performance"}).run(
         Dataset.from_pandas(current_labelled, data_definition=definition),
@@ -315,19 +400,35 @@ def performance(
     for metric in _metric_values(out.snapshot):
         if str(metric.get("config", {}).get("type", "")).endswith(":RocAuc"):
             out.roc_auc = float(metric["value"])
-    out.calibration = calibration(current_labelled[LABEL], current_labelled[PREDICTION])
-    if len(holdout_labelled) and holdout_labelled[LABEL].nunique() == 2:
+    out.calibration = calibration(current_labelled[label], current_labelled[PREDICTION])
+    if len(holdout_labelled) and holdout_labelled[label].nunique() == 2:
         from sklearn.metrics import roc_auc_score
 
-        out.roc_auc_reference = float(roc_auc_score(holdout_labelled[LABEL], holdout_labelled[PREDICTION]))
-        out.calibration_reference = calibration(holdout_labelled[LABEL], holdout_labelled[PREDICTION])
+        out.roc_auc_reference = float(roc_auc_score(holdout_labelled[label], holdout_labelled[PREDICTION]))
+        out.calibration_reference = calibration(holdout_labelled[label], holdout_labelled[PREDICTION])
+    out.metrics = spec.evaluate(current_labelled[label], current_labelled[PREDICTION])
+    out.value = float(out.metrics.get(out.metric, float("nan")))
+    if len(holdout_labelled) and holdout_labelled[label].nunique() == 2:
+        out.metrics_reference = spec.evaluate(holdout_labelled[label], holdout_labelled[PREDICTION])
+        out.reference = float(out.metrics_reference.get(out.metric, float("nan")))
     return out
 
 
 def breaches(
-    drift: FeatureDrift, prediction: float, quality: Performance, n_current: int, params: DriftParams
+    drift: FeatureDrift,
+    prediction: float,
+    quality: Performance,
+    n_current: int,
+    params: DriftParams,
+    spec: ModelSpec | None = None,
 ) -> list[dict[str, Any]]:
-    """The thresholds passed (``kind``, ``value``, ``threshold``, ``message``); drift needs enough rows."""
+    """The thresholds passed (``kind``, ``value``, ``threshold``, ``message``); drift needs enough rows.
+
+    Performance: a spec with ``Monitoring.max_relative_degradation`` breaches when its metric is that
+    much worse than on the holdout (relative); otherwise by the absolute ROC-AUC drop
+    (``params.max_auc_drop``). Calibration: a classifier's expected calibration error.
+    """
+    limit = model_spec(spec).monitoring.max_relative_degradation
     out: list[dict[str, Any]] = []
     enough = n_current >= params.min_current_rows
     if enough and drift.share >= params.drift_share:
@@ -342,8 +443,15 @@ def breaches(
             "(Wasserstein distance, normed, vs the champion's holdout predictions)"
         )
         out.append(_breach("prediction_drift", prediction, params.prediction_threshold, message))
+    worse = quality.degradation
+    if limit is not None and not math.isnan(worse) and worse > limit:
+        message = (
+            f"{quality.metric} {quality.value:.3f} is {worse:.1%} worse than the holdout's "
+            f"{quality.reference:.3f} (> {limit:.0%})"
+        )
+        out.append(_breach("performance", worse, limit, message))
     drop = quality.auc_drop
-    if not math.isnan(drop) and drop > params.max_auc_drop:
+    if limit is None and not math.isnan(drop) and drop > params.max_auc_drop:
         message = (
             f"ROC-AUC {quality.roc_auc:.3f} is {drop:.3f} below the holdout's "
             f"{quality.roc_auc_reference:.3f} (> {params.max_auc_drop})"
@@ -389,15 +497,17 @@ def run_check(
     features: Sequence[str] | None = None,
     timestamp: datetime | None = None,
     totals: Mapping[str, int] | None = None,
+    spec: ModelSpec | None = None,
 ) -> CheckResult:
     """Compare ``current`` with ``reference``: feature drift, prediction drift, performance, breaches.
 
-    Both frames hold the model features, ``ds``, and optionally ``is_delayed`` (NaN while unknown)
-    and ``prediction``. Each side is first sampled to ``params.sample_size`` rows with
+    Both frames hold the model features, the spec's day column, and optionally its label (NaN while
+    unknown) and ``prediction``. Each side is first sampled to ``params.sample_size`` rows with
     ``params.seed``; rows without a prediction are then scored with ``predict``. Prediction drift
     and the performance baseline use the reference rows with ``ds >= reference_holdout_start``
     (all rows when None). ``totals`` may carry the pre-sampling sizes when the caller sampled.
     """
+    spec = model_spec(spec)
     clock = _Clock()
     reference_sample = sample_rows(reference, params.sample_size, params.seed)
     current_sample = sample_rows(current, params.sample_size, params.seed)
@@ -408,17 +518,17 @@ def run_check(
     names = (
         list(features)
         if features is not None
-        else monitored_features(reference_sample, current_sample, params.ignore_features)
+        else monitored_features(reference_sample, current_sample, params.ignore_features, spec)
     )
     names = [name for name in names if name not in params.ignore_features]
-    holdout = _holdout(reference_sample, reference_holdout_start)
+    holdout = _holdout(reference_sample, reference_holdout_start, spec.day_column)
     stamp = timestamp or datetime(2000, 1, 1)
     drift = feature_drift(reference_sample, current_sample, names, params, stamp)
     prediction_snapshot, prediction = prediction_drift(holdout, current_sample, params, stamp)
     clock.lap("evidently_drift")
-    quality = performance(holdout, current_sample, params, stamp)
+    quality = performance(holdout, current_sample, params, stamp, spec)
     clock.lap("evidently_performance")
-    found = breaches(drift, prediction, quality, len(current_sample), params)
+    found = breaches(drift, prediction, quality, len(current_sample), params, spec)
     totals = dict(totals or {})
     sizes = {
         "n_reference": len(reference_sample),
@@ -470,6 +580,11 @@ def _summary(
         "calibration_error_reference": _round(quality.calibration_reference["ece"]),
         "calibration_bins_reference": quality.calibration_reference["bins"],
         "positive_rate": quality.positive_rate,
+        "performance_metric": quality.metric,
+        "performance": _round(quality.value),
+        "performance_reference": _round(quality.reference),
+        "performance_degradation": _round(quality.degradation),
+        "performance_metrics": {k: _round(v) for k, v in quality.metrics.items()},
         **sizes,
         "sample_size": params.sample_size,
         "seed": params.seed,

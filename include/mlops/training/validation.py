@@ -102,9 +102,9 @@ def _volume_checks(
 def _coverage_checks(present: set[str], first: str, window: Window, params: TrainParams) -> list[Check]:
     missing = [d for d in window.days() if d >= first and d not in present]
     if present:
-        message = f"days without labelled flights after {first}: {_some(missing)}"
+        message = f"days without labelled rows after {first}: {_some(missing)}"
     else:
-        message = f"no labelled flights on any day of {window.start}..{window.last_day()}"
+        message = f"no labelled rows on any day of {window.start}..{window.last_day()}"
     holdout_days = {d for d in present if d >= window.holdout_start.isoformat()}
     return [
         _check(
