@@ -273,3 +273,20 @@ def test_per_model_metrics_tell_versions_apart_in_one_interval():
     assert (v9.requests, v9.errors) == (270, 20) and 50.0 < v9.p99_ms <= 100.0  # its bucket: (50, 100] ms
     verdict = judge("9", "8", RolloutParams(), champion_service=v9, previous_service=v8)
     assert {b["kind"] for b in verdict.breaches} == {"error_rate", "p99_latency"}
+
+
+def test_kept_scrapes_are_read_back_by_url_and_age(mlops_home):
+    from mlops.config import get_settings
+    from mlops.monitoring.rollout_check import read_snapshots, save_snapshot
+
+    settings = get_settings()
+    now = 1_800_000_000.0
+    kept = [
+        Snapshot(now - 40 * 86400, "http://a/metrics", "1", {"1": 5.0}, Counts(5, 0, {math.inf: 5})),
+        Snapshot(now - 86400, "http://a/metrics", "1", {"1": 9.0}, Counts(9, 1, {math.inf: 9})),
+        Snapshot(now, "http://b/metrics", "2", {"2": 3.0}, Counts(3, 0, {math.inf: 3})),
+    ]
+    for snap in kept:
+        save_snapshot(snap, settings)
+    assert read_snapshots(settings) == kept
+    assert read_snapshots(settings, "http://a/metrics", after=now - 30 * 86400) == [kept[1]]

@@ -8,7 +8,8 @@ Evidence, all read from the stores (nothing here moves an alias):
 
 * the service's ``/metrics`` (``MLOPS_SERVING_METRICS_URL`` or the ``metrics_url`` param), one
   scrape per check, kept as ``{lake}/reports/rollout/metrics/<time_ns>.json``
-  (:func:`mlops.layout.rollout_metrics_dir`) so the next checks see every interval since;
+  (:func:`mlops.layout.rollout_metrics_dir`) so the next checks see every interval since (the
+  last :data:`METRICS_LOOKBACK_DAYS` days of scrapes are read);
 * the online prediction log ``{lake}/predictions_online/ds=.../`` of the ``window_days`` days
   ending with ``ds``: the rows ``@champion`` answered since it last became champion (the audit
   trail says when: evidence from an earlier stint, e.g. before a rollback, never counts again);
@@ -83,12 +84,22 @@ def save_snapshot(snapshot: Snapshot, settings: Settings | None = None) -> str:
     return uri
 
 
-def read_snapshots(settings: Settings | None = None, url: str | None = None) -> list[Snapshot]:
-    """Every kept scrape (of ``url`` only, when given), oldest first."""
+#: Scrapes older than this are not read (the object names say their time: no read to skip them).
+METRICS_LOOKBACK_DAYS = 30
+
+
+def read_snapshots(
+    settings: Settings | None = None, url: str | None = None, after: float | None = None
+) -> list[Snapshot]:
+    """The kept scrapes (of ``url`` only, when given; taken after ``after``, epoch seconds, when
+    given), oldest first."""
     s = settings or get_settings()
     out = []
     for uri in lake.list_uris(layout.rollout_metrics_dir(s.lake_uri)):
-        if not uri.endswith(".json"):
+        name = uri.rsplit("/", 1)[-1].removesuffix(".json")
+        if not uri.endswith(".json") or not name.isdigit():
+            continue
+        if after is not None and int(name) / 1e9 < after:
             continue
         try:
             snap = Snapshot.from_dict(json.loads(lake.read_text(uri)))
@@ -173,7 +184,7 @@ def check(
 
     champion_service = previous_service = None
     if url:
-        spans = intervals(read_snapshots(s, url))
+        spans = intervals(read_snapshots(s, url, after=time.time() - METRICS_LOOKBACK_DAYS * 86400))
         champion_service = service_stats(champion, spans, since) if champion else None
         previous_service = service_stats(previous, spans) if previous else None
         evidence["intervals"] = len(spans)
