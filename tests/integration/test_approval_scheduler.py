@@ -53,10 +53,11 @@ def home(tmp_path_factory):
         yield h
 
 
-def trigger(api, run_id: str) -> None:
+def trigger(api, run_id: str, logical_date: str) -> None:
+    """A manual run (its own logical date: one run per date; the data is the conf's ``as_of``)."""
     resp = api.post(
         "/dags/train_model/dagRuns",
-        json={"dag_run_id": run_id, "logical_date": f"{AS_OF}T00:00:00Z", "conf": CONF},
+        json={"dag_run_id": run_id, "logical_date": f"{logical_date}T00:00:00Z", "conf": CONF},
     )
     assert resp.status_code < 300, resp.text
 
@@ -98,8 +99,8 @@ def answer(api, run_id: str, option: str) -> dict:
     return resp.json()
 
 
-def screenshot_required_actions(svc, path: Path) -> Path | None:
-    """The Required Actions view in headless Chromium (None without Chromium)."""
+def screenshot(svc, page: str, text: str, path: Path) -> Path | None:
+    """``page`` of the Airflow UI in headless Chromium once ``text`` shows (None without Chromium)."""
     from tests.e2e.test_ui_browser import CHROMEDRIVER, CHROMIUM, WAIT, _browser, _password
 
     if not all(Path(p).exists() for p in (CHROMIUM, CHROMEDRIVER)):
@@ -117,10 +118,8 @@ def screenshot_required_actions(svc, path: Path) -> Path | None:
         driver.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(_password(svc.env))
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait.until(lambda d: "/auth/login" not in d.current_url)
-        driver.get(f"{svc.url}/required_actions")
-        wait.until(
-            EC.presence_of_element_located((By.XPATH, "//*[contains(text(), 'Promote flight_delay_xgb')]"))
-        )
+        driver.get(f"{svc.url}{page}")
+        wait.until(EC.presence_of_element_located((By.XPATH, f"//*[contains(text(), '{text}')]")))
         time.sleep(2)  # let the table settle
         path.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(path))
@@ -144,17 +143,19 @@ def test_a_promotion_waits_for_approval_then_is_approved_and_another_rejected(ho
         api = svc.api()
 
         # -- 1. approve ---------------------------------------------------------------------------
-        trigger(api, "manual__approve")
+        trigger(api, "manual__approve", AS_OF)
         detail = wait_for_approval(api, svc, "manual__approve")
         timings["first_waiting_s"] = time.monotonic() - t0
         first = registry.alias_version("challenger", settings)
-        assert detail["subject"] == f"Promote flight_delay_xgb v{first} to @champion (now v-)?"
+        assert detail["subject"] == f"Promote flight_delay_xgb v{first} to @champion (no champion yet)?"
         assert detail["options"] == ["promote", "reject"] and detail["defaults"] == ["reject"]
         assert detail["body"].startswith(f"# Model card: flight_delay_xgb v{first}"), detail["body"][:200]
         assert "## Training data" in detail["body"] and "no champion yet" in detail["body"]
         assert registry.alias_version(CHAMPION, settings) is None, "the champion moved before the approval"
         assert [e.alias for e in audit.read(settings=settings)] == ["challenger"]
-        shot = screenshot_required_actions(svc, shots / "required-actions.png")
+        shot = screenshot(
+            svc, "/required_actions", "Promote flight_delay_xgb", shots / "required-actions.png"
+        )
         print(f"\nRequired Actions screenshot: {shot}")
 
         answered = answer(api, "manual__approve", "promote")
@@ -165,12 +166,15 @@ def test_a_promotion_waits_for_approval_then_is_approved_and_another_rejected(ho
         assert task_state(api, "manual__approve", "publish_champion") == "success"
 
         # -- 2. reject ----------------------------------------------------------------------------
-        trigger(api, "manual__reject")
+        trigger(api, "manual__reject", "2013-02-12")
         detail = wait_for_approval(api, svc, "manual__reject")
         second = registry.alias_version("challenger", settings)
         assert second != first
         assert detail["subject"] == f"Promote flight_delay_xgb v{second} to @champion (now v{first})?"
         assert f"champion v{first}" in detail["body"]
+        page = "/dags/train_model/runs/manual__reject/tasks/approval/required_actions"
+        shot = screenshot(svc, page, "Model card", shots / "required-action-model-card.png")
+        print(f"\nthe waiting approval with its model card: {shot}")
         answer(api, "manual__reject", "reject")
         assert wait_for_run(api, svc, "manual__reject") == "success"
         timings["second_done_s"] = time.monotonic() - t0

@@ -207,10 +207,9 @@ class ApproveModelOperator(HITLOperator):
             )
             self.log.info("no approval needed: %s (%s)", why, decision.get("reason"))
             return {"required": False, "chosen": None, "by": None, "at": None, "timed_out": False, "why": why}
-        self.subject = (
-            f"Promote {decision['model']} v{decision['challenger']} to @champion"
-            f" (now v{decision.get('champion_before') or '-'})?"
-        )
+        champion = decision.get("champion_before")
+        now = f"now v{champion}" if champion else "no champion yet"
+        self.subject = f"Promote {decision['model']} v{decision['challenger']} to @champion ({now})?"
         self.log.info("waiting for approval: %s", self.subject)
         return super().execute(context)
 
