@@ -304,3 +304,21 @@ def model_spec(ref: ModelSpec | str | None = None) -> ModelSpec:
     if not isinstance(spec, ModelSpec):
         raise ValueError(f"{path!r} is a {type(spec).__name__}, not a ModelSpec")
     return spec
+
+
+def spec_for_model(model_name: str) -> ModelSpec:
+    """The registered spec (:data:`SPECS`) whose registered model is ``model_name``.
+
+    How the registry gate finds a model's label, metrics and gate direction from the name it is
+    given; a model without a registered spec is an error naming the known ones.
+    """
+    known = {}
+    for name in SPECS:
+        spec = model_spec(name)
+        if spec.model_name == model_name:
+            return spec
+        known[spec.model_name] = name
+    raise ValueError(
+        f"no model spec registers the model {model_name!r} (known: {sorted(known)}): add the spec "
+        "to mlops.spec.model.SPECS (docs/specs.md, 'Add your own model')"
+    )
