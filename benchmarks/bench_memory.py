@@ -701,6 +701,30 @@ def measure(
     return out
 
 
+def keep_steps(result: dict[str, Any], earlier: dict[str, Any]) -> None:
+    """Add to ``result`` the steps of ``earlier`` (a results file) whose stage ``result`` did not
+    measure, at the same factors, each marked ``kept_from`` with the earlier run's start and load."""
+    measured = {s["stage"] for s in result["steps"]}
+    factors = {str(k) for k in result["factors"]}
+    origin = f"from run {earlier.get('started', '?')} at load {earlier.get('loadavg_before', '?')}"
+    kept = [
+        {**s, "kept_from": s.get("kept_from") or origin}
+        for s in earlier.get("steps", [])
+        if s["stage"] not in measured and factors <= set(s["by_factor"])
+    ]
+    order = {stage: i for i, stage in enumerate(STAGES)}
+    result["steps"] = sorted(result["steps"] + kept, key=lambda s: order.get(s["stage"], len(order)))
+    top = max(
+        (v["peak_rss_mb"], s["stage"], s["step"], k)
+        for s in result["steps"]
+        for k, v in s["by_factor"].items()
+    )
+    result["max_peak_rss_mb"] = {"value": top[0], "stage": top[1], "step": top[2], "factor": int(top[3])}
+    result["within_limit"] = all(
+        v["peak_rss_mb"] <= LIMIT_MB for s in result["steps"] for v in s["by_factor"].values()
+    )
+
+
 def retrieval_extrapolation(result: dict[str, Any]) -> dict[str, Any]:
     """What ``build_training_set`` (Feast retrieval of the whole training window) would need at
     each factor: a straight line through the two measured retrievals (1 and 4 weeks), taken to
@@ -777,7 +801,8 @@ def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Any]:
                 unit="MB",
                 peak_rss_mb=x["peak_rss_mb"],
                 note=f"{s['airflow_task']}; call {b['call_seconds']:.0f} s at {base}x, "
-                f"{x['call_seconds']:.0f} s at {big}x; limit {result['limit_mb']} MB",
+                f"{x['call_seconds']:.0f} s at {big}x; limit {result['limit_mb']} MB"
+                + (f"; {s['kept_from']}" if s.get("kept_from") else ""),
             )
         )
     if missing is not None:
@@ -814,6 +839,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES))
     parser.add_argument("--work", type=Path, help="work directory (default $MLOPS_HOME/bench/memory)")
     parser.add_argument("--output", type=Path, default=RESULTS / "memory.json")
+    parser.add_argument(
+        "--keep-from",
+        type=Path,
+        help="an earlier results file whose steps of the stages not measured now are kept (each "
+        "marked with that run's date and load)",
+    )
     parser.add_argument("--task", choices=sorted(TASKS), help=argparse.SUPPRESS)
     parser.add_argument("--factor", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--args", default="{}", help=argparse.SUPPRESS)
@@ -828,6 +859,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     result = measure(tuple(args.factors), tuple(args.stages), args.work)
+    if args.keep_from:
+        keep_steps(result, json.loads(args.keep_from.read_text()))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2, default=str))
     print(table(result))

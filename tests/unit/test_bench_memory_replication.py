@@ -88,3 +88,29 @@ def test_copy_numbers_table():
     table = _bench_memory()._copy_numbers(np.array([7, 7, 8]), np.array([1, 2, 1]), copies=2)
     assert table.shape == (2, 2)
     assert len({*table.ravel(), 7, 8}) == 6  # 7 and 8 fly the same day: every number distinct
+
+
+def _step(stage: str, step: str, mb: float) -> dict:
+    return {
+        "stage": stage,
+        "step": step,
+        "task": "t",
+        "airflow_task": "d.t",
+        "by_factor": {k: {"rows": 1, "peak_rss_mb": mb, "call_seconds": 1.0} for k in ("1", "10")},
+    }
+
+
+def test_kept_steps_are_marked_with_their_run_and_count_for_the_limit():
+    bm = _bench_memory()
+    now = {"factors": [1, 10], "limit_mb": 4096, "steps": [_step("retrieval", "120 days", 900.0)]}
+    earlier = {
+        "started": "2026-11-23T10:38:29Z",
+        "loadavg_before": [0.02, 0.02, 0.21],
+        "steps": [_step("training", "refit", 5000.0), _step("retrieval", "old", 1.0)],
+    }
+    bm.keep_steps(now, earlier)
+    assert [s["step"] for s in now["steps"]] == ["120 days", "refit"]  # a stage measured now is not kept
+    assert now["steps"][1]["kept_from"] == "from run 2026-11-23T10:38:29Z at load [0.02, 0.02, 0.21]"
+    assert now["within_limit"] is False and now["max_peak_rss_mb"]["stage"] == "training"
+    (row,) = [r for r in bm.rows(now) if "refit" in r.measure]
+    assert row.note.endswith("from run 2026-11-23T10:38:29Z at load [0.02, 0.02, 0.21]")
