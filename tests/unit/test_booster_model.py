@@ -160,10 +160,17 @@ WITHOUT_MLOPS = BLOCK_MLOPS + textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def without_mlops(tmp_path_factory, delay_model) -> dict:
+def saved(tmp_path_factory, delay_model) -> dict[str, Path]:
+    """The model saved as code (``new``) and as the cloudpickled class of before (``legacy``)."""
+    tmp = tmp_path_factory.mktemp("saved")
+    return {"new": save(tmp / "new", delay_model), "legacy": save(tmp / "legacy", delay_model, legacy=True)}
+
+
+@pytest.fixture(scope="module")
+def without_mlops(tmp_path_factory, saved) -> dict:
     """The model code run and the new and legacy model directories loaded, without ``mlops``."""
     tmp = tmp_path_factory.mktemp("portable")
-    new, legacy = save(tmp / "new", delay_model), save(tmp / "legacy", delay_model, legacy=True)
+    new, legacy = saved["new"], saved["legacy"]
     rows = odd_rows()
     rows.to_json(tmp / "rows.json", orient="split")
     done = run_python(WITHOUT_MLOPS, str(MODEL_CODE), str(tmp / "rows.json"), str(new), str(legacy))
@@ -207,11 +214,11 @@ def test_saved_model_predicts_without_mlops_and_the_legacy_one_does_not(without_
     assert "No module named 'mlops'" in without_mlops["legacy"].get("error", ""), without_mlops["legacy"]
 
 
-def test_legacy_model_still_loads_inside_the_repo(tmp_path, delay_model):
+def test_legacy_model_still_loads_inside_the_repo(saved, delay_model):
     import mlflow.pyfunc
 
     rows = odd_rows()
-    model = mlflow.pyfunc.load_model(str(save(tmp_path, delay_model, legacy=True)))
+    model = mlflow.pyfunc.load_model(str(saved["legacy"]))
     assert np.array_equal(model.predict(rows), delay_model.predict(rows))
 
 
@@ -253,10 +260,12 @@ def test_read_checked_names_model_file_and_both_hashes(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["booster.ubj", "meta.json"])
-def test_changed_file_is_refused_by_pyfunc_and_by_read_version_files(tmp_path, delay_model, name):
+def test_changed_file_is_refused_by_pyfunc_and_by_read_version_files(tmp_path, saved, delay_model, name):
+    import shutil
+
     import mlflow.pyfunc
 
-    path = save(tmp_path, delay_model)
+    path = shutil.copytree(saved["new"], tmp_path / "model")
     booster, meta, verified = booster_model.read_version_files(path, "m v1")
     assert verified and (booster, meta.decode()) == delay_model.to_bytes()
     target = path / "artifacts" / name
@@ -267,8 +276,6 @@ def test_changed_file_is_refused_by_pyfunc_and_by_read_version_files(tmp_path, d
         mlflow.pyfunc.load_model(str(path))
 
 
-def test_legacy_directory_reads_unverified(tmp_path, delay_model):
-    booster, meta, verified = booster_model.read_version_files(
-        save(tmp_path, delay_model, legacy=True), "m v1"
-    )
+def test_legacy_directory_reads_unverified(saved, delay_model):
+    booster, meta, verified = booster_model.read_version_files(saved["legacy"], "m v1")
     assert not verified and (booster, meta.decode()) == delay_model.to_bytes()
