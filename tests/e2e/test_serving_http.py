@@ -305,23 +305,38 @@ def _predicted_total(metrics: str) -> int:
     return total
 
 
+def _shadow_total(metrics: str) -> int:
+    """Flights scored in shadow (``@challenger`` while it differed from the champion)."""
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in metrics.splitlines()
+        if line.startswith("mlops_serving_model_predictions_total{") and 'role="shadow"' in line
+    )
+
+
 def test_served_predictions_are_logged(home, server):
     with httpx.Client(base_url=server.url, timeout=30) as c:
         c.post("/predict", json=[request_body(r) for _, r in home["day"].head(5).iterrows()])
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             health = c.get("/health").json()["prediction_log"]
-            total = _predicted_total(c.get("/metrics").text)
-            if health["pending"] == 0 and health["written_rows"] == total:
+            metrics = c.get("/metrics").text
+            total, shadowed = _predicted_total(metrics), _shadow_total(metrics)
+            if health["pending"] == 0 and health["written_rows"] == total + shadowed:
                 break
             time.sleep(0.5)
-        assert health["written_rows"] == total and health["dropped_rows"] == 0, health
+        assert health["written_rows"] == total + shadowed and health["dropped_rows"] == 0, health
     prefix = lake.join(home["settings"].lake_uri, "predictions_online")
     files = list(lake.list_uris(prefix))
     assert files and all(f"ds={DAY}/part-" in f for f in files)
     frame = pd.concat([lake.read_parquet(f) for f in files], ignore_index=True)
     assert list(frame.columns) == scoring.ONLINE_COLUMNS
-    assert len(frame) == total and frame["request_id"].notna().all()
+    assert len(frame) == total + shadowed and frame["request_id"].notna().all()
+    served = frame[frame["role"] == "served"]
+    assert len(served) == total and served["prediction_id"].is_unique
+    # Every shadow score pairs with an answer (same prediction id, the other alias).
+    shadow = frame[frame["role"] == "shadow"].merge(served, on="prediction_id", suffixes=("", "_served"))
+    assert len(shadow) == shadowed and (shadow["alias"] != shadow["alias_served"]).all()
     assert set(frame["model_version"]) <= {home["v1"].version, home["v2"].version}
     assert (frame["ds"] == DAY).all() and set(frame["source"]) == {"online"}
 
