@@ -15,6 +15,7 @@ EXPECTED_DAGS = {
     "ingest_weather",
     "materialize_features",
     "train_model",
+    "train_air_time",
     "batch_predict",
     "monitor_drift",
     "rollout_guard",
