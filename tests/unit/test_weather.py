@@ -182,3 +182,28 @@ def test_the_ui_serves_the_weather_reports_under_ingest_weather():
     )
     with pytest.raises(published.NotPublished):
         published.published("quarantine", f"weather/ds={BAD_DAY}/flights.csv")
+
+
+def test_the_weather_record_shows_on_the_run_and_in_lineage():
+    from mlops.models import lineage
+
+    record = {
+        "used": True,
+        "states": {BAD_DAY: "quarantined"},
+        "excluded_rows": 893,
+        "partitions": [{"ds": "2013-02-11", "content_hash": "sha256:x"}, {"ds": BAD_DAY, "missing": True}],
+    }
+    assert lineage.weather_tags(record) == {
+        "mlops.weather.missing_days": "2013-02-12 (quarantined)",
+        "mlops.weather.excluded_rows": "893",
+    }
+    first, second = lineage._weather_lines(record)
+    assert "weather partitions: 1 read, 1 absent" in first
+    assert "days without weather: 2013-02-12 (quarantined); 893 rows left out of training" in second
+    assert lineage.weather_tags({"used": False}) == {} and lineage.weather_tags(None) == {}
+    assert lineage._weather_lines({}) == ["  weather: not recorded (trained before the weather feed)"]
+    report: dict = {"checks": []}
+    lineage._compare(
+        report, "weather_partitions", record["partitions"], [{"ds": "2013-02-11", "content_hash": "y"}]
+    )
+    assert report["checks"][0]["passed"] is False and "2013-02-11" in report["checks"][0]["detail"]
