@@ -281,18 +281,22 @@ def test_a_failing_canary_falls_back_to_the_champion(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def rollout_server(tmp_path_factory):
+def servers(tmp_path_factory):
+    """Two fake services started together: a 20 % canary with logging, and a failing challenger."""
     home = tmp_path_factory.mktemp("rollout-http")
-    srv = FakeServer(home, "--challenger", "8", "--canary-percent", "20", "--log-predictions")
+    canary = FakeServer(home, "--challenger", "8", "--canary-percent", "20", "--log-predictions")
+    failing = FakeServer(home, "--challenger", "9", "--challenger-fails")
     try:
-        srv.wait_ready()
-        yield srv, home
+        canary.wait_ready()
+        failing.wait_ready()
+        yield {"canary": canary, "failing": failing, "home": home}
     finally:
-        srv.stop()
+        canary.stop()
+        failing.stop()
 
 
-def test_shadow_and_canary_over_http(rollout_server):
-    srv, home = rollout_server
+def test_shadow_and_canary_over_http(servers):
+    srv, home = servers["canary"], servers["home"]
     flights = _flights(50)
     with httpx.Client(base_url=srv.url, timeout=30) as c:
         first = [c.post("/predict", json=f).json()["predictions"][0]["served_by"] for f in flights]
@@ -317,18 +321,13 @@ def test_shadow_and_canary_over_http(rollout_server):
     assert len(roles) == 100 and set(roles) == {("served", "shadow")}
 
 
-def test_a_failing_challenger_over_http(tmp_path):
-    srv = FakeServer(tmp_path, "--challenger", "9", "--challenger-fails")
-    try:
-        srv.wait_ready()
-        with httpx.Client(base_url=srv.url, timeout=30) as c:
-            statuses = [c.post("/predict", json=f).status_code for f in _flights(20)]
-            deadline = time.monotonic() + 30
-            while c.get("/health").json()["shadow"]["failed"] < 20 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            metrics = c.get("/metrics").text
-    finally:
-        srv.stop()
+def test_a_failing_challenger_over_http(servers):
+    with httpx.Client(base_url=servers["failing"].url, timeout=30) as c:
+        statuses = [c.post("/predict", json=f).status_code for f in _flights(20)]
+        deadline = time.monotonic() + 30
+        while c.get("/health").json()["shadow"]["failed"] < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        metrics = c.get("/metrics").text
     assert statuses == [200] * 20
     assert (
         'mlops_serving_model_errors_total{alias="challenger",model_version="9",role="shadow"} 20.0' in metrics
