@@ -57,3 +57,20 @@ def test_idle_is_run_wall_time_without_a_running_task(db):
 def test_missing_database_says_what_to_do(tmp_path, capsys):
     assert timings.main([str(tmp_path)]) == 1
     assert "run `mlops demo`" in capsys.readouterr().err
+
+
+def test_a_deferred_task_has_no_start_wait(tmp_path):
+    db = tmp_path / "airflow.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE task_instance (dag_id, task_id, run_id, scheduled_dttm, queued_dttm, start_date, end_date)"
+        )
+        conn.execute("CREATE TABLE task_instance_history (dag_id, task_id, run_id, start_date, end_date)")
+        # Started at 2, deferred, queued again at 40 when its trigger fired, ended at 45.
+        t = "2013-05-01 00:00:{:02d}.000000"
+        conn.execute(
+            "INSERT INTO task_instance VALUES ('d', 's', 'r', ?, ?, ?, ?)",
+            (t.format(0), t.format(40), t.format(2), t.format(45)),
+        )
+    (s,) = timings.task_timings(db)
+    assert (s.run_total, s.start_wait_total, s.start_wait_median) == (43.0, 0.0, 0.0)

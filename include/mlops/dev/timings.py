@@ -4,7 +4,8 @@ For every task of every DAG: how often it ran, its median and total run time (``
 ``end_date``), and its two waits before running: *scheduled* (``scheduled_dttm`` to
 ``queued_dttm``: the scheduler's loop and free slots) and *start* (``queued_dttm`` to
 ``start_date``: the executor picking it up, the task process starting, importing and parsing its
-DAG file). Per DAG, the *idle* share of its runs: wall time of each run during which none of its
+DAG file; unknown for a task that deferred, whose run time includes its wait in the triggerer).
+Per DAG, the *idle* share of its runs: wall time of each run during which none of its
 tasks was running (the scheduler noticing a finished task and queueing the next one, waits on
 slots). ``mlops demo`` prints the top of it; ``python -m mlops.dev.timings $MLOPS_HOME`` prints
 all of it for any embedded home.
@@ -62,7 +63,11 @@ def _rows(db: Path, sql: str) -> list[tuple]:
 
 
 def _gap(later: float | None, earlier: float | None) -> float | None:
-    return later - earlier if later is not None and earlier is not None else None
+    """``later - earlier``; None when either is unknown or the order is reversed (a task that
+    deferred is queued again when its trigger fires, after its first start)."""
+    if later is None or earlier is None or later < earlier:
+        return None
+    return later - earlier
 
 
 def _median(values: list[float]) -> float:
