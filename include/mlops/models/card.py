@@ -177,7 +177,10 @@ def build(
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else ("—" if value is None else str(value))
+    """A metric for the table: counts as integers (rows 1547), scores to 4 places."""
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() and abs(value) >= 2 else f"{value:.4f}"
+    return "—" if value is None else str(value)
 
 
 def _metrics_table(card: Mapping[str, Any]) -> list[str]:
