@@ -104,6 +104,7 @@ def test_version_is_logged_as_code_with_hashes_signature_and_example(trained):
     booster, meta = trained["result"].model.to_bytes()
     assert conf["config"]["booster_sha256"] == booster_model.sha256_bytes(booster)
     assert conf["config"]["meta_sha256"] == booster_model.sha256_bytes(meta.encode())
+    assert conf["config"]["model_name"] == MODEL_NAME
     assert (directory / conf["artifacts"]["booster"]["path"]).read_bytes() == booster
     info = mlflow.models.get_model_info(f"models:/{MODEL_NAME}/{version}")
     assert info.signature is not None and "carrier" in info.signature.inputs.input_names()
@@ -144,7 +145,11 @@ def test_changed_booster_is_refused_naming_version_file_and_hashes(trained, home
     message = str(err.value)
     assert f"{MODEL_NAME} version {version}" in message
     assert "booster.ubj" in message and recorded in message and actual in message
-    with pytest.raises(Exception, match=f"booster.ubj has sha256 {actual}, but {recorded} was recorded"):
+    run_id = registry.version_info(version).run_id
+    with pytest.raises(
+        Exception,
+        match=f"model {MODEL_NAME} \\(run {run_id}\\): .*booster.ubj has sha256 {actual}, but {recorded} was recorded",
+    ):
         mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}")
 
 

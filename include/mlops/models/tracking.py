@@ -438,6 +438,7 @@ def _log_model(result: Result, example_frame: pd.DataFrame) -> Any:
     from mlflow.models import infer_signature
 
     from mlops.models import booster_model
+    from mlops.spec.model import model_spec
 
     booster, meta = result.model.to_bytes()
     contents = {booster_model.BOOSTER: booster, booster_model.META: meta.encode()}
@@ -446,6 +447,7 @@ def _log_model(result: Result, example_frame: pd.DataFrame) -> Any:
     }
     active = mlflow.active_run()
     config["run_id"] = active.info.run_id if active else "unknown"
+    config["model_name"] = model_spec(result.spec).model_name  # named in load errors
     mlflow.set_tag(BOOSTER_SHA256_TAG, config[booster_model.HASH_KEYS[booster_model.BOOSTER]])
     with tempfile.TemporaryDirectory() as tmp:
         files = {
