@@ -531,6 +531,13 @@ def _audit_row(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _metric(value: Any) -> str:
+    """A card metric: counts as integers (rows 1547), scores to 4 places."""
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 2:
+        return f"{value:.0f}"
+    return display(value, 4)
+
+
 def _card_view(c: dict[str, Any] | None, links: PageLinks) -> dict[str, Any] | None:
     """The model card as the page shows it (:func:`mlops.models.card.build`'s data)."""
     if not c:
@@ -560,8 +567,8 @@ def _card_view(c: dict[str, Any] | None, links: PageLinks) -> dict[str, Any] | N
         "metrics": [
             {
                 "name": key + (" (gate)" if key == gate_metric else ""),
-                "ours": display(ours.get(key), 4),
-                "theirs": display(theirs.get(key), 4),
+                "ours": _metric(ours.get(key)),
+                "theirs": _metric(theirs.get(key)),
             }
             for key in sorted(set(ours) | set(theirs), key=lambda k: (k != gate_metric, k))
         ],
