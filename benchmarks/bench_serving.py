@@ -165,6 +165,58 @@ def run_in_process(handle: Any, payloads: list[bytes], rate: float, seconds: flo
     return {**percentiles(latencies), "achieved_rps": round(n / (time.perf_counter() - start), 1)}
 
 
+def response_path_cpu(settings: Any, payloads: list[bytes], blocks: int = 5) -> dict[str, Any]:
+    """CPU of the request's own thread (``time.thread_time``) per request: shadow off, shadow on,
+    10 % canary, in alternating blocks of ``payloads``. The shadow thread's work is not in it: what
+    the answer pays for the shadow is the hand-over only. Closed loop, so load changes wall times,
+    not this CPU figure much."""
+    from mlops.config import CHALLENGER, CHAMPION
+    from mlops.models import registry
+    from mlops.serving.app import score_request
+    from mlops.serving.metrics import ServiceMetrics
+    from mlops.serving.model import load_version
+    from mlops.serving.online import load_reader
+    from mlops.serving.rollout import ShadowScorer
+    from mlops.serving.schemas import parse_request, vocabulary
+
+    vocabulary()
+    reader = load_reader(settings)
+    champion = load_version(registry.alias_version(CHAMPION, settings), settings)
+    challenger = load_version(registry.alias_version(CHALLENGER, settings), settings)
+    metrics = ServiceMetrics()
+    shadow = ShadowScorer(metrics)
+    shadow.start()
+    parsed = [parse_request(b) for b in payloads]
+    modes: dict[str, dict[str, Any]] = {
+        "shadow_off": {},
+        "shadow_on": {"challenger": challenger, "shadow": shadow},
+        "canary_10": {"challenger": challenger, "shadow": shadow, "canary_percent": 10.0},
+    }
+
+    def block(kwargs: dict[str, Any]) -> float:
+        t = time.thread_time()
+        for flights in parsed:
+            score_request(champion, reader, flights, "bench", threshold=0.5, metrics=metrics, **kwargs)
+        spent = time.thread_time() - t
+        shadow.wait_idle(120)
+        return spent / len(parsed) * 1e3
+
+    for kwargs in modes.values():
+        block(kwargs)  # warm
+    runs: dict[str, list[float]] = {name: [] for name in modes}
+    for _ in range(blocks):
+        for name, kwargs in modes.items():
+            runs[name].append(round(block(kwargs), 4))
+    shadow.close()
+    return {
+        **{f"{name}_cpu_ms": statistics.median(v) for name, v in runs.items()},
+        "blocks_cpu_ms": runs,
+        "requests_per_block": len(parsed),
+        "shadow": shadow.describe(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def run_feast_sdk(settings: Any, flights: Any, n: int = 200) -> dict[str, Any]:
     """Reference: the Feast SDK online path + pandas model_frame + DelayModel.predict, per request."""
     from mlops.config import CHAMPION
@@ -657,12 +709,23 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds", type=int, default=3, help="rounds of the HTTP phases (each seconds/rounds long)"
     )
     p.add_argument("--out", type=Path, default=RESULTS / "serving.json", help="where to write the results")
+    p.add_argument(
+        "--path-cpu-only",
+        action="store_true",
+        help="only the response-path CPU per request, shadow off/on/canary (needs --home; prints, writes nothing)",
+    )
     ns = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("feast", "alembic", "mlflow", "urllib3", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)
     if ns.home:
         ns.home.mkdir(parents=True, exist_ok=True)
+    if ns.path_cpu_only:
+        if not ns.home:
+            p.error("--path-cpu-only needs --home (a home built by an earlier run)")
+        prep = prepare_home(ns.home)
+        print(json.dumps(response_path_cpu(prep["settings"], bodies(prep["flights"], 1000)), indent=2))
+        return 0
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # noted on the collected rows
     out = {"started": started, **measure(ns.home, ns.rate, ns.seconds, ns.sdk_requests, ns.rounds)}
     ns.out.parent.mkdir(parents=True, exist_ok=True)
