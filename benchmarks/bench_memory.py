@@ -13,7 +13,7 @@ measured at 1x (the baseline, same code, same days) and at 10x; the limit is 409
 The data is a synthetic scale-up of the real 2013 flights: every flight is copied ``factor - 1``
 times with a distinct flight number (unused numbers of the same carrier and origin, so the flight
 key ``(carrier, flight, origin)`` stays unique and within the validation's range 1-9999; the same
-flight gets the same number every day) and a distinct tail number (``N14228`` -> ``N14228-3``, so
+flight gets the same number every day) and a distinct tail number (``N14228`` -> ``Z30041`` in copy 3: a valid mark, so
 each copy is an aircraft of its own; copies have no FAA registry row, so their ``plane_*`` features
 are null). Schedules, delays and weather are the real ones.
 
@@ -140,6 +140,21 @@ def _copy_numbers(flights: Any, days: Any, copies: int) -> Any:
     return out
 
 
+def _copy_tail(tail: Any, k: int, index: dict[str, int]) -> Any:
+    """Copy ``k``'s tail number of aircraft ``tail``: ``Z``, the copy, the aircraft's number in
+    base 36 (``Z1002S``): a registration mark the validation accepts (2-7 capitals or digits),
+    one per aircraft and copy, none a real one (US marks start with N). Null stays null."""
+    if not isinstance(tail, str):
+        return tail
+    n, digits = index[tail], ""
+    while True:
+        n, r = divmod(n, 36)
+        digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[r] + digits
+        if not n:
+            break
+    return f"Z{k}{digits:0>4}"
+
+
 def replicate_raw(raw: Any, factor: int) -> Any:
     """Raw exports (any days) with every flight copied ``factor - 1`` times (see the docstring).
 
@@ -159,11 +174,12 @@ def replicate_raw(raw: Any, factor: int) -> Any:
         table = _copy_numbers(flights[rows], day[rows], factor - 1)
         idx = np.searchsorted(np.unique(flights[rows]), flights[rows])
         numbers[:, rows] = table[:, idx]
+    tails = {t: i for i, t in enumerate(sorted(raw["tailnum"].dropna().astype(str).unique()))}
     copies = [raw]
     for k in range(1, factor):
         copy = raw.copy()
         copy["flight"] = numbers[k - 1].astype(raw["flight"].dtype)
-        copy["tailnum"] = raw["tailnum"].where(raw["tailnum"].isna(), raw["tailnum"].astype(str) + f"-{k}")
+        copy["tailnum"] = raw["tailnum"].map(lambda t, k=k: _copy_tail(t, k, tails))
         copies.append(copy)
     out = pd.concat(copies, ignore_index=True)
     return out.sort_values(["year", "month", "day", "sched_dep_time"], kind="stable").reset_index(drop=True)
