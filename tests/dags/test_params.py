@@ -44,6 +44,9 @@ def _run_first_task(dag: Any, params: dict[str, Any]) -> Any:
         end = datetime(2013, 3, 4, tzinfo=UTC)
         fn = task.python_callable
         return fn(params=params, dag_run=None, data_interval_end=end, triggering_asset_events={})
+    if dag.dag_id == "train_air_time":
+        end = datetime(2013, 3, 4, tzinfo=UTC)
+        return task.python_callable(params=params, dag_run=None, data_interval_end=end)
     if dag.dag_id == "materialize_features":
         return task.python_callable(params=params, triggering_asset_events={}, inlet_events={}, dag_run=None)
     if dag.dag_id == "flights_upstream_simulator":
@@ -54,6 +57,7 @@ def _run_first_task(dag: Any, params: dict[str, Any]) -> Any:
 #: A typo per DAG that takes params: (misspelt key, the param it should have been).
 TYPOS = {
     "train_model": ("learnng_rate", "learning_rate"),
+    "train_air_time": ("promotion_margn", "promotion_margin"),
     "materialize_features": ("end_dss", "end_ds"),
     "ingest_flights": ("allow_partal", "allow_partial"),
     "ingest_weather": ("allow_partal", "allow_partial"),
