@@ -44,9 +44,11 @@ SERVICES = {
     "prometheus",
     "grafana",
 }
-#: Airflow variables of the compose file only: the metrics go to its statsd-exporter, which the
-#: no-Docker stack (mlops.scaleout.environment) does not run.
+#: Airflow variables of the compose file only: the metrics go to its statsd-exporter, and the
+#: rollout guard reads its prediction service, neither of which the no-Docker stack
+#: (mlops.scaleout.environment) runs.
 COMPOSE_ONLY_AIRFLOW = {
+    "MLOPS_SERVING_METRICS_URL",
     "AIRFLOW__METRICS__STATSD_ON",
     "AIRFLOW__METRICS__STATSD_HOST",
     "AIRFLOW__METRICS__STATSD_PORT",
