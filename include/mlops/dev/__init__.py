@@ -11,5 +11,7 @@ Modules:
 * :mod:`mlops.dev.bench` - ``mlops bench`` (the harness lives in ``benchmarks/``);
 * :mod:`mlops.dev.timings` - where a run of the embedded profile spent its time (task waits and
   run times from Airflow's metadata database; ``mlops demo`` prints its top);
-* :mod:`mlops.dev.checks` - developer checks shared by the tests and the benchmarks.
+* :mod:`mlops.dev.checks` - developer checks shared by the tests and the benchmarks;
+* :mod:`mlops.dev.seed` - curated weather for a lake filled without ``ingest_weather`` (tests,
+  benchmarks).
 """
