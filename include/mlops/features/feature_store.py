@@ -62,6 +62,8 @@ FEAST_ENV_VARS: tuple[str, ...] = ("MLOPS_FEAST_PROJECT", "MLOPS_FEAST_REGISTRY"
 #: set (a year's training set in one call peaked at 3.2 GiB, in chunks of 60k at 2.3 GiB, in the
 #: same time: benchmarks/bench_features.py).
 HISTORICAL_CHUNK_ROWS = 60_000
+#: The entity-frame column that carries a row's number through Feast's join.
+_ENTITY_ROW = "__entity_row"
 #: Extra days materialized before the covered interval, to pick up late rows.
 MATERIALIZE_OVERLAP = timedelta(days=1)
 #: How long apply/materialize wait for the registry lock before failing.
@@ -471,46 +473,56 @@ def historical_values(
 ) -> pd.DataFrame:
     """Point-in-time Feast values of ``flights`` (aligned with its index), at ``sched_dep_ts``, of
     the feature service ``service``."""
+    import numpy as np
     import pandas as pd
 
     store = store or get_store(settings)
-    keys = compute.entity_keys(flights)
-    key_cols = [compute.TIMESTAMP, *compute.JOIN_KEYS]
-    unique = (
-        keys.drop_duplicates(key_cols).sort_values(compute.TIMESTAMP, kind="stable").reset_index(drop=True)
-    )
-    if unique.empty and service == FEATURE_SERVICE:  # no registry read for nothing to look up
+    if flights.empty and service == FEATURE_SERVICE:  # no registry read for nothing to look up
         return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
     feature_service = _feature_service(store, service)
     names = feast_feature_names(None if service == FEATURE_SERVICE else feature_service)
-    if unique.empty:
+    if flights.empty:
         return pd.DataFrame(index=flights.index, columns=names, dtype="float64")
     # Time-ordered chunks of HISTORICAL_CHUNK_ROWS: each call reads only the partitions of its
     # rows' window (mlops.features.feast_duckdb), and DuckDB's working set (several KB per entity row: the
     # joins of all views at once) stays bounded. Every entity row comes back; a view with no row
-    # of the key within its TTL gives nulls for that view only.
+    # of the key within its TTL gives nulls for that view only. The entity keys (eight string
+    # columns) are built per chunk and a chunk's result keeps only its features: built for the
+    # whole frame, merged back on those columns, they took the 120-day window at 10x volume
+    # (1.09 M flights) to 5.9 GB peak RSS (benchmarks/bench_memory.py).
+    order = np.argsort(pd.to_datetime(flights["sched_dep_ts"], utc=True).to_numpy(), kind="stable")
     size = chunk_rows or HISTORICAL_CHUNK_ROWS
     parts = [
-        store.get_historical_features(
-            entity_df=unique.iloc[first : first + size].reset_index(drop=True), features=feature_service
-        ).to_df()
-        for first in range(0, len(unique), size)
+        _historical_chunk(store, feature_service, names, flights, order[first : first + size])
+        for first in range(0, len(order), size)
     ]
-    values = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    if len(values) != len(unique):
+    values = pd.concat(parts) if len(parts) > 1 else parts[0]
+    values = values.sort_index()
+    values.index = flights.index
+    return values
+
+
+def _historical_chunk(
+    store: FeatureStore, feature_service: Any, names: list[str], flights: pd.DataFrame, rows: Any
+) -> pd.DataFrame:
+    """Feast values of the flights at positions ``rows``, indexed by those positions."""
+    key_cols = [compute.TIMESTAMP, *compute.JOIN_KEYS]
+    keys = compute.entity_keys(flights.iloc[rows]).reset_index(drop=True)
+    # One entity row per distinct key (Feast joins on the keys: a repeated one would repeat rows).
+    group = keys.groupby(key_cols, sort=False, dropna=False).ngroup().to_numpy()
+    unique = keys.drop_duplicates(key_cols).reset_index(drop=True)
+    unique[_ENTITY_ROW] = range(len(unique))
+    got = store.get_historical_features(entity_df=unique, features=feature_service).to_df()
+    if len(got) != len(unique):
         raise RuntimeError(
-            f"get_historical_features returned {len(values)} rows for {len(unique)} entity rows: "
+            f"get_historical_features returned {len(got)} rows for {len(unique)} entity rows: "
             "Feast's DuckDB offline store keeps every entity row; check the offline store in "
             "feature_repo/feature_store.yaml"
         )
-    values[compute.TIMESTAMP] = pd.to_datetime(values[compute.TIMESTAMP], utc=True).astype(
-        "datetime64[us, UTC]"
-    )
-    keys = keys.reset_index(names="__row")
-    keys[compute.TIMESTAMP] = keys[compute.TIMESTAMP].astype("datetime64[us, UTC]")
-    merged = keys.merge(values, on=key_cols, how="left", validate="many_to_one")
-    merged = merged.set_index("__row").reindex(flights.index)
-    return merged[names]
+    got = got.sort_values(_ENTITY_ROW)[names].reset_index(drop=True)
+    part = got.iloc[group]
+    part.index = rows
+    return part
 
 
 def historical_frame(
