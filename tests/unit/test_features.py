@@ -416,3 +416,15 @@ def test_categories_and_route_distances_come_from_what_the_model_may_see(mlops_h
     assert compute.route_distances(settings, as_of="2013-02-27") == first
     later = set(compute.route_distances(settings)) - set(first)
     assert later == set(flights.groupby(["origin", "dest"]).size().index) - set(first)
+
+
+def test_route_table_read_by_a_running_service_appears_once_built(mlops_home):
+    """A service started before the first feature build (no route table yet) must not keep
+    NaN distances until it restarts: an empty table is never cached."""
+    compute._route_distance.cache_clear()
+    assert compute._route_distance() == {}
+    compute.update_routes(curated_days(["2013-07-04"]), get_settings())
+    table = compute._route_distance()
+    assert table[("JFK", "LAX")] == 2475.0
+    assert compute._route_distance() is table  # then kept (ROUTE_TABLE_TTL)
+    compute._route_distance.cache_clear()

@@ -14,11 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlops.config import get_settings
 from mlops.features import compute
 from mlops.serving.model import ServedModel
 from mlops.serving.online import FlightRequest, entity_keys, feature_row, request_values, to_frame
 from mlops.serving.schemas import parse_departure
 from mlops.training.model import DelayModel
+from tests.conftest import use_home
 from tests.unit.test_features import curated_days
 
 #: Both DST switches, a holiday, a summer day with many flights.
@@ -37,6 +39,18 @@ def _requests(frame: pd.DataFrame) -> list[FlightRequest]:
         )
         for r in frame.itertuples()
     ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def route_home(tmp_path_factory: pytest.TempPathFactory):
+    """A home whose lake holds the route table a feature build of ``DAYS`` writes (requests carry
+    no distance: both paths read it from there)."""
+    with pytest.MonkeyPatch.context() as mp:
+        use_home(mp, tmp_path_factory.mktemp("routes") / "mlops")
+        compute.update_routes(curated_days(DAYS), get_settings())
+        compute._route_distance.cache_clear()
+        yield
+    compute._route_distance.cache_clear()
 
 
 @pytest.fixture(scope="module")

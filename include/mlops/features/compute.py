@@ -60,6 +60,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -378,11 +380,40 @@ def route_distances(
     }
 
 
-@functools.cache
-def _route_distance() -> dict[tuple[str, str], float]:
-    """The route table of the configured lake, read once per process (request-time ``distance``
-    of a flight that does not carry one: :func:`request_features`, the online path)."""
-    return route_distances()
+#: Seconds a process keeps the route table it read before reading it again: a long-running
+#: service sees routes that feature builds add after it started.
+ROUTE_TABLE_TTL = 300.0
+
+
+class _RouteTable:
+    """The route table of the configured lake for request-time ``distance`` (a flight that does
+    not carry one: :func:`request_features`, the online path). Read once per lake and kept for
+    :data:`ROUTE_TABLE_TTL` seconds; an empty or missing table is never kept, so a service started
+    before the first feature build picks the routes up as soon as they exist."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tables: dict[str, tuple[float, dict[tuple[str, str], float]]] = {}
+
+    def __call__(self) -> dict[tuple[str, str], float]:
+        lake_uri = get_settings().lake_uri
+        now = time.monotonic()
+        with self._lock:
+            kept = self._tables.get(lake_uri)
+            if kept is not None and now - kept[0] < ROUTE_TABLE_TTL:
+                return kept[1]
+        table = route_distances()
+        if table:
+            with self._lock:
+                self._tables[lake_uri] = (now, table)
+        return table
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._tables.clear()
+
+
+_route_distance = _RouteTable()
 
 
 @functools.cache
