@@ -121,3 +121,25 @@ def test_model_card_and_audit_trail_sections_render_escaped():
 def test_without_card_or_trail_the_page_says_so():
     html = _plugin().render_lifecycle({**_page_state()})
     assert "No model card yet" in html and "No alias moves recorded yet" in html
+    assert "No shadow traffic yet" in html
+
+
+def test_shadow_traffic_section_renders_escaped():
+    row = {
+        "champion_version": "3",
+        "challenger_version": HOSTILE,
+        "pairs": 120,
+        "canary_pairs": 12,
+        "agreement_rate": 0.925,
+        "mean_score_diff": 0.0123,
+        "mean_abs_score_diff": 0.0456,
+        "labelled": 100,
+        "champion_roc_auc": 0.71,
+        "challenger_roc_auc": None,
+    }
+    state = {**_page_state(), "shadow": [row], "shadow_days": ["2013-06-12", "2013-06-13"]}
+    html = _plugin().render_lifecycle(state)
+    table = re.search(r'<table id="shadow">.*?</table>', html, re.S).group(0)
+    assert "<img" not in html and "v3 vs v&lt;img src=x onerror=alert(2)&gt;" in table
+    assert "<td>120</td><td>12</td><td>92.5%</td><td>0.0123 (0.0456)</td><td>100</td>" in table
+    assert "<td>0.7100 / —</td>" in table and "champion vs challenger · 2013-06-12 … 2013-06-13" in html

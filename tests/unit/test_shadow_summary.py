@@ -111,3 +111,26 @@ def test_shadow_summary_reads_the_log_and_the_curated_labels(tmp_path):
     (summary,) = shadow.shadow_summary(["2013-06-11", "2013-06-12"], settings)
     assert summary["pairs"] == 5 and summary["labelled"] == 4 and summary["champion_roc_auc"] == 1.0
     assert shadow.shadow_summary(["2013-06-20"], settings) == []
+
+
+def test_the_lifecycle_page_compares_the_newest_days_of_shadow_traffic(tmp_path):
+    """recent_days finds the logged days (newest last), and the page's view of the summary."""
+    from mlops.models.lifecycle import LifecycleState, _shadow, _shadow_row
+
+    settings = get_settings({"MLOPS_HOME": str(tmp_path)})
+    assert shadow.recent_days(settings) == []
+    logger = PredictionLogger(settings.lake_uri)
+    logger.log(_rows(day=12) + _rows(day=13, challenger="5"))
+    assert logger.flush() == 20
+    lake.write_parquet(layout.curated_file(settings.lake_uri, "2013-06-12"), _labels())
+    assert shadow.recent_days(settings) == ["2013-06-12", "2013-06-13"]
+    assert shadow.recent_days(settings, limit=1) == ["2013-06-13"]
+    state = LifecycleState()
+    _shadow(state, settings)
+    assert state.errors == [] and state.shadow_days == ["2013-06-12", "2013-06-13"]
+    rows = [_shadow_row(c) for c in state.shadow]
+    assert [(r["versions"], r["pairs"], r["canary_pairs"], r["agreement"]) for r in rows] == [
+        ("v3 vs v4", 5, 1, "80.0%"),
+        ("v3 vs v5", 5, 1, "80.0%"),
+    ]
+    assert rows[0]["champion_auc"] == "1.0000" and rows[1]["labelled"] == 0 and rows[1]["champion_auc"] == "—"

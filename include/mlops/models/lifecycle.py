@@ -60,6 +60,10 @@ class LifecycleState:
     model_card: dict[str, Any] | None = None
     #: The newest events of the audit trail (:mod:`mlops.models.audit`), newest first.
     audit: list[dict[str, Any]] = field(default_factory=list)
+    #: Champion vs challenger on the shadow traffic of the newest logged days
+    #: (:func:`mlops.monitoring.shadow.shadow_summary`), and those days.
+    shadow: list[dict[str, Any]] = field(default_factory=list)
+    shadow_days: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,7 +177,23 @@ def lifecycle_state(settings: Settings | None = None, limit: int = 20) -> Lifecy
     except Exception as exc:
         state.errors.append(f"drift history: {exc}")
     _governance(state, s)
+    _shadow(state, s)
     return state
+
+
+#: Days of online prediction log the page's shadow comparison covers (the newest ones).
+SHADOW_DAYS = 7
+
+
+def _shadow(state: LifecycleState, settings: Settings) -> None:
+    """Champion vs challenger on the newest days of shadow traffic (errors reported)."""
+    from mlops.monitoring import shadow
+
+    try:
+        state.shadow_days = shadow.recent_days(settings, SHADOW_DAYS)
+        state.shadow = shadow.shadow_summary(state.shadow_days, settings) if state.shadow_days else []
+    except Exception as exc:
+        state.errors.append(f"shadow traffic: {exc}")
 
 
 #: Audit events the page lists (the CLI, ``mlops audit``, prints them all).
@@ -505,6 +525,29 @@ def lifecycle_page(
         "requests": _request_rows(requests, links),
         "model_card": _card_view(state.get("model_card"), links),
         "audit": [_audit_row(e) for e in state.get("audit") or []],
+        "shadow": [_shadow_row(c) for c in state.get("shadow") or []],
+        "shadow_days": _day_span(state.get("shadow_days") or []),
+    }
+
+
+def _day_span(days: list[str]) -> str:
+    return f"{days[0]} … {days[-1]}" if len(days) > 1 else (days[0] if days else "")
+
+
+def _shadow_row(c: dict[str, Any]) -> dict[str, Any]:
+    """One (champion, challenger) pair of versions as the shadow table shows it."""
+    share = c.get("agreement_rate")
+    return {
+        "versions": f"{_v(c.get('champion_version'))} vs {_v(c.get('challenger_version'))}",
+        "pairs": int(c.get("pairs") or 0),
+        "canary_pairs": int(c.get("canary_pairs") or 0),
+        "agreement": "—" if share is None else f"{100 * float(share):.1f}%",
+        "mean_diff": display(c.get("mean_score_diff"), 4),
+        "mean_abs_diff": display(c.get("mean_abs_score_diff"), 4),
+        "labelled": int(c.get("labelled") or 0),
+        "champion_auc": display(c.get("champion_roc_auc"), 4),
+        "challenger_auc": display(c.get("challenger_roc_auc"), 4),
+        "served": f"{c.get('first_served_at') or ''} … {c.get('last_served_at') or ''}".strip(" …"),
     }
 
 

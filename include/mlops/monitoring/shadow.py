@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from mlops.config import Settings
 
 log = logging.getLogger(__name__)
+
+_DS = re.compile(r"/ds=(\d{4}-\d{2}-\d{2})/")
 
 #: Columns of the log a pair needs.
 LOG_COLUMNS = [
@@ -201,6 +204,13 @@ def read_labels(days: Sequence[str], settings: Settings) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame({"flight_id": pd.Series(dtype="string"), LABEL: pd.Series(dtype="Int8")})
     return pd.concat(frames, ignore_index=True)
+
+
+def recent_days(settings: Settings, limit: int = 7) -> list[str]:
+    """The newest ``limit`` days (``ds``) that have an online prediction log, oldest first."""
+    root = layout.predictions_online_root(settings.lake_uri)
+    days = {m.group(1) for uri in lake.list_uris(root) if (m := _DS.search(uri))}
+    return sorted(days)[-limit:] if limit > 0 else []
 
 
 def shadow_summary(days: Sequence[str], settings: Settings) -> list[dict[str, Any]]:
