@@ -32,7 +32,10 @@ Modules:
 * :mod:`mlops.monitoring.rollout_check` - the rollout guard's check: scrape and keep ``/metrics``,
   read the online prediction log and the arrived labels, score them with ``@previous``, judge;
 * :mod:`mlops.monitoring.rollback` - the rollout guard's action: ``@champion`` back to ``@previous``
-  under the promotion lock, once per breach, recorded in the audit trail.
+  under the promotion lock, once per breach, recorded in the audit trail;
+* :mod:`mlops.monitoring.shadow` - champion vs challenger on shadow traffic: the online prediction
+  log paired by ``prediction_id`` (agreement, score difference, ROC-AUC once labels arrive), for
+  the lifecycle page.
 
 The ``retrain_request`` event behind a ``train_model`` run is read by
 :func:`mlops.airflow.events.request_context`.
