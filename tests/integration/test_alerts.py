@@ -42,7 +42,8 @@ def _request(breached: bool = True) -> dict:
         "report_uri": "file:///lake/reports/drift/ds=2013-06-12/drift.html",
         "breached": breached,
         "breaches": [{"message": "drift share 0.62 > 0.5"}] if breached else [],
-        "drifted_features": [{"feature": "dep_hour"}, {"feature": "origin_precip"}],
+        # what the check's request holds: DriftScores.drifted(), {feature: score} highest first
+        "drifted_features": {"dep_hour": 0.41, "origin_precip": 0.33},
         "reason": "drift share 0.62 > 0.5" if breached else "",
     }
 
@@ -110,6 +111,7 @@ def test_every_alert_kind_reaches_email_and_webhook(sinks, mlops_home: Path):
         and "Failed checks: domains, keys" in mails[0].body
     )
     assert "ledger.json" in mails[2].body
+    assert "Drifted features: dep_hour (0.41), origin_precip (0.33)" in mails[1].body
 
     posts = hook.wait(5)
     assert [p["subject"] for p in posts] == subjects

@@ -367,6 +367,17 @@ def _feed_from_uri(uri: str) -> str | None:
 def announce_retrain(
     request: Mapping[str, Any], decision: Any, context: Mapping[str, Any] | None = None
 ) -> list[str]:
+    """:func:`_announce_retrain`, never raising: the request it reports must still be emitted."""
+    try:
+        return _announce_retrain(request, decision, context)
+    except Exception:
+        log.exception("retrain alert of %s not sent (the request itself is unaffected)", request.get("ds"))
+        return []
+
+
+def _announce_retrain(
+    request: Mapping[str, Any], decision: Any, context: Mapping[str, Any] | None = None
+) -> list[str]:
     """A drift check breached a threshold: say whether a retrain was requested or suppressed.
 
     ``request`` is the check's ``request`` block; ``decision`` the storm guard's
@@ -379,8 +390,11 @@ def announce_retrain(
     breaches = "; ".join(str(b.get("message", b)) for b in request.get("breaches") or []) or str(
         request.get("reason", "")
     )
-    features = request.get("drifted_features") or []
-    names = ", ".join(str(f.get("feature", f) if isinstance(f, Mapping) else f) for f in features[:8])
+    features = request.get("drifted_features") or {}
+    if isinstance(features, Mapping):  # the check's request: {feature: score}, highest first
+        names = ", ".join(f"{name} ({float(score):.2f})" for name, score in list(features.items())[:8])
+    else:
+        names = ", ".join(str(name) for name in list(features)[:8])
     body_lines = [
         f"Drift check of {ds} against champion v{request.get('champion_version', '?')}: {breaches}.",
         f"Drifted features: {names or 'none'}",
