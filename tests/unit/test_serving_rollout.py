@@ -142,6 +142,12 @@ def test_canary_is_sticky_by_flight_and_near_the_share():
 def test_shadow_scores_the_challenger_under_the_same_prediction_id(tmp_path):
     app, service, logger = _service(tmp_path)
     flights = _flights(6)
+    # Deltas: once anything imported feast.feature_server, prometheus_client runs in multiprocess
+    # mode (Feast sets PROMETHEUS_MULTIPROCESS_DIR at import), where a process's counters of the same
+    # name and labels share one value across registries, i.e. across this module's services.
+    served_counter = service.metrics.model_requests.labels("champion", "7", "served")
+    shadow_counter = service.metrics.model_predictions.labels(CHALLENGER, "8", "shadow")
+    served_before, shadow_before = served_counter._value.get(), shadow_counter._value.get()
     with TestClient(app) as client:
         answers = [client.post("/predict", json=f) for f in flights[:3]]
         batch = client.post("/predict", json={"flights": flights[3:]})
@@ -166,12 +172,12 @@ def test_shadow_scores_the_challenger_under_the_same_prediction_id(tmp_path):
     assert (shadow["delay_probability"] > champion.loc[shadow.index, "delay_probability"]).all()
     assert (shadow["request_id"] == champion.loc[shadow.index, "request_id"]).all()
     served_line = 'mlops_serving_model_requests_total{alias="champion",model_version="7",role="served"}'
-    assert service.metrics.model_requests.labels("champion", "7", "served")._value.get() == 4  # 3 + 1 batch
+    assert served_counter._value.get() - served_before == 4  # 3 + 1 batch
     assert served_line in metrics, [line for line in metrics.splitlines() if "model_requests" in line]
     shadow_counted = (
         'mlops_serving_model_predictions_total{alias="challenger",model_version="8",role="shadow"}'
     )
-    assert service.metrics.model_predictions.labels(CHALLENGER, "8", "shadow")._value.get() == 6
+    assert shadow_counter._value.get() - shadow_before == 6
     assert shadow_counted in metrics  # (the scrape may precede the last shadow job)
     assert 'mlops_serving_alias_info{alias="challenger",model_version="8"} 1.0' in metrics
     assert health["challenger"]["active"] and health["shadow"]["failed"] == 0
