@@ -29,6 +29,12 @@ path                                                         built by
 ``{lake}/audit/<model>/<time_ns>-<id>.json``                 :func:`audit_dir` (the audit trail)
 ==========================================================  ==========================================
 
+Predictions, the online log and drift reports belong to one model: the functions that build them
+take ``model_dir``, the spec's :attr:`~mlops.spec.model.ModelSpec.lake_folder`. The flight-delay
+spec's is ``""`` (the paths above, as DESIGN.md fixes them); every other model's live under
+``{lake}/models/<model_dir>/`` (:func:`model_root`), e.g.
+``{lake}/models/air_time/predictions/ds=YYYY-MM-DD/data.parquet``.
+
 ``tests/unit/test_layout.py`` holds these to DESIGN.md's table. The names of the published files
 (what the UI may serve, :mod:`mlops.published`) are the constants below.
 """
@@ -52,6 +58,8 @@ PREDICTIONS_ONLINE = "predictions_online"
 REPORTS = "reports"
 TRAINING = "training"
 AUDIT = "audit"
+#: Where models other than the flight-delay classifier keep their predictions and reports.
+MODELS = "models"
 
 # Kinds of report under reports/.
 VALIDATION = "validation"
@@ -132,31 +140,44 @@ def features_built_file(lake_root: str, ds: str) -> str:
     return feature_file(lake_root, LAST_DAILY_VIEW, ds)
 
 
-def predictions_file(lake_root: str, ds: str) -> str:
-    """``{lake}/predictions/ds=YYYY-MM-DD/data.parquet``: batch predictions of a day."""
-    return lake.join(lake_root, PREDICTIONS, partition(ds), DATA_FILE)
+def model_root(lake_root: str, model_dir: str = "") -> str:
+    """The root of one model's predictions and reports: the lake itself for ``model_dir=""``
+    (the flight-delay spec), else ``{lake}/models/<model_dir>``."""
+    if not model_dir:
+        return lake_root
+    if "/" in model_dir or model_dir in {".", ".."}:
+        raise ValueError(f"model folder {model_dir!r}: a plain name (the spec's lake_folder)")
+    return lake.join(lake_root, MODELS, model_dir)
 
 
-def predictions_online_root(lake_root: str) -> str:
-    """``{lake}/predictions_online``: what ``mlops serve`` served."""
-    return lake.join(lake_root, PREDICTIONS_ONLINE)
+def predictions_file(lake_root: str, ds: str, model_dir: str = "") -> str:
+    """``{model root}/predictions/ds=YYYY-MM-DD/data.parquet``: batch predictions of a day."""
+    return lake.join(model_root(lake_root, model_dir), PREDICTIONS, partition(ds), DATA_FILE)
 
 
-def predictions_online_dir(lake_root: str, ds: str) -> str:
-    """``{lake}/predictions_online/ds=YYYY-MM-DD``: a day's served predictions (many parts)."""
-    return lake.join(predictions_online_root(lake_root), partition(ds))
+def predictions_online_root(lake_root: str, model_dir: str = "") -> str:
+    """``{model root}/predictions_online``: what ``mlops serve`` served."""
+    return lake.join(model_root(lake_root, model_dir), PREDICTIONS_ONLINE)
 
 
-def reports_root(lake_root: str, kind: str) -> str:
-    """``{lake}/reports/<kind>``, ``kind`` one of :data:`VALIDATION`, :data:`DRIFT`."""
+def predictions_online_dir(lake_root: str, ds: str, model_dir: str = "") -> str:
+    """``{model root}/predictions_online/ds=YYYY-MM-DD``: a day's served predictions (many parts)."""
+    return lake.join(predictions_online_root(lake_root, model_dir), partition(ds))
+
+
+def reports_root(lake_root: str, kind: str, model_dir: str = "") -> str:
+    """``{lake}/reports/<kind>``, ``kind`` one of :data:`VALIDATION`, :data:`DRIFT` (drift
+    reports are a model's: under its :func:`model_root`)."""
     if kind not in (VALIDATION, DRIFT):
         raise ValueError(f"unknown report kind {kind!r}: use {VALIDATION!r} or {DRIFT!r}")
-    return lake.join(lake_root, REPORTS, kind)
+    if kind == VALIDATION and model_dir:
+        raise ValueError("validation reports belong to a feed, not a model: pass no model_dir")
+    return lake.join(model_root(lake_root, model_dir), REPORTS, kind)
 
 
-def report_dir(lake_root: str, kind: str, ds: str) -> str:
-    """``{lake}/reports/<kind>/ds=YYYY-MM-DD``: a day's report (HTML + JSON)."""
-    return lake.join(reports_root(lake_root, kind), partition(ds))
+def report_dir(lake_root: str, kind: str, ds: str, model_dir: str = "") -> str:
+    """``{root}/reports/<kind>/ds=YYYY-MM-DD``: a day's report (HTML + JSON)."""
+    return lake.join(reports_root(lake_root, kind, model_dir), partition(ds))
 
 
 def validation_report_dir(lake_root: str, ds: str, folder: str = VALIDATION) -> str:
@@ -172,14 +193,14 @@ def validation_report_dir(lake_root: str, ds: str, folder: str = VALIDATION) -> 
     return lake.join(lake_root, REPORTS, folder, partition(ds))
 
 
-def drift_history_file(lake_root: str) -> str:
-    """``{lake}/reports/drift/history.parquet``: one row per drift check."""
-    return lake.join(reports_root(lake_root, DRIFT), DRIFT_HISTORY)
+def drift_history_file(lake_root: str, model_dir: str = "") -> str:
+    """``{model root}/reports/drift/history.parquet``: one row per drift check."""
+    return lake.join(reports_root(lake_root, DRIFT, model_dir), DRIFT_HISTORY)
 
 
-def drift_ledger_file(lake_root: str) -> str:
-    """``{lake}/reports/drift/requests/ledger.json``: the storm guard's decisions."""
-    return lake.join(reports_root(lake_root, DRIFT), DRIFT_LEDGER)
+def drift_ledger_file(lake_root: str, model_dir: str = "") -> str:
+    """``{model root}/reports/drift/requests/ledger.json``: the storm guard's decisions."""
+    return lake.join(reports_root(lake_root, DRIFT, model_dir), DRIFT_LEDGER)
 
 
 def training_dir(lake_root: str, as_of: str, data_key: str) -> str:

@@ -232,6 +232,10 @@ class ModelSpec:
     day_column: str = "ds"
     #: ``module:ATTRIBUTE`` of a spec that is not in :data:`SPECS` (how another process finds it).
     import_path: str = ""
+    #: The folder of this model's predictions, online log and drift reports under
+    #: ``{lake}/models/`` (:func:`mlops.layout.model_root`); ``None``: the spec's ``name``. The
+    #: flight-delay spec sets ``""``: its paths are DESIGN.md's (``{lake}/predictions/...``).
+    lake_dir: str | None = None
 
     # -- derived ------------------------------------------------------------------------------------
 
@@ -247,6 +251,11 @@ class ModelSpec:
                 "import_path: set import_path='package.module:SPEC' so other processes can load it"
             )
         return self.import_path
+
+    @property
+    def lake_folder(self) -> str:
+        """``lake_dir``, or the spec's name when unset (what :mod:`mlops.layout` takes as ``model_dir``)."""
+        return self.name if self.lake_dir is None else self.lake_dir
 
     @property
     def meta_columns(self) -> tuple[str, ...]:
