@@ -24,7 +24,8 @@ What a spec says:
   (behavioural checks: fields to ignore, expected directions, the prediction range);
 * **monitoring** - :class:`Monitoring`: features to ignore, the performance metric, the allowed
   degradation, the monitoring experiment;
-* **serving** - the online request schema (field -> JSON type) and the batch output columns.
+* **serving** - the online request schema (field -> JSON type), the online service's adapter
+  (``online``, :class:`mlops.serving.online.OnlineSpec`) and the batch output columns.
 
 Lookup: :func:`model_spec` takes a spec, a registered name (:data:`SPECS`) or an import path
 ``package.module:ATTRIBUTE``; importing a spec module is cheap (no pandas, no XGBoost), so an
@@ -236,6 +237,9 @@ class ModelSpec:
     #: ``{lake}/models/`` (:func:`mlops.layout.model_root`); ``None``: the spec's ``name``. The
     #: flight-delay spec sets ``""``: its paths are DESIGN.md's (``{lake}/predictions/...``).
     lake_dir: str | None = None
+    #: ``module:ATTRIBUTE`` of the spec's :class:`mlops.serving.online.OnlineSpec` (``mlops serve
+    #: --spec``): the request item, its entity keys and features; ``""``: not served online.
+    online: str = ""
 
     # -- derived ------------------------------------------------------------------------------------
 
