@@ -88,6 +88,7 @@ SPEC = ModelSpec(
         "tailnum": "string",
     },
     prediction_column="air_time_minutes",
+    online="mlops.air_time.serving:AIR_TIME",
     batch_columns=(
         "flight_id",
         "ds",

@@ -64,6 +64,7 @@ SPEC = ModelSpec(
         "tailnum": "string",
     },
     prediction_column="delay_probability",
+    online="mlops.flight_delay.serving:DELAY",
     lake_dir="",  # DESIGN.md's paths: {lake}/predictions/, {lake}/reports/drift/
     batch_columns=(
         "flight_id",

@@ -1,33 +1,45 @@
 """The OpenAPI description of the prediction service (what ``/docs`` and ``/openapi.json`` show).
 
-Pure data for :mod:`mlops.serving.app`: :func:`predict_route` is the ``POST /predict`` route's
+Pure data for :mod:`mlops.serving.app`, from the served model's spec (its
+:class:`mlops.serving.online.OnlineSpec`): :func:`predict_route` is the ``POST /predict`` route's
 documentation (headers, error statuses, the three accepted body shapes), :func:`install` replaces
-the app's generated schema with one that also carries the request/response models
-(:func:`component_schemas`), the batch limit included.
+the app's generated schema with one that also carries the spec's request/response models
+(:func:`component_schemas`: the item's fields are the spec's ``request_fields``), the batch limit
+included.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlops.serving.schemas import EXAMPLE_FLIGHT, ErrorResponse, Flight, PredictRequest
+from mlops.serving.schemas import ErrorResponse, request_model
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-#: ``POST /predict``'s error statuses and what each means.
-PREDICT_ERRORS: dict[int, str] = {
-    400: "the body is not JSON (or nests deeper than 200 levels)",
-    408: "the body did not arrive whole within body_timeout_seconds (connection closed)",
-    413: "too many flights (over max_batch), or the body is over max_body_bytes "
-    "(the connection is closed: the rest of the body is not read)",
-    415: "the body is not declared application/json",
-    422: "invalid flights: each error names the flight, the field and why (at most "
-    "50 errors); a well-formed flight can still be refused for its meaning: types "
-    "unknown_carrier, unknown_airport, invalid_route, invalid_departure",
-    500: "internal error while scoring (logged server side, with the request id)",
-    503: "no model or no features loaded yet (see /health)",
-}
+    from mlops.serving.online import OnlineSpec
+
+
+def predict_errors(online: OnlineSpec) -> dict[int, str]:
+    """``POST /predict``'s error statuses and what each means."""
+    items, item = online.items, online.item
+    semantic = ""
+    if online.semantic_error_types:
+        semantic = f"; a well-formed {item} can still be refused for its meaning: types " + ", ".join(
+            sorted(online.semantic_error_types)
+        )
+    return {
+        400: "the body is not JSON (or nests deeper than 200 levels)",
+        408: "the body did not arrive whole within body_timeout_seconds (connection closed)",
+        413: f"too many {items} (over max_batch), or the body is over max_body_bytes "
+        "(the connection is closed: the rest of the body is not read)",
+        415: "the body is not declared application/json",
+        422: f"invalid {items}: each error names the {item}, the field and why (at most 50 errors; "
+        f"a missing field is type missing){semantic}",
+        500: "internal error while scoring (logged server side, with the request id)",
+        503: "no model or no features loaded yet (see /health)",
+    }
+
 
 _PREDICT_HEADERS: dict[str, Any] = {
     "x-model-version": {
@@ -50,41 +62,39 @@ def error_responses(statuses: dict[int, str]) -> dict[int | str, dict[str, Any]]
     }
 
 
-def predict_route(max_batch: int) -> dict[str, Any]:
+def predict_route(max_batch: int, online: OnlineSpec) -> dict[str, Any]:
     """The ``responses`` and ``openapi_extra`` arguments of the ``POST /predict`` route."""
+    item_ref = f"#/components/schemas/{online.item_model.__name__}"
     one_of = [
         {"$ref": "#/components/schemas/PredictRequest"},
-        {"$ref": "#/components/schemas/Flight"},
-        {
-            "type": "array",
-            "items": {"$ref": "#/components/schemas/Flight"},
-            "minItems": 1,
-            "maxItems": max_batch,
-        },
+        {"$ref": item_ref},
+        {"type": "array", "items": {"$ref": item_ref}, "minItems": 1, "maxItems": max_batch},
     ]
-    body = {"schema": {"oneOf": one_of}, "example": {"flights": [EXAMPLE_FLIGHT]}}
+    body: dict[str, Any] = {"schema": {"oneOf": one_of}}
+    if online.example:
+        body["example"] = {online.items: [dict(online.example)]}
     return {
-        "responses": {200: {"headers": _PREDICT_HEADERS}, **error_responses(PREDICT_ERRORS)},
+        "responses": {200: {"headers": _PREDICT_HEADERS}, **error_responses(predict_errors(online))},
         "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": body}}},
     }
 
 
-def component_schemas(max_batch: int) -> dict[str, Any]:
-    """The request, flight and error models as OpenAPI components (``maxItems`` = ``max_batch``)."""
-    schema = PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+def component_schemas(max_batch: int, online: OnlineSpec) -> dict[str, Any]:
+    """The request, item and error models as OpenAPI components (``maxItems`` = ``max_batch``)."""
+    schema = request_model(online).model_json_schema(ref_template="#/components/schemas/{model}")
     defs = schema.pop("$defs", {})
-    schema["properties"]["flights"]["maxItems"] = max_batch
+    schema["properties"][online.items]["maxItems"] = max_batch
     errors = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
     return {
         **defs,
         **errors.pop("$defs", {}),
         "PredictRequest": schema,
-        "Flight": Flight.model_json_schema(),
+        online.item_model.__name__: online.item_model.model_json_schema(),
         "ErrorResponse": errors,
     }
 
 
-def install(app: FastAPI, max_batch: int) -> None:
+def install(app: FastAPI, max_batch: int, online: OnlineSpec) -> None:
     """Make ``app.openapi()`` the generated schema plus :func:`component_schemas` (built once)."""
 
     def openapi() -> dict[str, Any]:
@@ -99,7 +109,8 @@ def install(app: FastAPI, max_batch: int) -> None:
             description=app.description,
             routes=app.routes,
         )
-        schema.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas(max_batch))
+        components = component_schemas(max_batch, online)
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
         app.openapi_schema = schema
         return schema
 

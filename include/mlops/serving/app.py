@@ -1,6 +1,10 @@
 """The FastAPI app of the prediction service: ``POST /predict``, ``GET /health``, ``GET /metrics``.
 
-Build it with :func:`create_app` (``mlops serve`` does, then runs it under uvicorn). One request:
+Build it with :func:`create_app` (``mlops serve`` does, then runs it under uvicorn). It serves one
+model spec (``ServeConfig.spec``, default ``flight_delay``; ``mlops serve --spec air_time``): the
+request schema, the entity keys and features, the registered model, the feature service, the
+prediction field and the prediction log's folder are the spec's (:func:`mlops.serving.online.online_spec`).
+One request:
 
 1. the body must be declared JSON (:func:`require_json`, 415 otherwise), is read as a stream with
    a running byte count (:func:`read_body`: 413 and the connection closed as soon as
@@ -10,9 +14,9 @@ Build it with :func:`create_app` (``mlops serve`` does, then runs it under uvico
    exception in the model;
 2. the served model is read once (:attr:`ModelHolder.current`) and used to the end: a champion
    swap during the request does not affect it;
-3. Feast values of each flight come from the online store (:class:`OnlineFeatureReader`), the
-   request-time and derived features are computed here (:func:`feature_row`, the rules of
-   :mod:`mlops.features.compute`), the booster scores the rows;
+3. Feast values of each row come from the online store (:class:`OnlineFeatureReader`), the
+   request-time and derived features are computed here (the spec's ``feature_row``, the rules of
+   the training code), the booster scores the rows;
 4. the answer is written; the predictions are handed to the logger (:mod:`mlops.serving.logger`),
    which writes them to the lake in batches from its own thread.
 
@@ -37,6 +41,7 @@ with the details either way.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
@@ -45,7 +50,6 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -53,23 +57,24 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from mlops.config import CHALLENGER, CHAMPION, MODEL_NAME, Settings, get_settings
+from mlops.config import CHALLENGER, CHAMPION, Settings, get_settings
 from mlops.serving import api_docs
 from mlops.serving.logger import LoggedPrediction, PredictionLogger
 from mlops.serving.metrics import MetricsMiddleware, ServiceMetrics
 from mlops.serving.model import ModelHolder, ServedModel
-from mlops.serving.online import FlightRequest, OnlineFeatureReader, feature_row
+from mlops.serving.online import OnlineFeatureReader, OnlineSpec, online_spec
 from mlops.serving.rollout import SERVED, Role, ShadowJob, ShadowScorer, active_challenger, in_canary
 from mlops.serving.schemas import (
     MAX_BATCH,
     MAX_BODY_BYTES,
-    PredictResponse,
     RequestError,
     parse_request,
     request_id,
-    vocabulary,
+    response_model,
 )
 from mlops.serving.scoring import DEFAULT_THRESHOLD
+from mlops.serving.sidecar import Sidecar
+from mlops.spec.model import ModelSpec, model_spec
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -84,15 +89,6 @@ METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _CLOSE = {"connection": "close"}  # after a refused body: do not read the rest of it
 #: Longest wait for a whole request body (a client trickling bytes holds a connection and a task).
 BODY_TIMEOUT_SECONDS = 30.0
-#: A flight used to warm every lazy path (reference tables, store connection) before serving.
-_WARMUP = FlightRequest(
-    carrier="UA",
-    flight=1545,
-    origin="EWR",
-    dest="IAH",
-    sched_dep_ts=datetime(2013, 1, 1, 10, 15, tzinfo=UTC),
-    tailnum="N14228",
-)
 
 
 @dataclass
@@ -114,6 +110,12 @@ class ServeConfig:
     #: Most shadow jobs (requests) waiting; more are dropped and counted.
     shadow_max_pending: int = 1_000
     settings: Settings | None = None
+    #: The model spec served: a ModelSpec, a name of ``mlops.spec.model.SPECS`` or ``module:ATTR``
+    #: (None: ``flight_delay``). ``threshold`` applies only when its online spec has a decision.
+    spec: ModelSpec | str | None = None
+    #: Run the @alias lookups and the prediction-log writes in a child process
+    #: (:mod:`mlops.serving.sidecar`), off the GIL the requests need; False: in this process's threads.
+    sidecar: bool = True
 
 
 @dataclass
@@ -124,9 +126,12 @@ class PredictionService:
     metrics: ServiceMetrics
     holder: ModelHolder
     reader_factory: Callable[[], Any]
+    spec: ModelSpec = field(default_factory=lambda: model_spec(None))
+    online: OnlineSpec = field(default_factory=lambda: online_spec(model_spec(None)))
     logger: PredictionLogger | None = None
     challenger: ModelHolder | None = None
     shadow: ShadowScorer | None = None
+    sidecar: Sidecar | None = None
     reader: Any = None
     reader_error: str | None = None
     reader_loaded_at: float | None = None
@@ -138,7 +143,7 @@ class PredictionService:
     def load_reader(self) -> bool:
         try:
             reader = self.reader_factory()
-            reader.read([_WARMUP])  # opens the store connection, imports the protos
+            reader.read([self.online.warmup])  # opens the store connection, imports the protos
         except Exception as exc:
             self.reader_error = (
                 f"feature service not available: {type(exc).__name__}: {exc}. Run materialize_features "
@@ -170,8 +175,9 @@ class PredictionService:
         return active_challenger(champion, self.challenger)
 
     def start(self) -> None:
-        vocabulary()
-        feature_row(_WARMUP, {})  # loads the route distances and categories (reference data)
+        if self.online.prepare is not None:
+            self.online.prepare()  # reference data (vocabularies, lookup tables)
+        self.online.feature_row(self.online.warmup, {})
         self.load_reader()
         self.holder.refresh()
         if self.challenger is not None:
@@ -201,12 +207,14 @@ class PredictionService:
             self.shadow.close()  # before the logger: its last scores are flushed with the rest
         if self.logger is not None:
             self.logger.close()
+        if self.sidecar is not None:
+            self.sidecar.close()  # after the logger: its last flush is written there
 
     # -- requests -----------------------------------------------------------------------------
     def score(
         self,
         model: ServedModel,
-        flights: Sequence[FlightRequest],
+        rows: Sequence[Any],
         request_id: str,
         challenger: ServedModel | None = None,
         started: float | None = None,
@@ -214,8 +222,10 @@ class PredictionService:
         return score_request(
             model,
             self.reader,
-            flights,
+            rows,
             request_id,
+            spec=self.spec,
+            online=self.online,
             threshold=self.config.threshold,
             metrics=self.metrics,
             logger=self.logger,
@@ -243,22 +253,30 @@ class PredictionService:
         challenger = self.challenger.describe() if self.challenger is not None else {"loaded": False}
         body = {
             "status": "ok" if ready else "unavailable",
+            "spec": self.spec.name,
             "model": model,
             "features": features,
-            "threshold": self.config.threshold,
+            "threshold": self.config.threshold if self.online.decision else None,
             "challenger": {**challenger, "active": role is not None, "reason": why},
             "shadow": self.shadow.describe() if self.shadow is not None else None,
             "canary_percent": self.config.canary_percent,
             "prediction_log": self.logger.describe() if self.logger else None,
+            "sidecar": self.sidecar.describe() if self.sidecar is not None else None,
             "uptime_seconds": round(time.time() - self.started_at, 1),
         }
         return (200 if ready else 503), body
 
 
+@functools.cache
+def _default_spec() -> tuple[ModelSpec, OnlineSpec]:
+    spec = model_spec(None)
+    return spec, online_spec(spec)
+
+
 def score_request(
     model: ServedModel,
     reader: Any,
-    flights: Sequence[FlightRequest],
+    flights: Sequence[Any],
     request_id: str,
     *,
     threshold: float,
@@ -268,16 +286,27 @@ def score_request(
     canary_percent: float = 0.0,
     shadow: ShadowScorer | None = None,
     started: float | None = None,
+    spec: ModelSpec | None = None,
+    online: OnlineSpec | None = None,
 ) -> tuple[bytes, str]:
     """One request's work after validation: online read, features, scores, the JSON answer and
     the version(s) that answered (the ``x-model-version`` header).
 
-    ``model`` is the champion. With a ``challenger``, the flights in the canary share
+    ``flights`` are the spec's request rows (``online.to_row``; default spec: flight delay).
+    ``model`` is the champion. With a ``challenger``, the rows in the canary share
     (``canary_percent``) are answered by it (by the champion if it fails), and ``shadow`` gets the
-    other model's job for every flight. Updates the metrics and hands the predictions to the
+    other model's job for every row. Updates the metrics and hands the predictions to the
     logger when they are given.
     """
     started = time.perf_counter() if started is None else started
+    if spec is None or online is None:
+        spec, online = _default_spec()
+    feature_row, describe, column, decision = (
+        online.feature_row,
+        online.describe_row,
+        spec.prediction_column,
+        online.decision,
+    )
     values, missing = reader.read(flights)
     rows = [feature_row(f, v) for f, v in zip(flights, values, strict=True)]
     champion = Role(CHAMPION, model)
@@ -293,19 +322,17 @@ def score_request(
     prediction_ids = [f"{pid}-{i}" for i in range(len(flights))]
     out = []
     for f, p, miss, by in zip(flights, probs, missing, served_by, strict=True):
-        out.append(
-            {
-                "flight_id": f.flight_id,
-                "sched_dep_ts": f.sched_dep_ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "delay_probability": p,
-                "delayed": p >= threshold,
-                "missing_feature_views": miss,
-                "served_by": {"alias": by.alias, "version": by.version},
-            }
-        )
+        answer = describe(f)
+        answer[column] = p
+        if decision:
+            answer[decision] = p >= threshold
+        answer["missing_feature_views"] = miss
+        answer["served_by"] = {"alias": by.alias, "version": by.version}
+        out.append(answer)
     versions = list(dict.fromkeys(by.version for by in sorted(served_by, key=lambda r: r is not champion)))
     if metrics is not None:
-        _count(metrics, flights, probs, missing, served_by, threshold, started)
+        labels = online.decision_labels if decision else None
+        _count(metrics, flights, probs, missing, served_by, threshold, started, labels)
     now = time.time()
     if logger is not None:
         logger.log(
@@ -333,20 +360,17 @@ def score_request(
             shadow, champion, other, served_by, flights, rows, prediction_ids, request_id, now, threshold
         )
     version = ",".join(versions) if versions else model.version
-    payload = json.dumps(
-        {
-            "model_name": model.name,
-            "model_version": version,
-            "threshold": threshold,
-            "request_id": request_id,
-            "predictions": out,
-        }
-    ).encode()
+    answer_all: dict[str, Any] = {"model_name": model.name, "model_version": version}
+    if decision:
+        answer_all["threshold"] = threshold
+    answer_all["request_id"] = request_id
+    answer_all["predictions"] = out
+    payload = json.dumps(answer_all).encode()
     return payload, version
 
 
 def _answering(
-    flights: Sequence[FlightRequest], champion: Role, challenger: Role | None, canary_percent: float
+    flights: Sequence[Any], champion: Role, challenger: Role | None, canary_percent: float
 ) -> list[tuple[Role, list[int]]]:
     """Which model answers which flights (positions): the canary's to the challenger, the rest to
     the champion."""
@@ -379,14 +403,16 @@ def _score_group(
 
 def _count(
     metrics: ServiceMetrics,
-    flights: Sequence[FlightRequest],
+    flights: Sequence[Any],
     probs: Sequence[float],
     missing: Sequence[Sequence[str]],
     served_by: Sequence[Role],
     threshold: float,
     started: float,
+    labels: tuple[str, str] | None = ("delayed", "on_time"),
 ) -> None:
-    """The request's metrics: missing views, decisions and scores per answering model."""
+    """The request's metrics: missing views, decisions (``labels`` when true/false; None: no
+    decision, counted as ``scored``) and scores per answering model."""
     for miss in missing:
         for view in miss:
             metrics.missing_views.labels(view).inc()
@@ -395,12 +421,13 @@ def _count(
         counts = per_model.setdefault((by.alias, by.version), [0, 0])
         counts[0 if p >= threshold else 1] += 1
     seconds = time.perf_counter() - started
-    for (alias, version), (delayed_n, on_time_n) in per_model.items():
-        if delayed_n:
-            metrics.predictions.labels(version, "delayed").inc(delayed_n)
-        if on_time_n:
-            metrics.predictions.labels(version, "on_time").inc(on_time_n)
-        metrics.observe_model(alias, version, SERVED, delayed_n + on_time_n, seconds)
+    yes, no = labels or ("scored", "scored")
+    for (alias, version), (yes_n, no_n) in per_model.items():
+        if yes_n:
+            metrics.predictions.labels(version, yes).inc(yes_n)
+        if no_n:
+            metrics.predictions.labels(version, no).inc(no_n)
+        metrics.observe_model(alias, version, SERVED, yes_n + no_n, seconds)
     metrics.batch_size.observe(len(flights))
 
 
@@ -409,7 +436,7 @@ def _submit_shadows(
     champion: Role,
     challenger: Role,
     served_by: Sequence[Role],
-    flights: Sequence[FlightRequest],
+    flights: Sequence[Any],
     rows: Sequence[dict[str, Any]],
     prediction_ids: Sequence[str],
     request_id: str,
@@ -504,22 +531,23 @@ def create_app(
     service = build_service(
         cfg, holder=holder, reader_factory=reader_factory, logger=logger, challenger=challenger
     )
+    spec, online = service.spec, service.online
     app = FastAPI(
-        title="Flight-delay prediction service",
+        title=online.title,
         version="1",
-        summary=f"P(arrival delay >= 15 min) for flights leaving New York, scored by {MODEL_NAME}@champion",
+        summary=f"{online.summary or spec.description}, scored by {spec.model_name}@champion",
         description=(
-            "Features come from the Feast online store (feature service `flight_delay_v1`) plus "
-            "request-time features computed by the service with the training code's rules. The "
-            "model follows `@champion`: a promotion is picked up within `poll_seconds`, without a "
-            "restart and without failing requests in flight."
+            f"Model spec `{spec.name}`. Features come from the Feast online store (feature service "
+            f"`{spec.feature_service}`) plus request-time features computed by the service with the "
+            "training code's rules. The model follows `@champion`: a promotion is picked up within "
+            "`poll_seconds`, without a restart and without failing requests in flight."
         ),
         lifespan=_lifespan(service),
     )
     app.state.service = service
     app.add_exception_handler(RequestError, _request_error)  # type: ignore[arg-type]
     _add_routes(app, service)
-    api_docs.install(app, cfg.max_batch)
+    api_docs.install(app, cfg.max_batch, online)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics, paths=ROUTES)
     return app
 
@@ -539,6 +567,8 @@ def build_service(
     their ``challenger`` too.
     """
     settings = cfg.settings or get_settings()
+    spec = model_spec(cfg.spec)
+    online = online_spec(spec)
     metrics = ServiceMetrics()
 
     def swapped(_old: ServedModel | None, new: ServedModel) -> None:
@@ -546,10 +576,15 @@ def build_service(
         metrics.served(new.version)
 
     rollout = cfg.shadow or cfg.canary_percent > 0
+    name = spec.model_name
+    needed = holder is None or (logger is None and cfg.log_predictions)
+    sidecar = Sidecar() if cfg.sidecar and needed else None
     if holder is None:
-        holder = ModelHolder(poll_seconds=cfg.poll_seconds, settings=settings)
+        holder = ModelHolder(poll_seconds=cfg.poll_seconds, name=name, settings=settings, sidecar=sidecar)
         if challenger is None and rollout:
-            challenger = ModelHolder(poll_seconds=cfg.poll_seconds, alias=CHALLENGER, settings=settings)
+            challenger = ModelHolder(
+                poll_seconds=cfg.poll_seconds, alias=CHALLENGER, name=name, settings=settings, sidecar=sidecar
+            )
     holder.on_swap = holder.on_swap or swapped
     holder.on_error = holder.on_error or (lambda _m, _e: metrics.load_failures.inc())
     if challenger is not None:
@@ -557,20 +592,46 @@ def build_service(
     if logger is None and cfg.log_predictions:
         logger = PredictionLogger(
             settings.lake_uri,
+            **_log_target(spec, online),
             flush_seconds=cfg.log_flush_seconds,
             on_written=lambda n, _uri: metrics.log_rows.labels("written").inc(n),
             on_dropped=lambda n: metrics.log_rows.labels("dropped").inc(n),
+            sidecar=sidecar,
         )
     shadow = ShadowScorer(metrics, logger, max_pending=cfg.shadow_max_pending) if cfg.shadow else None
     return PredictionService(
         config=cfg,
         metrics=metrics,
         holder=holder,
-        reader_factory=reader_factory or (lambda: _default_reader(settings)),
+        reader_factory=reader_factory or (lambda: _default_reader(settings, spec)),
+        spec=spec,
+        online=online,
         logger=logger,
         challenger=challenger if rollout else None,
         shadow=shadow if challenger is not None else None,
+        sidecar=sidecar,
     )
+
+
+def _log_target(spec: ModelSpec, online: OnlineSpec) -> dict[str, Any]:
+    """Where and how the spec's served predictions are logged: ``{lake}/<model root>/predictions_online``
+    (:func:`mlops.layout.predictions_online_root` of ``spec.lake_folder``), its prediction column."""
+    import inspect
+
+    accepted = inspect.signature(PredictionLogger).parameters
+    wanted = {
+        "model_dir": spec.lake_folder,
+        "prediction_column": spec.prediction_column,
+        "decision": bool(online.decision),
+    }
+    defaults = {"model_dir": "", "prediction_column": "delay_probability", "decision": True}
+    missing = [k for k in wanted if k not in accepted and wanted[k] != defaults[k]]
+    if missing:
+        raise ValueError(
+            f"model spec {spec.name!r}: this PredictionLogger cannot log its predictions "
+            f"(no {', '.join(missing)}); run mlops serve with --no-log-predictions"
+        )
+    return {k: v for k, v in wanted.items() if k in accepted}
 
 
 def _lifespan(service: PredictionService) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -599,19 +660,23 @@ async def _request_error(_request: Request, exc: RequestError) -> JSONResponse:
 def _add_routes(app: FastAPI, service: PredictionService) -> None:
     """``POST /predict``, ``GET /health``, ``GET /metrics`` and ``GET /`` on ``service``."""
 
+    online, spec = service.online, service.spec
+    items, item = online.items, online.item
+
     @app.post(
         "/predict",
-        response_model=PredictResponse,
-        summary="Delay probability and decision for one or many flights",
-        **api_docs.predict_route(service.config.max_batch),
+        response_model=response_model(spec, online),
+        summary=online.route_summary or f"{spec.prediction_column} for one or many {items}",
+        description=(
+            f'Score {items}: a `{{"{items}": [...]}}` object, a single {item} object, or a list of '
+            f"{items}.\n\n{online.item_doc}\n\nThe answer has one prediction per {item}, in order "
+            f"(`{spec.prediction_column}`"
+            + (f", and `{online.decision}` at the service's threshold" if online.decision else "")
+            + "), and the model version that scored them all."
+        ),
+        **api_docs.predict_route(service.config.max_batch, online),
     )
     async def predict(request: Request) -> Response:
-        """Score flights: a `{"flights": [...]}` object, a single flight object, or a list of flights.
-
-        Each flight: `carrier`, `flight`, `origin` (EWR/JFK/LGA), `dest`, `sched_dep_ts` (ISO 8601;
-        no offset = New York local time) and optionally `tailnum`. The answer has one prediction
-        per flight, in order, and the model version that scored them all.
-        """
         return await answer_predict(service, request)
 
     @app.get(
@@ -652,7 +717,9 @@ async def answer_predict(service: PredictionService, request: Request) -> Respon
     started = time.perf_counter()
     require_json(request)
     body = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_seconds)
-    flights = parse_request(body, max_batch=cfg.max_batch, max_body_bytes=cfg.max_body_bytes)
+    flights = parse_request(
+        body, max_batch=cfg.max_batch, max_body_bytes=cfg.max_body_bytes, online=service.online
+    )
     model = service.holder.current  # read once: this request uses this version to the end
     if model is None or service.reader is None:
         _, health = service.health()
@@ -681,7 +748,7 @@ async def answer_predict(service: PredictionService, request: Request) -> Respon
     )
 
 
-def _default_reader(settings: Settings) -> OnlineFeatureReader:
+def _default_reader(settings: Settings, spec: ModelSpec) -> OnlineFeatureReader:
     from mlops.serving.online import load_reader
 
-    return load_reader(settings)
+    return load_reader(settings, spec)

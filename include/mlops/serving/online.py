@@ -1,197 +1,168 @@
-"""Online features for one request: the Feast online store read directly, and the single-row path.
+"""Online predictions for any model spec: what a spec supplies, and its online features read fast.
+
+What a spec supplies
+--------------------
+``ModelSpec.online`` names (``module:ATTRIBUTE``) an :class:`OnlineSpec`: the request item (a
+strict pydantic model whose fields are the spec's ``request_fields``), how a validated item becomes
+the row the service scores, the row's Feast entity keys, the model inputs of one row (Feast values
+plus request-time and derived features, computed with the training code's rules), and the words
+and documentation of the service (``/docs``). :func:`online_spec` resolves and checks it. The flight
+models share :mod:`mlops.flight_delay.serving` (the delay classifier's ``DELAY``, the air-time
+regressor's :mod:`mlops.air_time.serving`).
 
 Why not ``FeatureStore.get_online_features``
 --------------------------------------------
-Profiled on the embedded SQLite online store, a one-flight ``get_online_features`` call spends
-~95% of its time outside the store: it resolves the feature service from the registry proto on
-every call (rebuilding every ``FeatureView``/``Field`` object, each checked by ``typeguard``),
-then the pandas assembly of :func:`mlops.features.compute.model_frame` adds ~60 column operations for a
+Profiled on the embedded SQLite online store, a one-row ``get_online_features`` call spends ~95%
+of its time outside the store: it resolves the feature service from the registry proto on every
+call (rebuilding every ``FeatureView``/``Field`` object, each checked by ``typeguard``), then the
+pandas assembly of :func:`mlops.features.compute.model_frame` adds ~60 column operations for a
 single row. The SQLite reads themselves are eight indexed lookups (tens of microseconds each).
 
-:class:`OnlineFeatureReader` resolves the feature service ``flight_delay_v1`` once (warm
-``FeatureStore``), then calls the provider's ``online_read`` for each of its feature views with
-the entity keys of the request. That is the same call ``get_online_features`` ends in, on the same
-tables, for any online store type (SQLite embedded, Redis scale-out).
-
-No training/serving skew
-------------------------
-The values computed here for one flight are those of :mod:`mlops.features.compute` (the code that builds
-training and batch-scoring frames) on the same flight, by construction and by test:
-
-* entity keys: :func:`entity_keys` is :func:`mlops.features.compute.entity_keys` for one row;
-* request-time features: :func:`request_values` is :func:`mlops.features.compute.request_features`;
-* derived features: :func:`feature_row` applies :func:`mlops.features.compute.derive_features`' rules and
-  :func:`mlops.features.compute.model_frame`'s typing (numbers to float, unknown categories to missing).
-
-``tests/unit/test_serving_features.py`` checks every value against the pandas functions over
-whole days (DST switches, unknown tail numbers, unknown categories, missing Feast values);
-``tests/e2e/test_serving_http.py`` checks the served features and probabilities against
-``get_historical_features`` (the training path) for flights at the same instant.
+:class:`OnlineFeatureReader` resolves the spec's feature service once (warm ``FeatureStore``),
+then calls the provider's ``online_read`` for each of its feature views with the entity keys of
+the request. That is the same call ``get_online_features`` ends in, on the same tables, for any
+online store type (SQLite embedded, Redis scale-out).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
-import math
 import sqlite3
 import threading
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import cache, lru_cache
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
-
-from mlops.config import FEATURE_SERVICE
-from mlops.features import compute
-from mlops.schema import TIMEZONE
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
-    import pandas as pd
     from feast import FeatureStore
+
+    from mlops.spec.model import ModelSpec
 
 log = logging.getLogger(__name__)
 
-NAN = float("nan")
-_LOCAL = ZoneInfo(TIMEZONE)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
+#: Names that lived here before the flight-specific code moved to :mod:`mlops.flight_delay.serving`.
+_MOVED = frozenset(
+    {"FlightRequest", "entity_keys", "feature_row", "request_values", "to_frame", "NAN", "_categories"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from mlops.flight_delay import serving
+
+        return getattr(serving, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class OnlineSpec:
+    """What a model spec supplies for online predictions (``ModelSpec.online``).
+
+    The service validates each request item with ``item_model`` (strict pydantic; its fields are
+    the spec's ``request_fields``), then ``semantic_errors`` (a well-formed item the model cannot
+    score: 422s the OpenAPI schema cannot express, of ``semantic_error_types``), turns it into a
+    row with ``to_row``, reads the row's Feast values by ``entity_keys`` and scores
+    ``feature_row(row, values)``. A prediction starts with ``describe_row(row)`` (the spec's
+    ``id_column`` and ``time_column``), then the spec's ``prediction_column`` and, with a
+    ``decision``, that boolean (prediction >= the service's threshold). A row needs ``.ds`` (its
+    local day: the prediction log's partition) and ``.key`` (its id: the canary's sticky hash).
+    """
+
+    item_model: Any  # a pydantic BaseModel subclass
+    to_row: Callable[[Any], Any]
+    entity_keys: Callable[[Any], dict[str, str]]
+    feature_row: Callable[[Any, Mapping[str, Any]], dict[str, Any]]
+    describe_row: Callable[[Any], dict[str, Any]]
+    #: A row used to warm every lazy path (reference data, the store connection) before serving.
+    warmup: Any
+    #: What one request item is called, and the batch's key (``{"flights": [...]}``).
+    item: str = "item"
+    items: str = "items"
+    example: Mapping[str, Any] = field(default_factory=dict)
+    #: Markdown: the fields of one item (the ``POST /predict`` description).
+    item_doc: str = ""
+    semantic_errors: Callable[[list[Any], Any], list[dict[str, Any]]] | None = None
+    semantic_error_types: frozenset[str] = frozenset()
+    #: Loads reference data (vocabularies, lookup tables) before the service takes requests.
+    prepare: Callable[[], Any] | None = None
+    title: str = "Prediction service"
+    summary: str = ""
+    #: The prediction field's description (default: the spec's ``description``).
+    prediction_doc: str = ""
+    route_summary: str = ""
+    #: A boolean field ``prediction >= threshold`` (a classifier's decision), or None (no threshold).
+    decision: str | None = None
+    decision_doc: str = ""
+    #: The ``decision`` label of ``mlops_serving_predictions_total`` when true, when false.
+    decision_labels: tuple[str, str] = ("positive", "negative")
+
+    def replace(self, **changes: Any) -> OnlineSpec:
+        return dataclasses.replace(self, **changes)
+
+
+#: JSON types of ``ModelSpec.request_fields`` and the JSON Schema types that carry them.
+_JSON_TYPES = {"string": "string", "integer": "integer", "number": "number", "date-time": "string"}
+
+
+def online_spec(spec: ModelSpec) -> OnlineSpec:
+    """The spec's :class:`OnlineSpec`, checked against its ``request_fields`` and columns.
+
+    A clear ``ValueError`` names the spec and what to fix: no ``online``, not an OnlineSpec, a
+    request field missing from the item model or of another JSON type, an item field the spec
+    does not declare, a prediction without the spec's id and time columns.
+    """
+    from mlops.spec.model import resolve
+
+    if not spec.online:
+        raise ValueError(
+            f"model spec {spec.name!r} has no online serving: set ModelSpec.online to the import path "
+            "of an mlops.serving.online.OnlineSpec (docs/specs.md, 'Serving')"
+        )
+    online = resolve(spec.online)
+    if not isinstance(online, OnlineSpec):
+        raise ValueError(
+            f"{spec.online!r} (ModelSpec.online of {spec.name!r}) is a {type(online).__name__}, not an OnlineSpec"
+        )
+    props = online.item_model.model_json_schema().get("properties", {})
+    problems = []
+    for name, kind in spec.request_fields.items():
+        if kind not in _JSON_TYPES:
+            problems.append(
+                f"request field {name!r} has JSON type {kind!r}; use one of {sorted(_JSON_TYPES)}"
+            )
+        elif name not in props:
+            problems.append(f"request field {name!r} is not a field of {online.item_model.__name__}")
+        else:
+            types = {p.get("type") for p in props[name].get("anyOf", [props[name]])} - {"null"}
+            if types != {_JSON_TYPES[kind]}:
+                problems.append(
+                    f"request field {name!r} is {kind!r} in the spec, {sorted(map(str, types))} in {online.item_model.__name__}"
+                )
+    extra = sorted(set(props) - set(spec.request_fields))
+    if extra:
+        problems.append(f"{online.item_model.__name__} has fields the spec's request_fields lack: {extra}")
+    shown = online.describe_row(online.warmup)
+    for column in (spec.id_column, spec.time_column):
+        if column not in shown:
+            problems.append(f"describe_row gives {sorted(shown)}, not the spec's column {column!r}")
+    if problems:
+        raise ValueError(
+            f"online serving of model spec {spec.name!r} ({spec.online}): " + "; ".join(problems)
+        )
+    return online
 
 
 @dataclass(frozen=True)
-class FlightRequest:
-    """One flight as the service receives it (validated and normalized by ``serving.schemas``).
-
-    ``sched_dep_ts`` is timezone-aware UTC; ``tailnum`` is None when unknown.
-    """
-
-    carrier: str
-    flight: int
-    origin: str
-    dest: str
-    sched_dep_ts: datetime
-    tailnum: str | None = None
-
-    @property
-    def local(self) -> datetime:
-        return self.sched_dep_ts.astimezone(_LOCAL)
-
-    @property
-    def ds(self) -> str:
-        """Local (New York) date of the scheduled departure: the flight's partition date."""
-        return self.local.strftime("%Y-%m-%d")
-
-    @property
-    def flight_id(self) -> str:
-        """``{ds}_{carrier}_{flight}_{origin}``, as in the curated lake."""
-        return f"{self.ds}_{self.carrier}_{self.flight}_{self.origin}"
-
-
-def to_frame(flights: Sequence[FlightRequest]) -> pd.DataFrame:
-    """Request rows as the pandas functions of :mod:`mlops.features.compute` take them (tests, fallbacks)."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        {
-            "carrier": pd.array([f.carrier for f in flights], dtype="string"),
-            "flight": pd.array([f.flight for f in flights], dtype="int64"),
-            "origin": pd.array([f.origin for f in flights], dtype="string"),
-            "dest": pd.array([f.dest for f in flights], dtype="string"),
-            "sched_dep_ts": pd.to_datetime([f.sched_dep_ts for f in flights], utc=True).astype(
-                "datetime64[us, UTC]"
-            ),
-            "tailnum": pd.array([f.tailnum for f in flights], dtype="string"),
-        }
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# Scalar twins of mlops.features.compute (one flight, no pandas)
-# --------------------------------------------------------------------------------------------------
-
-
-def entity_keys(flight: FlightRequest) -> dict[str, str]:
-    """The Feast join keys of one flight (:func:`mlops.features.compute.entity_keys` for one row)."""
-    local = flight.local
-    day = local.strftime("%Y-%m-%d")
-    hour = local.strftime("%Y-%m-%dT%H")
-    tail = flight.tailnum if flight.tailnum is not None else compute.UNKNOWN
-    return {
-        compute.FLIGHT_DAY: f"{flight.carrier}|{flight.flight}|{flight.origin}|{day}",
-        compute.ORIGIN_HOUR: f"{flight.origin}|{hour}",
-        compute.ORIGIN_DAY: f"{flight.origin}|{day}",
-        compute.CARRIER_DAY: f"{flight.carrier}|{day}",
-        compute.ROUTE_DAY: f"{flight.origin}-{flight.dest}|{day}",
-        compute.TAILNUM: tail,
-        compute.TAILNUM_DAY: f"{tail}|{day}",
-    }
-
-
-@cache
-def _categories() -> dict[str, frozenset[str]]:
-    return {name: frozenset(dtype.categories) for name, dtype in compute.categorical_dtypes().items()}
-
-
-def _epoch_seconds(ts: datetime) -> float:
-    # mlops.features.compute._epoch_seconds: int64 microseconds // 1e6 (floored to whole seconds).
-    return float(((ts - _EPOCH) // _MICRO) // 1_000_000)
-
-
-def request_values(flight: FlightRequest) -> dict[str, Any]:
-    """:func:`mlops.features.compute.request_features` for one flight (categories: str, or None if unknown)."""
-    local = flight.local
-    cats = _categories()
-    distance = compute._route_distance().get((flight.origin, flight.dest), NAN)
-    return {
-        "sched_dep_hour": float(local.hour),
-        "sched_dep_minute": float(local.minute),
-        "weekday": float(local.weekday()),
-        "month": float(local.month),
-        "distance": float(distance),
-        "carrier": flight.carrier if flight.carrier in cats["carrier"] else None,
-        "origin": flight.origin if flight.origin in cats["origin"] else None,
-        "dest": flight.dest if flight.dest in cats["dest"] else None,
-    }
-
-
-def _num(value: Any) -> float:
-    """``pd.to_numeric(errors="coerce")`` for one value (None, NaN, strings -> NaN)."""
-    if value is None:
-        return NAN
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return NAN
-
-
-def feature_row(flight: FlightRequest, feast_values: Mapping[str, Any]) -> dict[str, Any]:
-    """Every :data:`mlops.features.compute.MODEL_FEATURES` value of one flight, as :func:`model_frame` types it.
-
-    Numbers are floats (NaN when unknown); categorical features are their string value, or None
-    when missing or outside the fixed categories.
-    """
-    row: dict[str, Any] = request_values(flight)
-    for name in compute.MODEL_FEATURES:
-        if name in row or name in compute.DERIVED_FEATURES:
-            continue
-        value = feast_values.get(name)
-        if name in compute.CATEGORICAL_FEATURES:
-            ok = value is not None and not (isinstance(value, float) and math.isnan(value))
-            row[name] = value if ok and value in _categories()[name] else None
-        else:
-            row[name] = _num(value)
-    now = _epoch_seconds(flight.sched_dep_ts)
-    row["aircraft_age_years"] = float(flight.local.year) - _num(feast_values.get("plane_year"))
-    row["prev_leg_gap_min"] = (now - _num(feast_values.get("prev_leg_sched_epoch"))) / 60.0
-    row["wx_obs_age_min"] = (now - _num(feast_values.get("wx_obs_epoch"))) / 60.0
-    return row
+class _View:
+    view: Any  # feast.FeatureView
+    name: str
+    join_key: str
+    features: list[str]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -221,9 +192,22 @@ class OnlineFeatureReader:
     Build it once (it resolves the feature service from the registry); :meth:`read` is thread-safe.
     """
 
-    def __init__(self, store: FeatureStore, service: str = FEATURE_SERVICE, *, direct: bool = True) -> None:
+    def __init__(
+        self,
+        store: FeatureStore,
+        service: str | None = None,
+        *,
+        direct: bool = True,
+        keys: Callable[[Any], dict[str, str]] | None = None,
+    ) -> None:
+        if service is None or keys is None:  # the default spec's (callers from before specs)
+            default = online_spec(_default_spec())
+            service = service or _default_spec().feature_service
+            keys = keys or default.entity_keys
         self.store = store
         self.service = service
+        #: A request row -> its Feast join keys (the spec's ``OnlineSpec.entity_keys``).
+        self.keys_of = keys
         self.config = store.config
         self.provider = store.provider
         fs = store.get_feature_service(service)
@@ -276,9 +260,10 @@ class OnlineFeatureReader:
                     target[name] = None if proto is None else _python_value(proto)
         return out, missing
 
-    def read(self, flights: Sequence[FlightRequest]) -> tuple[list[dict[str, Any]], list[list[str]]]:
-        """Feast values of ``flights`` (dicts by feature name) and, per flight, the views not found."""
-        return self.read_keys([entity_keys(f) for f in flights])
+    def read(self, rows: Sequence[Any]) -> tuple[list[dict[str, Any]], list[list[str]]]:
+        """Feast values of request ``rows`` (dicts by feature name) and, per row, the views not found."""
+        keys_of = self.keys_of
+        return self.read_keys([keys_of(r) for r in rows])
 
 
 @lru_cache(maxsize=1 << 16)
@@ -402,8 +387,19 @@ class _SqliteDirect:
         return out, missing
 
 
-def load_reader(settings: Any = None) -> OnlineFeatureReader:
-    """A reader on the profile's feature store (``mlops.features.feature_store.get_store``)."""
-    from mlops.features.feature_store import get_store
+def _default_spec() -> ModelSpec:
+    from mlops.spec.model import model_spec
 
-    return OnlineFeatureReader(get_store(settings))
+    return model_spec(None)
+
+
+def load_reader(settings: Any = None, spec: ModelSpec | str | None = None) -> OnlineFeatureReader:
+    """A reader of ``spec``'s feature service (default: the flight-delay spec's) on the profile's
+    feature store (``mlops.features.feature_store.get_store``)."""
+    from mlops.features.feature_store import get_store
+    from mlops.spec.model import model_spec
+
+    resolved = model_spec(spec)
+    return OnlineFeatureReader(
+        get_store(settings), resolved.feature_service, keys=online_spec(resolved).entity_keys
+    )
