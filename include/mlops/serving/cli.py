@@ -1,12 +1,18 @@
 """``mlops serve``: run the prediction service under uvicorn (loopback by default).
 
     mlops serve --host 127.0.0.1 --port 8000 --threshold 0.5 --poll-seconds 10 [--canary-percent 10]
+    mlops serve --spec air_time --port 8001
 
-It serves ``flight_delay_xgb@champion`` of the profile's MLflow registry with features from the
-profile's Feast online store (``MLOPS_HOME`` / ``MLFLOW_TRACKING_URI`` / ``MLOPS_FEAST_*``), and
-logs served predictions under ``{lake}/predictions_online/``. It starts even when no champion or
-no feature store exists yet (``/health`` says what is missing and ``/predict`` answers 503) and
-picks them up when they appear.
+It serves one model spec (``--spec NAME|package.module:ATTR``, else ``$MLOPS_SERVE_SPEC``, else
+``flight_delay``): ``<spec.model_name>@champion`` of the profile's MLflow registry
+(``flight_delay_xgb``, ``flight_air_time_xgb``) with features of the spec's feature service from
+the profile's Feast online store (``MLOPS_HOME`` / ``MLFLOW_TRACKING_URI`` / ``MLOPS_FEAST_*``),
+and logs served predictions under the spec's ``{model root}/predictions_online/``
+(:func:`mlops.layout.predictions_online_root`: ``{lake}/predictions_online/`` for flight delay,
+``{lake}/models/air_time/predictions_online/`` for air time). ``--threshold`` is for specs with a
+decision (the delay classifier); a regressor answers its prediction only. It starts even when no
+champion or no feature store exists yet (``/health`` says what is missing and ``/predict`` answers
+503) and picks them up when they appear. One process serves one spec: run one per model.
 
 ``@challenger`` (when set and not the champion) scores every request in shadow, off the response
 path (``--no-shadow`` turns that off), and answers ``--canary-percent`` of flights (or
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlops.cli import command
 
@@ -25,6 +31,9 @@ if TYPE_CHECKING:
     import argparse
 
 log = logging.getLogger(__name__)
+
+#: Environment variable read by ``mlops serve`` when ``--spec`` is not given.
+SPEC_ENV = "MLOPS_SERVE_SPEC"
 
 #: ``sys.setswitchinterval`` of the service, in ms. A thread that wants the GIL waits this long
 #: before asking the holder to drop it: with Python's 5 ms, a request arriving while the log flush
@@ -37,7 +46,20 @@ SWITCH_INTERVAL_MS = 5.0
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--threshold", type=float, default=0.5, help="decision threshold on the delay probability")
+    p.add_argument(
+        "--spec",
+        default=None,
+        metavar="NAME|MODULE:ATTR",
+        help=f"the model spec to serve: a name (flight_delay, air_time) or package.module:SPEC "
+        f"(default: ${SPEC_ENV}, else flight_delay)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="decision threshold on the prediction, for specs with a decision (flight_delay: the "
+        "delay probability; default 0.5)",
+    )
     p.add_argument(
         "--poll-seconds", type=float, default=10.0, help="how often to re-read @champion (hot swap)"
     )
@@ -81,9 +103,23 @@ def _serve(ns: argparse.Namespace) -> int:
     from mlops.serving.app import ServeConfig, create_app
     from mlops.serving.http import uvicorn_options
     from mlops.serving.rollout import canary_percent_from_env, parse_canary_percent
+    from mlops.serving.scoring import DEFAULT_THRESHOLD
 
-    if not 0.0 <= ns.threshold <= 1.0:
-        log.error("--threshold %s: must be between 0 and 1", ns.threshold)
+    try:
+        spec, online = resolve_spec(ns.spec)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    if ns.threshold is not None and not online.decision:
+        log.error(
+            "--threshold: model spec %r answers %s with no decision (a regressor): drop --threshold",
+            spec.name,
+            spec.prediction_column,
+        )
+        return 2
+    threshold = DEFAULT_THRESHOLD if ns.threshold is None else ns.threshold
+    if not 0.0 <= threshold <= 1.0:
+        log.error("--threshold %s: must be between 0 and 1", threshold)
         return 2
     if ns.poll_seconds <= 0 or ns.max_batch < 1 or ns.body_timeout_seconds <= 0:
         log.error("--poll-seconds and --body-timeout-seconds must be > 0, --max-batch >= 1")
@@ -105,7 +141,8 @@ def _serve(ns: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     config = ServeConfig(
-        threshold=ns.threshold,
+        spec=spec,
+        threshold=threshold,
         poll_seconds=ns.poll_seconds,
         max_batch=ns.max_batch,
         body_timeout_seconds=ns.body_timeout_seconds,
@@ -115,8 +152,35 @@ def _serve(ns: argparse.Namespace) -> int:
         canary_percent=canary,
     )
     sys.setswitchinterval(ns.switch_interval_ms / 1000)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except ValueError as exc:  # the spec cannot be served as configured (e.g. its prediction log)
+        log.error("%s", exc)
+        return 2
+    log.info(
+        "serving model spec %s (%s@champion, feature service %s)",
+        spec.name,
+        spec.model_name,
+        spec.feature_service,
+    )
     if ns.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("binding to %s: the service has no authentication; expose it behind a proxy", ns.host)
     uvicorn.run(app, host=ns.host, port=ns.port, log_level=ns.log_level, **uvicorn_options())
     return 0
+
+
+def resolve_spec(ref: str | None, environ: dict[str, str] | None = None) -> tuple[Any, Any]:
+    """The served spec and its online spec: ``ref`` (``--spec``), else ``$MLOPS_SERVE_SPEC``, else
+    ``flight_delay``; ``ValueError`` naming the source and what to give when it cannot be served."""
+    import os
+
+    from mlops.serving.online import online_spec
+    from mlops.spec.model import model_spec
+
+    env = os.environ if environ is None else environ
+    source, value = ("--spec", ref) if ref else (SPEC_ENV, env.get(SPEC_ENV, "").strip() or None)
+    try:
+        spec = model_spec(value)
+        return spec, online_spec(spec)
+    except ValueError as exc:
+        raise ValueError(f"{source}={value!r}: {exc}") from None
