@@ -21,11 +21,11 @@ One request:
    which writes them to the lake in batches from its own thread.
 
 Shadow and canary (:mod:`mlops.serving.rollout`): when ``@challenger`` is loaded and differs from
-the champion, a sticky ``canary_percent`` of flights is answered by it (each prediction says
+the champion, a sticky ``canary_percent`` of items is answered by it (each prediction says
 ``served_by``), and with ``shadow`` on the model that did not answer scores the same feature rows
 from the shadow thread, after the answer, logged under the same ``prediction_id``.
 
-Requests of up to ``inline_max`` flights are scored on the event loop (a single flight takes well
+Requests of up to ``inline_max`` items are scored on the event loop (a single item takes well
 under a millisecond: a thread hand-off would cost more); larger batches go to the thread pool so
 they do not hold up other requests.
 
@@ -105,7 +105,7 @@ class ServeConfig:
     log_flush_seconds: float = 5.0
     #: Score ``@challenger`` off the response path for every request (when it differs from the champion).
     shadow: bool = True
-    #: Share of flights (percent, sticky by flight) answered by ``@challenger``.
+    #: Share of items (percent, sticky by item) answered by ``@challenger``.
     canary_percent: float = 0.0
     #: Most shadow jobs (requests) waiting; more are dropped and counted.
     shadow_max_pending: int = 1_000
@@ -276,7 +276,7 @@ def _default_spec() -> tuple[ModelSpec, OnlineSpec]:
 def score_request(
     model: ServedModel,
     reader: Any,
-    flights: Sequence[Any],
+    items: Sequence[Any],
     request_id: str,
     *,
     threshold: float,
@@ -307,21 +307,21 @@ def score_request(
         spec.prediction_column,
         online.decision,
     )
-    values, missing = reader.read(flights)
-    rows = [feature_row(f, v) for f, v in zip(flights, values, strict=True)]
+    values, missing = reader.read(items)
+    rows = [feature_row(f, v) for f, v in zip(items, values, strict=True)]
     champion = Role(CHAMPION, model)
     other = Role(CHALLENGER, challenger) if challenger is not None else None
-    groups = _answering(flights, champion, other, canary_percent)
-    probs: list[float] = [0.0] * len(flights)
-    served_by: list[Role] = [champion] * len(flights)
+    groups = _answering(items, champion, other, canary_percent)
+    probs: list[float] = [0.0] * len(items)
+    served_by: list[Role] = [champion] * len(items)
     for role, idx in groups:
         answered = _score_group(role, champion, [rows[i] for i in idx], metrics)
         for i, p in zip(idx, answered[1], strict=True):
             probs[i], served_by[i] = p, answered[0]
     pid = uuid.uuid4().hex
-    prediction_ids = [f"{pid}-{i}" for i in range(len(flights))]
+    prediction_ids = [f"{pid}-{i}" for i in range(len(items))]
     out = []
-    for f, p, miss, by in zip(flights, probs, missing, served_by, strict=True):
+    for f, p, miss, by in zip(items, probs, missing, served_by, strict=True):
         answer = describe(f)
         answer[column] = p
         if decision:
@@ -332,7 +332,7 @@ def score_request(
     versions = list(dict.fromkeys(by.version for by in sorted(served_by, key=lambda r: r is not champion)))
     if metrics is not None:
         labels = online.decision_labels if decision else None
-        _count(metrics, flights, probs, missing, served_by, threshold, started, labels)
+        _count(metrics, items, probs, missing, served_by, threshold, started, labels)
     now = time.time()
     if logger is not None:
         logger.log(
@@ -350,14 +350,12 @@ def score_request(
                     alias=by.alias,
                     role=SERVED,
                 )
-                for f, row, p, by, pred_id in zip(
-                    flights, rows, probs, served_by, prediction_ids, strict=True
-                )
+                for f, row, p, by, pred_id in zip(items, rows, probs, served_by, prediction_ids, strict=True)
             ]
         )
     if shadow is not None and other is not None:
         _submit_shadows(
-            shadow, champion, other, served_by, flights, rows, prediction_ids, request_id, now, threshold
+            shadow, champion, other, served_by, items, rows, prediction_ids, request_id, now, threshold
         )
     version = ",".join(versions) if versions else model.version
     answer_all: dict[str, Any] = {"model_name": model.name, "model_version": version}
@@ -370,17 +368,17 @@ def score_request(
 
 
 def _answering(
-    flights: Sequence[Any], champion: Role, challenger: Role | None, canary_percent: float
+    items: Sequence[Any], champion: Role, challenger: Role | None, canary_percent: float
 ) -> list[tuple[Role, list[int]]]:
-    """Which model answers which flights (positions): the canary's to the challenger, the rest to
+    """Which model answers which items (positions): the canary's to the challenger, the rest to
     the champion."""
-    every = list(range(len(flights)))
+    every = list(range(len(items)))
     if challenger is None or canary_percent <= 0:
         return [(champion, every)]
-    canary = [i for i in every if in_canary(flights[i], canary_percent)]
+    canary = [i for i in every if in_canary(items[i], canary_percent)]
     if not canary:
         return [(champion, every)]
-    if len(canary) == len(flights):
+    if len(canary) == len(items):
         return [(challenger, every)]
     chosen = set(canary)
     return [(champion, [i for i in every if i not in chosen]), (challenger, canary)]
@@ -403,7 +401,7 @@ def _score_group(
 
 def _count(
     metrics: ServiceMetrics,
-    flights: Sequence[Any],
+    items: Sequence[Any],
     probs: Sequence[float],
     missing: Sequence[Sequence[str]],
     served_by: Sequence[Role],
@@ -428,7 +426,7 @@ def _count(
         if no_n:
             metrics.predictions.labels(version, no).inc(no_n)
         metrics.observe_model(alias, version, SERVED, yes_n + no_n, seconds)
-    metrics.batch_size.observe(len(flights))
+    metrics.batch_size.observe(len(items))
 
 
 def _submit_shadows(
@@ -436,26 +434,26 @@ def _submit_shadows(
     champion: Role,
     challenger: Role,
     served_by: Sequence[Role],
-    flights: Sequence[Any],
+    items: Sequence[Any],
     rows: Sequence[dict[str, Any]],
     prediction_ids: Sequence[str],
     request_id: str,
     served_at: float,
     threshold: float,
 ) -> None:
-    """Hand the shadow thread each flight's other model (one job per model)."""
+    """Hand the shadow thread each item's other model (one job per model)."""
     for role, answered_by in ((challenger, champion), (champion, challenger)):
         idx = [i for i, by in enumerate(served_by) if by is answered_by]
         if not idx:
             continue
-        every = len(idx) == len(flights)
+        every = len(idx) == len(items)
         shadow.submit(
             ShadowJob(
                 role=role,
                 request_id=request_id,
                 served_at=served_at,
                 prediction_ids=prediction_ids if every else [prediction_ids[i] for i in idx],
-                flights=flights if every else [flights[i] for i in idx],
+                flights=items if every else [items[i] for i in idx],
                 rows=rows if every else [rows[i] for i in idx],
                 threshold=threshold,
             )
@@ -717,7 +715,7 @@ async def answer_predict(service: PredictionService, request: Request) -> Respon
     started = time.perf_counter()
     require_json(request)
     body = await read_body(request, cfg.max_body_bytes, cfg.body_timeout_seconds)
-    flights = parse_request(
+    items = parse_request(
         body, max_batch=cfg.max_batch, max_body_bytes=cfg.max_body_bytes, online=service.online
     )
     model = service.holder.current  # read once: this request uses this version to the end
@@ -729,12 +727,10 @@ async def answer_predict(service: PredictionService, request: Request) -> Respon
     role, _ = service.challenger_role(model)
     challenger = role.model if role is not None else None
     try:
-        if len(flights) <= cfg.inline_max:
-            payload, version = service.score(model, flights, rid, challenger, started)
+        if len(items) <= cfg.inline_max:
+            payload, version = service.score(model, items, rid, challenger, started)
         else:
-            payload, version = await run_in_threadpool(
-                service.score, model, flights, rid, challenger, started
-            )
+            payload, version = await run_in_threadpool(service.score, model, items, rid, challenger, started)
     except Exception:
         log.exception("scoring request %s failed", rid)
         return JSONResponse(

@@ -291,14 +291,14 @@ class _SqliteDirect:
     The same tables, keys (Feast's entity-key serialization) and value protos as
     ``SqliteOnlineStore.online_read``, minus what a request does not need: one query instead of one
     per view, no timestamp parsing, no proto object per value (values and keys are decoded once
-    and cached: a day's flights share most of them). Read-only connection, one per thread.
+    and cached: a day's rows share most of them). Read-only connection, one per thread.
 
     The query text depends on how many distinct keys each view has in the request; the texts are
-    kept in an LRU of :attr:`SQL_CACHE_SIZE` entries (a single-flight request always has the same
+    kept in an LRU of :attr:`SQL_CACHE_SIZE` entries (a single-row request always has the same
     one), so batches crafted to have ever new shapes cannot grow memory.
     """
 
-    #: Most query texts kept (each is up to ~16 KB for a 1,000-flight batch).
+    #: Most query texts kept (each is up to ~16 KB for a 1,000-row batch).
     SQL_CACHE_SIZE = 64
 
     def __init__(self, db_path: str, tables: list[str], views: Sequence[_View], version: int) -> None:
