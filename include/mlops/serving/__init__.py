@@ -1,7 +1,10 @@
 """The online prediction service (``mlops serve``): FastAPI over the Feast online store and ``@champion``.
 
-Endpoints: ``POST /predict`` (one or many flights -> delay probability, decision at the configured
-threshold, model version), ``GET /health``, ``GET /metrics`` (Prometheus), OpenAPI at ``/docs``.
+It serves one model spec per process (``mlops serve --spec NAME``, default ``flight_delay``; the
+spec's ``online`` adapter, :class:`mlops.serving.online.OnlineSpec`, says what a request item is and
+how its features are computed). Endpoints: ``POST /predict`` (one or many items -> the spec's
+prediction column, and a decision at the configured threshold for a classifier, the model
+version), ``GET /health``, ``GET /metrics`` (Prometheus), OpenAPI at ``/docs`` (the spec's schema).
 
 Modules:
 
@@ -11,11 +14,12 @@ Modules:
   statuses and body shapes, the component schemas;
 * :mod:`mlops.serving.schemas` - request validation (every bad input is a clear 4xx: strict JSON
   types, ASCII codes, bounded errors and ``x-request-id``), the OpenAPI schemas;
-* :mod:`mlops.serving.online` - the online store read directly, and the single-row feature path
-  (the rules of :mod:`mlops.features.compute`, tested equal to them);
+* :mod:`mlops.serving.online` - what a spec supplies (:class:`~mlops.serving.online.OnlineSpec`)
+  and the online store read directly (the flights' single-row feature path, tested equal to the
+  training code, is :mod:`mlops.flight_delay.serving`);
 * :mod:`mlops.serving.model` - the served version and the ``@champion`` poller (atomic swap);
-* :mod:`mlops.serving.logger` - served predictions, batched to
-  ``{lake}/predictions_online/ds=YYYY-MM-DD/part-<ts>-<pid>-<seq>.parquet`` off the request path,
+* :mod:`mlops.serving.logger` - served predictions, batched to the spec's
+  ``{model root}/predictions_online/ds=YYYY-MM-DD/part-<ts>-<pid>-<seq>.parquet`` off the request path,
   with the columns of batch predictions (:data:`mlops.serving.scoring.ONLINE_COLUMNS`) for ``monitor_drift``
   plus ``prediction_id``, ``alias``, ``role`` (``served`` / ``shadow``);
 * :mod:`mlops.serving.rollout` - ``@challenger`` in shadow (scored off the response path, bounded

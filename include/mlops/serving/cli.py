@@ -15,8 +15,8 @@ champion or no feature store exists yet (``/health`` says what is missing and ``
 503) and picks them up when they appear. One process serves one spec: run one per model.
 
 ``@challenger`` (when set and not the champion) scores every request in shadow, off the response
-path (``--no-shadow`` turns that off), and answers ``--canary-percent`` of flights (or
-``MLOPS_CANARY_PERCENT``; sticky by flight; default 0): see :mod:`mlops.serving.rollout`.
+path (``--no-shadow`` turns that off), and answers ``--canary-percent`` of items (or
+``MLOPS_CANARY_PERCENT``; sticky by item id; default 0): see :mod:`mlops.serving.rollout`.
 """
 
 from __future__ import annotations
@@ -63,7 +63,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--poll-seconds", type=float, default=10.0, help="how often to re-read @champion (hot swap)"
     )
-    p.add_argument("--max-batch", type=int, default=1000, help="most flights per request (more: 413)")
+    p.add_argument(
+        "--max-batch", type=int, default=1000, help="most items (e.g. flights) per request (more: 413)"
+    )
     p.add_argument(
         "--body-timeout-seconds",
         type=float,
@@ -83,7 +85,7 @@ def _args(p: argparse.ArgumentParser) -> None:
         "--canary-percent",
         default=None,
         metavar="P",
-        help="share of flights (0-100, sticky by flight) answered by @challenger "
+        help="share of items (0-100, sticky by item id) answered by @challenger "
         "(default: $MLOPS_CANARY_PERCENT, else 0)",
     )
     p.add_argument(
