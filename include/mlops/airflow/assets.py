@@ -42,6 +42,20 @@ FLIGHT_PREDICTIONS = Asset(name="flight_predictions", group="mlops")
 #: extra: reason, drifted_features {name: score}, report_uri, window_start, window_end, signature.
 RETRAIN_REQUEST = Asset(name="retrain_request", group="mlops")
 
+#: A request to retrain the air-time model, emitted by monitor_drift_air_time through that model's
+#: own storm guard (starts train_air_time). extra: as retrain_request, plus spec and model_name.
+AIR_TIME_RETRAIN_REQUEST = Asset(name="air_time_retrain_request", group="mlops")
+
+#: Retrain request asset of each model spec with a shipped drift DAG, by spec name.
+RETRAIN_REQUESTS: dict[str, Asset] = {"flight_delay": RETRAIN_REQUEST, "air_time": AIR_TIME_RETRAIN_REQUEST}
+
+
+def retrain_request_asset(spec_name: str) -> Asset:
+    """The retrain request asset of the model spec ``spec_name``: :data:`RETRAIN_REQUESTS`, else
+    ``<spec_name>_retrain_request`` (a team's own spec needs no line here)."""
+    return RETRAIN_REQUESTS.get(spec_name) or Asset(name=f"{spec_name}_retrain_request", group="mlops")
+
+
 ALL_ASSETS = (
     FLIGHTS_LANDING,
     WEATHER_LANDING,
@@ -51,4 +65,5 @@ ALL_ASSETS = (
     CHAMPION_MODEL,
     FLIGHT_PREDICTIONS,
     RETRAIN_REQUEST,
+    AIR_TIME_RETRAIN_REQUEST,
 )
