@@ -590,7 +590,7 @@ def build_service(
     if logger is None and cfg.log_predictions:
         logger = PredictionLogger(
             settings.lake_uri,
-            **_log_target(spec, online),
+            **_log_target(spec),
             flush_seconds=cfg.log_flush_seconds,
             on_written=lambda n, _uri: metrics.log_rows.labels("written").inc(n),
             on_dropped=lambda n: metrics.log_rows.labels("dropped").inc(n),
@@ -611,25 +611,21 @@ def build_service(
     )
 
 
-def _log_target(spec: ModelSpec, online: OnlineSpec) -> dict[str, Any]:
-    """Where and how the spec's served predictions are logged: ``{lake}/<model root>/predictions_online``
-    (:func:`mlops.layout.predictions_online_root` of ``spec.lake_folder``), its prediction column."""
+def _log_target(spec: ModelSpec) -> dict[str, Any]:
+    """The logger's arguments for the spec's served predictions: the spec itself (its lake folder,
+    ``{model root}/predictions_online`` of :func:`mlops.layout.predictions_online_root`, and its
+    prediction column). A logger that does not take a spec logs the flight-delay model's folder
+    and columns only: any other spec is refused with what to do."""
     import inspect
 
-    accepted = inspect.signature(PredictionLogger).parameters
-    wanted = {
-        "model_dir": spec.lake_folder,
-        "prediction_column": spec.prediction_column,
-        "decision": bool(online.decision),
-    }
-    defaults = {"model_dir": "", "prediction_column": "delay_probability", "decision": True}
-    missing = [k for k in wanted if k not in accepted and wanted[k] != defaults[k]]
-    if missing:
+    if "spec" in inspect.signature(PredictionLogger).parameters:
+        return {"spec": spec}
+    if spec.lake_folder or spec.prediction_column != "delay_probability":
         raise ValueError(
-            f"model spec {spec.name!r}: this PredictionLogger cannot log its predictions "
-            f"(no {', '.join(missing)}); run mlops serve with --no-log-predictions"
+            f"model spec {spec.name!r}: this PredictionLogger cannot log its predictions under "
+            f"its own folder ({spec.lake_folder!r}); run mlops serve with --no-log-predictions"
         )
-    return {k: v for k, v in wanted.items() if k in accepted}
+    return {}
 
 
 def _lifespan(service: PredictionService) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
