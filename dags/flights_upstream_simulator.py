@@ -37,7 +37,10 @@ from mlops.airflow.params import SIMULATOR_PARAMS
     catchup=False,
     max_active_runs=4,
     params=SIMULATOR_PARAMS,
-    default_args=default_args(timeout_minutes=10),
+    # Upstream first: with slots to share (a backfill beside the ingestion backfills), a landing
+    # task goes before the ingestion tasks of the same moment, whose sensors then find the day
+    # landed instead of deferring (a deferral costs a second task process when it resumes).
+    default_args={**default_args(timeout_minutes=10), "priority_weight": 10},
     doc_md=__doc__,
     tags=["mlops", "ingest", "simulator"],
 )

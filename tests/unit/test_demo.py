@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from mlops.dev.demo import _mondays
 
 
@@ -127,3 +129,113 @@ def test_a_failed_mlflow_store_says_what_to_do(tmp_path, monkeypatch) -> None:
         RuntimeError, match="(?s)creating the MLflow tracking database failed.*MLFLOW_TRACKING_URI"
     ):
         _wait_mlflow_store(_create_mlflow_store(get_settings()))
+
+
+def test_every_registered_model_and_feed_has_its_dags_in_the_demo() -> None:
+    from mlops.dev.demo import ALL_DAGS, model_dags
+    from mlops.spec.feed import FEEDS
+    from mlops.spec.model import SPECS
+
+    original = model_dags("flight_delay")
+    assert (original.train, original.batch, original.monitor) == (
+        "train_model",
+        "batch_predict",
+        "monitor_drift",
+    )
+    other = model_dags("air_time")
+    assert (other.train, other.batch, other.monitor) == (
+        "train_air_time",
+        "batch_predict_air_time",
+        "monitor_drift_air_time",
+    )
+    for name in SPECS:
+        m = model_dags(name)
+        assert {m.train, m.batch, m.monitor} <= set(ALL_DAGS)
+    assert {f"ingest_{feed}" for feed in FEEDS} <= set(ALL_DAGS)
+
+
+def test_a_retrain_request_that_was_never_emitted_is_reported_as_such() -> None:
+    from mlops.dev.demo import WeekCheck
+
+    week = WeekCheck("flight_delay", "2013-06-24", "2013-06-30", "requested", "drift share 0.6")
+    week.failed = {"request_retrain": "failed"}
+    assert week.outcome() == "retrain requested by the check but NOT emitted (request_retrain failed)"
+    week.emitted, week.failed = 1, {}
+    assert week.outcome() == "retrain requested and emitted"
+    assert WeekCheck("air_time", "a", "b", "suppressed").outcome() == "retrain request suppressed"
+
+
+def test_feed_lines_count_each_feeds_days_ingested_and_quarantined(mlops_home) -> None:
+    from mlops import lake
+    from mlops.config import get_settings
+    from mlops.dev.demo import feed_lines
+    from mlops.spec.feed import feed_spec
+
+    s = get_settings()
+    flights, weather = feed_spec("flights"), feed_spec("weather")
+    for ds in ("2013-05-01", "2013-05-02", "2013-05-03", "2013-06-01"):  # the last is outside
+        lake.write_text(flights.curated_file(s.lake_uri, ds), "x")
+    lake.write_text(weather.curated_file(s.lake_uri, "2013-05-01"), "x")
+    lake.write_text(lake.join(weather.quarantine_dir(s.lake_uri, "2013-05-02"), "weather.csv"), "x")
+    assert feed_lines(date(2013, 5, 1), date(2013, 5, 3)) == [
+        "feed flights: 3 of 3 days ingested, 0 quarantined",
+        "feed weather: 1 of 3 days ingested, 1 quarantined 2013-05-02",
+    ]
+
+
+@pytest.mark.slow  # migrates a fresh MLflow store: 134 s at load 25
+def test_model_lines_show_versions_with_the_gate_metric_first_champion_and_drift(mlops_home) -> None:
+    """A real MLflow registry (the home's SQLite store) and a drift history in the lake."""
+    import mlflow
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from mlops import lake, layout
+    from mlops.config import get_settings
+    from mlops.dev.demo import Replay, WeekCheck, model_lines
+    from mlops.spec.model import model_spec
+
+    s = get_settings()
+    spec = model_spec("air_time")
+    client = MlflowClient(tracking_uri=s.mlflow_tracking_uri)
+    client.create_registered_model(spec.model_name)
+    experiment = client.create_experiment("demo-summary-test")
+    for mae in (9.5, 8.25):
+        run = client.create_run(experiment)
+        for key, value in {"mae": mae, "rmse": mae + 3, "r2": 0.9, "rows": 1000.0, "time_fit_s": 2.0}.items():
+            client.log_metric(run.info.run_id, key, value)
+        client.set_terminated(run.info.run_id)
+        client.create_model_version(
+            spec.model_name,
+            source=run.info.artifact_uri,
+            run_id=run.info.run_id,
+            tags={"mlops.as_of": "2013-06-03"},
+        )
+    client.set_registered_model_alias(spec.model_name, "champion", "2")
+    frame = pd.DataFrame({"ds": ["2013-06-23", "2013-06-30"], "drift_detected": [False, True]})
+    lake.write_parquet(layout.drift_history_file(s.lake_uri, spec.lake_folder), frame)
+    lake.write_text(layout.predictions_file(s.lake_uri, "2013-06-24", spec.lake_folder), "x")
+    week = WeekCheck("air_time", "2013-06-24", "2013-06-30", "requested", "MAE up 30%", emitted=1)
+    replay = Replay(
+        weeks=[week],
+        retrained={
+            "air_time": {"run_id": "r1", "state": "success", "champion_before": "1", "champion_after": "2"}
+        },
+    )
+
+    lines = model_lines("air_time", date(2013, 6, 1), date(2013, 6, 30), replay)
+    assert lines[0] == f"model air_time ({spec.model_name}, regression): 1 days scored"
+    assert lines[1].startswith(
+        "  v1  as_of=2013-06-03: mae=9.500 (gate, lower is better), r2=0.900, rmse=12.500"
+    )
+    assert lines[2].startswith("  v2 @champion as_of=2013-06-03: mae=8.250 (gate, lower is better)")
+    assert "rows" not in lines[1] and "time_fit_s" not in lines[1]
+    assert "  champion: v2" in lines and "  drift checks: 2 (1 with data drift)" in lines
+    assert "  checked 2013-06-24 → 2013-06-30: retrain requested and emitted — MAE up 30%" in lines
+    assert lines[-1] == "  retraining: r1 success; champion v1 → v2"
+    mlflow.end_run()
+    # Nothing registered yet: the model is listed with no versions, no champion.
+    assert model_lines("flight_delay", date(2013, 6, 1), date(2013, 6, 30))[1:] == [
+        "  champion: none",
+        "  drift checks: none",
+    ]

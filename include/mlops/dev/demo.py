@@ -4,15 +4,20 @@ The demo replays a window of 2013 (default May-July: spring into the summer stor
 embedded profile. It starts Airflow (api-server, scheduler, dag-processor, triggerer) and drives
 every stage as a user would:
 
-1. ``airflow backfill create`` of the simulator and ``ingest_flights`` over the window (together);
+1. backfills over the window of the upstream simulator and of every feed's ingestion DAG
+   (``ingest_<feed>`` for each feed of :data:`mlops.spec.feed.FEEDS`; they start once the
+   simulator is a few days ahead, so their landing sensors mostly find the day already landed);
    ``materialize_features`` follows their asset events;
-2. a backfill of the first weekly ``train_model`` runs (a champion is promoted);
-3. then week by week, like the weeks going by in production: one ``batch_predict`` run scores the
-   week (``end_ds``) with the champion of the time, one ``monitor_drift`` run checks it; when the
-   seasonal drift fires ``retrain_request``, the ``train_model`` run it starts is waited for and
-   the replay stops (``--whole-window`` goes on to ``--end``);
-4. a summary: runs per DAG, days ingested/quarantined/featured/scored, model versions with their
-   metrics, the champion, the drift verdicts and the retraining, and where to look.
+2. for every model of :data:`mlops.spec.model.SPECS` whose DAGs exist (:func:`model_dags`), a
+   backfill of its first weekly training runs (a champion is promoted), the models side by side;
+3. then week by week, like the weeks going by in production: per model, one batch-scoring run
+   scores the week (``end_ds``) with the champion of the time, then one drift-monitoring run checks
+   it; when a check emits its retrain request, the training run it starts is waited for and the
+   replay stops after that week (``--whole-window`` goes on to ``--end``);
+4. a summary: each stage's wall and CPU time, runs per DAG, per feed the days ingested and
+   quarantined, per model the days scored, its versions with their metrics (the spec's gate metric
+   first), the champion, the drift verdicts and what each retrain request really did, and where
+   to look.
 
 Each stage runs only when its DAG exists. Weekly monitoring suffices for the replay: a check's
 window is the 7 days ending with its day (daily runs in production overlap).
@@ -30,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from mlops.cli import command
 from mlops.config import get_settings
@@ -47,27 +52,86 @@ log = logging.getLogger("mlops.dev.demo")
 #: Seconds between two looks at the metadata database (a read-only SQLite query: milliseconds).
 POLL_SECONDS = 1.0
 
-ALL_DAGS = (
-    "flights_upstream_simulator",
-    "ingest_flights",
-    "ingest_weather",
-    "materialize_features",
-    "train_model",
-    "batch_predict",
-    "monitor_drift",
-)
+#: Airflow settings of the demo's own run (a value already in the environment wins). The DAG
+#: files do not change while it runs: the dag-processor parses each once at start instead of every
+#: 30 s (the embedded default, for a user editing DAGs), which cost a fifth of the demo's CPU.
+DEMO_AIRFLOW_CONFIG = {"AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "3600"}
+
+
+@dataclass(frozen=True)
+class ModelDags:
+    """The DAGs of one model spec: its training, batch scoring and drift monitoring."""
+
+    spec: str
+    train: str
+    batch: str
+    monitor: str
+
+
+#: The flight-delay model keeps DESIGN.md's DAG ids; every other spec ``<name>`` of
+#: :data:`mlops.spec.model.SPECS` has ``train_<name>``, ``batch_predict_<name>`` and
+#: ``monitor_drift_<name>``.
+ORIGINAL_MODEL_DAGS = {
+    "flight_delay": ModelDags("flight_delay", "train_model", "batch_predict", "monitor_drift")
+}
+
+
+def model_dags(spec: str) -> ModelDags:
+    """The DAG ids of the model spec named ``spec`` (see :data:`ORIGINAL_MODEL_DAGS`)."""
+    return ORIGINAL_MODEL_DAGS.get(spec) or ModelDags(
+        spec, f"train_{spec}", f"batch_predict_{spec}", f"monitor_drift_{spec}"
+    )
+
+
+def _pipeline_dags() -> tuple[str, ...]:
+    from mlops.spec.feed import FEEDS
+
+    return ("flights_upstream_simulator", *(f"ingest_{feed}" for feed in FEEDS), "materialize_features")
+
+
+def _all_dags() -> tuple[str, ...]:
+    from mlops.spec.model import SPECS
+
+    models = [model_dags(name) for name in SPECS]
+    return (*_pipeline_dags(), *(d for m in models for d in (m.train, m.batch, m.monitor)))
+
+
+#: Every DAG the demo drives (when its file exists).
+ALL_DAGS = _all_dags()
+#: Simulator days landed before the ingestion backfills start (their sensors then find most days
+#: already landed instead of deferring: each deferral costs a second task process).
+INGEST_LAG_DAYS = 4
 
 
 @dataclass
 class Timeline:
-    """What ran, stage by stage, with wall times (printed as the summary)."""
+    """What ran, stage by stage, with wall times and the CPU seconds every process used since the
+    stage before (printed as the summary; ``cpu`` is set once Airflow runs)."""
 
     started: float = field(default_factory=time.monotonic)
-    stages: list[tuple[str, float, str]] = field(default_factory=list)
+    stages: list[tuple[str, float, str, float | None]] = field(default_factory=list)
+    cpu: Callable[[], float] | None = None
+    _cpu_mark: float = 0.0
+
+    def mark_cpu(self) -> None:
+        self._cpu_mark = self.cpu() if self.cpu else 0.0
 
     def record(self, name: str, seconds: float, detail: str) -> None:
-        self.stages.append((name, seconds, detail))
-        _say(f"  done: {name} in {seconds:.0f}s — {detail}")
+        used = None
+        if self.cpu is not None:
+            now = self.cpu()
+            used, self._cpu_mark = now - self._cpu_mark, now
+        self.stages.append((name, seconds, detail, used))
+        cpu = f", {used:.0f} CPU-s" if used is not None else ""
+        _say(f"  done: {name} in {seconds:.0f}s{cpu} — {detail}")
+
+
+def _total_cpu(svc: Services) -> float:
+    """CPU seconds of this process and of all of Airflow's (components, workers, tasks) so far."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime + sum(svc.cpu().values())
 
 
 def _say(message: str) -> None:
@@ -205,99 +269,184 @@ def _asset_triggered(svc: Services, dag_id: str) -> list[dict[str, Any]]:
     return [r for r in embedded.list_runs(dag_id, svc.env) if r.get("run_type") == "asset_triggered"]
 
 
-def _champion() -> str | None:
+def _champion(spec: str) -> str | None:
+    """The version of model spec ``spec`` at ``@champion`` (None: no champion yet)."""
     from mlops.config import CHAMPION
     from mlops.models import registry
+    from mlops.spec.model import model_spec
 
-    return registry.alias_version(CHAMPION, get_settings())
+    return registry.alias_version(CHAMPION, get_settings(), name=model_spec(spec).model_name)
+
+
+@dataclass
+class WeekCheck:
+    """One model's replayed week: its retraining decision (the check's ledger) and what happened."""
+
+    spec: str
+    first: str
+    last: str
+    decision: str = "none"
+    why: str = ""
+    #: Asset events the monitoring run emitted (a retrain request is one).
+    emitted: int = 0
+    #: Tasks of the monitoring run that did not succeed (task id -> state).
+    failed: dict[str, str] = field(default_factory=dict)
+    retrains_before: int = 0
+
+    def outcome(self) -> str:
+        """What the retrain request really did: emitted (a training run follows), or requested
+        by the check but never emitted (the task that emits it failed)."""
+        if self.decision != "requested":
+            return f"retrain request {self.decision}"
+        if self.emitted:
+            return "retrain requested and emitted"
+        failed = ", ".join(f"{t} {s}" for t, s in sorted(self.failed.items())) or "no event"
+        return f"retrain requested by the check but NOT emitted ({failed})"
 
 
 @dataclass
 class Replay:
-    """What the weekly replay after the first champion did (for the summary)."""
+    """What the weekly replay after the first champions did (for the summary)."""
 
-    weeks: list[tuple[str, str, str, str]] = field(default_factory=list)  # first, last, decision, why
-    retrained: dict[str, Any] = field(default_factory=dict)
+    weeks: list[WeekCheck] = field(default_factory=list)
+    #: Per model spec: the training run its retrain request started, and the champion before/after.
+    retrained: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _wait_retraining(
-    svc: Services, timeline: Timeline, retrains_before: int, champion: str | None, timeout: float
+    svc: Services,
+    timeline: Timeline,
+    models: ModelDags,
+    week: WeekCheck,
+    champion: str | None,
+    timeout: float,
 ) -> dict[str, Any]:
-    """Wait for the ``train_model`` run that a ``retrain_request`` starts; what it did to the champion."""
+    """Wait for the training run that an emitted retrain request starts; what it did to the champion."""
     t0 = time.monotonic()
-    _say("▶ retrain_request emitted: waiting for the train_model run it starts")
+    _say(f"▶ {models.spec}: retrain request emitted: waiting for the {models.train} run it starts")
     deadline = time.monotonic() + 300
-    while len(_asset_triggered(svc, "train_model")) <= retrains_before:
+    while len(_asset_triggered(svc, models.train)) <= week.retrains_before:
         svc.check_alive()
         if time.monotonic() > deadline:
-            raise TimeoutError("retrain_request emitted but no asset-triggered train_model run")
+            raise TimeoutError(
+                f"{models.monitor} emitted a retrain request for {week.last} but no asset-triggered "
+                f"{models.train} run started in 300 s: is {models.train} scheduled on that asset and unpaused?"
+            )
         time.sleep(POLL_SECONDS)
-    run = _asset_triggered(svc, "train_model")[-1]
-    done = _wait_run(svc, "train_model", str(run["run_id"]), timeout)
+    run = _asset_triggered(svc, models.train)[-1]
+    done = _wait_run(svc, models.train, str(run["run_id"]), timeout)
     retrained = {
         "run_id": done["run_id"],
         "state": done["state"],
         "champion_before": champion,
-        "champion_after": _champion(),
+        "champion_after": _champion(models.spec),
     }
     timeline.record(
-        "retraining (retrain_request)",
+        f"{models.spec}: retraining",
         time.monotonic() - t0,
-        f"{done['run_id']} {done['state']}; champion v{champion} -> v{retrained['champion_after']}",
+        f"{models.train} {done['run_id']} {done['state']}; champion v{champion} -> v{retrained['champion_after']}",
     )
     return retrained
 
 
-class WeekCheck(NamedTuple):
-    """A replayed week's retraining decision, and the asset-triggered ``train_model`` runs before it."""
+def _ledger(spec: str) -> list[dict[str, Any]]:
+    """Model spec ``spec``'s retrain-request ledger (every decision of its checks)."""
+    from mlops import lake, layout
+    from mlops.spec.model import model_spec
 
-    decision: str
-    why: str
-    retrains_before: int
+    uri = layout.drift_ledger_file(get_settings().lake_uri, model_spec(spec).lake_folder)
+    if not lake.exists(uri):
+        return []
+    return list(json.loads(lake.read_text(uri)).get("entries", []))
+
+
+def _run_outcome(svc: Services, dag_id: str, run_id: str) -> tuple[int, dict[str, str]]:
+    """(asset events the run emitted, its tasks that did not succeed: task id -> state)."""
+    with svc.api() as client:
+        events = client.get("/assets/events", params={"source_dag_id": dag_id, "source_run_id": run_id})
+        tis = client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+    for resp in (events, tis):
+        if resp.status_code >= 400:
+            raise RuntimeError(
+                f"reading run {run_id} of {dag_id} failed ({resp.status_code}): {resp.text[:500]}"
+            )
+    failed = {
+        str(t["task_id"]): str(t.get("state"))
+        for t in tis.json().get("task_instances", [])
+        if t.get("state") not in ("success", "skipped")
+    }
+    return int(events.json().get("total_entries", 0)), failed
 
 
 def _score_and_check_week(
-    svc: Services, timeline: Timeline, day: date, last: date, champion: str | None, timeout: float
-) -> WeekCheck:
-    """``batch_predict`` over the week, then ``monitor_drift`` for its last day."""
+    svc: Services, timeline: Timeline, models: list[ModelDags], day: date, last: date, timeout: float
+) -> list[WeekCheck]:
+    """Per model: a batch-scoring run over the week, then a monitoring run for its last day (the
+    models' runs side by side)."""
     from mlops.monitoring import history
 
     t0 = time.monotonic()
-    _say(f"▶ week {day} → {last}: batch_predict with v{champion}, then monitor_drift for {last}")
-    run_id = svc.trigger_run("batch_predict", day.isoformat(), {"end_ds": last.isoformat()})
-    scored = _wait_run(svc, "batch_predict", run_id, timeout)
-    retrains_before = len(_asset_triggered(svc, "train_model"))
-    run_id = svc.trigger_run("monitor_drift", last.isoformat())
-    checked = _wait_run(svc, "monitor_drift", run_id, timeout)
-    verdict = history.day_decision(last.isoformat(), history.read_ledger())
-    decision, why = verdict if verdict else ("none", "no threshold breached")
-    timeline.record(
-        f"week {day}: score + monitor",
-        time.monotonic() - t0,
-        f"batch_predict {scored.get('state')}, monitor_drift {checked.get('state')}, "
-        f"retrain request: {decision} ({why[:100]})",
+    champions = {m.spec: _champion(m.spec) for m in models}
+    _say(
+        f"▶ week {day} → {last}: score with "
+        + ", ".join(f"{m.spec} v{champions[m.spec]}" for m in models)
+        + f", then check drift for {last}"
     )
-    return WeekCheck(decision, why, retrains_before)
+    scoring = {
+        m.spec: svc.trigger_run(m.batch, day.isoformat(), {"end_ds": last.isoformat()}) for m in models
+    }
+    scored = {m.spec: _wait_run(svc, m.batch, scoring[m.spec], timeout) for m in models}
+    weeks = {
+        m.spec: WeekCheck(
+            m.spec, day.isoformat(), last.isoformat(), retrains_before=len(_asset_triggered(svc, m.train))
+        )
+        for m in models
+    }
+    checking = {m.spec: svc.trigger_run(m.monitor, last.isoformat()) for m in models}
+    details = []
+    for m in models:
+        checked = _wait_run(svc, m.monitor, checking[m.spec], timeout)
+        week = weeks[m.spec]
+        verdict = history.day_decision(last.isoformat(), _ledger(m.spec))
+        week.decision, week.why = verdict if verdict else ("none", "no threshold breached")
+        week.emitted, week.failed = _run_outcome(svc, m.monitor, checking[m.spec])
+        details.append(
+            f"{m.spec}: {m.batch} {scored[m.spec].get('state')}, {m.monitor} {checked.get('state')}, "
+            f"{week.outcome()}"
+        )
+    timeline.record(f"week {day}: score + monitor", time.monotonic() - t0, "; ".join(details))
+    return [weeks[m.spec] for m in models]
 
 
 def replay_weeks(
-    svc: Services, timeline: Timeline, first: date, end: date, timeout: float, whole_window: bool
+    svc: Services,
+    timeline: Timeline,
+    models: list[ModelDags],
+    first: date,
+    end: date,
+    timeout: float,
+    whole_window: bool,
 ) -> Replay:
-    """Week by week from ``first``: score the week with the champion of the time (one
-    ``batch_predict`` run over the week), then check it (``monitor_drift`` for the week's last day,
-    whose 7-day window is the week). When a check emits ``retrain_request``, wait for the
-    ``train_model`` run it starts; the replay then stops (or, with ``whole_window``, goes on)."""
+    """Week by week from ``first``: score the week with each model's champion of the time (one
+    batch-scoring run over the week), then check it (a monitoring run for the week's last day,
+    whose 7-day window is the week). When a check emits its retrain request, wait for the training
+    run it starts; the replay then stops after that week (or, with ``whole_window``, goes on)."""
     replay = Replay()
     day = first
     while day <= end:
         last = min(day + timedelta(days=6), end)
-        champion = _champion()
-        week = _score_and_check_week(svc, timeline, day, last, champion, timeout)
-        replay.weeks.append((day.isoformat(), last.isoformat(), week.decision, week.why))
-        if week.decision == "requested":
-            replay.retrained = _wait_retraining(svc, timeline, week.retrains_before, champion, timeout)
-            if not whole_window:
-                break
+        champions = {m.spec: _champion(m.spec) for m in models}
+        checks = _score_and_check_week(svc, timeline, models, day, last, timeout)
+        replay.weeks.extend(checks)
+        retrained = False
+        for m, week in zip(models, checks, strict=True):
+            if week.decision == "requested" and week.emitted:
+                replay.retrained[m.spec] = _wait_retraining(
+                    svc, timeline, m, week, champions[m.spec], timeout
+                )
+                retrained = True
+        if retrained and not whole_window:
+            break
         day = last + timedelta(days=1)
     return replay
 
@@ -332,17 +481,31 @@ def _wait_mlflow_store(proc: subprocess.Popen[bytes] | None) -> None:
 def _backfill_pipeline(
     svc: Services, timeline: Timeline, present: set[str], start: date, end: date, timeout: float
 ) -> None:
-    """Landing and ingestion, backfilled together: each ingestion run's sensor waits in the
-    triggerer until the simulator has landed its day."""
+    """Landing and ingestion: the simulator's backfill first; every feed's ingestion backfill once
+    the simulator has landed :data:`INGEST_LAG_DAYS` days (their sensors then mostly find the day
+    landed: a sensor that defers to the triggerer costs a second task process when it resumes)."""
     from mlops.dev import embedded
 
     days = _dates(start, end)
-    pipeline = [d for d in ("flights_upstream_simulator", "ingest_flights", "ingest_weather") if d in present]
+    simulator = "flights_upstream_simulator"
+    ingest = [d for d in _pipeline_dags() if d.startswith("ingest_") and d in present]
     t0 = time.monotonic()
-    for dag_id in pipeline:
+    if simulator in present:
+        _say(f"▶ {simulator}: backfill {start} → {end} ({len(days)} runs)")
+        svc.create_backfill(simulator, start.isoformat(), end.isoformat(), max_active_runs=8)
+        lag = min(INGEST_LAG_DAYS, len(days))
+        deadline = time.monotonic() + timeout
+        while (
+            ingest and sum(r.get("state") == "success" for r in embedded.list_runs(simulator, svc.env)) < lag
+        ):
+            svc.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{simulator}: fewer than {lag} days landed after {timeout}s")
+            time.sleep(POLL_SECONDS)
+    for dag_id in ingest:
         _say(f"▶ {dag_id}: backfill {start} → {end} ({len(days)} runs)")
         svc.create_backfill(dag_id, start.isoformat(), end.isoformat(), max_active_runs=8)
-    for dag_id in pipeline:
+    for dag_id in [d for d in (simulator, *ingest) if d in present]:
         runs = embedded.wait_for_runs(
             dag_id,
             svc.env,
@@ -369,18 +532,45 @@ def _materialize(svc: Services, timeline: Timeline, start: date, end: date, time
 
 
 def _train_first_weeks(
-    svc: Services, timeline: Timeline, start: date, end: date, after_weeks: int, weeks: int, timeout: float
+    svc: Services,
+    timeline: Timeline,
+    models: list[ModelDags],
+    start: date,
+    end: date,
+    after_weeks: int,
+    weeks: int,
+    timeout: float,
 ) -> date | None:
-    """The weekly training runs that make the first champion; the last one's day (None: none)."""
+    """Every model's weekly training runs that make its first champion, the models side by side
+    (one fit at a time each: a fit uses both cores); the last one's day (None: none)."""
+    from mlops.dev import embedded
+
     mondays = _mondays(start + timedelta(days=after_weeks * 7), end)[:weeks]
-    if not mondays:
+    if not mondays or not models:
         return None
-    # Two at a time: each fit uses both cores; each week's model is gated against the champion of
-    # the weeks before it.
-    _run_backfill(
-        svc, timeline, "train_model", mondays[0], mondays[-1], len(mondays), timeout, max_active_runs=2
-    )
+    t0 = time.monotonic()
+    # Each week's model is gated against the champion of the weeks before it: one run at a time.
+    for m in models:
+        _say(f"▶ {m.train}: backfill {mondays[0]} → {mondays[-1]} ({len(mondays)} weekly runs)")
+        svc.create_backfill(m.train, mondays[0].isoformat(), mondays[-1].isoformat(), max_active_runs=1)
+    for m in models:
+        runs = embedded.wait_for_runs(
+            m.train,
+            svc.env,
+            len(mondays),
+            services=svc,
+            timeout=timeout,
+            poll=POLL_SECONDS,
+            on_progress=lambda s: _say(f"  {s}"),
+        )
+        timeline.record(f"{m.train} backfill", time.monotonic() - t0, _states(runs))
     return mondays[-1]
+
+
+def _present_models(present: set[str]) -> list[ModelDags]:
+    from mlops.spec.model import SPECS
+
+    return [m for m in (model_dags(name) for name in SPECS) if m.train in present]
 
 
 def run_demo(
@@ -399,6 +589,7 @@ def run_demo(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     settings = get_settings()
     present = _existing_dags()
+    models = _present_models(present)
     timeline = Timeline()
     _say(f"mlops demo: replaying {start} → {end} on the embedded profile (MLOPS_HOME={settings.home})")
     _say(f"  DAGs present: {', '.join(sorted(present)) or 'none'}")
@@ -406,7 +597,10 @@ def run_demo(
     port = int(os.environ.get("MLOPS_DEMO_PORT", "0")) or embedded.free_port()
     replay = Replay()
     mlflow_schema = _create_mlflow_store(settings)
+    for key, value in DEMO_AIRFLOW_CONFIG.items():
+        os.environ.setdefault(key, value)
     with embedded.running(settings, port=port) as svc:
+        timeline.cpu = lambda: _total_cpu(svc)
         timeline.record("start Airflow", time.monotonic() - t0, f"UI at {svc.url}")
         # Quiet in this process only (Airflow's components were started with the full logging).
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -417,29 +611,43 @@ def run_demo(
         _backfill_pipeline(svc, timeline, present, start, end, timeout)
         if "materialize_features" in present:
             _materialize(svc, timeline, start, end, timeout)
-        replay_from: date | None = None
         _wait_mlflow_store(mlflow_schema)
-        if "train_model" in present:
-            replay_from = _train_first_weeks(
-                svc, timeline, start, end, train_after_weeks, train_weeks, timeout
-            )
-        if replay_from is not None and {"batch_predict", "monitor_drift"} <= present:
-            if _champion() is None:
-                _say("  no model was promoted to @champion: nothing to score or monitor")
-            else:
-                replay = replay_weeks(svc, timeline, replay_from, end, timeout, whole_window)
+        replay_from = _train_first_weeks(
+            svc, timeline, models, start, end, train_after_weeks, train_weeks, timeout
+        )
+        scored = [m for m in models if {m.batch, m.monitor} <= present]
+        if replay_from is not None and scored:
+            without = [m.spec for m in scored if _champion(m.spec) is None]
+            for spec in without:
+                _say(f"  {spec}: no model was promoted to @champion: nothing to score or monitor")
+            scored = [m for m in scored if m.spec not in without]
+            if scored:
+                replay = replay_weeks(svc, timeline, scored, replay_from, end, timeout, whole_window)
         _say("")
         _print_summary(svc, timeline, start, end, replay)
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    _say(
+        f"  CPU time of the whole demo: {children.ru_utime + children.ru_stime + own.ru_utime + own.ru_stime:.0f}s "
+        f"(user + system, every process; wall {time.monotonic() - timeline.started:.0f}s)"
+    )
     return 0
 
 
 def _partitions(prefix: str, start: date, end: date) -> list[str]:
     """The ``ds=YYYY-MM-DD`` partitions under the lake prefix ``prefix`` within [start, end]."""
+    s = get_settings()
+    return _partitions_at(f"{s.lake_uri.rstrip('/')}/{prefix}", start, end)
+
+
+def _partitions_at(root: str, start: date, end: date) -> list[str]:
+    """The ``ds=YYYY-MM-DD`` partitions under the URI ``root`` within [start, end]."""
     from mlops import lake
 
-    s = get_settings()
     found = set()
-    for uri in lake.list_uris(lake.join(s.lake_uri, prefix)):
+    for uri in lake.list_uris(root):
         for part in uri.split("/"):
             if part.startswith("ds=") and start.isoformat() <= part[3:] <= end.isoformat():
                 found.add(part[3:])
@@ -447,11 +655,12 @@ def _partitions(prefix: str, start: date, end: date) -> list[str]:
 
 
 def _print_runs(svc: Services, timeline: Timeline) -> None:
-    """Each stage's wall time, and each DAG's runs by state."""
+    """Each stage's wall and CPU time, and each DAG's runs by state."""
     from mlops.dev import embedded
 
-    for name, seconds, detail in timeline.stages:
-        _say(f"  {name:<42} {seconds:7.0f}s  {detail}")
+    for name, seconds, detail, cpu in timeline.stages:
+        used = f"{cpu:6.0f} CPU-s" if cpu is not None else " " * 12
+        _say(f"  {name:<42} {seconds:6.0f}s {used}  {detail}")
     for dag_id in sorted(_existing_dags()):
         states: dict[str, int] = {}
         for run in embedded.list_runs(dag_id, svc.env):
@@ -459,27 +668,106 @@ def _print_runs(svc: Services, timeline: Timeline) -> None:
         _say(f"  {dag_id:<30} runs: {json.dumps(states)}")
 
 
-def _print_outcome(start: date, end: date, replay: Replay) -> None:
-    """What the lake holds for the window, and what the replay decided."""
-    from mlops.features.compute import DAILY_VIEWS
+def feed_lines(start: date, end: date) -> list[str]:
+    """Per feed of :data:`mlops.spec.feed.FEEDS`: the window's days ingested and quarantined."""
+    from mlops import lake
+    from mlops.spec.feed import registered_feeds
 
-    ingested = _partitions("curated/flights", start, end)
-    quarantined = _partitions("quarantine/flights", start, end)
-    featured = _partitions(f"features/{DAILY_VIEWS[-1]}", start, end)
-    scored = _partitions("predictions", start, end)
-    _say(
-        f"  days: {len(_dates(start, end))} replayed, {len(ingested)} ingested, "
-        f"{len(quarantined)} quarantined{' ' + str(quarantined) if quarantined else ''}, "
-        f"{len(featured)} with features materialized, {len(scored)} scored"
-    )
-    for first, last, decision, why in replay.weeks:
-        _say(f"  monitored {first} → {last}: retrain request {decision} — {why[:160]}")
-    if replay.retrained:
-        r = replay.retrained
-        _say(
-            f"  retraining: {r['run_id']} {r['state']}; champion v{r['champion_before']} → "
-            f"v{r['champion_after']}"
+    lake_uri = get_settings().lake_uri
+    lines = []
+    for feed in registered_feeds():
+        ingested = _partitions_at(feed.curated_root(lake_uri), start, end)
+        quarantine_root = feed.quarantine_dir(lake_uri, start.isoformat()).rsplit("/", 1)[0]
+        quarantined = _partitions_at(quarantine_root, start, end) if lake.exists(quarantine_root) else []
+        lines.append(
+            f"feed {feed.name}: {len(ingested)} of {len(_dates(start, end))} days ingested, "
+            f"{len(quarantined)} quarantined{' ' + ', '.join(quarantined) if quarantined else ''}"
         )
+    return lines
+
+
+def _metric_text(metrics: dict[str, float], gate: str, higher_is_better: bool) -> str:
+    """The gate metric first (with its direction), then the others (counts and timings left out)."""
+    arrow = "higher is better" if higher_is_better else "lower is better"
+    rest = sorted(k for k in metrics if k != gate and k != "rows" and not k.startswith(("time_", "mean_")))
+    parts = [f"{gate}={metrics[gate]:.3f} (gate, {arrow})"] if gate in metrics else [f"{gate}=? (gate)"]
+    return ", ".join(parts + [f"{k}={metrics[k]:.3f}" for k in rest])
+
+
+def model_lines(spec_name: str, start: date, end: date, replay: Replay | None = None) -> list[str]:
+    """One model spec's part of the summary: days scored, versions with their metrics (the spec's
+    gate metric first), champion, drift checks, and what each replayed retrain request did."""
+    from mlflow import MlflowClient
+
+    from mlops import lake, layout
+    from mlops.config import CHAMPION
+    from mlops.spec.model import model_spec
+
+    spec = model_spec(spec_name)
+    s = get_settings()
+    root = layout.model_root(s.lake_uri, spec.lake_folder)
+    scored = _partitions_at(lake.join(root, layout.PREDICTIONS), start, end)
+    lines = [f"model {spec.name} ({spec.model_name}, {spec.task.name}): {len(scored)} days scored"]
+    client = MlflowClient(tracking_uri=s.mlflow_tracking_uri)
+    try:
+        versions = client.search_model_versions(f"name = '{spec.model_name}'", max_results=200)
+        aliases = client.get_registered_model(spec.model_name).aliases if versions else {}
+    except Exception as exc:
+        if "RESOURCE_DOES_NOT_EXIST" not in str(exc) and "not found" not in str(exc).lower():
+            raise
+        versions, aliases = [], {}
+    by_version: dict[str, list[str]] = {}
+    for alias, version in sorted((aliases or {}).items()):
+        by_version.setdefault(str(version), []).append(f"@{alias}")
+    for mv in sorted(versions, key=lambda v: int(v.version)):
+        metrics = dict(client.get_run(mv.run_id).data.metrics) if mv.run_id else {}
+        tags = dict(mv.tags or {})
+        lines.append(
+            f"  v{mv.version} {' '.join(by_version.get(str(mv.version), []))} as_of={tags.get('mlops.as_of', '?')}: "
+            + _metric_text(metrics, spec.gate.metric, spec.gate.higher_is_better)
+        )
+    champion = (aliases or {}).get(CHAMPION)
+    lines.append(f"  champion: v{champion}" if champion else "  champion: none")
+    history_uri = layout.drift_history_file(s.lake_uri, spec.lake_folder)
+    if lake.exists(history_uri):
+        history = lake.read_parquet(history_uri)
+        drifted = (
+            int(history["drift_detected"].fillna(False).astype(bool).sum())
+            if "drift_detected" in history
+            else 0
+        )
+        lines.append(f"  drift checks: {len(history)} ({drifted} with data drift)")
+    else:
+        lines.append("  drift checks: none")
+    for week in replay.weeks if replay else []:
+        if week.spec == spec.name:
+            lines.append(f"  checked {week.first} → {week.last}: {week.outcome()} — {week.why[:160]}")
+    done = (replay.retrained if replay else {}).get(spec.name)
+    if done:
+        lines.append(
+            f"  retraining: {done['run_id']} {done['state']}; champion v{done['champion_before']} → "
+            f"v{done['champion_after']}"
+        )
+    return lines
+
+
+def _print_outcome(start: date, end: date, replay: Replay) -> None:
+    """What the lake holds for the window per feed and per model, and what the replay decided."""
+    from mlops.features.compute import DAILY_VIEWS
+    from mlops.spec.model import SPECS
+
+    _say(f"  days replayed: {len(_dates(start, end))} ({start} → {end})")
+    for line in feed_lines(start, end):
+        _say(f"  {line}")
+    featured = _partitions(f"features/{DAILY_VIEWS[-1]}", start, end)
+    _say(f"  features materialized: {len(featured)} days")
+    for name in SPECS:
+        try:
+            lines = model_lines(name, start, end, replay)
+        except Exception as exc:  # a summary line must not fail the demo
+            lines = [f"model {name}: unreadable ({type(exc).__name__}: {exc})"]
+        for line in lines:
+            _say(f"  {line}")
 
 
 def _print_waits(settings: Settings) -> None:
@@ -501,16 +789,10 @@ def _print_summary(svc: Services, timeline: Timeline, start: date, end: date, re
     _say("══ Summary ══")
     _print_runs(svc, timeline)
     _print_outcome(start, end, replay)
-    try:
-        from mlops.models.lifecycle import lifecycle_summary
-
-        for line in lifecycle_summary():
-            _say(f"  {line}")
-    except ModuleNotFoundError:
-        pass
     s = get_settings()
     _say(
-        f"  total wall time: {time.monotonic() - timeline.started:.0f}s (load average {os.getloadavg()[0]:.1f})"
+        f"  total wall time: {time.monotonic() - timeline.started:.0f}s, CPU {_total_cpu(svc):.0f}s "
+        f"(all processes; load average {os.getloadavg()[0]:.1f})"
     )
     _print_waits(s)
     _say("Where to look (`make up` serves all three; it prints the login):")

@@ -227,6 +227,18 @@ def kill_session(sid: int, timeout: float = 10) -> list[int]:
         time.sleep(0.05)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and of every child it has reaped (Linux
+    ``/proc/<pid>/stat``: utime, stime, cutime, cstime); 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class ComponentExit:
     """A component that died on its own (not stopped by :meth:`Services.stop`), as the watchdog saw it."""
@@ -484,6 +496,14 @@ class Services:
         """The live processes of each component's session."""
         with self._lock:
             return {name: session_processes(proc.pid) for name, proc in self.procs.items()}
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds each component has used so far, with everything it started: the live
+        processes of its session, each with the children it reaped (the scheduler's includes the
+        LocalExecutor's workers and every task process). Load-independent, unlike wall time."""
+        return {
+            name: round(sum(cpu_seconds(pid) for pid in pids), 1) for name, pids in self.processes().items()
+        }
 
     def listening(self) -> list[tuple[str, int, str, int]]:
         """``(component, pid, address, port)`` of every TCP socket the components listen on."""
