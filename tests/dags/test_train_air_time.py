@@ -45,3 +45,24 @@ def test_plan_is_a_training_run_of_the_air_time_spec(dagbag, mlops_home):
         )
     )
     assert flight_delay["spec"] == "flight_delay" and flight_delay["training_dir"] != out["training_dir"]
+
+
+def test_both_training_dags_are_one_builder_given_another_spec(dagbag):
+    """train_model and train_air_time are mlops.airflow.training_dag given another spec: the same
+    tasks (train_model also publishes its champion), each DAG's file its own."""
+    delay, air_time = dagbag.dags["train_model"], dagbag.dags["train_air_time"]
+    assert set(delay.task_ids) - set(air_time.task_ids) == {"publish_champion"}
+    assert set(air_time.task_ids) <= set(delay.task_ids)
+    assert delay.get_task("register").model_name == "flight_delay_xgb"
+    assert delay.fileloc.endswith("/dags/train_model.py")
+    assert air_time.fileloc.endswith("/dags/train_air_time.py")
+    assert air_time.owner == delay.owner and air_time.max_active_runs == delay.max_active_runs
+
+
+def test_the_builder_refuses_an_unknown_spec():
+    import pytest
+
+    from mlops.airflow.training_dag import training_dag
+
+    with pytest.raises(ValueError, match="unknown model spec 'no_such_model'.*import path"):
+        training_dag("no_such_model", dag_id="train_x", schedule=None, doc_md="x" * 50, tags=["t"])
