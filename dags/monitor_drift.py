@@ -13,7 +13,7 @@ Daily, backfillable. For the day `ds` (the logical date, or the `ds` param) it c
    `flight-delay-monitoring`), a row to the history table `{lake}/reports/drift/history.parquet`.
    Links on the task: **Drift report**, **MLflow run**. No champion yet: skipped.
 2. **request_retrain** emits `retrain_request` (which starts `train_model`) only when a
-   threshold is breached **and** the storm guard allows it: no request within `cooldown_days`
+   threshold is breached **and** this model's storm guard allows it: no request within `cooldown_days`
    (of data time) of another request or after the champion's as-of date, no repeat of the same
    drift signature or of the same day's data, no `train_model` run queued or running. Otherwise
    the task is **skipped** - a skipped task emits no asset event - and the ledger
@@ -21,65 +21,22 @@ Daily, backfillable. For the day `ds` (the logical date, or the `ds` param) it c
    drifted features with their scores, the report URI and the data window.
 
 **Params:** window, sample cap and seed, thresholds, cooldown, `allow_retrain` (off: report
-only). Backfill with `airflow backfill create --dag-id monitor_drift --from-date ... --to-date ...`.
+only). Built by `mlops.airflow.drift_dag.build_drift_dag` (spec `flight_delay`), as
+`monitor_drift_air_time` is for the air-time model. Backfill with `airflow backfill create --dag-id monitor_drift --from-date ... --to-date ...`.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from airflow.sdk import dag, task
-
 from mlops.airflow.assets import RETRAIN_REQUEST
-from mlops.airflow.defaults import END_DATE, START_DATE, default_args
-from mlops.airflow.operators.drift import DriftCheckOperator
-from mlops.airflow.params import DRIFT_PARAMS, PARTITION, PARTITION_MACROS
+from mlops.airflow.drift_dag import build_drift_dag
 
-
-@dag(
-    schedule="@daily",
-    start_date=START_DATE,
-    end_date=END_DATE,
-    catchup=False,
-    max_active_runs=4,
-    params=DRIFT_PARAMS,
-    user_defined_macros=PARTITION_MACROS,
-    default_args=default_args(timeout_minutes=45),
+dag = build_drift_dag(
+    "flight_delay",
+    dag_id="monitor_drift",
+    retrain_asset=RETRAIN_REQUEST,
+    train_dag_id="train_model",
     doc_md=__doc__,
-    tags=["mlops", "monitoring", "drift"],
 )
-def monitor_drift():
-    check = DriftCheckOperator(task_id="check_drift", ds=PARTITION)  # refuses unknown conf keys
-
-    @task(outlets=[RETRAIN_REQUEST], execution_timeout=timedelta(minutes=15))
-    def request_retrain(summary: dict, params=None, ti=None, outlet_events=None) -> dict:
-        """Emit `retrain_request` through the storm guard, or skip (no event) and say why."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from mlops.airflow import alerts
-        from mlops.airflow.runtime import lake_task
-        from mlops.monitoring import guard
-        from mlops.monitoring.params import DriftParams
-
-        with lake_task():
-            decision = guard.guarded_request(
-                summary["request"],
-                DriftParams.from_mapping(params),
-                run_id=ti.run_id,
-                active_training_runs=lambda: ti.get_dr_count(
-                    dag_id=guard.TRAIN_DAG_ID, states=["queued", "running"]
-                ),
-            )
-        alerts.announce_retrain(summary["request"], decision, {"ti": ti})  # breached: requested or suppressed
-        if not decision.requested:
-            raise AirflowSkipException(f"no retrain_request: {decision.reason}")
-        outlet_events[RETRAIN_REQUEST].extra = decision.extra
-        return decision.extra
-
-    request_retrain(check.output)
-
-
-monitor_drift()
 
 if __name__ == "__main__":
-    monitor_drift().test()
+    dag.test()

@@ -1,10 +1,11 @@
 """The daily check of ``ds`` (I/O): what ``DriftCheckOperator`` runs.
 
-The sequence, each step in its own module: the champion and both sides (:mod:`.frames`), the
-comparison (:mod:`.statistics`), the reports (:mod:`.report`, to
-``{lake}/reports/drift/ds=YYYY-MM-DD/``), the MLflow run (:mod:`.mlflow_runs`), the history row
-(:mod:`.history`, under :func:`mlops.monitoring.guard.guard_lock`). Returns the summary with a
-``request`` block that ``monitor_drift.request_retrain`` hands to the storm guard.
+The sequence for one model spec, each step in its own module: the champion and both sides
+(:mod:`.frames`), the comparison (:mod:`.statistics`), the reports (:mod:`.report`, to the spec's
+``{root}/reports/drift/ds=YYYY-MM-DD/``), the MLflow run (:mod:`.mlflow_runs`, the spec's
+monitoring experiment), the history row (:mod:`.history`, under the spec's
+:func:`mlops.monitoring.guard.guard_lock`). Returns the summary with a ``request`` block that the
+drift DAG's ``request_retrain`` hands to the spec's storm guard.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def check(
     history row. Returns the JSON-able summary (with a ``request`` block for the guard).
 
     Raises :class:`~mlops.monitoring.frames.NoChampion` when there is no champion,
-    :class:`~mlops.monitoring.frames.NoCurrentData` when the window has no curated flights.
+    :class:`~mlops.monitoring.frames.NoCurrentData` when the window has no rows.
     Idempotent: a rerun replaces the reports, the MLflow run's values and the history row of ``ds``.
     """
     model = model_spec(spec)
@@ -64,7 +65,7 @@ def check(
         "summary": summary,
         "evidently": report.snapshots_json(result),
     }
-    json_uri = history.report_json_file(ds, s)
+    json_uri = history.report_json_file(ds, s, model)
     html = _timed(summary, "save_reports", lambda: save_reports(result, context, document, json_uri))
     context["mlflow_run_id"], context["mlflow_run_url"] = _timed(
         summary,
@@ -74,8 +75,8 @@ def check(
         ),
     )
     summary["timings"]["total_with_io"] = round(time.perf_counter() - started, 3)
-    with guard.guard_lock(s):
-        history.upsert_history(history.history_row(ds, summary, context), s)
+    with guard.guard_lock(s, spec=model):
+        history.upsert_history(history.history_row(ds, summary, context), s, model)
     return _returned(summary, context, json_uri)
 
 
@@ -124,6 +125,7 @@ def check_context(
     spec = model_spec(spec)
     days = window_days(ds, params.window_days)
     return {
+        "spec": spec.ref,
         "model_name": spec.model_name,
         "ds": ds,
         "window_start": days[0],
@@ -135,7 +137,7 @@ def check_context(
         "predictions_source": current_info["predictions_source"],
         "data_version": frames.data_version(days, settings, spec),
         "signature": guard.drift_signature(champion["version"], summary),
-        "report_uri": history.report_file(ds, settings),
+        "report_uri": history.report_file(ds, settings, spec),
     }
 
 

@@ -12,15 +12,17 @@ drift uses the whole window; prediction drift and the performance baseline use o
 *holdout* days, which the champion never fitted (its in-sample scores would be over-confident).
 
 *Current* - the ``window_days`` local days ending with the check's day ``ds``
-(:func:`current_frame`). Rows come from ``{lake}/predictions/ds=...`` when ``batch_predict``
-scored them with the champion's version (features as scored + ``delay_probability``); other days
-(or rows of another version) are rebuilt from the curated lake with point-in-time Feast features
-(:func:`mlops.features.feature_store.historical_frame`) and scored with the champion in the task.
-The source of each row is counted in ``predictions_source``. Labels count only when they had
-arrived by the end of ``ds`` (:func:`mlops.features.compute.arrival_known_ts` <= local midnight
-after ``ds``), so performance is measured on outcomes known at check time, never on later ones.
-Current flights are sampled *before* their features are fetched, which bounds the Feast and
-scoring cost too.
+(:func:`current_frame`): the curated rows of the spec's first feed (a spec without feeds: its
+``frame``). Rows come from the spec's batch predictions (``{root}/predictions/ds=...``, root =
+:func:`mlops.layout.model_root` of the spec's ``lake_folder``) when batch scoring scored them
+with the champion's version (features as scored + the spec's ``prediction_column``); other rows
+are scored with the champion in the task, on point-in-time features of the spec's feature service
+(:func:`mlops.features.feature_store.historical_frame`), or on the rows' own columns when they
+carry every feature. The source of each row is counted in ``predictions_source``. Labels
+(``spec.labels``) count only when they had arrived by the end of ``ds`` (:func:`label_known_at`
+<= local midnight after ``ds``), so performance is measured on outcomes known at check time, never
+on later ones. Current rows are sampled *before* their features are fetched, which bounds the
+Feast and scoring cost too.
 """
 
 from __future__ import annotations
@@ -54,7 +56,31 @@ class NoChampion(LookupError):
 
 
 class NoCurrentData(ValueError):
-    """The check's window has no curated flights."""
+    """The check's window has no rows (no curated partition of the spec's feed)."""
+
+
+#: When a feed's labels become known, for a spec whose ``Monitoring`` does not say (by feed name):
+#: the curated flights' outcomes are known at arrival.
+FEED_LABEL_KNOWN_AT: dict[str, str] = {layout.FLIGHTS: "mlops.features.compute:arrival_known_ts"}
+
+
+def label_known_at(spec: ModelSpec, rows: pd.DataFrame) -> pd.Series:
+    """When each row's label becomes known (UTC; NaT: never).
+
+    The spec's ``Monitoring.label_known_at`` (``module:function``, rows -> timestamps) when it
+    has one; else its first feed's entry in :data:`FEED_LABEL_KNOWN_AT`; else the row's own time
+    (``time_column``: the label is known when the row is).
+    """
+    import pandas as pd
+
+    from mlops.spec.model import resolve
+
+    path = getattr(spec.monitoring, "label_known_at", "") or (
+        FEED_LABEL_KNOWN_AT.get(spec.feeds[0], "") if spec.feeds else ""
+    )
+    if path:
+        return resolve(path)(rows)
+    return pd.to_datetime(rows[spec.time_column], utc=True)
 
 
 def check_instant(ds: str) -> datetime:
@@ -163,36 +189,32 @@ def current_frame(
     predict: Callable[[pd.DataFrame], np.ndarray] | None = None,
     spec: ModelSpec | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The window's flights (sampled), their model features (the spec's), predictions and arrived
+    """The window's rows (sampled), their model features (the spec's), predictions and arrived
     labels (the spec's label, where known by the end of ``ds``)."""
     import pandas as pd
 
     from mlops.features import compute
 
     spec = model_spec(spec)
-    label = spec.label
+    label, key, day = spec.label, spec.id_column, spec.day_column
     s = settings or get_settings()
     days = window_days(ds, params.window_days)
-    curated = compute.read_curated(days, s)
-    if curated.empty:
-        raise NoCurrentData(
-            f"ds={ds}: no curated flights in {days[0]}..{days[-1]}; run (or backfill) ingest_flights "
-            "for these days, then clear this task"
-        )
+    curated = window_rows(days, s, spec)
     cutoff = compute.local_midnight((parse_ds(days[-1]) + timedelta(days=1)).isoformat())
-    arrived = (compute.arrival_known_ts(curated) <= cutoff).fillna(False).astype(bool)
+    known = pd.to_datetime(label_known_at(spec, curated), utc=True)
+    arrived = (known <= cutoff).fillna(False).astype(bool)
     labelled = curated.assign(**{label: spec.labels(curated).astype("float64").where(arrived)})
-    ordered = labelled.sort_values(["sched_dep_ts", "flight_id"], kind="stable")
+    ordered = labelled.sort_values([spec.time_column, key], kind="stable")
     sampled = sample_rows(ordered, params.sample_size, params.seed)
     parts, unscored = _batch_predictions(sampled, str(champion["version"]), s, spec)
     sources = {"batch_predictions": sum(len(part) for part in parts), "scored_in_task": len(unscored)}
     if len(unscored):
         parts.append(_scored_in_task(unscored, predict, s, spec))
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["flight_id", "ds", label])
-    out["ds"] = out["ds"].astype(str)
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[key, day, label])
+    out[day] = out[day].astype(str)
     info = {
         "days": days,
-        "days_present": sorted(curated["ds"].astype(str).unique().tolist()),
+        "days_present": sorted(curated[day].astype(str).unique().tolist()),
         "rows_total": len(curated),
         "labels_arrived": int(arrived.sum()),
         "cutoff": cutoff.isoformat(),
@@ -201,23 +223,45 @@ def current_frame(
     return out, info
 
 
+def window_rows(days: Sequence[str], settings: Settings, spec: ModelSpec) -> pd.DataFrame:
+    """The rows of ``days``: the curated partitions of the spec's first feed, or (a spec without
+    feeds) its ``frame`` of those days. :class:`NoCurrentData` when there are none."""
+    from mlops.features import compute
+
+    if spec.feeds:
+        rows = compute.read_curated(days, settings, feed=spec.feeds[0])
+        source = f"curated {spec.feeds[0]} partitions"
+    else:
+        after = (parse_ds(days[-1]) + timedelta(days=1)).isoformat()
+        rows = spec.build_frame(days[0], after, settings)
+        source = f"rows of the {spec.name} spec's frame"
+    if rows.empty:
+        raise NoCurrentData(
+            f"no {source} in {days[0]}..{days[-1]} to check {spec.model_name} on: run (or backfill) "
+            "the feed's ingestion for these days, then clear this task"
+        )
+    return rows
+
+
 def _batch_predictions(
     sampled: pd.DataFrame, version: str, settings: Settings, spec: ModelSpec | None = None
 ) -> tuple[list[pd.DataFrame], pd.DataFrame]:
-    """The sampled flights that ``batch_predict`` scored with ``version`` of the spec's model
-    (features as scored), by day, and the flights it did not score."""
+    """The sampled rows that batch scoring scored with ``version`` of the spec's model (features
+    as scored; the spec's predictions folder), by day, and the rows it did not score."""
     import pandas as pd
 
+    spec = model_spec(spec)
+    key = spec.id_column
     found_parts: list[pd.DataFrame] = []
     missing: list[pd.DataFrame] = []
-    for day, rows in sampled.groupby("ds", sort=True):
-        uri = layout.predictions_file(settings.lake_uri, str(day))
+    for day, rows in sampled.groupby(spec.day_column, sort=True):
+        uri = layout.predictions_file(settings.lake_uri, str(day), spec.lake_folder)
         if lake.exists(uri):
             found = _scored_rows(rows, lake.read_parquet(uri), version, spec)
             if len(found):
-                found["ds"] = str(day)
+                found[spec.day_column] = str(day)
                 found_parts.append(found)
-            rows = rows[~rows["flight_id"].isin(found["flight_id"])]
+            rows = rows[~rows[key].isin(found[key])]
         if len(rows):
             missing.append(rows)
     unscored = pd.concat(missing).reset_index(drop=True) if missing else sampled.iloc[0:0]
@@ -233,14 +277,12 @@ def _scored_rows(
     from mlops.features import compute
 
     spec = model_spec(spec)
-    label, column = spec.label, spec.prediction_column
+    label, column, key = spec.label, spec.prediction_column, spec.id_column
     mine = predictions["model_version"].astype(str) == version
-    if column not in predictions or not set(spec.features) <= set(predictions.columns):
+    if column not in predictions or not {key, *spec.features} <= set(predictions.columns):
         mine &= False
     predictions = predictions[mine]
-    found = rows[["flight_id", label]].merge(
-        predictions[["flight_id", column, *spec.features]], on="flight_id", how="inner"
-    )
+    found = rows[[key, label]].merge(predictions[[key, column, *spec.features]], on=key, how="inner")
     frame = found.rename(columns={column: PREDICTION})
     dtypes = compute.categorical_dtypes()
     for column in (c for c in spec.features if c in dtypes):
@@ -255,21 +297,22 @@ def _scored_in_task(
     settings: Settings,
     spec: ModelSpec | None = None,
 ) -> pd.DataFrame:
-    """Point-in-time Feast features of ``rows`` (the spec's feature service), scored with
-    ``predict`` (NaN without one)."""
+    """The features of ``rows`` scored with ``predict`` (NaN without one): the rows' own columns
+    when they carry every feature of the spec, else point-in-time features of the spec's feature
+    service (Feast)."""
     import numpy as np
     import pandas as pd
 
-    from mlops.features import feature_store
-
     spec = model_spec(spec)
-    features = feature_store.historical_frame(rows, settings, service=spec.feature_service)[
-        list(spec.features)
-    ]
-    frame = pd.concat(
-        [rows[["flight_id", "ds", spec.label]].reset_index(drop=True), features.reset_index(drop=True)],
-        axis=1,
-    )
+    names = list(spec.features)
+    if set(names) <= set(rows.columns):
+        features = rows[names]
+    else:
+        from mlops.features import feature_store
+
+        features = feature_store.historical_frame(rows, settings, service=spec.feature_service)[names]
+    meta = [spec.id_column, spec.day_column, spec.label]
+    frame = pd.concat([rows[meta].reset_index(drop=True), features.reset_index(drop=True)], axis=1)
     frame[PREDICTION] = predict(features) if predict is not None else np.nan
     return frame
 

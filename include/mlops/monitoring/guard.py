@@ -1,9 +1,12 @@
-"""The storm guard: a breach becomes a ``retrain_request`` only through :func:`guarded_request`.
+"""The storm guard: a breach becomes a retrain request only through :func:`guarded_request`.
 
-It runs under a lock (``filelock`` for ``file://`` lakes; a PostgreSQL advisory lock when
-``MLOPS_LOCK_URL`` or the tracking URI is PostgreSQL: :func:`mlops.models.registry.promotion_lock`,
-reused with its own name), reads the ledger ``{lake}/reports/drift/requests/ledger.json`` and
-suppresses the request when (:func:`decide`):
+One guard per model spec: its own lock (``filelock`` for ``file://`` lakes; a PostgreSQL advisory
+lock when ``MLOPS_LOCK_URL`` or the tracking URI is PostgreSQL:
+:func:`mlops.models.registry.promotion_lock`, reused under the name ``<model>.retrain-guard``), its
+own ledger ``{root}/reports/drift/requests/ledger.json`` (:mod:`mlops.monitoring.history`: the
+flight-delay spec's root is the lake, ``{lake}/models/<name>`` for the others) and its own
+cooldowns, so two models never block or suppress each other. It suppresses the request when
+(:func:`decide`):
 
 1. the same day and data version was already decided by another run (a rerun: no duplicates);
 2. the champion was trained as of a date after the window (a backfill of old days);
@@ -11,7 +14,8 @@ suppresses the request when (:func:`decide`):
 4. a request was made for a day less than ``cooldown_days`` away from ``ds``;
 5. the same drift signature (champion version + drifted features + breach kinds) was already
    requested: retraining on it again would not change the outcome until the champion changes;
-6. a ``train_model`` run is queued or running (counted by the caller through the Task SDK).
+6. a run of the spec's training DAG (``train_dag_id``: ``train_model`` for the flight-delay spec)
+   is queued or running (counted by the caller through the Task SDK).
 
 Cooldowns count days of *data time* (``ds``), so backfills replay them faithfully. Every
 decision, requested or suppressed with its reasons, is written to the ledger atomically before
@@ -29,21 +33,29 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from mlops.config import MODEL_NAME, Settings, get_settings
+from mlops.config import Settings, get_settings
 from mlops.monitoring import history
 from mlops.params import parse_ds
+from mlops.spec.model import model_spec
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from mlops.monitoring.params import DriftParams
+    from mlops.spec.model import ModelSpec
 
 log = logging.getLogger(__name__)
 
-#: Name under which :func:`mlops.models.registry.promotion_lock` keys the guard's lock.
-GUARD_LOCK_NAME = f"{MODEL_NAME}.retrain-guard"
+#: Suffix of the name under which :func:`mlops.models.registry.promotion_lock` keys a model's guard lock.
+GUARD_LOCK_SUFFIX = ".retrain-guard"
 LOCK_TIMEOUT_SECONDS = 600
+#: The flight-delay spec's training DAG (the default of ``train_dag_id``).
 TRAIN_DAG_ID = "train_model"
+
+
+def guard_lock_name(spec: ModelSpec | str | None = None) -> str:
+    """``<registered model>.retrain-guard``: one lock per model (``flight_delay_xgb.retrain-guard``)."""
+    return f"{model_spec(spec).model_name}{GUARD_LOCK_SUFFIX}"
 
 
 @dataclass
@@ -62,9 +74,11 @@ class Decision:
 
 @contextlib.contextmanager
 def guard_lock(
-    settings: Settings | None = None, timeout: float = LOCK_TIMEOUT_SECONDS
+    settings: Settings | None = None,
+    timeout: float = LOCK_TIMEOUT_SECONDS,
+    spec: ModelSpec | str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The lock around the ledger and the history table.
+    """The lock around the spec's ledger and history table (:func:`guard_lock_name`).
 
     Reuses :func:`mlops.models.registry.promotion_lock` under its own name, so the same ``MLOPS_LOCK_URL``
     rules apply and drift checks never wait for a promotion. Shared stores (an ``s3://`` lake)
@@ -75,7 +89,7 @@ def guard_lock(
 
     s = settings or get_settings()
     with registry.promotion_lock(
-        s, name=GUARD_LOCK_NAME, timeout=timeout, purpose="the retrain guard's lock"
+        s, name=guard_lock_name(spec), timeout=timeout, purpose="the retrain guard's lock"
     ) as info:
         yield info
 
@@ -109,9 +123,11 @@ def decide(
     *,
     run_id: str,
     active_training_runs: int,
+    train_dag_id: str = TRAIN_DAG_ID,
 ) -> tuple[bool, list[str], Mapping[str, Any] | None]:
     """The guard's rules (pure). ``check`` holds ``ds``, ``data_version``, ``signature``,
-    ``champion_version``, ``champion_as_of``, ``window_end`` and ``breached``.
+    ``champion_version``, ``champion_as_of``, ``window_end`` and ``breached``; ``ledger`` is the
+    spec's own (another model's requests never count).
 
     Returns (request?, reasons it was suppressed, the ledger entry of this same run to re-emit).
     """
@@ -127,7 +143,7 @@ def decide(
     reasons += _request_too_recent(check, ledger, params)
     reasons += _same_signature(check, ledger)
     if active_training_runs > 0:
-        reasons.append(f"{active_training_runs} {TRAIN_DAG_ID} run(s) already queued or running")
+        reasons.append(f"{active_training_runs} {train_dag_id} run(s) already queued or running")
     return not reasons, reasons, None
 
 
@@ -210,23 +226,32 @@ def guarded_request(
     active_training_runs: Callable[[], int],
     settings: Settings | None = None,
     now: Callable[[], str] | None = None,
+    spec: ModelSpec | str | None = None,
+    train_dag_id: str = TRAIN_DAG_ID,
 ) -> Decision:
-    """Decide under the guard lock, record the decision in the ledger and the history row.
+    """Decide under the spec's guard lock, record the decision in its ledger and history row.
 
     ``check`` is what :func:`mlops.monitoring.check.check` returned (its ``request`` block).
-    ``active_training_runs`` is called inside the lock (it asks Airflow how many ``train_model``
-    runs are queued or running).
+    ``active_training_runs`` is called inside the lock (it asks Airflow how many runs of
+    ``train_dag_id``, the spec's training DAG, are queued or running). ``spec`` defaults to the
+    one the check names (``check["spec"]``), else the flight-delay spec.
     """
+    spec = model_spec(spec or check.get("spec"))
     s = settings or get_settings()
     ds = str(check["ds"])
     if not check.get("breached"):
         return Decision(False, "no threshold breached", ["no threshold breached"], {})
     # decided_at is informational (wall clock); every rule works on data time.
     stamp = (now or (lambda: datetime.now().astimezone().isoformat(timespec="seconds")))()
-    with guard_lock(s) as lock:
-        ledger = history.read_ledger(s)
+    with guard_lock(s, spec=spec) as lock:
+        ledger = history.read_ledger(s, spec)
         requested, reasons, own = decide(
-            check, ledger, params, run_id=run_id, active_training_runs=active_training_runs()
+            check,
+            ledger,
+            params,
+            run_id=run_id,
+            active_training_runs=active_training_runs(),
+            train_dag_id=train_dag_id,
         )
         if own is not None:
             entry = dict(own)
@@ -235,10 +260,12 @@ def guarded_request(
             reason = check.get("reason", "") if requested else "; ".join(reasons)
             entry = _ledger_entry(check, requested, reason, reasons, run_id, stamp, lock)
             ledger.append(entry)
-            history.write_ledger(ledger, s)
-            history.mark_day(ds, ledger, s)
+            history.write_ledger(ledger, s, spec)
+            history.mark_day(ds, ledger, s, spec)
     extra = request_extra(check, entry) if requested else {}
-    log.info("ds=%s: retraining %s: %s", ds, "requested" if requested else "suppressed", reason)
+    log.info(
+        "%s ds=%s: retraining %s: %s", spec.model_name, ds, "requested" if requested else "suppressed", reason
+    )
     return Decision(requested, reason, reasons, entry, extra)
 
 
@@ -254,6 +281,7 @@ def _ledger_entry(
     ds = str(check["ds"])
     return {
         "ds": ds,
+        "model_name": check.get("model_name"),
         "decision": "requested" if requested else "suppressed",
         "reason": reason,
         "reasons": reasons,
@@ -272,9 +300,11 @@ def _ledger_entry(
 
 
 def request_extra(check: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``retrain_request`` event metadata (see :mod:`mlops.airflow.assets`)."""
+    """The retrain request's event metadata (see :mod:`mlops.airflow.assets`)."""
     end = str(check["window_end"])
     return {
+        "spec": check.get("spec"),
+        "model_name": check.get("model_name"),
         "reason": check.get("reason"),
         "drifted_features": dict(check.get("drifted_features", {})),
         "breaches": [{k: b[k] for k in ("kind", "value", "threshold")} for b in check.get("breaches", [])],

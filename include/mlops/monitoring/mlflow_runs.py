@@ -1,6 +1,7 @@
-"""MLflow: one run per checked day in ``flight-delay-monitoring`` (a rerun updates the day's run).
+"""MLflow: one run per checked day in the model spec's monitoring experiment
+(``Monitoring.experiment``; a rerun updates the day's run).
 
-The retrain request behind a training run is tagged on that run by ``train_model``
+The retrain request behind a training run is tagged on that run by the training DAG
 (:func:`mlops.airflow.events.request_context`), not here."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
     from mlops.monitoring.params import DriftParams
 
-#: MLflow experiment of the checks (training runs live in ``flight-delay``).
+#: Default monitoring experiment (the flight-delay spec's ``Monitoring.experiment``; a spec names its own).
 EXPERIMENT = "flight-delay-monitoring"
 #: Metrics of a check, from its summary.
 SUMMARY_METRICS = (
@@ -121,6 +122,8 @@ def check_tags(
     return {
         "mlops.drift_ds": ds,
         "mlops.kind": "drift_check",
+        "mlops.spec": str(ctx.get("spec")),
+        "mlops.model_name": str(ctx.get("model_name")),
         "mlops.champion_version": str(ctx.get("champion_version")),
         "mlops.champion_as_of": str(ctx.get("champion_as_of")),
         "mlops.window": f"{ctx.get('window_start')}..{ctx.get('window_end')}",

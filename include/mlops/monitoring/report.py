@@ -1,6 +1,7 @@
 """The check's HTML page and JSON snapshots (Evidently's widgets, one copy of its JavaScript).
 
-The page: a summary (counters, the check's window, samples, thresholds, breaches and notes), the
+The page: a summary (counters - the model spec's performance metric, and a classifier's ROC-AUC and
+calibration -, the check's window, samples, thresholds, breaches and notes), a classifier's
 calibration curve against the holdout's, then Evidently's feature drift, prediction drift and
 performance reports. The JSON (``drift.json``) holds the summary and the snapshots' metrics.
 """
@@ -50,19 +51,25 @@ def _text(value: Any) -> str:
 def _counters(summary: Mapping[str, Any], context: Mapping[str, Any]) -> Any:
     from evidently.legacy.renderers.html_widgets import CounterData, counter
 
+    counters = [
+        CounterData("drifted features", f"{summary['n_drifted']} / {summary['n_features']}"),
+        CounterData("drift share", _text(summary["drift_share"])),
+        CounterData("prediction drift", _text(summary["prediction_drift"])),
+    ]
+    metric = summary.get("performance_metric")
+    if metric and metric != "roc_auc":
+        value, reference = summary.get("performance"), summary.get("performance_reference")
+        counters.append(CounterData(f"{metric} (holdout)", f"{_text(value)} ({_text(reference)})"))
+    if summary.get("roc_auc") is not None or metric in (None, "roc_auc"):
+        roc = f"{_text(summary['roc_auc'])} ({_text(summary['roc_auc_reference'])})"
+        counters.append(CounterData("ROC-AUC (holdout)", roc))
+        counters.append(CounterData("calibration error", _text(summary["calibration_error"])))
+    counters.append(CounterData("breached", "yes" if summary["breached"] else "no"))
+    model = context.get("model_name")
     return counter(
-        title=f"Drift check ds={context.get('ds')} - champion v{context.get('champion_version')} "
-        f"(trained as of {context.get('champion_as_of')})",
-        counters=[
-            CounterData("drifted features", f"{summary['n_drifted']} / {summary['n_features']}"),
-            CounterData("drift share", _text(summary["drift_share"])),
-            CounterData("prediction drift", _text(summary["prediction_drift"])),
-            CounterData(
-                "ROC-AUC (holdout)", f"{_text(summary['roc_auc'])} ({_text(summary['roc_auc_reference'])})"
-            ),
-            CounterData("calibration error", _text(summary["calibration_error"])),
-            CounterData("breached", "yes" if summary["breached"] else "no"),
-        ],
+        title=f"Drift check ds={context.get('ds')} - {model + ' ' if model else ''}champion "
+        f"v{context.get('champion_version')} (trained as of {context.get('champion_as_of')})",
+        counters=counters,
     )
 
 
@@ -107,7 +114,7 @@ def _calibration_plot(
     return plotly_data(
         title="Calibration (10 quantile bins)",
         data=traces,
-        layout={"xaxis": {"title": "mean predicted"}, "yaxis": {"title": "observed delayed rate"}},
+        layout={"xaxis": {"title": "mean predicted"}, "yaxis": {"title": "observed positive rate"}},
     )
 
 

@@ -520,7 +520,8 @@ def run_check(
         if features is not None
         else monitored_features(reference_sample, current_sample, params.ignore_features, spec)
     )
-    names = [name for name in names if name not in params.ignore_features]
+    ignored = {*params.ignore_features, *spec.monitoring.ignore_features}
+    names = [name for name in names if name not in ignored]
     holdout = _holdout(reference_sample, reference_holdout_start, spec.day_column)
     stamp = timestamp or datetime(2000, 1, 1)
     drift = feature_drift(reference_sample, current_sample, names, params, stamp)
@@ -539,6 +540,7 @@ def run_check(
         "n_labelled": quality.n_labelled,
     }
     summary = _summary(drift, prediction, quality, found, params, sizes)
+    summary["ignored_features"] = sorted(ignored)
     summary["prediction_mean"] = _mean(current_sample[PREDICTION])
     summary["prediction_mean_reference"] = _mean(holdout[PREDICTION])
     summary["timings"] = clock.done()
