@@ -38,6 +38,20 @@ CHAMPION_MODEL = Asset(name="champion_model", group="mlops")
 #: A day's batch predictions. extra: ds, uri, rows, model_version.
 FLIGHT_PREDICTIONS = Asset(name="flight_predictions", group="mlops")
 
+#: A day's batch predictions of the air-time model (batch_predict_air_time). extra: as
+#: flight_predictions (ds, uri, rows, model_version, mean_prediction; no threshold: a regressor).
+AIR_TIME_PREDICTIONS = Asset(name="air_time_predictions", group="mlops")
+
+#: Batch predictions asset of each model spec with a shipped batch-scoring DAG, by spec name.
+PREDICTIONS: dict[str, Asset] = {"flight_delay": FLIGHT_PREDICTIONS, "air_time": AIR_TIME_PREDICTIONS}
+
+
+def predictions_asset(spec_name: str) -> Asset:
+    """The batch predictions asset of the model spec ``spec_name``: :data:`PREDICTIONS`, else
+    ``<spec_name>_predictions`` (a team's own spec needs no line here)."""
+    return PREDICTIONS.get(spec_name) or Asset(name=f"{spec_name}_predictions", group="mlops")
+
+
 #: A request to retrain, emitted by monitor_drift through the storm guard.
 #: extra: reason, drifted_features {name: score}, report_uri, window_start, window_end, signature.
 RETRAIN_REQUEST = Asset(name="retrain_request", group="mlops")
@@ -66,4 +80,5 @@ ALL_ASSETS = (
     FLIGHT_PREDICTIONS,
     RETRAIN_REQUEST,
     AIR_TIME_RETRAIN_REQUEST,
+    AIR_TIME_PREDICTIONS,
 )
