@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 
-def test_weekly_after_train_model_and_its_own_margin(dagbag):
+def test_weekly_after_train_model_or_its_own_retrain_request_and_margin(dagbag):
     dag = dagbag.dags["train_air_time"]
-    assert type(dag.timetable).__name__ == "CronTriggerTimetable"
-    assert dag.timetable.expression == "0 2 * * 1"
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+    assert dag.timetable.timetable.expression == "0 2 * * 1"
+    assert "air_time_retrain_request" in repr(dag.timetable.asset_condition)
+    assert "'retrain_request'" not in repr(dag.timetable.asset_condition)  # not the delay model's
     margin = dag.params.get_param("promotion_margin")
     assert margin.value == 0.1 and "MAE" in margin.schema["title"]
     assert set(dag.params) == set(dagbag.dags["train_model"].params)  # the same form otherwise
@@ -66,3 +68,32 @@ def test_the_builder_refuses_an_unknown_spec():
 
     with pytest.raises(ValueError, match="unknown model spec 'no_such_model'.*import path"):
         training_dag("no_such_model", dag_id="train_x", schedule=None, doc_md="x" * 50, tags=["t"])
+
+
+def test_an_air_time_retrain_request_sets_the_as_of_and_the_tags(dagbag, mlops_home):
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from airflow.sdk import Asset
+
+    dag = dagbag.dags["train_air_time"]
+    plan = dag.get_task("plan").python_callable
+    params = {name: dag.params[name] for name in dag.params}
+    asset = Asset(name="air_time_retrain_request")
+    event = SimpleNamespace(
+        timestamp=datetime(2026, 11, 23, 6, 0, tzinfo=UTC),
+        extra={"as_of": "2013-07-11", "reason": "prediction drift: air_time", "request_id": "a1"},
+        asset=asset,
+        source_dag_id="monitor_drift_air_time",
+        source_run_id="scheduled__2013-07-10",
+    )
+    out = plan(
+        params=params,
+        dag_run=None,
+        data_interval_end=datetime(2026, 11, 23, tzinfo=UTC),
+        triggering_asset_events={asset: [event]},
+    )
+    assert out["spec"] == "air_time"
+    assert (out["as_of"], out["as_of_source"]) == ("2013-07-11", "retrain_request")
+    assert out["retrain"]["retrain.reason"] == "prediction drift: air_time"
+    assert out["retrain"]["retrain.source"] == "monitor_drift_air_time/scheduled__2013-07-10"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, Metadata, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from mlops.airflow.assets import RETRAIN_REQUEST, retrain_request_asset
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.registry import (
     ApproveModelOperator,
@@ -78,6 +79,10 @@ def training_dag(
 def training_tasks(spec: ModelSpec | str, params: Mapping[str, Param], champion: Asset | None = None) -> Any:
     """Add the training tasks of the model ``spec`` to the DAG being defined. Returns ``promote``.
 
+    A run triggered by the spec's retrain request
+    (:func:`mlops.airflow.assets.retrain_request_asset`) trains as of the request's data-time as-of
+    and carries its reason to MLflow; other assets' events are no request.
+
     ``params`` is the DAG's form (``plan`` fails without retry on a conf key it does not declare).
     With ``champion``, a last ``publish_champion`` task emits it (version in the metadata) when the
     champion moved to this run's version.
@@ -86,6 +91,7 @@ def training_tasks(spec: ModelSpec | str, params: Mapping[str, Param], champion:
 
     model = model_spec(spec)
     ref, form = model.ref, dict(params)
+    retrain_name = retrain_request_asset(model.name).name
 
     @task(execution_timeout=timedelta(minutes=5))
     def plan(params=None, dag_run=None, data_interval_end=None, triggering_asset_events=None) -> dict:
@@ -94,7 +100,9 @@ def training_tasks(spec: ModelSpec | str, params: Mapping[str, Param], champion:
         from mlops.training.run import TrainingRun
 
         check_params(params, form)  # a misspelt conf key fails here, without retry
-        request = events.request_context(triggering_asset_events)
+        # The spec's own retrain requests (request_context reads events keyed by retrain_request).
+        mine = events.events_of(triggering_asset_events, retrain_name)
+        request = events.request_context({RETRAIN_REQUEST.name: mine})
         stamps = events.timestamps(triggering_asset_events)
         run_after = getattr(dag_run, "run_after", None)
         return TrainingRun.plan(params, request, stamps, data_interval_end, run_after, spec=ref).as_dict()
