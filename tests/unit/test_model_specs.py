@@ -253,3 +253,31 @@ def test_a_spec_is_a_frozen_dataclass():
     with pytest.raises(AttributeError):
         _synthetic_spec.SPEC.label = "other"  # type: ignore[misc]
     assert isinstance(model_spec("air_time"), ModelSpec)
+
+
+def test_feeds_and_models_are_found_by_one_lookup():
+    """feed_spec and model_spec are mlops.spec.lookup over their registries: same forms, same errors."""
+    import pytest
+
+    from mlops.spec import lookup
+    from mlops.spec.feed import FEEDS, FeedSpec, feed_spec
+    from mlops.spec.model import SPECS, ModelSpec, model_spec
+
+    assert feed_spec() is feed_spec("flights") is feed_spec(FEEDS["flights"])
+    assert (
+        model_spec("") is model_spec("flight_delay") is lookup(SPECS["flight_delay"], ModelSpec, {}, "x", "g")
+    )
+    weather = feed_spec("weather")
+    assert feed_spec(weather) is weather and weather.name == "weather"
+    with pytest.raises(
+        ValueError, match=r"unknown feed spec 'rain': use one of \['flights', 'weather'\].*feeds\.md"
+    ):
+        feed_spec("rain")
+    with pytest.raises(ValueError, match=r"unknown model spec 'rain'.*specs\.md"):
+        model_spec("rain")
+    with pytest.raises(ValueError, match="is a FeedSpec, not a ModelSpec"):
+        model_spec(FEEDS["flights"])
+    with pytest.raises(ValueError, match="is a ModelSpec, not a FeedSpec"):
+        feed_spec(SPECS["air_time"])
+    with pytest.raises(ValueError, match="has no attribute 'NOPE'"):
+        lookup("mlops.spec.feed:NOPE", FeedSpec, FEEDS, "flights", "g")

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops import layout
-from mlops.spec.model import resolve
+from mlops.spec import lookup, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -153,23 +153,12 @@ def _function(path: str) -> Callable[..., Any]:
 
 
 def feed_spec(ref: FeedSpec | str | None = None) -> FeedSpec:
-    """The spec ``ref`` names: a spec, a name of :data:`FEEDS`, or ``module:ATTRIBUTE``.
+    """The spec ``ref`` names: a spec, a name of :data:`FEEDS`, or ``module:ATTRIBUTE``
+    (:func:`mlops.spec.lookup`).
 
     ``None`` is the flights feed (what every pre-spec caller meant).
     """
-    if isinstance(ref, FeedSpec):
-        return ref
-    ref = ref or "flights"
-    path = FEEDS.get(ref) or (ref if ":" in ref else None)
-    if path is None:
-        raise ValueError(
-            f"unknown feed spec {ref!r}: use one of {sorted(FEEDS)} or an import path "
-            "package.module:SPEC (docs/feeds.md, 'Add your own feed')"
-        )
-    spec = resolve(path)
-    if not isinstance(spec, FeedSpec):
-        raise ValueError(f"{path!r} is a {type(spec).__name__}, not a FeedSpec")
-    return spec
+    return lookup(ref, FeedSpec, FEEDS, "flights", "docs/feeds.md, 'Add your own feed'")
 
 
 def registered_feeds() -> list[FeedSpec]:

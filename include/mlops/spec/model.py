@@ -35,9 +35,10 @@ operator can resolve one in ``execute()`` and a DAG file can name one as a strin
 from __future__ import annotations
 
 import functools
-import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from mlops.spec import lookup, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -50,21 +51,6 @@ SPECS: dict[str, str] = {
     "flight_delay": "mlops.flight_delay.model:SPEC",
     "air_time": "mlops.air_time.model:SPEC",
 }
-
-
-def resolve(path: str) -> Any:
-    """The object at ``package.module:attribute`` (clear error naming the path when missing)."""
-    module_name, _, attribute = path.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(f"{path!r} is not an import path: use package.module:attribute")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"{path!r}: cannot import {module_name} ({error})") from error
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise ValueError(f"{path!r}: {module_name} has no attribute {attribute!r}") from None
 
 
 @dataclass(frozen=True)
@@ -300,23 +286,12 @@ def _function(path: str) -> Callable[..., Any]:
 
 
 def model_spec(ref: ModelSpec | str | None = None) -> ModelSpec:
-    """The spec ``ref`` names: a spec, a name of :data:`SPECS`, or ``module:ATTRIBUTE``.
+    """The spec ``ref`` names: a spec, a name of :data:`SPECS`, or ``module:ATTRIBUTE``
+    (:func:`mlops.spec.lookup`).
 
     ``None`` is the flight-delay spec (what every pre-spec caller meant).
     """
-    if isinstance(ref, ModelSpec):
-        return ref
-    ref = ref or "flight_delay"
-    path = SPECS.get(ref) or (ref if ":" in ref else None)
-    if path is None:
-        raise ValueError(
-            f"unknown model spec {ref!r}: use one of {sorted(SPECS)} or an import path "
-            "package.module:SPEC (docs/specs.md, 'Add your own model')"
-        )
-    spec = resolve(path)
-    if not isinstance(spec, ModelSpec):
-        raise ValueError(f"{path!r} is a {type(spec).__name__}, not a ModelSpec")
-    return spec
+    return lookup(ref, ModelSpec, SPECS, "flight_delay", "docs/specs.md, 'Add your own model'")
 
 
 def spec_for_model(model_name: str) -> ModelSpec:
