@@ -7,13 +7,21 @@ training and monitoring code run it with no change: the proof that the seam is a
 
 The data: a failure is likelier when hot and vibrating (a logistic of both), whatever the site
 and the run id.
+
+:data:`SPEC` builds its frame from seeded rows (no lake: the unit tests). Its feed and the
+lake-backed spec run the whole path (``tests/integration/test_third_spec.py``): :data:`FEED`, the
+``machine_runs`` feed (a daily CSV export of the runs, its own GX suite ``machine_runs_raw_v1``, its
+own normalization and partition key ``day``), and :data:`LAKE_SPEC`, the same model whose frame
+reads that feed's curated partitions (and records them in its lineage).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from mlops.spec.feed import FeedSpec
 from mlops.spec.model import BINARY, Behaviour, Estimator, Gate, LabelChecks, ModelSpec, Monitoring
 
 if TYPE_CHECKING:
@@ -108,4 +116,172 @@ SPEC = ModelSpec(
     day_column="day",
     feeds=(),
     import_path="tests.unit._synthetic_spec:SPEC",
+)
+
+
+# --- the machine_runs feed ---------------------------------------------------------------------------
+
+FEED_NAME = "machine_runs"
+SUITE_NAME = "machine_runs_raw_v1"
+#: Raw daily export (CSV), in order, with the pandas dtype a reader parses each with.
+RAW_COLUMNS: dict[str, str] = {
+    "run_id": "object",
+    "observed_at": "object",  # ISO 8601, UTC
+    "day": "object",
+    "site": "object",
+    "temperature": "float64",
+    "vibration": "float64",
+    "age_days": "float64",
+    "failed": "int64",
+}
+CURATED_COLUMNS: dict[str, str] = {
+    "day": "string",
+    "run_id": "string",
+    "observed_at": "datetime64[us, UTC]",
+    "site": "string",
+    "temperature": "float64",
+    "vibration": "float64",
+    "age_days": "float64",
+    "failed": "int8",
+}
+#: Physical ranges (degrees F, mm/s, days, 0/1).
+RANGES: dict[str, tuple[float, float]] = {
+    "temperature": (-20.0, 150.0),
+    "vibration": (0.0, 100.0),
+    "age_days": (0.0, 20_000.0),
+    "failed": (0.0, 1.0),
+}
+CHECK_ORDER = ("file", "schema", "partition", "domains", "keys", "nulls", "ranges")
+
+
+def replay_runs(target: Any) -> pd.DataFrame:
+    """The raw export of ``target`` (a date or ``YYYY-MM-DD``): that day's synthetic runs."""
+    day = target if isinstance(target, str) else target.isoformat()
+    rows = day_rows(day)
+    return rows.assign(
+        observed_at=rows["observed_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"), site=rows["site"].astype(str)
+    )[list(RAW_COLUMNS)]
+
+
+def normalize_runs(raw: pd.DataFrame) -> pd.DataFrame:
+    """Raw export -> :data:`CURATED_COLUMNS`, sorted by ``observed_at`` then ``run_id``."""
+    import pandas as pd
+
+    out = raw.assign(observed_at=pd.to_datetime(raw["observed_at"], utc=True))[list(CURATED_COLUMNS)]
+    out = out.astype(CURATED_COLUMNS)
+    return out.sort_values(["observed_at", "run_id"], kind="stable").reset_index(drop=True)
+
+
+def build_machine_suite(gx: Any = None) -> Any:
+    """The ``machine_runs_raw_v1`` expectation suite (the day is a ``$PARAMETER``)."""
+    from mlops.ingest import validation
+
+    gx = gx or validation.import_gx()
+    gxe = gx.expectations
+    custom = validation.custom_expectations()
+    suite = gx.ExpectationSuite(name=SUITE_NAME)
+
+    def add(expectation: Any, check: str, **meta: Any) -> None:
+        expectation.meta = {"check": check, **meta}
+        suite.add_expectation(expectation)
+
+    add(gxe.ExpectTableColumnsToMatchSet(column_set=list(RAW_COLUMNS), exact_match=True), "schema")
+    add(custom.column_types(column_types=validation.accepted_dtypes(RAW_COLUMNS)), "schema")
+    add(gxe.ExpectColumnValuesToBeInSet(column="day", value_set={"$PARAMETER": "day"}), "partition")
+    add(gxe.ExpectColumnValuesToBeInSet(column="site", value_set=list(SITES)), "domains", domain="the sites")
+    add(gxe.ExpectCompoundColumnsToBeUnique(column_list=["run_id", "day"]), "keys")
+    add(
+        custom.null_fractions(max_null_fractions=dict.fromkeys(RAW_COLUMNS, 0.0)),
+        "nulls",
+        nulls_reason="a sensor that did not report",
+    )
+    add(custom.ranges(ranges={c: [lo, hi] for c, (lo, hi) in RANGES.items()}), "ranges")
+    return suite
+
+
+def machine_parameters(ds: str, allow_partial: bool = False) -> dict[str, Any]:
+    """The day's values of the suite's ``$PARAMETER`` placeholders."""
+    return {"day": [ds]}
+
+
+def machine_suite() -> Any:
+    """The feed's :class:`mlops.ingest.validation.Suite`."""
+    from mlops.ingest.validation import Suite
+
+    return Suite(
+        name=SUITE_NAME,
+        title="Machine runs",
+        raw_columns=RAW_COLUMNS,
+        build=build_machine_suite,
+        parameters=machine_parameters,
+        check_order=CHECK_ORDER,
+    )
+
+
+def _kelvin(frame: pd.DataFrame, ds: str) -> bytes:
+    from mlops.ingest.simulator import to_csv_bytes
+
+    return to_csv_bytes(frame.assign(temperature=frame["temperature"] + 273.15))
+
+
+def _duplicate_runs(frame: pd.DataFrame, ds: str) -> bytes:
+    import pandas as pd
+
+    from mlops.ingest.simulator import to_csv_bytes
+
+    return to_csv_bytes(pd.concat([frame, frame.iloc[::10]], ignore_index=True))
+
+
+#: name -> (description, function): what a faulty upstream writes; the suite rejects each.
+FAULTS = {
+    "kelvin": ("temperatures in kelvin instead of degrees F", _kelvin),
+    "duplicate_runs": ("every 10th run is repeated", _duplicate_runs),
+}
+
+FEED = FeedSpec(
+    name=FEED_NAME,
+    title="Machine runs",
+    description="One row per machine run: site, sensor readings at its start, and whether it failed.",
+    raw_columns=RAW_COLUMNS,
+    curated_columns=CURATED_COLUMNS,
+    suite="tests.unit._synthetic_spec:machine_suite",
+    normalize="tests.unit._synthetic_spec:normalize_runs",
+    replay="tests.unit._synthetic_spec:replay_runs",
+    faults="tests.unit._synthetic_spec:FAULTS",
+    reports=f"validation/{FEED_NAME}",
+    partition_key="day",
+    import_path="tests.unit._synthetic_spec:FEED",
+)
+
+
+def lake_frame(spec: ModelSpec, start: str, end: str, settings: Any = None) -> pd.DataFrame:
+    """:data:`LAKE_SPEC`'s frame: the curated ``machine_runs`` of the days [start, end) (days without
+    a curated partition contribute no rows), ``site`` as a category of :data:`SITES`."""
+    import pandas as pd
+
+    from mlops import lake
+    from mlops.config import get_settings
+
+    lake_uri = (settings or get_settings()).lake_uri
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days)]
+    uris = [FEED.curated_file(lake_uri, day) for day in days]
+    parts = [lake.read_parquet(uri) for uri in uris if lake.exists(uri)]
+    if not parts:
+        raise ValueError(f"no curated {FEED_NAME} partition in [{start}, {end}): ingest them first")
+    out = pd.concat(parts, ignore_index=True)
+    out = out.assign(
+        day=out["day"].astype(str),
+        failed=out["failed"].astype("int8"),
+        site=pd.Categorical(out["site"].astype(str), categories=SITES),
+    )
+    return out[[*spec.meta_columns, spec.label, *spec.features]]
+
+
+#: The same model, trained on what the ``machine_runs`` feed curated (its lineage lists them).
+LAKE_SPEC = dataclasses.replace(
+    SPEC,
+    frame="tests.unit._synthetic_spec:lake_frame",
+    feeds=(FEED.import_path,),
+    import_path="tests.unit._synthetic_spec:LAKE_SPEC",
 )

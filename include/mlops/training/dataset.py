@@ -99,13 +99,18 @@ def partition_lineage(
 
 
 def _partition_entry(lake_uri: str, ds: str, feed: str, first: bool = True) -> dict[str, Any]:
+    """One curated partition of ``feed`` (a registered feed name or a ``module:SPEC`` import path:
+    its spec says the folder and where its validation reports are)."""
     import io
 
     import pyarrow.parquet as pq
 
     from mlops import lake, layout
+    from mlops.spec.feed import feed_spec
 
-    uri = layout.curated_file(lake_uri, ds, feed)
+    spec = feed_spec(feed)
+    feed = spec.name
+    uri = spec.curated_file(lake_uri, ds)
     if not lake.exists(uri):
         return {"ds": ds, "uri": uri, "missing": True, **({} if first else {"feed": feed})}
     data = lake.read_bytes(uri)
@@ -120,7 +125,7 @@ def _partition_entry(lake_uri: str, ds: str, feed: str, first: bool = True) -> d
     }
     if b"mlops.content_hash" in footer:
         entry["content_hash"] = footer[b"mlops.content_hash"].decode()
-    report = lake.join(layout.report_dir(lake_uri, layout.VALIDATION, ds), layout.VALIDATION_JSON)
+    report = lake.join(spec.report_dir(lake_uri, ds), layout.VALIDATION_JSON)
     if lake.exists(report):
         summary = json.loads(lake.read_text(report))
         keep = ("suite", "success", "evaluated", "successful")
