@@ -45,7 +45,9 @@ from mlops.airflow.params import SIMULATOR_PARAMS
     tags=["mlops", "ingest", "simulator"],
 )
 def flights_upstream_simulator():
-    @task(outlets=[FLIGHTS_LANDING])
+    # multiple_outputs=False: the `-> dict` would otherwise push every key as an XCom of its own
+    # (8 Execution API writes per task instead of 1; nothing reads them: the asset event carries them).
+    @task(outlets=[FLIGHTS_LANDING], multiple_outputs=False)
     def export_day(params=None, ds=None, outlet_events=None) -> dict:
         """Write the day's raw export to the landing zone."""
         from mlops.airflow.params import check_params, partition_date
@@ -61,7 +63,7 @@ def flights_upstream_simulator():
         outlet_events[FLIGHTS_LANDING].extra = export.metadata()
         return export.metadata()
 
-    @task(outlets=[WEATHER_LANDING])
+    @task(outlets=[WEATHER_LANDING], multiple_outputs=False)
     def export_weather(params=None, ds=None, outlet_events=None) -> dict:
         """Write the day's hourly weather export to the landing zone."""
         from mlops.airflow.params import check_params, partition_date

@@ -117,3 +117,22 @@ def test_every_fault_changes_the_bytes():
         assert simulator.inject_fault(name, frame, "2013-03-05") != clean, name
     with pytest.raises(ValueError, match="unknown fault"):
         simulator.inject_fault("nope", frame, "2013-03-05")
+
+
+def test_landing_and_publish_tasks_push_one_xcom_not_one_per_key() -> None:
+    """A ``@task`` annotated ``-> dict`` pushes every key as an XCom of its own (an Execution API
+    write each) unless ``multiple_outputs=False``: the landing and publish tasks return metadata
+    that only their asset events carry on."""
+    import runpy
+    from pathlib import Path
+
+    dags = Path(__file__).resolve().parents[2] / "dags"
+    checked = []
+    for name in ("flights_upstream_simulator", "ingest_flights", "ingest_weather"):
+        namespace = runpy.run_path(str(dags / f"{name}.py"), run_name="dag_file")
+        dag = namespace[name]()
+        for task in dag.tasks:
+            if task.task_id in {"export_day", "export_weather", "publish"}:
+                assert task.multiple_outputs is False, f"{name}.{task.task_id} pushes one XCom per key"
+                checked.append(f"{name}.{task.task_id}")
+    assert len(checked) == 4

@@ -39,7 +39,9 @@ def ingest_tasks(feed: str, curated: Asset) -> Any:
         task_id="validate", ds=PARTITION, allow_partial="{{ params.allow_partial }}", feed=spec.ref
     )
 
-    @task(task_id="publish", outlets=[curated])
+    # multiple_outputs=False: one XCom, not one per key of the returned dict (an Execution API
+    # write each; the curated asset's event carries the metadata downstream).
+    @task(task_id="publish", outlets=[curated], multiple_outputs=False)
     def publish(day: str, validation: dict, outlet_events=None) -> dict:
         """Write the curated partition atomically and emit the feed's curated asset."""
         from mlops.airflow.runtime import lake_task
