@@ -75,7 +75,7 @@ def test_assemble_contract():
         scoring.assemble(
             ids, feats.head(1), [0.1, 0.2], threshold=0.5, model_name="m", model_version="1", source="x"
         )
-    with pytest.raises(ValueError, match="flight columns"):
+    with pytest.raises(ValueError, match=r"row columns \['flight'\] missing.*flight_delay"):
         scoring.assemble(
             ids.drop(columns="flight"),
             feats,
@@ -116,7 +116,7 @@ def test_score_days_writes_one_partition_per_day(home):
         assert set(frame["model_version"]) == {"5"} and set(frame["source"]) == {"batch"}
         assert (frame["threshold"] == 0.6).all()
         assert (frame["predicted_delayed"] == (frame["delay_probability"] >= 0.6)).all()
-        assert r.predicted_delayed == int(frame["predicted_delayed"].sum())
+        assert r.decided == r.as_dict()["predicted_delayed"] == int(frame["predicted_delayed"].sum())
         assert frame["sched_dep_ts"].is_monotonic_increasing
         # The features stored are the ones scored.
         assert np.allclose(fake_predict(frame), frame["delay_probability"])
@@ -162,10 +162,10 @@ def test_a_range_is_one_event_with_totals_and_every_day(home):
     extra = scoring.event_metadata(results)
     assert (extra["ds"], extra["end_ds"]) == (DAYS[0], DAYS[-1])
     assert extra["rows"] == len(curated) == sum(d["rows"] for d in extra["days"])
-    assert extra["predicted_delayed"] == sum(r.predicted_delayed for r in results)
+    assert extra["predicted_delayed"] == sum(r.decided for r in results) and extra["threshold"] == 0.6
     assert [d["ds"] for d in extra["days"]] == DAYS and extra["model_version"] == "5"
     pooled = np.mean([p for ds in DAYS for p in scoring.read_predictions(ds, settings)["delay_probability"]])
-    assert extra["mean_probability"] == pytest.approx(pooled)
+    assert extra["mean_prediction"] == pytest.approx(pooled)
     # One day keeps the one-day shape.
     assert scoring.event_metadata(results[:1]) == results[0].as_dict()
 
