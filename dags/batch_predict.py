@@ -24,91 +24,27 @@ Columns and the online twin (`{lake}/predictions_online/`, written by `mlops ser
 `mlops.serving.scoring`. A day scored by a model trained after it is flagged in the event
 (`model_trained_after_day`) and the log: pass `model_version` to backfill with an older model.
 
+Built by `mlops.airflow.scoring_dag.build_scoring_dag` with the model spec `flight_delay` (the same
+builder makes `batch_predict_air_time`).
+
 **Deadline:** a run still unfinished 6 h after its logical date sends a `deadline_missed` alert
 (Airflow `DeadlineAlert`; channels in `mlops.airflow.alerts`; backfill runs are not announced).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from airflow.sdk import dag, task
-
-from mlops import layout
-from mlops.airflow.alerts import deadline
 from mlops.airflow.assets import FLIGHT_PREDICTIONS
-from mlops.airflow.defaults import END_DATE, START_DATE, default_args
-from mlops.airflow.params import BATCH_PARAMS, LAST_SCORING_DAY, PARTITION, SCORING_MACROS
-from mlops.airflow.sensors import SENSOR_TIMEOUT, landing_sensor
-from mlops.config import get_settings
+from mlops.airflow.params import BATCH_PARAMS
+from mlops.airflow.scoring_dag import build_scoring_dag
 
-#: The feature table materialize_features writes last for the (last) day to score.
-FEATURES_READY = layout.features_built_file(get_settings().lake_uri, LAST_SCORING_DAY)
-#: The day's predictions are due this long after the run's logical date (its data interval).
-SCORING_DEADLINE = timedelta(hours=6)
-
-
-@dag(
-    schedule="@daily",
-    start_date=START_DATE,
-    end_date=END_DATE,
-    catchup=False,
-    max_active_runs=2,
+batch_predict = build_scoring_dag(
+    "flight_delay",
+    dag_id="batch_predict",
+    outlet=FLIGHT_PREDICTIONS,
     params=BATCH_PARAMS,
-    user_defined_macros=SCORING_MACROS,
     doc_md=__doc__,
     tags=["mlops", "scoring"],
-    default_args=default_args(timeout_minutes=60),
-    deadline=deadline(SCORING_DEADLINE, reference="logical_date"),
 )
-def batch_predict():
-    wait_for_features = landing_sensor(
-        "wait_for_features", uri=FEATURES_READY, execution_timeout=SENSOR_TIMEOUT
-    )
-
-    @task(execution_timeout=timedelta(minutes=10))
-    def resolve_model(params=None) -> dict:
-        """The registered version that scores this run (recorded in XCom and on every row)."""
-        from mlops.airflow.runtime import lake_task
-        from mlops.serving.scoring import NoModelToScore, resolve_version
-
-        with lake_task(fail=(NoModelToScore,)):
-            return resolve_version(params.get("model_version"))
-
-    @task(outlets=[FLIGHT_PREDICTIONS])
-    def score(day: str, model: dict, params=None, outlet_events=None) -> dict:
-        """Score the day (or `day`..`end_ds`) with exactly `model` and emit `flight_predictions`."""
-        from mlops.airflow.params import scoring_days
-        from mlops.airflow.runtime import lake_task
-        from mlops.serving import scoring
-
-        days = scoring_days(params, day)
-        with lake_task(fail=(FileNotFoundError,)):  # days without feature tables: run materialize first
-            scoring.require_features(days)
-        timings: dict[str, float] = {}
-        with lake_task():
-            results = scoring.score_days(
-                days,
-                model["model_version"],
-                threshold=float(params["threshold"]),
-                model_as_of=model.get("as_of"),
-                timings=timings,
-            )
-        extra = {
-            **scoring.event_metadata(results),
-            "model_source": model["source"],
-            "run_id": model["run_id"],
-            "seconds": {k: round(v, 2) for k, v in timings.items()},
-        }
-        outlet_events[FLIGHT_PREDICTIONS].extra = extra
-        return extra
-
-    model = resolve_model()
-    wait_for_features >> model
-    score(PARTITION, model)
-
-
-batch_predict()
 
 if __name__ == "__main__":
-    batch_predict().test()
+    batch_predict.test()
