@@ -8,7 +8,8 @@
 * each model keeps its own files (reports, history, ledger under its lake folder) and its own storm
   guard: its own lock, ledger and cooldown, and it counts its own training DAG's runs, so a
   flight-delay request never suppresses an air-time one (nor the other way round);
-* the current window of a spec: its feed's rows or its frame, labels known per the spec.
+* the current window of a spec: its feed's rows or its frame, labels known per the spec, features
+  from the feature store or (a spec outside it) its own frame.
 """
 
 from __future__ import annotations
@@ -180,3 +181,15 @@ def test_a_spec_without_feeds_checks_the_rows_of_its_frame(mlops_home):
     spec = _synthetic_spec.SPEC
     rows = frames.window_rows(["2013-06-01", "2013-06-02"], get_settings(), spec)
     assert len(rows) == 2 * _synthetic_spec.ROWS_PER_DAY and set(rows["day"]) == {"2013-06-01", "2013-06-02"}
+
+
+def test_a_spec_outside_the_feature_store_is_scored_on_its_own_frame(mlops_home):
+    from mlops.config import get_settings
+
+    spec = _synthetic_spec.SPEC
+    rows = frames.window_rows(["2013-06-01", "2013-06-02"], get_settings(), spec)
+    some = rows.sample(n=50, random_state=1)
+    features = frames.features_of(some, get_settings(), spec)
+    assert list(features.columns) == list(spec.features) and len(features) == 50
+    assert features["temperature"].tolist() == some["temperature"].tolist()  # aligned with the rows
+    assert isinstance(features["site"].dtype, pd.CategoricalDtype)  # typed as training typed it

@@ -16,9 +16,9 @@ drift uses the whole window; prediction drift and the performance baseline use o
 ``frame``). Rows come from the spec's batch predictions (``{root}/predictions/ds=...``, root =
 :func:`mlops.layout.model_root` of the spec's ``lake_folder``) when batch scoring scored them
 with the champion's version (features as scored + the spec's ``prediction_column``); other rows
-are scored with the champion in the task, on point-in-time features of the spec's feature service
-(:func:`mlops.features.feature_store.historical_frame`), or on the rows' own columns when they
-carry every feature. The source of each row is counted in ``predictions_source``. Labels
+are scored with the champion in the task, on their features (:func:`features_of`: point-in-time
+features of the spec's feature service, :func:`mlops.features.feature_store.historical_frame`, or
+the spec's own ``frame`` when it does not read the feature store). The source of each row is counted in ``predictions_source``. Labels
 (``spec.labels``) count only when they had arrived by the end of ``ds`` (:func:`label_known_at`
 <= local midnight after ``ds``), so performance is measured on outcomes known at check time, never
 on later ones. Current rows are sampled *before* their features are fetched, which bounds the
@@ -297,24 +297,39 @@ def _scored_in_task(
     settings: Settings,
     spec: ModelSpec | None = None,
 ) -> pd.DataFrame:
-    """The features of ``rows`` scored with ``predict`` (NaN without one): the rows' own columns
-    when they carry every feature of the spec, else point-in-time features of the spec's feature
-    service (Feast)."""
+    """The features of ``rows`` (:func:`features_of`) scored with ``predict`` (NaN without one)."""
     import numpy as np
     import pandas as pd
 
     spec = model_spec(spec)
-    names = list(spec.features)
-    if set(names) <= set(rows.columns):
-        features = rows[names]
-    else:
-        from mlops.features import feature_store
-
-        features = feature_store.historical_frame(rows, settings, service=spec.feature_service)[names]
+    features = features_of(rows, settings, spec)
     meta = [spec.id_column, spec.day_column, spec.label]
     frame = pd.concat([rows[meta].reset_index(drop=True), features.reset_index(drop=True)], axis=1)
     frame[PREDICTION] = predict(features) if predict is not None else np.nan
     return frame
+
+
+#: The ``ModelSpec.frame`` of the specs whose features the feature store serves (point in time).
+FEAST_FRAME = "mlops.training.dataset:feast_frame"
+
+
+def features_of(rows: pd.DataFrame, settings: Settings, spec: ModelSpec) -> pd.DataFrame:
+    """The spec's features of ``rows``, in order, aligned with them: point-in-time features of the
+    spec's feature service for a Feast-backed spec (``frame`` = :data:`FEAST_FRAME`), else the
+    spec's own ``frame`` of the rows' days (typed as training typed them), joined on the id and
+    day columns (a row the frame lacks has null features)."""
+    names = list(spec.features)
+    if spec.frame == FEAST_FRAME:
+        from mlops.features import feature_store
+
+        return feature_store.historical_frame(rows, settings, service=spec.feature_service)[names]
+    key, day = spec.id_column, spec.day_column
+    days = sorted(rows[day].astype(str).unique())
+    after = (parse_ds(days[-1]) + timedelta(days=1)).isoformat()
+    frame = spec.build_frame(days[0], after, settings)
+    frame = frame.assign(**{day: frame[day].astype(str)}).drop_duplicates([key, day], keep="last")
+    left = rows[[key, day]].assign(**{day: rows[day].astype(str)}).reset_index(drop=True)
+    return left.merge(frame[[key, day, *names]], on=[key, day], how="left")[names]
 
 
 def data_version(days: Sequence[str], settings: Settings | None = None, spec: ModelSpec | None = None) -> str:

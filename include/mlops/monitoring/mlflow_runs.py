@@ -12,14 +12,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mlops.config import Settings, get_settings
+from mlops.spec.model import model_spec
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from mlops.monitoring.params import DriftParams
 
-#: Default monitoring experiment (the flight-delay spec's ``Monitoring.experiment``; a spec names its own).
-EXPERIMENT = "flight-delay-monitoring"
 #: Metrics of a check, from its summary.
 SUMMARY_METRICS = (
     "drift_share",
@@ -42,13 +41,14 @@ SUMMARY_METRICS = (
 )
 
 
-def ensure_experiment(settings: Settings | None = None, name: str = EXPERIMENT) -> str:
+def ensure_experiment(settings: Settings | None = None, name: str | None = None) -> str:
     """The id of the monitoring experiment ``name`` (a model spec's ``Monitoring.experiment``;
-    default ``flight-delay-monitoring``), created with local artifacts like training's."""
+    default: the default spec's), created with local artifacts like training's."""
     from mlflow.exceptions import MlflowException
 
     from mlops.models import tracking
 
+    name = name or model_spec().monitoring.experiment
     s = settings or get_settings()
     client = tracking.client(s)
     experiment = client.get_experiment_by_name(name)
@@ -72,7 +72,7 @@ def log_check(
     document: Mapping[str, Any],
     settings: Settings | None = None,
     airflow_context: Mapping[str, Any] | None = None,
-    experiment: str = EXPERIMENT,
+    experiment: str | None = None,
 ) -> tuple[str, str]:
     """Log the check as one MLflow run per ``ds`` (a rerun updates the same run). Returns (id, url)."""
     from mlflow.entities import Metric, Param, RunTag
@@ -109,6 +109,7 @@ def check_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
     values = {
         **{key: summary.get(key) for key in SUMMARY_METRICS},
         "breached": float(bool(summary.get("breached"))),
+        **{f"performance.{k}": v for k, v in (summary.get("performance_metrics") or {}).items()},
         **{f"drift.{k}": v["score"] for k, v in summary.get("feature_scores", {}).items()},
         **{f"time_{k}_s": v for k, v in summary.get("timings", {}).items()},
     }

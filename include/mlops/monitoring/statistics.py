@@ -34,8 +34,6 @@ if TYPE_CHECKING:
     from mlops.spec.model import ModelSpec
 
 PREDICTION = "prediction"
-#: The flight-delay spec's meta columns (``ModelSpec.meta_columns``).
-META_COLUMNS: tuple[str, ...] = ("flight_id", "sched_dep_ts", "ds")
 
 
 @dataclass
