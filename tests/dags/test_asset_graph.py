@@ -11,6 +11,8 @@ PRODUCERS = {
     "champion_model": "train_model",
     "flight_predictions": "batch_predict",
     "retrain_request": "monitor_drift",
+    "air_time_predictions": "batch_predict_air_time",
+    "air_time_retrain_request": "monitor_drift_air_time",
 }
 
 

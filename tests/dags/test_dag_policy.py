@@ -17,7 +17,9 @@ EXPECTED_DAGS = {
     "train_model",
     "train_air_time",
     "batch_predict",
+    "batch_predict_air_time",
     "monitor_drift",
+    "monitor_drift_air_time",
     "rollout_guard",
 }
 
