@@ -29,7 +29,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from mlops.airflow.links import DriftReportLink, MLflowRunLink, ValidationReportLink
-from mlops.models.lifecycle import PageLinks, lifecycle_page
+from mlops.models.lifecycle import PageLinks, platform_page
 
 if TYPE_CHECKING:
     import jinja2
@@ -75,9 +75,10 @@ LIFECYCLE_ACCESS = [_read_runs(d) for d in LIFECYCLE_DAGS]
 
 @app.get("/api/state", dependencies=LIFECYCLE_ACCESS)
 async def state(user: GetUserDep) -> JSONResponse:
-    from mlops.models.lifecycle import lifecycle_state
+    """Every registered model's lifecycle and every feed's days (``PlatformState``)."""
+    from mlops.models.lifecycle import platform_state
 
-    result = await asyncio.to_thread(lifecycle_state)
+    result = await asyncio.to_thread(platform_state)
     return JSONResponse(result.to_dict())
 
 
@@ -123,7 +124,7 @@ async def quarantined(path: str, request: Request, user: GetUserDep) -> Response
 
 
 # --------------------------------------------------------------------------------------------------
-# The "ML lifecycle" page: templates/lifecycle.html fed mlops.models.lifecycle.lifecycle_page's data
+# The "ML lifecycle" page: templates/lifecycle.html fed mlops.models.lifecycle.platform_page's data
 # --------------------------------------------------------------------------------------------------
 
 
@@ -156,8 +157,9 @@ def lifecycle_csp() -> str:
     )
 
 
-def page_links() -> PageLinks:
-    """The page's links: reports through this app's routes, runs and the model in the MLflow UI."""
+def page_links(model_name: str | None = None) -> PageLinks:
+    """The page's links: reports through this app's routes, runs and the model ``model_name``
+    (default: the flight-delay model) in the MLflow UI."""
     from mlops.airflow.links import mlflow_run_url, mlflow_ui_url, report_url
     from mlops.config import MODEL_NAME, get_settings
 
@@ -169,24 +171,28 @@ def page_links() -> PageLinks:
         except ValueError:  # not under a folder this app serves
             return None
 
-    return PageLinks(report=report, run=mlflow_run_url, registry=f"{mlflow_ui_url()}/#/models/{MODEL_NAME}")
+    model = model_name or MODEL_NAME
+    return PageLinks(report=report, run=mlflow_run_url, registry=f"{mlflow_ui_url()}/#/models/{model}")
 
 
 def render_lifecycle(st: dict[str, Any], *, drift_share_threshold: float = 0.3) -> str:
-    """The page for a :meth:`mlops.models.lifecycle.LifecycleState.to_dict`."""
+    """The page for a :meth:`mlops.models.lifecycle.PlatformState.to_dict` (every model and feed)
+    or one model's :meth:`~mlops.models.lifecycle.LifecycleState.to_dict`."""
     from markupsafe import Markup
 
-    page = lifecycle_page(st, drift_share_threshold=drift_share_threshold, links=page_links())
+    page = platform_page(
+        st, drift_share_threshold=drift_share_threshold, links=lambda m: page_links(m.get("model_name"))
+    )
     css = Markup(_stylesheet()[0])  # the project's own stylesheet, allowed by its CSP hash
     return _templates().get_template("lifecycle.html").render(page, css=css)
 
 
 @app.get("/lifecycle", response_class=HTMLResponse, dependencies=LIFECYCLE_ACCESS)
 async def lifecycle(user: GetUserDep) -> HTMLResponse:
-    from mlops.models.lifecycle import lifecycle_state
+    from mlops.models.lifecycle import platform_state
     from mlops.monitoring.params import DriftParams
 
-    st = (await asyncio.to_thread(lifecycle_state)).to_dict()
+    st = (await asyncio.to_thread(platform_state)).to_dict()
     page = render_lifecycle(st, drift_share_threshold=DriftParams().drift_share)
     return HTMLResponse(page, headers={"Content-Security-Policy": lifecycle_csp()})
 

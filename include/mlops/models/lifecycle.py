@@ -1,19 +1,24 @@
-"""The lifecycle at a glance: champion, challenger, recent versions, drift history, retraining,
-the latest model card and the audit trail of alias moves.
+"""The lifecycle at a glance, for every registered model spec (:data:`mlops.spec.model.SPECS`):
+champion, challenger, recent versions (with the gate metric in its direction), drift history,
+retraining, the latest model card and the audit trail of alias moves; and for every registered
+feed (:data:`mlops.spec.feed.FEEDS`) the days curated and quarantined.
 
 Shared by the Airflow plugin's "ML lifecycle" page and the demo's summary. Every source is
 optional: a stage that has not run yet shows as empty, never as an error.
 
-* :func:`lifecycle_state` collects the state (MLflow registry, drift history, retraining ledger);
-  :func:`lifecycle_summary` prints it for the demo;
+* :func:`lifecycle_state` collects one model's state (MLflow registry, drift history, retraining
+  ledger); :func:`platform_state` every model's and every feed's; :func:`lifecycle_summary`
+  prints it for the demo;
 * :func:`lifecycle_page` turns it into the page's view model: plain data (labels, formatted
-  values, the drift chart's geometry) for ``plugins/templates/lifecycle.html``. The plugin passes
+  values, the drift chart's geometry) of one model, :func:`platform_page` of them all, for
+  ``plugins/templates/lifecycle.html``. The plugin passes
   its links (:class:`PageLinks`) and keeps only routes, security and rendering.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -23,9 +28,23 @@ from mlops.config import CHALLENGER, CHAMPION, MODEL_NAME, PREVIOUS, Settings, g
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from mlops.spec.feed import FeedSpec
+    from mlops.spec.model import ModelSpec
+
 log = logging.getLogger(__name__)
 
-METRICS = ("roc_auc", "pr_auc", "log_loss", "brier")
+#: Metrics the page shows, by the spec's task (the gate metric first, whatever the task).
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("roc_auc", "pr_auc", "log_loss", "brier"),
+    "regression": ("mae", "rmse", "r2"),
+}
+METRICS = TASK_METRICS["binary"]
+
+
+def metric_keys(spec: ModelSpec) -> list[str]:
+    """The metrics shown for ``spec``'s versions: its gate metric, then its task's others."""
+    keys = TASK_METRICS.get(spec.task.name, ())
+    return [spec.gate.metric, *(k for k in keys if k != spec.gate.metric)]
 
 
 @dataclass
@@ -46,10 +65,20 @@ class ModelVersionInfo:
     promotion_reason: str | None = None
     #: The version has a model card (:mod:`mlops.models.card`) logged.
     has_card: bool = False
+    #: Days of a feed the training run left out (run tag ``mlops.<feed>.missing_days``, e.g. a
+    #: quarantined weather day), by feed; only feeds that recorded some.
+    left_out: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class LifecycleState:
+    #: Which model: the spec's ref, its registered model, task and gate (metric and direction).
+    spec: str = "flight_delay"
+    model_name: str = MODEL_NAME
+    task: str = "binary"
+    gate_metric: str = "roc_auc"
+    higher_is_better: bool = True
+    metric_keys: list[str] = field(default_factory=lambda: list(METRICS))
     champion: ModelVersionInfo | None = None
     challenger: ModelVersionInfo | None = None
     previous: ModelVersionInfo | None = None
@@ -106,17 +135,30 @@ def _aliases(client: Any, name: str) -> dict[str, list[str]]:
     return out
 
 
-def _versions(settings: Settings, limit: int) -> list[ModelVersionInfo]:
+_MISSING_DAYS = re.compile(r"^mlops\.(\w+)\.missing_days$")
+
+
+def _left_out(run_tags: dict[str, str]) -> dict[str, str]:
+    """feed -> the days its training run left out (tags ``mlops.<feed>.missing_days``), if any."""
+    return {
+        m.group(1): days
+        for key, days in sorted(run_tags.items())
+        if (m := _MISSING_DAYS.match(key)) and days and days != "none"
+    }
+
+
+def _versions(settings: Settings, limit: int, spec: ModelSpec) -> list[ModelVersionInfo]:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    name, shown = spec.model_name, set(metric_keys(spec))
     try:
-        found = client.search_model_versions(f"name = '{MODEL_NAME}'", max_results=200)
+        found = client.search_model_versions(f"name = '{name}'", max_results=200)
     except Exception as exc:  # no registry yet
         if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
             return []
         raise
-    aliases = _aliases(client, MODEL_NAME) if found else {}
+    aliases = _aliases(client, name) if found else {}
     found = sorted(found, key=lambda v: int(v.version), reverse=True)[:limit]
     order = {CHAMPION: 0, CHALLENGER: 1, PREVIOUS: 2}
     out = []
@@ -127,7 +169,7 @@ def _versions(settings: Settings, limit: int) -> list[ModelVersionInfo]:
         if mv.run_id:
             try:
                 run = client.get_run(mv.run_id)
-                metrics = {k: v for k, v in run.data.metrics.items() if k in METRICS}
+                metrics = {k: v for k, v in run.data.metrics.items() if k in shown}
                 run_tags = dict(run.data.tags)
                 experiment_id = run.info.experiment_id
             except Exception as exc:
@@ -148,17 +190,31 @@ def _versions(settings: Settings, limit: int) -> list[ModelVersionInfo]:
                 promotion=tags.get("promotion.decision"),
                 promotion_reason=tags.get("promotion.reason"),
                 has_card=bool(tags.get("mlops.model_card")),
+                left_out=_left_out(run_tags),
             )
         )
     return out
 
 
-def lifecycle_state(settings: Settings | None = None, limit: int = 20) -> LifecycleState:
-    """Collect what the page shows. Failures of one source are reported in ``errors``."""
+def lifecycle_state(
+    settings: Settings | None = None, limit: int = 20, spec: ModelSpec | str | None = None
+) -> LifecycleState:
+    """Collect what the page shows of the model ``spec`` (default: the flight-delay spec).
+    Failures of one source are reported in ``errors``."""
+    from mlops.spec.model import model_spec
+
     s = settings or get_settings()
-    state = LifecycleState()
+    model = model_spec(spec)
+    state = LifecycleState(
+        spec=model.ref,
+        model_name=model.model_name,
+        task=model.task.name,
+        gate_metric=model.gate.metric,
+        higher_is_better=model.gate.higher_is_better,
+        metric_keys=metric_keys(model),
+    )
     try:
-        state.versions = _versions(s, limit)
+        state.versions = _versions(s, limit, model)
         by_alias = {a: v for v in state.versions for a in v.aliases}
         state.champion = by_alias.get(CHAMPION)
         state.challenger = by_alias.get(CHALLENGER)
@@ -168,17 +224,69 @@ def lifecycle_state(settings: Settings | None = None, limit: int = 20) -> Lifecy
     try:
         from mlops.monitoring import history as drift
 
-        history = drift.drift_history(s)
+        history = drift.drift_history(s, model)
         state.drift_history = history.to_dict(orient="records") if history is not None else []
-        requests = drift.retrain_requests(s)
+        requests = drift.retrain_requests(s, model)
         state.retrain_requests = requests.to_dict(orient="records") if requests is not None else []
     except ModuleNotFoundError:
         pass
     except Exception as exc:
         state.errors.append(f"drift history: {exc}")
     _governance(state, s)
-    _shadow(state, s)
+    if model.lake_folder == model_spec(None).lake_folder:  # the shadow log is read from its folder only
+        _shadow(state, s)
     return state
+
+
+@dataclass
+class PlatformState:
+    """Every registered model's :class:`LifecycleState` and every registered feed's days."""
+
+    models: list[LifecycleState] = field(default_factory=list)
+    #: Per feed: ``feed``, ``curated`` (days), ``quarantined`` (days with a quarantined batch),
+    #: ``still_quarantined`` (quarantined and never curated since), ``error``.
+    feeds: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"models": [m.to_dict() for m in self.models], "feeds": list(self.feeds)}
+
+
+_DS = re.compile(r"/ds=(\d{4}-\d{2}-\d{2})(?:/|$)")
+
+
+def _days(root: str) -> list[str]:
+    from mlops import lake
+
+    return sorted({m.group(1) for uri in lake.list_uris(root) if (m := _DS.search(uri))})
+
+
+def feed_state(feed: FeedSpec, settings: Settings) -> dict[str, Any]:
+    """The days of ``feed`` curated and quarantined in the lake (errors reported, never raised)."""
+    from mlops import lake, layout
+
+    out: dict[str, Any] = {"feed": feed.name, "curated": [], "quarantined": [], "still_quarantined": []}
+    try:
+        out["curated"] = _days(feed.curated_root(settings.lake_uri))
+        out["quarantined"] = _days(lake.join(settings.lake_uri, layout.QUARANTINE, feed.name))
+    except FileNotFoundError:
+        pass
+    except Exception as exc:
+        out["error"] = f"feed {feed.name}: {exc}"
+    out["still_quarantined"] = sorted(set(out["quarantined"]) - set(out["curated"]))
+    return out
+
+
+def platform_state(settings: Settings | None = None, limit: int = 20) -> PlatformState:
+    """:func:`lifecycle_state` of every spec of :data:`~mlops.spec.model.SPECS` and
+    :func:`feed_state` of every feed of :data:`~mlops.spec.feed.FEEDS`."""
+    from mlops.spec.feed import registered_feeds
+    from mlops.spec.model import SPECS
+
+    s = settings or get_settings()
+    return PlatformState(
+        models=[lifecycle_state(s, limit, name) for name in SPECS],
+        feeds=[feed_state(feed, s) for feed in registered_feeds()],
+    )
 
 
 #: Days of online prediction log the page's shadow comparison covers (the newest ones).
@@ -207,34 +315,54 @@ def _governance(state: LifecycleState, settings: Settings) -> None:
     try:
         with_card = next((v for v in state.versions if v.has_card), None)
         if with_card is not None:
-            state.model_card = card.load(with_card.version, settings=settings)
+            state.model_card = card.load(with_card.version, settings=settings, name=state.model_name)
     except Exception as exc:
         state.errors.append(f"model card: {exc}")
     try:
-        events = audit.read(MODEL_NAME, settings, limit=AUDIT_ROWS)
+        events = audit.read(state.model_name, settings, limit=AUDIT_ROWS)
         state.audit = [e.as_dict() for e in reversed(events)]
     except Exception as exc:
         state.errors.append(f"audit trail: {exc}")
 
 
 def lifecycle_summary(settings: Settings | None = None) -> list[str]:
-    """Short text lines for the demo's summary."""
-    state = lifecycle_state(settings)
-    lines = [f"model versions: {len(state.versions)}"]
+    """Short text lines for the demo's summary: every feed, then every model."""
+    platform = platform_state(settings)
+    lines = []
+    for feed in platform.feeds:
+        still = ", ".join(feed["still_quarantined"]) or "none"
+        lines.append(
+            f"feed {feed['feed']}: {len(feed['curated'])} day(s) curated, {len(feed['quarantined'])} "
+            f"quarantined (still quarantined: {still})"
+        )
+        if feed.get("error"):
+            lines.append(f"warning: {feed['error']}")
+    for state in platform.models:
+        lines.extend(_model_summary(state))
+    return lines
+
+
+def _model_summary(state: LifecycleState) -> list[str]:
+    direction = "higher" if state.higher_is_better else "lower"
+    lines = [
+        f"model {state.model_name} (spec {state.spec}, gate {state.gate_metric}, {direction} is better): "
+        f"{len(state.versions)} version(s)"
+    ]
     for v in reversed(state.versions):
-        metrics = ", ".join(f"{k}={val:.3f}" for k, val in sorted(v.metrics.items()))
+        metrics = ", ".join(f"{k}={v.metrics[k]:.3f}" for k in state.metric_keys if k in v.metrics)
         aliases = f" @{', @'.join(v.aliases)}" if v.aliases else ""
-        lines.append(f"  v{v.version}{aliases} as_of={v.as_of} trigger={v.trigger} {metrics}")
-    lines.append(f"champion: v{state.champion.version}" if state.champion else "champion: none")
+        left = "".join(f" left out {feed}: {days}" for feed, days in v.left_out.items())
+        lines.append(f"  v{v.version}{aliases} as_of={v.as_of} trigger={v.trigger} {metrics}{left}")
+    lines.append(f"  champion: v{state.champion.version}" if state.champion else "  champion: none")
     drifted = [h for h in state.drift_history if h.get("drift_detected")]
     breached = [h for h in state.drift_history if h.get("breached")]
     lines.append(
-        f"drift checks: {len(state.drift_history)} ({len(drifted)} with data drift, "
+        f"  drift checks: {len(state.drift_history)} ({len(drifted)} with data drift, "
         f"{len(breached)} past a threshold)"
     )
     for r in state.retrain_requests:
         lines.append(f"  retrain request {r.get('ds')}: {r.get('decision')} — {r.get('reason')}")
-    lines.extend(f"warning: {e}" for e in state.errors)
+    lines.extend(f"  warning: {e}" for e in state.errors)
     return lines
 
 
@@ -242,7 +370,15 @@ def lifecycle_summary(settings: Settings | None = None) -> list[str]:
 # The "ML lifecycle" page's view model: plain data for plugins/templates/lifecycle.html
 # --------------------------------------------------------------------------------------------------
 
-METRIC_LABELS = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "log_loss": "log loss", "brier": "Brier"}
+METRIC_LABELS = {
+    "roc_auc": "ROC-AUC",
+    "pr_auc": "PR-AUC",
+    "log_loss": "log loss",
+    "brier": "Brier",
+    "mae": "MAE",
+    "rmse": "RMSE",
+    "r2": "R²",
+}
 CARDS = (("Champion", "champion"), ("Challenger", "challenger"), ("Previous", "previous"))
 #: The chart's series: history column, CSS class, legend.
 SERIES = (
@@ -299,8 +435,8 @@ def _report_href(report_uri: Any, links: PageLinks) -> str | None:
     return links.report(str(report_uri)) if report_uri else None
 
 
-def _version_view(info: dict[str, Any], links: PageLinks) -> dict[str, Any]:
-    """One model version as the cards and the versions table show it."""
+def _version_view(info: dict[str, Any], links: PageLinks, keys: list[str] | None = None) -> dict[str, Any]:
+    """One model version as the cards and the versions table show it (metrics ``keys``)."""
     promotion = info.get("promotion")
     has_run = info.get("run_id") and info.get("experiment_id")
     return {
@@ -308,9 +444,10 @@ def _version_view(info: dict[str, Any], links: PageLinks) -> dict[str, Any]:
         "aliases": list(info.get("aliases") or []),
         "run_href": links.run(str(info["experiment_id"]), str(info["run_id"])) if has_run else None,
         "metrics": [
-            {"label": label, "value": display(info["metrics"].get(key))}
-            for key, label in METRIC_LABELS.items()
+            {"label": METRIC_LABELS.get(key, key), "value": display(info["metrics"].get(key))}
+            for key in keys or METRICS
         ],
+        "left_out": [f"{feed}: {days}" for feed, days in (info.get("left_out") or {}).items()],
         "as_of": display(info.get("as_of")),
         "trigger": display(info.get("trigger")),
         "trigger_reason": info.get("trigger_reason") or "",
@@ -456,7 +593,8 @@ def _check_rows(history: list[dict[str, Any]], links: PageLinks, limit: int = 10
             "champion_version": display(row.get("champion_version")),
             "drift_share": display(_number(row.get("drift_share")), 2),
             "prediction_drift": display(_number(row.get("prediction_drift"))),
-            "roc_auc": display(_number(row.get("roc_auc"))),
+            "performance": display(_number(row.get("performance", row.get("roc_auc")))),
+            "performance_metric": str(row.get("performance_metric") or "roc_auc"),
             "calibration_error": display(_number(row.get("calibration_error"))),
             "breached": bool(row.get("breached")),
             "breaches": row.get("breaches") or "",
@@ -501,9 +639,16 @@ def lifecycle_page(
     history, requests = state["drift_history"], state["retrain_requests"]
     requested = {str(r.get("ds")) for r in requests if r.get("decision") == "requested"}
     champion = state.get("champion")
+    keys = list(state.get("metric_keys") or METRICS)
+    gate_metric = state.get("gate_metric") or keys[0]
+    better = "higher" if state.get("higher_is_better", True) else "lower"
     return {
-        "model_name": MODEL_NAME,
-        "champion": _version_view(champion, links) if champion else None,
+        "spec": str(state.get("spec") or "flight_delay"),
+        "model_name": str(state.get("model_name") or MODEL_NAME),
+        "task": str(state.get("task") or "binary"),
+        "gate": f"{METRIC_LABELS.get(gate_metric, gate_metric)} on the holdout, {better} is better",
+        "anchor": "",
+        "champion": _version_view(champion, links, keys) if champion else None,
         "n_versions": len(state["versions"]),
         "n_checks": len(history),
         "n_breached": sum(1 for h in history if h.get("breached")),
@@ -514,12 +659,14 @@ def lifecycle_page(
             {
                 "title": title,
                 "kind": kind,
-                "version": _version_view(state[kind], links) if state.get(kind) else None,
+                "version": _version_view(state[kind], links, keys) if state.get(kind) else None,
             }
             for title, kind in CARDS
         ],
-        "metric_labels": list(METRIC_LABELS.values()),
-        "versions": [_version_view(v, links) for v in state["versions"]],
+        "metric_labels": [
+            METRIC_LABELS.get(key, key) + (" (gate)" if key == gate_metric else "") for key in keys
+        ],
+        "versions": [_version_view(v, links, keys) for v in state["versions"]],
         "chart": drift_chart(history, drift_share_threshold, requested),
         "checks": _check_rows(history, links) if history else [],
         "requests": _request_rows(requests, links),
@@ -527,6 +674,49 @@ def lifecycle_page(
         "audit": [_audit_row(e) for e in state.get("audit") or []],
         "shadow": [_shadow_row(c) for c in state.get("shadow") or []],
         "shadow_days": _day_span(state.get("shadow_days") or []),
+    }
+
+
+#: Days listed by name in a feed's row (the rest are counted).
+FEED_DAYS_LISTED = 12
+
+
+def _feed_view(feed: dict[str, Any]) -> dict[str, Any]:
+    still = list(feed.get("still_quarantined") or [])
+    quarantined = list(feed.get("quarantined") or [])
+    curated = list(feed.get("curated") or [])
+    return {
+        "feed": str(feed.get("feed")),
+        "n_curated": len(curated),
+        "curated_span": _day_span(curated),
+        "n_quarantined": len(quarantined),
+        "still_quarantined": still[-FEED_DAYS_LISTED:],
+        "more_still": max(len(still) - FEED_DAYS_LISTED, 0),
+        "fixed": [d for d in quarantined if d not in set(still)][-FEED_DAYS_LISTED:],
+        "error": str(feed.get("error") or ""),
+    }
+
+
+def platform_page(
+    state: dict[str, Any],
+    *,
+    drift_share_threshold: float = 0.3,
+    links: Callable[[dict[str, Any]], PageLinks] | PageLinks | None = None,
+) -> dict[str, Any]:
+    """The whole page for a :meth:`PlatformState.to_dict` (or one model's
+    :meth:`LifecycleState.to_dict`): one section per model (:func:`lifecycle_page`), the feeds'
+    days, and a contents line. ``links`` may be a function of a model's state (its registry link)."""
+    models = state["models"] if "models" in state else [state]
+    sections = []
+    for i, model in enumerate(models):
+        model_links = links(model) if callable(links) else links
+        page = lifecycle_page(model, drift_share_threshold=drift_share_threshold, links=model_links)
+        page["anchor"] = "" if i == 0 else f"-{page['spec']}"
+        sections.append(page)
+    return {
+        "models": sections,
+        "feeds": [_feed_view(f) for f in state.get("feeds") or []],
+        "title": ", ".join(m["model_name"] for m in sections),
     }
 
 
