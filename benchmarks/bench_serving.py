@@ -17,8 +17,9 @@ Section ``6 serving`` of ``mlops bench`` (registered with the harness), also run
    ``--seconds`` over keep-alive loopback connections (a new one when all are busy). Latency is
    measured from each request's *scheduled* send time, so a stall counts in full (no coordinated
    omission). Peak RSS of the server is its ``VmHWM``. Several services run side by side
-   (:data:`SERVICES`: champion only; the same with Python's 5 ms GIL switch interval; shadow on;
-   a 10 % canary) and the load visits them in turn (:data:`PHASES`), ``--rounds`` times, so each
+   (:data:`SERVICES`: champion only; the same without the sidecar, i.e. with the ``@alias`` poll
+   and the prediction-log writes in the server's own threads, as before issue 20; shadow on; a 10 %
+   canary) and the load visits them in turn (:data:`PHASES`), ``--rounds`` times, so each
    comparison is made in the same minutes of a shared machine: ``GET /health`` of the champion-only
    server is the floor (the server's cheapest answer under the same load), shadow on vs off shows
    what the shadow costs the response path, and the canary's metrics give the share of flights
@@ -401,7 +402,8 @@ def load(
 #: The services compared in one run: name -> ``mlops serve`` arguments.
 SERVICES: dict[str, tuple[str, ...]] = {
     "champion_only": ("--no-shadow",),
-    "switch_5ms": ("--no-shadow", "--switch-interval-ms", "5"),  # Python's default GIL switch interval
+    # The @alias poll and the log writes in the server's threads (before mlops.serving.sidecar).
+    "no_sidecar": ("--no-shadow", "--no-sidecar"),
     "shadow": (),
     "canary": ("--canary-percent", "10"),
 }
@@ -410,10 +412,23 @@ SERVICES: dict[str, tuple[str, ...]] = {
 PHASES: tuple[tuple[str, str, str], ...] = (
     ("health", "champion_only", "/health"),
     ("predict", "champion_only", "/predict"),
-    ("predict_switch_5ms", "switch_5ms", "/predict"),
+    ("predict_no_sidecar", "no_sidecar", "/predict"),
     ("predict_shadow", "shadow", "/predict"),
     ("predict_canary", "canary", "/predict"),
 )
+
+
+def _cli_has(flag: str) -> bool:
+    """Whether ``mlops serve`` takes ``flag`` (read from its source: no import, no subprocess)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlops.serving.cli")
+    return bool(spec and spec.origin and f'"{flag}"' in Path(spec.origin).read_text())
+
+
+def default_phases() -> tuple[tuple[str, str, str], ...]:
+    """:data:`PHASES`, without the services this ``mlops serve`` cannot run (an older CLI)."""
+    return tuple(p for p in PHASES if p[1] != "no_sidecar" or _cli_has("--no-sidecar"))
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -457,7 +472,7 @@ def run_http(
     rate: float,
     seconds: float,
     rounds: int = 3,
-    phases: tuple[tuple[str, str, str], ...] = PHASES,
+    phases: tuple[tuple[str, str, str], ...] | None = None,
 ) -> dict[str, Any]:
     """Every service of ``phases`` up at once; ``rounds`` rounds of each phase in turn
     (``seconds / rounds`` each), so a load spike on the shared machine hits every phase alike."""
@@ -465,6 +480,7 @@ def run_http(
 
     from tests.e2e._serving_home import Server
 
+    phases = default_phases() if phases is None else phases
     wanted = list(dict.fromkeys(service for _, service, _ in phases))
     servers = {name: Server(home, "--log-level", "warning", *SERVICES[name]) for name in wanted}
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in phases}
@@ -494,6 +510,11 @@ def run_http(
             result.setdefault("services", {})[name] = {
                 "args": list(SERVICES[name]),
                 "peak_rss_mb": _peak_rss_mb(server.proc.pid),
+                # The sidecar child's own peak (None without one): the memory the tail fix costs.
+                "sidecar_peak_rss_mb": _peak_rss_mb(pid)
+                if (pid := (health.get("sidecar") or {}).get("pid"))
+                else None,
+                "sidecar": health.get("sidecar"),
                 "flights_by_model": _per_model(metrics),
                 "shadow": health.get("shadow"),
                 "challenger": {k: health["challenger"].get(k) for k in ("version", "active", "reason")},
@@ -567,7 +588,8 @@ def measure(
                 "p50": round(out[name]["p50_ms"] / floor["p50_ms"], 2),
                 "p99": round(out[name]["p99_ms"] / floor["p99_ms"], 2),
             }
-            for name in ("http", "predict_switch_5ms", "predict_shadow", "predict_canary")
+            for name in ("http", "predict_no_sidecar", "predict_shadow", "predict_canary")
+            if name in out
         }
         out["canary_share"] = canary_share(out)
         if sdk_requests:
@@ -610,6 +632,7 @@ def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Row]:
             note=note,
         ),
     ]
+    out += _sidecar_rows(result, note)
     out += _rollout_rows(result, note)
     if sdk is None:
         return out
@@ -630,6 +653,31 @@ def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Row]:
 
 def _rss(result: dict[str, Any], service: str, run: dict[str, Any]) -> float | None:
     return result.get("services", {}).get(service, {}).get("peak_rss_mb", run.get("server_peak_rss_mb"))
+
+
+def _sidecar_rows(result: dict[str, Any], note: str) -> list[Row]:
+    """With the sidecar (the @alias poll and the log writes in a child process) vs without (in the
+    server's threads, as before issue 20), same rounds; results from before the sidecar: none."""
+    from benchmarks.harness import Row
+
+    if "predict_no_sidecar" not in result:
+        return []
+    h, before = result["http"], result["predict_no_sidecar"]
+    child = result["services"]["champion_only"].get("sidecar_peak_rss_mb")
+    return [
+        Row(
+            "6 serving",
+            "POST /predict p99 with the sidecar (alias poll + log writes in a child process)",
+            h["p99_ms"],
+            "without: in the server's threads (same rounds)",
+            before["p99_ms"],
+            unit="ms",
+            spread=f"p50 {h['p50_ms']} vs {before['p50_ms']} ms; round p99s {h['rounds_p99_ms']} vs "
+            f"{before['rounds_p99_ms']}; sidecar peak RSS {child} MB",
+            peak_rss_mb=_rss(result, "champion_only", h),
+            note=note,
+        )
+    ]
 
 
 def _rollout_rows(result: dict[str, Any], note: str) -> list[Row]:

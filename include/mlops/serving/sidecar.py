@@ -38,9 +38,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Longest wait for the child to start (imports) or to answer one call, in seconds.
-START_TIMEOUT = 120.0
-CALL_TIMEOUT = 120.0
+#: Longest wait for the child to start (imports) or to answer one call, in seconds. Generous: the
+#: first call of a target pays its imports and set-up there (MLflow's store: over 120 s was seen
+#: at load 30 on 2 cores), and a killed child would pay them again at the next call.
+START_TIMEOUT = 600.0
+CALL_TIMEOUT = 600.0
 
 
 class SidecarError(RuntimeError):
