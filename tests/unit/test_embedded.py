@@ -203,3 +203,63 @@ def test_listening_sockets_are_read_like_ss(tmp_path: Path) -> None:
         assert ("::1", six.getsockname()[1]) in found
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("::ffff:127.0.0.1")
     assert not is_loopback("0.0.0.0") and not is_loopback("::")  # noqa: S104
+
+
+PRELOAD_CHILD = """
+import json, os, sys
+sys.argv = ["airflow", "scheduler"]  # the local settings preload only in processes that fork tasks
+import airflow.settings  # runs $AIRFLOW_HOME/config/airflow_local_settings.py, as the scheduler does
+preloaded = sorted(m for m in sys.modules if m.startswith("mlops.airflow."))
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:  # a task process: parse its DAG file
+    import runpy
+    before = set(sys.modules)
+    runpy.run_path(os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], "ingest_flights.py"), run_name="task")
+    from airflow.sdk.plugins_manager import integrate_macros_plugins  # what a task's context does
+    integrate_macros_plugins()
+    os.write(write, json.dumps(sorted(set(sys.modules) - before)).encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+plugin = [m for m in sys.modules if "marker_plugin" in m]
+print(json.dumps({"preloaded": preloaded, "plugin": plugin, "child_imported": json.loads(os.read(read, 100000))}))
+"""
+
+
+def test_the_scheduler_preloads_what_dag_files_and_plugins_import(mlops_home, tmp_path) -> None:
+    """Through Airflow's own local-settings hook: a forked task parsing its DAG file and loading
+    the plugins for its template context imports no module of the platform's or Airflow's again."""
+    import json
+    import subprocess
+
+    from mlops.config import get_settings
+    from mlops.dev.embedded import environment, write_local_settings
+
+    settings = get_settings()
+    write_local_settings(settings.airflow_home)
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "marker_plugin.py").write_text(
+        "from airflow.plugins_manager import AirflowPlugin\nimport mlops.airflow.links\n\n"
+        "class MarkerPlugin(AirflowPlugin):\n    name = 'marker'\n"
+    )
+    env = {
+        **environment(settings),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+        "MLOPS_PRELOAD": "mlops.airflow.local_settings:dag_modules,mlops.airflow.local_settings:plugins",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", PRELOAD_CHILD],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {"mlops.airflow.ingest", "mlops.airflow.sensors", "mlops.airflow.operators.gx"} <= set(
+        out["preloaded"]
+    )
+    assert out["plugin"], "the plugin was not loaded before the fork"
+    assert [m for m in out["child_imported"] if m.startswith(("mlops", "airflow", "fastapi"))] == []
