@@ -86,7 +86,8 @@ def materialize_features():
             )
         return days
 
-    @task
+    # multiple_outputs=False: a dict return is one XCom (the template below indexes it), not one per key.
+    @task(multiple_outputs=False)
     def build_features(days: list[str]) -> dict:
         """Build the feature tables of ``days`` (idempotent) and return the covered interval."""
         from mlops.airflow.runtime import lake_task
@@ -101,7 +102,7 @@ def materialize_features():
             )
         return result.as_dict()
 
-    @task
+    @task(multiple_outputs=False)
     def feast_apply() -> dict:
         """``feast apply`` of feature_repo/, serialized across runs and processes."""
         from mlops.airflow.runtime import lake_task
@@ -117,7 +118,7 @@ def materialize_features():
         overlap_hours="{{ params.overlap_hours }}",
     )
 
-    @task(outlets=[FLIGHT_FEATURES], execution_timeout=timedelta(minutes=5))
+    @task(outlets=[FLIGHT_FEATURES], execution_timeout=timedelta(minutes=5), multiple_outputs=False)
     def publish(built: dict, materialized: dict, outlet_events=None) -> dict:
         """Emit ``flight_features`` with the materialized interval and the partitions."""
         extra = {

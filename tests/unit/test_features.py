@@ -428,3 +428,52 @@ def test_route_table_read_by_a_running_service_appears_once_built(mlops_home):
     assert table[("JFK", "LAX")] == 2475.0
     assert compute._route_distance() is table  # then kept (ROUTE_TABLE_TTL)
     compute._route_distance.cache_clear()
+
+
+def _model_frame_reference(flights: pd.DataFrame, feast_values: pd.DataFrame) -> pd.DataFrame:
+    """The model frame assembled the plain way (concatenate, then convert column by column)."""
+    values = feast_values.copy()
+    values["sched_dep_ts"] = flights["sched_dep_ts"]
+    parts = pd.concat([compute.request_features(flights), values, compute.derive_features(values)], axis=1)
+    parts = parts.loc[:, ~parts.columns.duplicated(keep="first")]
+    out = pd.DataFrame(index=flights.index)
+    dtypes = compute.categorical_dtypes()
+    for col in compute.MODEL_FEATURES:
+        if col in dtypes:
+            src = parts[col] if col in parts else pd.Series(pd.NA, index=flights.index)
+            out[col] = src.astype("object").where(src.notna(), None).astype(dtypes[col])
+        else:
+            src = parts[col] if col in parts else pd.Series(float("nan"), index=flights.index)
+            out[col] = pd.to_numeric(src, errors="coerce").astype("float64")
+    return out
+
+
+def test_model_frame_equals_the_plain_assembly_and_holds_one_float_block(mlops_home):
+    """model_frame writes the numeric features into one float64 block (memory at 10x volume): the
+    values, dtypes, order and index are those of concatenating and converting column by column,
+    with Feast values that have nulls, an int column, numbers as strings, an unknown engine type
+    and a feature the service does not serve (absent: null)."""
+    flights = curated_days(["2013-07-04"]).head(40)
+    flights.index = pd.RangeIndex(100, 140)  # not 0..n: the result keeps the flights' index
+    rng = np.random.default_rng(3)
+    n = len(flights)
+    feast_values = pd.DataFrame(
+        {
+            "wx_temp": np.where(rng.random(n) < 0.3, np.nan, rng.normal(60, 10, n)),
+            "wx_obs_epoch": flights["sched_dep_ts"].astype("int64") / 1e6 - 1800.0,
+            "plane_year": pd.array(rng.integers(1990, 2013, n), dtype="Int64"),
+            "carrier_flights_7d": [str(i) if i % 5 else "n/a" for i in range(n)],
+            "plane_engine": ["Turbo-fan", None, "Rocket", "Turbo-jet"] * (n // 4),
+        },
+        index=flights.index,
+    )
+    feast_values.loc[feast_values.index[::7], "plane_year"] = pd.NA
+    request = flights[["carrier", "flight", "origin", "dest", "sched_dep_ts", "tailnum", "distance"]]
+    got = compute.model_frame(request, feast_values)
+    want = _model_frame_reference(request, feast_values)
+    pd.testing.assert_frame_equal(got, want)
+    assert got["aircraft_age_years"].notna().sum() == feast_values["plane_year"].notna().sum()
+    assert got["plane_engine"].isna().sum() == n // 2  # None and the unknown "Rocket"
+    assert got["route_flights_7d"].isna().all()  # not served: null
+    assert got._mgr.nblocks == 1 + len(compute.CATEGORICAL_FEATURES), "one float block + the categoricals"
+    assert max(block.shape[0] for block in got._mgr.blocks) == len(compute.NUMERIC_FEATURES)

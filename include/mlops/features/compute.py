@@ -220,6 +220,16 @@ MODEL_FEATURES: list[str] = [
 CATEGORICAL_FEATURES: list[str] = ["carrier", "origin", "dest", "plane_engine"]
 #: The numeric ones (float64, NaN when unknown).
 NUMERIC_FEATURES: list[str] = [f for f in MODEL_FEATURES if f not in CATEGORICAL_FEATURES]
+#: The columns of a flight that its Feast entity keys and request features are computed from.
+FLIGHT_INPUTS: tuple[str, ...] = (
+    "carrier",
+    "flight",
+    "origin",
+    "dest",
+    "sched_dep_ts",
+    "tailnum",
+    "distance",
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -503,22 +513,48 @@ def model_frame(flights: pd.DataFrame, feast_values: pd.DataFrame) -> pd.DataFra
     """Assemble :data:`MODEL_FEATURES` (in order, with their dtypes) from flights + Feast values.
 
     ``feast_values`` is aligned with ``flights`` (same index) and holds the Feast feature columns.
+    A column is taken from the request features, else the Feast values, else the derived ones;
+    absent everywhere it is null. The numeric columns are one float64 block written in place (at
+    10x volume a 120-day training frame is 1.1 M rows: every extra copy of it is 0.5 GB).
     """
+    import numpy as np
     import pandas as pd
 
-    values = feast_values.copy()
-    values["sched_dep_ts"] = flights["sched_dep_ts"]
-    parts = pd.concat([request_features(flights), values, derive_features(values)], axis=1)
-    parts = parts.loc[:, ~parts.columns.duplicated(keep="first")]
-    out = pd.DataFrame(index=flights.index)
+    if not feast_values.index.equals(flights.index):
+        feast_values = feast_values.reindex(flights.index)
+    inputs = {"sched_dep_ts": flights["sched_dep_ts"]}
+    inputs |= {
+        c: feast_values[c]
+        for c in ("plane_year", "prev_leg_sched_epoch", "wx_obs_epoch")
+        if c in feast_values
+    }
+    parts = (
+        request_features(flights),
+        feast_values,
+        derive_features(pd.DataFrame(inputs, index=flights.index)),
+    )
+
+    def source(col: str) -> pd.Series | None:
+        return next((part[col] for part in parts if col in part), None)
+
     dtypes = categorical_dtypes()
-    for col in MODEL_FEATURES:
+    numeric = [c for c in MODEL_FEATURES if c not in dtypes]
+    block = np.full((len(numeric), len(flights)), np.nan)
+    for j, col in enumerate(numeric):
+        src = source(col)
+        if src is not None:
+            block[j] = pd.to_numeric(src, errors="coerce").astype("float64").to_numpy()
+    out = pd.DataFrame(block.T, index=flights.index, columns=numeric, copy=False)
+    for col in MODEL_FEATURES:  # in order: each categorical goes where it belongs
         if col in dtypes:
-            src = parts[col] if col in parts else pd.Series(pd.NA, index=flights.index)
-            out[col] = src.astype("object").where(src.notna(), None).astype(dtypes[col])
-        else:
-            src = parts[col] if col in parts else pd.Series(float("nan"), index=flights.index)
-            out[col] = pd.to_numeric(src, errors="coerce").astype("float64")
+            src = source(col)
+            if src is None:
+                src = pd.Series(pd.NA, index=flights.index)
+            out.insert(
+                MODEL_FEATURES.index(col),
+                col,
+                src.astype("object").where(src.notna(), None).astype(dtypes[col]),
+            )
     return out
 
 

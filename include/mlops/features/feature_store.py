@@ -472,7 +472,8 @@ def historical_values(
     service: str = FEATURE_SERVICE,
 ) -> pd.DataFrame:
     """Point-in-time Feast values of ``flights`` (aligned with its index), at ``sched_dep_ts``, of
-    the feature service ``service``."""
+    the feature service ``service``: a float64 column per numeric feature (NaN when unknown), an
+    object column (None when unknown) per other one."""
     import numpy as np
     import pandas as pd
 
@@ -484,45 +485,89 @@ def historical_values(
     if flights.empty:
         return pd.DataFrame(index=flights.index, columns=names, dtype="float64")
     # Time-ordered chunks of HISTORICAL_CHUNK_ROWS: each call reads only the partitions of its
-    # rows' window (mlops.features.feast_duckdb), and DuckDB's working set (several KB per entity row: the
-    # joins of all views at once) stays bounded. Every entity row comes back; a view with no row
-    # of the key within its TTL gives nulls for that view only. The entity keys (eight string
-    # columns) are built per chunk and a chunk's result keeps only its features: built for the
-    # whole frame, merged back on those columns, they took the 120-day window at 10x volume
-    # (1.09 M flights) to 5.9 GB peak RSS (benchmarks/bench_memory.py).
+    # rows' window (mlops.features.feast_duckdb), and DuckDB's working set (several KB per entity
+    # row: the joins of all views at once) stays bounded. Every entity row comes back; a view with
+    # no row of the key within its TTL gives nulls for that view only. Memory: the entity keys
+    # (eight string columns) exist for one chunk at a time, a chunk's result is read from Arrow
+    # column by column straight into preallocated arrays (one float64 block for the numeric
+    # features, written in place), so the values of all flights are held once, not once per chunk
+    # plus a concatenation plus a sort (benchmarks/bench_memory.py, section 8 of its README).
+    numeric = [n for n in names if n in _numeric_features(feature_service, store)]
+    others = [n for n in names if n not in numeric]
+    n = len(flights)
+    block = np.full((len(numeric), n), np.nan)
+    objects = {name: np.full(n, None, dtype=object) for name in others}
     order = np.argsort(pd.to_datetime(flights["sched_dep_ts"], utc=True).to_numpy(), kind="stable")
     size = chunk_rows or HISTORICAL_CHUNK_ROWS
-    parts = [
-        _historical_chunk(store, feature_service, names, flights, order[first : first + size])
-        for first in range(0, len(order), size)
-    ]
-    values = pd.concat(parts) if len(parts) > 1 else parts[0]
-    values = values.sort_index()
-    values.index = flights.index
-    return values
+    for first in range(0, n, size):
+        rows = order[first : first + size]
+        got, where = _historical_chunk(store, feature_service, flights, rows)
+        for j, name in enumerate(numeric):
+            block[j, rows] = _as_float(got.column(name))[where]
+        for name in others:
+            objects[name][rows] = got.column(name).to_numpy(zero_copy_only=False)[where]
+        del got
+    # One float64 block, no copy (the block is written above; DataFrame wraps its transpose).
+    out = pd.DataFrame(block.T, index=flights.index, columns=numeric, copy=False)
+    for name in others:  # in the order of ``names``: each goes where it belongs, no reordering copy
+        out.insert(names.index(name), name, objects.pop(name))
+    return out
+
+
+def _numeric_features(feature_service: Any, store: FeatureStore) -> set[str]:
+    """Names of the features of ``feature_service`` with a numeric Feast type (float64 here)."""
+    from feast.types import PrimitiveFeastType
+
+    numeric = {
+        PrimitiveFeastType.FLOAT32,
+        PrimitiveFeastType.FLOAT64,
+        PrimitiveFeastType.INT32,
+        PrimitiveFeastType.INT64,
+        PrimitiveFeastType.BOOL,
+    }
+    return {
+        f.name
+        for projection in feature_service.feature_view_projections
+        for f in projection.features
+        if f.dtype in numeric
+    }
+
+
+def _as_float(column: Any) -> Any:
+    """An Arrow column as a float64 numpy array (null -> NaN)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_floating(column.type):
+        column = pc.cast(column, pa.float64())
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype="float64")
 
 
 def _historical_chunk(
-    store: FeatureStore, feature_service: Any, names: list[str], flights: pd.DataFrame, rows: Any
-) -> pd.DataFrame:
-    """Feast values of the flights at positions ``rows``, indexed by those positions."""
+    store: FeatureStore, feature_service: Any, flights: pd.DataFrame, rows: Any
+) -> tuple[Any, Any]:
+    """``get_historical_features`` of the flights at positions ``rows``: the result (an Arrow
+    table, one row per distinct entity row) and, per flight of ``rows``, its row in that table."""
+    import numpy as np
+
     key_cols = [compute.TIMESTAMP, *compute.JOIN_KEYS]
     keys = compute.entity_keys(flights.iloc[rows]).reset_index(drop=True)
     # One entity row per distinct key (Feast joins on the keys: a repeated one would repeat rows).
     group = keys.groupby(key_cols, sort=False, dropna=False).ngroup().to_numpy()
     unique = keys.drop_duplicates(key_cols).reset_index(drop=True)
-    unique[_ENTITY_ROW] = range(len(unique))
-    got = store.get_historical_features(entity_df=unique, features=feature_service).to_df()
-    if len(got) != len(unique):
+    del keys
+    unique[_ENTITY_ROW] = np.arange(len(unique), dtype="int64")
+    got = store.get_historical_features(entity_df=unique, features=feature_service).to_arrow()
+    if got.num_rows != len(unique):
         raise RuntimeError(
-            f"get_historical_features returned {len(got)} rows for {len(unique)} entity rows: "
+            f"get_historical_features returned {got.num_rows} rows for {len(unique)} entity rows: "
             "Feast's DuckDB offline store keeps every entity row; check the offline store in "
             "feature_repo/feature_store.yaml"
         )
-    got = got.sort_values(_ENTITY_ROW)[names].reset_index(drop=True)
-    part = got.iloc[group]
-    part.index = rows
-    return part
+    position = np.empty(len(unique), dtype="int64")  # entity row -> its row in the result
+    position[got.column(_ENTITY_ROW).to_numpy()] = np.arange(got.num_rows)
+    return got, position[group]
 
 
 def historical_frame(
@@ -563,17 +608,33 @@ def training_frame(
     values = labels(curated) if labels is not None else curated[LABEL]
     ts = curated["sched_dep_ts"]
     mask = (ts >= pd.Timestamp(lo)) & (ts < pd.Timestamp(hi)) & values.notna()
-    order = curated[mask].sort_values(["sched_dep_ts", "flight_id"], kind="stable")
-    flights = order.reset_index(drop=True)
-    features = historical_frame(flights, s, service=service)
-    out = pd.concat(
-        [
-            flights[["flight_id", "sched_dep_ts", "ds"]],
-            values.loc[order.index].astype(label_dtype).rename(label).reset_index(drop=True),
-            features,
-        ],
-        axis=1,
+    order = (
+        curated.loc[mask, ["sched_dep_ts", "flight_id"]]
+        .sort_values(["sched_dep_ts", "flight_id"], kind="stable")
+        .index
     )
+    label_values = values.loc[order].astype(label_dtype).rename(label).reset_index(drop=True)
+    # One copy of the window's flights, only the columns the retrieval reads; the whole curated
+    # frame goes before the retrieval starts (memory at 10x: benchmarks/bench_memory.py).
+    keep = [
+        "flight_id",
+        "sched_dep_ts",
+        "ds",
+        *(c for c in compute.FLIGHT_INPUTS if c in curated and c != "sched_dep_ts"),
+    ]
+    flights = curated.loc[order, keep].reset_index(drop=True)
+    del curated, values, ts, mask, order
+    out = historical_frame(flights, s, service=service)
+    # The meta columns and the label go in front of the feature block (no copy of the block).
+    for position, (name, column) in enumerate(
+        [
+            ("flight_id", flights["flight_id"]),
+            ("sched_dep_ts", flights["sched_dep_ts"]),
+            ("ds", flights["ds"]),
+            (label, label_values),
+        ]
+    ):
+        out.insert(position, name, column)
     log.info("training frame [%s, %s): %d rows", lo.isoformat(), hi.isoformat(), len(out))
     return out
 
