@@ -39,6 +39,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 WINDOWS = {"demo": ("2013-04-03", "2013-08-01"), "year": ("2013-01-01", "2014-01-01")}
+#: The train_model parameters of each window for the refit timing: the demo's (TrainParams'
+#: defaults: 120 days, 14-day holdout) and a year's (365 days, holdout and search 61 days each).
+TRAIN_PARAMS = {"demo": {}, "year": {"window_days": 365, "holdout_days": 61}}
 
 
 def prepare(lake_uri: str, home: Path) -> dict[str, Any]:
@@ -91,6 +94,57 @@ def child(window: str, out: str) -> None:
             }
         )
     )
+
+
+def child_refit(window: str, frame_path: str) -> None:
+    """What train_model does after build_training_set, on a window's frame (fresh process): the
+    default candidate scored (``score_candidate``: early stopping finds its rounds) and ``refit``
+    (all training days, scored on the holdout), each timed (wall and CPU)."""
+    import pandas as pd
+
+    from mlops.training.dataset import sort_frame
+    from mlops.training.params import TrainParams, Window
+    from mlops.training.run import refit
+    from mlops.training.search import best_candidate, candidates, score_candidate
+
+    params = TrainParams.from_mapping(TRAIN_PARAMS[window])
+    window_ = Window.of(WINDOWS[window][1], params)
+    frame = sort_frame(pd.read_parquet(frame_path))
+    t, c = time.perf_counter(), time.process_time()
+    score = score_candidate(frame, window_, params, candidates(params)[0])
+    score_s, score_cpu = time.perf_counter() - t, time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
+    result = refit(frame, window_, params, best_candidate([score]))
+    refit_s, refit_cpu = time.perf_counter() - t, time.process_time() - c
+    print(
+        json.dumps(
+            {
+                "score_candidate_s": round(score_s, 2),
+                "score_candidate_cpu_s": round(score_cpu, 2),
+                "best_rounds": score["best_rounds"],
+                "refit_s": round(refit_s, 2),
+                "refit_cpu_s": round(refit_cpu, 2),
+                "holdout": {k: round(float(v), 4) for k, v in result.metrics.items()},
+            }
+        )
+    )
+
+
+def time_refit(window: str, frame: Path, work: Path) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "PYTHONPATH"))}
+    env |= {"MLOPS_HOME": str(work / "home-after"), "PYTHONPATH": str(ROOT)}
+    load = os.getloadavg()[0]
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child-refit", window, str(frame)],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise RuntimeError(f"refit {window} failed:\n{done.stderr[-4000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return out | {"window": window, "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2)}
 
 
 def run(variant: str, code_root: Path, window: str, lake_uri: str, work: Path) -> dict[str, Any]:
@@ -266,9 +320,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS / "features.json")
     parser.add_argument("--child", nargs=2, metavar=("WINDOW", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-refit", nargs=2, metavar=("WINDOW", "FRAME"), help=argparse.SUPPRESS)
+    parser.add_argument("--no-refit", action="store_true", help="skip the score_candidate/refit timing")
+    parser.add_argument("--no-preload", action="store_true", help="skip the preload (forked task) timing")
+    parser.add_argument(
+        "--no-prepare",
+        action="store_true",
+        help="use the lake under --work as it is (its feature tables must cover the windows measured)",
+    )
     args = parser.parse_args(argv)
     if args.child:
         child(*args.child)
+        return 0
+    if args.child_refit:
+        child_refit(*args.child_refit)
         return 0
     from mlops.config import get_settings
 
@@ -289,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "commits": commits,
         "windows": {w: WINDOWS[w] for w in args.windows},
-        "setup": prepare(lake_uri, work / "home-prepare"),
+        "setup": {"prepare": "skipped (--no-prepare)"}
+        if args.no_prepare
+        else prepare(lake_uri, work / "home-prepare"),
         "runs": [],
     }
     for window in args.windows:
@@ -306,9 +373,24 @@ def main(argv: list[str] | None = None) -> int:
         result.setdefault("equality_after_pandas", {})[window] = pandas_reference(
             window, work / f"after-{window}.parquet", lake_uri, work
         )
-    result["preload"] = preload_gain(lake_uri, work, args.repeats + 1)
-    print(json.dumps(result["preload"]), flush=True)
+        if not args.no_refit:
+            result.setdefault("refit", {})[window] = r = time_refit(
+                window, work / f"after-{window}.parquet", work
+            )
+            print(json.dumps(r), flush=True)
+    if not args.no_preload:
+        result["preload"] = preload_gain(lake_uri, work, args.repeats + 1)
+        print(json.dumps(result["preload"]), flush=True)
     result["summary"] = summarize(result["runs"])
+    for window, fit in result.get("refit", {}).items():
+        # The same-run table: what build_training_set costs (a fresh task process: set-up and
+        # retrieval, medians) against what fitting the model costs on the same frame.
+        row = result["summary"][window]
+        row["same_run"] = {
+            f"build_{v}_s": round(row[v]["setup_s"] + row[v]["retrieval_s"], 2)
+            for v in ("before", "after")
+            if v in row
+        } | {k: fit[k] for k in ("score_candidate_s", "refit_s", "best_rounds")}
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -260,13 +260,14 @@ def setup_lake(work: Path, factor: int, **_: Any) -> dict[str, Any]:
     measured build; built four weeks at a time) and ``feast apply``."""
     from mlops import lake, layout
     from mlops.config import get_settings
+    from mlops.dev.seed import seed_weather
     from mlops.features import compute, feature_store
     from mlops.ingest import simulator
     from mlops.ingest.normalize import normalize
 
     s = get_settings()
     marker = s.home / "setup.json"
-    if marker.exists() and json.loads(marker.read_text()).get("lake") == [LAKE_FIRST, WEEK[1]]:
+    if marker.exists() and json.loads(marker.read_text()).get("lake") == [LAKE_FIRST, WEEK[1], "weather"]:
         return json.loads(marker.read_text()) | {"cached": True}
     import pandas as pd
 
@@ -277,12 +278,19 @@ def setup_lake(work: Path, factor: int, **_: Any) -> dict[str, Any]:
     curated = normalize(raw)
     for ds, part in curated.groupby("ds"):
         lake.write_parquet(layout.curated_file(s.lake_uri, str(ds)), part.reset_index(drop=True))
+    # Features read weather from the curated lake only (the real weather: one feed for every copy);
+    # without it every origin_weather row is missing and the retrieval's frame is not the real one.
+    seed_weather(days, s)
     before_week = (datetime.fromisoformat(WEEK[0]) - timedelta(days=1)).date().isoformat()
     window_days = compute.day_range(WINDOW[0], before_week)
     for first in range(0, len(window_days), 28):
         compute.build_feature_tables(window_days[first : first + 28], s, include_dependents=False)
     feature_store.apply(s)
-    info = {"lake": [LAKE_FIRST, WEEK[1]], "landing_rows": len(landing), "curated_rows": len(curated)}
+    info = {
+        "lake": [LAKE_FIRST, WEEK[1], "weather"],
+        "landing_rows": len(landing),
+        "curated_rows": len(curated),
+    }
     marker.write_text(json.dumps(info))
     return info
 
