@@ -113,6 +113,12 @@ def _run_plan(plan_file: str) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     dag = getattr(module, DAG_ID)
+    # dag.test() of a DAG with a DeadlineAlert fails in Airflow 3.3 (DagRun.update_state looks the
+    # alerts up by id, and an unserialized DAG holds their definitions: "'dict' object has no
+    # attribute 'hex'"). The deadline is exercised with the real scheduler in
+    # tests/integration/test_alerts_scheduler.py; here it is left out.
+    assert dag.deadline, "the DAG should carry its scoring deadline"
+    dag.deadline = None
     for run_plan in plan["runs"]:
         run = dag.test(logical_date=pendulum.parse(f"{run_plan['ds']}T00:00:00Z"), run_conf=run_plan["conf"])
         with create_session() as session:
