@@ -27,6 +27,7 @@ to the prediction log is bounded.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -194,7 +195,17 @@ _MODELS: dict[tuple[Any, ...], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
 
+@functools.cache
+def _default_online() -> OnlineSpec:
+    from mlops.serving.online import _default_spec, online_spec
+
+    return online_spec(_default_spec())
+
+
 def _cached(key: tuple[Any, ...], build: Any) -> Any:
+    hit = _MODELS.get(key)  # the request path: no lock once built
+    if hit is not None:
+        return hit[0]
     with _MODELS_LOCK:
         hit = _MODELS.get(key)
         if hit is None:
@@ -311,9 +322,7 @@ def parse_request(
     """Validate a ``POST /predict`` body into the spec's rows (``online.to_row`` of each item), or
     raise :class:`RequestError` (4xx). ``online``: the spec's (default: the flight-delay spec's)."""
     if online is None:
-        from mlops.serving.online import _default_spec, online_spec
-
-        online = online_spec(_default_spec())
+        online = _default_online()
     items, item = online.items, online.item
     if len(body) > max_body_bytes:
         raise RequestError(413, f"request body of {len(body)} bytes exceeds {max_body_bytes} bytes")
