@@ -239,6 +239,27 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+#: Seconds a REST call may take (longer than SQLite's 60 s busy timeout, so a locked database
+#: answers with its error rather than the client giving up first), and the attempts of a call
+#: that failed with a server error or timed out.
+REST_TIMEOUT, REST_ATTEMPTS = 180.0, 3
+
+
+@dataclass(frozen=True)
+class _ResponseOf:
+    """A found object standing in for the response of a request that created it."""
+
+    body: dict[str, Any]
+    status_code: int = 200
+
+    @property
+    def text(self) -> str:
+        return json.dumps(self.body)
+
+    def json(self) -> dict[str, Any]:
+        return self.body
+
+
 @dataclass(frozen=True)
 class ComponentExit:
     """A component that died on its own (not stopped by :meth:`Services.stop`), as the watchdog saw it."""
@@ -395,7 +416,7 @@ class Services:
         resp.raise_for_status()
         token = resp.json()["access_token"]
         return httpx.Client(
-            base_url=f"{self.url}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=60
+            base_url=f"{self.url}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=REST_TIMEOUT
         )
 
     def trigger_run(
@@ -460,12 +481,36 @@ class Services:
         out: list[dict[str, Any]] | None = None,
         timeout: float = 300,
     ) -> None:
-        """``call(client, dag_id)`` for each DAG, retrying a 404 (not parsed yet) until ``timeout``."""
+        """``call(client, dag_id)`` for each DAG, retrying a 404 (not parsed yet) until ``timeout``,
+        and a server error or a timed-out request (SQLite's write lock held past its 60 s busy
+        timeout on a loaded machine: a ``POST /backfills`` failed so at load 36) up to
+        :data:`REST_ATTEMPTS` times. A retried backfill that the failed attempt did create answers
+        409: the DAG's newest backfill is then the answer."""
+        import httpx
+
         deadline = time.monotonic() + timeout
         with self.api() as client:
             for dag_id in dag_ids:
+                attempt = 1
                 while True:
-                    resp = call(client, dag_id)
+                    try:
+                        resp = call(client, dag_id)
+                    except httpx.TimeoutException:
+                        if attempt >= REST_ATTEMPTS:
+                            raise
+                        attempt += 1
+                        log.warning("%s %s: request timed out; attempt %d", what, dag_id, attempt)
+                        continue
+                    if resp.status_code == 409 and attempt > 1 and what == "backfilling":
+                        resp = client.get("/backfills", params={"dag_id": dag_id, "order_by": "-id"})
+                        if resp.status_code < 400:
+                            resp = _ResponseOf(resp.json()["backfills"][0])
+                        break
+                    if resp.status_code >= 500 and attempt < REST_ATTEMPTS:
+                        attempt += 1
+                        log.warning("%s %s failed (%d); attempt %d", what, dag_id, resp.status_code, attempt)
+                        time.sleep(5)
+                        continue
                     if resp.status_code != 404 or time.monotonic() > deadline:
                         break
                     self.check_alive()
