@@ -398,5 +398,66 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Any]:
+    """Per window: the training-set build (a fresh task process: set-up + retrieval) after against
+    before, the retrieval's CPU, and, when timed, the build against refit on the same frame."""
+    from benchmarks.harness import Row
+
+    out = []
+    for window, row in result["summary"].items():
+        if "before" not in row or "after" not in row:
+            continue
+        b, a = row["before"], row["after"]
+        equal = result.get("equality_before_after", {}).get(window, {})
+        pandas = result.get("equality_after_pandas", {}).get(window, {})
+        note = (
+            f"{a['rows']:,} rows; commits {result['commits']['before'][:7]} -> {result['commits']['after'][:7]}; "
+            f"frames equal: {equal.get('equal')} ({equal.get('cells_compared', 0):,} cells), "
+            f"= pandas merge_asof: {pandas.get('equal')}"
+        )
+        out.append(
+            Row(
+                "3c training set",
+                f"{window}: training_frame CPU",
+                a["cpu_s"],
+                "earlier commit (same run)",
+                b["cpu_s"],
+                spread=f"wall {a['retrieval_s']} vs {b['retrieval_s']} s",
+                peak_rss_mb=a["peak_rss_mib"],
+                note=note + f"; peak RSS before {b['peak_rss_mib']:.0f} MB",
+            )
+        )
+        same = row.get("same_run")
+        if same:
+            out.append(
+                Row(
+                    "3c training set",
+                    f"{window}: build_training_set (fresh process: set-up + retrieval)",
+                    same["build_after_s"],
+                    "refit on the same frame",
+                    same["refit_s"],
+                    spread=f"before: {same.get('build_before_s')} s; score_candidate {same['score_candidate_s']} s",
+                    note=f"best_rounds {same['best_rounds']}; wall seconds at the loads of the runs",
+                )
+            )
+    return out
+
+
+def _harness_sections() -> None:
+    try:
+        from benchmarks import harness
+    except ImportError:  # run as a script
+        return
+    harness.register(
+        "training_set",
+        results=RESULTS / "features.json",
+        rows=rows,
+        command=".venv/bin/python benchmarks/bench_features.py --before <worktree>",
+    )
+
+
+_harness_sections()
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
