@@ -17,124 +17,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, Param
+from airflow.sdk import BaseOperator
+
+from mlops.airflow import params
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from airflow.sdk import Context
 
-_WINDOW = "Evidence"
-_AUC = "Online ROC-AUC (paired, on the champion's served and labelled flights)"
-_SERVICE = "Service (the prediction service's /metrics)"
-
-
-def _number(title: str, description: str, section: str, *, integer: bool = False, **bounds: Any) -> Param:
-    """An optional number: empty takes ``MLOPS_ROLLOUT_<NAME>`` or the built-in default."""
-    kind = "integer" if integer else "number"
-    return Param(
-        None,
-        type=["null", kind],
-        title=title,
-        description=f"{description} Empty: the environment's MLOPS_ROLLOUT_<NAME>, else the built-in default.",
-        section=section,
-        **bounds,
-    )
-
-
-#: ``rollout_guard``: keys match :class:`mlops.monitoring.rollout.RolloutParams` fields (plus ``ds``
-#: and ``metrics_url``).
-ROLLOUT_PARAMS: dict[str, Param] = {
-    "ds": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="Check date (override)",
-        description="Judge the online days ending with this day (YYYY-MM-DD) instead of the run's logical date.",
-        section=_WINDOW,
-    ),
-    "metrics_url": Param(
-        None,
-        type=["null", "string"],
-        title="Prediction service /metrics URL",
-        description="e.g. http://127.0.0.1:8000/metrics. Empty: MLOPS_SERVING_METRICS_URL; unset: error "
-        "rate and p99 latency are not checked.",
-        section=_SERVICE,
-    ),
-    "window_days": _number(
-        "Online window (days)",
-        "Days of served predictions (ending with the check's day) that are the evidence (default 3).",
-        _WINDOW,
-        integer=True,
-        minimum=1,
-        maximum=30,
-    ),
-    "max_auc_drop": _number(
-        "Max ROC-AUC drop",
-        "Roll back when @previous scores the champion's served flights better by more than this (default 0.02).",
-        _AUC,
-        minimum=0,
-        maximum=0.5,
-    ),
-    "confidence": _number(
-        "Bootstrap confidence",
-        "... and a paired bootstrap puts the drop above zero with this confidence (default 0.95).",
-        _AUC,
-        minimum=0.5,
-        maximum=0.999,
-    ),
-    "min_labelled": _number(
-        "Min labelled flights",
-        "Flights served by the champion with arrived labels needed before ROC-AUC counts (default 300).",
-        _AUC,
-        integer=True,
-        minimum=50,
-    ),
-    "min_class_rows": _number(
-        "Min flights per class",
-        "Delayed and on-time flights needed each (default 30).",
-        _AUC,
-        integer=True,
-        minimum=10,
-    ),
-    "min_requests": _number(
-        "Min requests per version",
-        "/predict requests measured for each version before its error rate or p99 counts (default 200).",
-        _SERVICE,
-        integer=True,
-        minimum=50,
-    ),
-    "max_error_rate": _number(
-        "Max error rate",
-        "Roll back when the champion's 5xx share passes this (default 0.05).",
-        _SERVICE,
-        minimum=0.0001,
-        maximum=1,
-    ),
-    "max_error_rate_increase": _number(
-        "Max error-rate increase",
-        "... or passes @previous's by more than this (default 0.01).",
-        _SERVICE,
-        minimum=0,
-        maximum=1,
-    ),
-    "max_p99_ratio": _number(
-        "Max p99 ratio",
-        "Roll back when the champion's p99 is more than this times @previous's (default 1.5) ...",
-        _SERVICE,
-        minimum=1,
-    ),
-    "min_p99_increase_ms": _number(
-        "Min p99 increase (ms)", "... and higher by at least this (default 5 ms).", _SERVICE, minimum=0
-    ),
-    "allow_rollback": Param(
-        None,
-        type=["null", "boolean"],
-        title="Allow rollback",
-        description="Off: check and report only. Empty: MLOPS_ROLLOUT_ALLOW_ROLLBACK, else on.",
-        section=_WINDOW,
-    ),
-}
+#: The rollout guard's params form, declared with every DAG's params (:mod:`mlops.airflow.params`);
+#: kept importable here for DAG files written against this module.
+ROLLOUT_PARAMS = params.ROLLOUT_PARAMS
 
 
 class RolloutCheckOperator(BaseOperator):
