@@ -219,10 +219,10 @@ def test_both_models_and_the_feeds_render_escaped_each_with_its_gate():
 def test_platform_state_reads_every_spec_from_mlflow_and_every_feed_from_the_lake(mlops_home):
     """Real MLflow (embedded) and a real lake folder: the air-time model's champion with its gate
     metric and the weather day its run left out; the weather feed's curated and quarantined days."""
-    from mlflow import MlflowClient
 
     from mlops import lake, layout
     from mlops.config import get_settings
+    from mlops.models import tracking
     from mlops.models.lifecycle import lifecycle_summary, platform_state
     from mlops.spec.feed import feed_spec
 
@@ -234,7 +234,7 @@ def test_platform_state_reads_every_spec_from_mlflow_and_every_feed_from_the_lak
         lake.join(layout.quarantine_dir(settings.lake_uri, "2013-02-12", "weather"), "weather.csv"), b"x"
     )
 
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    client = tracking.client(settings)  # tracking and registry on this home
     experiment = client.create_experiment("lifecycle-air-time-test")
     run = client.create_run(experiment, tags={"mlops.weather.missing_days": "2013-02-12 (quarantined)"})
     client.log_metric(run.info.run_id, "mae", 9.5)

@@ -121,17 +121,13 @@ def _trigger(tags: dict[str, str]) -> tuple[str | None, str | None]:
     return (run_id or None), None
 
 
-def _aliases(client: Any, name: str) -> dict[str, list[str]]:
-    """version -> aliases. (``search_model_versions`` leaves ``aliases`` empty: ask the model.)"""
+def _aliases(settings: Settings, name: str) -> dict[str, list[str]]:
+    """version -> aliases (:func:`mlops.models.registry.current_aliases` inverted)."""
+    from mlops.models.registry import current_aliases
+
     out: dict[str, list[str]] = {}
-    try:
-        model = client.get_registered_model(name)
-    except Exception as exc:
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
-            return out
-        raise
-    for alias, version in sorted((getattr(model, "aliases", None) or {}).items()):
-        out.setdefault(str(version), []).append(alias)
+    for alias, version in sorted(current_aliases(settings, name).items()):
+        out.setdefault(version, []).append(alias)
     return out
 
 
@@ -158,7 +154,7 @@ def _versions(settings: Settings, limit: int, spec: ModelSpec) -> list[ModelVers
         if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
             return []
         raise
-    aliases = _aliases(client, name) if found else {}
+    aliases = _aliases(settings, name) if found else {}
     found = sorted(found, key=lambda v: int(v.version), reverse=True)[:limit]
     order = {CHAMPION: 0, CHALLENGER: 1, PREVIOUS: 2}
     out = []

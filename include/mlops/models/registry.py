@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
+    from mlops.spec.model import ModelSpec
     from mlops.training.run import TrainingRun
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,35 @@ def alias_version(alias: str, settings: Settings | None = None, name: str = MODE
         return str(c.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
+
+
+def current_aliases(settings: Settings | None = None, name: str = MODEL_NAME) -> dict[str, str]:
+    """alias -> version of the registered model ``name``, in one registry call (``{}`` when the
+    model is not registered yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = _client(settings).get_registered_model(name)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
+            return {}
+        raise
+    return {str(alias): str(version) for alias, version in (getattr(model, "aliases", None) or {}).items()}
+
+
+def _champion_and_previous(settings: Settings | None, name: str) -> tuple[str | None, str | None]:
+    """``@champion`` and ``@previous`` of ``name`` as one read (the gate and rollback, under the lock)."""
+    aliases = current_aliases(settings, name)
+    return aliases.get(CHAMPION), aliases.get(PREVIOUS)
+
+
+def spec_of_version(mv: ModelVersion, settings: Settings | None = None) -> ModelSpec:
+    """The model spec of a registered version: its run's ``mlops.spec`` tag (a SPECS name or an
+    import path, so a team's spec passed by path works), else the SPECS spec registering its model."""
+    from mlops.spec.model import model_spec, spec_for_model
+
+    ref = _client(settings).get_run(mv.run_id).data.tags.get("mlops.spec") if mv.run_id else None
+    return model_spec(ref) if ref else spec_for_model(mv.name)
 
 
 def version_info(version: str, settings: Settings | None = None, name: str = MODEL_NAME) -> ModelVersion:
@@ -388,20 +418,19 @@ def _gate(
 ) -> Decision:
     """Score the challenger (outside the lock), then decide under the lock and, with ``apply_as``
     (an audit actor), move the aliases in the same hold of the lock."""
-    from mlops.spec.model import spec_for_model
-
-    spec = spec_for_model(name)  # the label, the metrics and the gate's metric and direction
-    metric = metric or spec.gate.metric
     version = str(version)
+    client = _client(settings)
+    mv = client.get_model_version(name, version)
+    spec = spec_of_version(mv, settings)  # the label, the metrics and the gate's metric and direction
+    metric = metric or spec.gate.metric
     checks = list(checks or [])
     labels = holdout[spec.label].astype("float64").to_numpy()
     challenger_metrics = spec.evaluate(labels, predictor(version, settings, name)(holdout))
     failed = [check["name"] for check in checks if not check["passed"]]
-    client = _client(settings)
-    as_of = as_of or client.get_model_version(name, version).tags.get("mlops.as_of")
+    as_of = as_of or mv.tags.get("mlops.as_of")
 
     with promotion_lock(settings, name) as lock:
-        champion = alias_version(CHAMPION, settings, name)
+        champion, previous = _champion_and_previous(settings, name)
         decision = Decision(
             promoted=False,
             reason="",
@@ -409,14 +438,14 @@ def _gate(
             challenger=version,
             champion_before=champion,
             champion_after=champion,
-            previous=alias_version(PREVIOUS, settings, name),
+            previous=previous,
             margin=margin,
             challenger_metrics=challenger_metrics,
             checks=checks,
             lock=lock,
             as_of=as_of,
         )
-        _decide(decision, failed, client, holdout, labels, settings, metric)
+        _decide(decision, failed, client, holdout, labels, settings, metric, spec)
         if apply_as is not None:
             _apply_locked(decision, apply_as, decision.reason, settings)
         _record(client, name, version, decision, pending=apply_as is None)
@@ -541,6 +570,7 @@ def _decide(
     labels: np.ndarray,
     settings: Settings | None,
     metric: str,
+    spec: ModelSpec,
 ) -> None:
     """Set ``eligible`` and ``reason`` (under the promotion lock): a retry of the champion is a
     no-op success, failed behavioural checks reject, no champion promotes, else compare."""
@@ -552,7 +582,7 @@ def _decide(
     elif champion is None:
         decision.eligible, decision.reason = True, "no champion yet"
     else:
-        _compare_with_champion(decision, client, holdout, labels, settings, metric)
+        _compare_with_champion(decision, client, holdout, labels, settings, metric, spec)
 
 
 def _compare_with_champion(
@@ -562,14 +592,13 @@ def _compare_with_champion(
     labels: np.ndarray,
     settings: Settings | None,
     metric: str,
+    spec: ModelSpec,
 ) -> None:
     """Score the champion on the challenger's holdout and decide (under the promotion lock): a
     champion trained as of a later date is never replaced; otherwise the challenger must win on
-    ``metric`` by the margin. Sets ``champion_metrics``, ``eligible`` and ``reason``."""
-    from mlops.spec.model import spec_for_model
-
+    ``metric`` by the margin (``spec``'s direction). Sets ``champion_metrics``, ``eligible`` and
+    ``reason``."""
     name, champion, as_of = decision.model, decision.champion_before, decision.as_of
-    spec = spec_for_model(name)
     champion_as_of = client.get_model_version(name, champion).tags.get("mlops.as_of")
     decision.champion_metrics = spec.evaluate(labels, predictor(champion, settings, name)(holdout))
     ours, theirs = decision.challenger_metrics[metric], decision.champion_metrics[metric]
@@ -715,7 +744,7 @@ def rollback(
     if not (reason or "").strip():
         raise ValueError(f"rollback of {name}: a reason is required (say why)")
     with promotion_lock(settings, name) as lock:
-        champion, previous = alias_version(CHAMPION, settings, name), alias_version(PREVIOUS, settings, name)
+        champion, previous = _champion_and_previous(settings, name)
         decision = Decision(
             promoted=False,
             reason="",
@@ -750,9 +779,8 @@ def champion_history(settings: Settings | None = None, name: str = MODEL_NAME) -
     c = _client(settings)
     versions = sorted(c.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
     aliases: dict[str, list[str]] = {}
-    if versions:
-        for alias, v in (c.get_registered_model(name).aliases or {}).items():
-            aliases.setdefault(str(v), []).append(alias)
+    for alias, v in (current_aliases(settings, name) if versions else {}).items():
+        aliases.setdefault(v, []).append(alias)
     out = []
     for v in versions:
         tags = v.tags or {}
