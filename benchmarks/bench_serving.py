@@ -218,6 +218,59 @@ def response_path_cpu(settings: Any, payloads: list[bytes], blocks: int = 5) -> 
     }
 
 
+def background_cpu(settings: Any, rows: int = 500, repeats: int = 10) -> dict[str, Any]:
+    """CPU of the *server process* (``time.process_time``: every thread) per ``@alias`` lookup and
+    per prediction-log flush of ``rows`` rows (5 s at 100 req/s), in the server's threads vs with
+    the sidecar (:mod:`mlops.serving.sidecar`). That CPU holds the GIL the requests need; what the
+    sidecar does in its own process is not in it. Medians of ``repeats``; load changes wall times,
+    not these figures much."""
+    from datetime import UTC, datetime
+
+    from mlops.serving.logger import LoggedPrediction, PredictionLogger
+    from mlops.serving.model import ModelHolder
+    from mlops.serving.online import FlightRequest, feature_row
+    from mlops.serving.sidecar import Sidecar
+
+    def timed(fn: Any) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        return (time.process_time() - cpu) * 1e3, (time.perf_counter() - wall) * 1e3
+
+    def summary(samples: list[tuple[float, float]]) -> dict[str, float]:
+        return {
+            "server_cpu_ms": round(statistics.median(c for c, _ in samples), 3),
+            "max_server_cpu_ms": round(max(c for c, _ in samples), 3),
+            "wall_ms": round(statistics.median(w for _, w in samples), 3),
+        }
+
+    sidecar = Sidecar()
+    out: dict[str, Any] = {}
+    flight = FlightRequest("UA", 1545, "EWR", "IAH", datetime(2013, 6, 12, 14, 15, tzinfo=UTC), "N14228")
+    row = feature_row(flight, {})
+    batch = [
+        LoggedPrediction(f"r{i}", time.time(), flight, dict(row), 0.3, 0.5, "bench", "1", f"p{i}-0")
+        for i in range(rows)
+    ]
+    try:
+        for name, car in (("thread", None), ("sidecar", sidecar)):
+            holder = ModelHolder(settings=settings, sidecar=car)
+            holder.refresh()  # loads the champion; the timed polls only resolve the alias
+            out[f"alias_lookup_{name}"] = summary([timed(holder.refresh) for _ in range(repeats)])
+            with tempfile.TemporaryDirectory(prefix="bench-log-") as tmp:
+                logger = PredictionLogger(Path(tmp).as_uri(), sidecar=car)
+                logger.log(batch)
+                logger.flush()  # warm
+                samples = []
+                for _ in range(repeats):
+                    logger.log(batch)
+                    samples.append(timed(logger.flush))
+                out[f"flush_{rows}_rows_{name}"] = summary(samples)
+    finally:
+        sidecar.close()
+    out["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    return out
+
+
 def run_feast_sdk(settings: Any, flights: Any, n: int = 200) -> dict[str, Any]:
     """Reference: the Feast SDK online path + pandas model_frame + DelayModel.predict, per request."""
     from mlops.config import CHAMPION
@@ -762,6 +815,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the response-path CPU per request, shadow off/on/canary (needs --home; prints, writes nothing)",
     )
+    p.add_argument(
+        "--background-cpu-only",
+        action="store_true",
+        help="only the server-process CPU per @alias lookup and per log flush, threads vs sidecar "
+        "(needs --home; prints, writes nothing)",
+    )
     ns = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in ("feast", "alembic", "mlflow", "urllib3", "httpx"):
@@ -773,6 +832,12 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--path-cpu-only needs --home (a home built by an earlier run)")
         prep = prepare_home(ns.home)
         print(json.dumps(response_path_cpu(prep["settings"], bodies(prep["flights"], 1000)), indent=2))
+        return 0
+    if ns.background_cpu_only:
+        if not ns.home:
+            p.error("--background-cpu-only needs --home (a home built by an earlier run)")
+        prep = prepare_home(ns.home)
+        print(json.dumps(background_cpu(prep["settings"]), indent=2))
         return 0
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # noted on the collected rows
     out = {"started": started, **measure(ns.home, ns.rate, ns.seconds, ns.sdk_requests, ns.rounds)}
