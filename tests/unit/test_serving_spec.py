@@ -72,7 +72,7 @@ class AirTimeReader:
         return [{"wx_temp": 50.0} for _ in rows], [[] if r.tailnum else ["aircraft"] for r in rows]
 
 
-def _client(tmp_path, spec="air_time", **cfg) -> TestClient:
+def _client(tmp_path, spec="air_time", logger=None, **cfg) -> TestClient:
     model = air_time_model if spec == "air_time" else None
     holder = ModelHolder(
         name=AIR_TIME.model_name, resolve=lambda: "3", load=lambda v: model(v), poll_seconds=3600
@@ -85,7 +85,7 @@ def _client(tmp_path, spec="air_time", **cfg) -> TestClient:
         settings=get_settings({"MLOPS_HOME": str(tmp_path)}),
         **cfg,
     )
-    return TestClient(create_app(config, holder=holder, reader_factory=AirTimeReader))
+    return TestClient(create_app(config, holder=holder, reader_factory=AirTimeReader, logger=logger))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -237,3 +237,52 @@ def test_serve_refuses_a_bad_spec_or_a_threshold_without_decision(monkeypatch, c
     monkeypatch.setenv("MLOPS_SERVE_SPEC", "mlops.nowhere:SPEC")
     assert main(["serve"]) == 2
     assert "MLOPS_SERVE_SPEC='mlops.nowhere:SPEC'" in caplog.text
+
+
+def test_air_time_predictions_are_logged_under_its_model(route_home):
+    import io
+
+    import pandas as pd
+
+    from mlops import lake, layout
+    from mlops.serving import scoring
+    from mlops.serving.logger import PredictionLogger, parquet_bytes, to_frame, to_table
+
+    settings = get_settings({"MLOPS_HOME": str(route_home)})
+    logger = PredictionLogger(settings.lake_uri, spec="air_time", flush_seconds=3600)
+    assert logger.prefix == layout.predictions_online_root(settings.lake_uri, "air_time")
+    with _client(route_home, logger=logger) as c:
+        answer = c.post("/predict", json={"flights": [FLIGHT, {**FLIGHT, "dest": "LAX"}]}).json()
+        batch = list(logger._buffer)
+    assert len(batch) == 2 and logger.written_rows == 2  # the shutdown flushed them
+    folder = layout.predictions_online_dir(settings.lake_uri, "2013-06-12", "air_time")
+    assert "/models/air_time/predictions_online/ds=2013-06-12" in folder
+    (uri,) = list(lake.list_uris(folder))
+    logged = lake.read_parquet(uri)
+    assert list(logged.columns) == scoring.online_columns(AIR_TIME)
+    assert "delay_probability" not in logged and "threshold" not in logged
+    minutes = [p["air_time_minutes"] for p in answer["predictions"]]
+    assert logged["air_time_minutes"].tolist() == minutes
+    assert set(logged["model_name"]) == {"flight_air_time_xgb"} and set(logged["role"]) == {"served"}
+    assert logged["distance"].gt(500).all()
+    # Nothing in the flight-delay model's log.
+    assert not lake.exists(layout.predictions_online_root(settings.lake_uri))
+    # The Arrow flush path (what was written) is the pandas path for this spec too.
+    # (served_at: the float seconds -> microseconds rounding of the two paths differs by <= 1 us.)
+    got = pd.read_parquet(io.BytesIO(parquet_bytes(to_table(batch, AIR_TIME))))
+    want = to_frame(batch, AIR_TIME)
+    assert (got["served_at"] - want["served_at"]).abs().max() <= pd.Timedelta(microseconds=1)
+    pd.testing.assert_frame_equal(got.drop(columns="served_at"), want.drop(columns="served_at"))
+    pd.testing.assert_frame_equal(logged, got)
+
+
+def test_a_logger_of_the_specs_folder_is_what_the_app_builds(route_home):
+    cfg = ServeConfig(
+        spec="air_time",
+        sidecar=False,
+        shadow=False,
+        settings=get_settings({"MLOPS_HOME": str(route_home)}),
+    )
+    service = build_service(cfg, holder=ModelHolder(resolve=lambda: None, poll_seconds=3600))
+    assert service.logger is not None and service.logger.spec is AIR_TIME
+    assert service.logger.prefix.endswith("/models/air_time/predictions_online")

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
     from mlops.serving.online import FlightRequest
     from mlops.serving.sidecar import Sidecar
+    from mlops.spec.model import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,15 @@ class PredictionLogger:
         on_written: Callable[[int, str], None] | None = None,
         on_dropped: Callable[[int], None] | None = None,
         sidecar: Sidecar | None = None,
+        spec: ModelSpec | str | None = None,
     ) -> None:
         from mlops import layout
+        from mlops.spec.model import model_spec
 
         self.lake_uri = lake_uri
-        self.prefix = layout.predictions_online_root(lake_uri)
+        #: The served model's spec: its lake folder and its columns (:func:`mlops.serving.scoring.online_columns`).
+        self.spec = model_spec(spec)
+        self.prefix = layout.predictions_online_root(lake_uri, self.spec.lake_folder)
         self.flush_seconds = float(flush_seconds)
         self.max_rows = int(max_rows)
         self.max_buffer = int(max_buffer)
@@ -142,9 +147,9 @@ class PredictionLogger:
         if self._thread is not None:
             return
         if self.sidecar is None:
-            warm_up()
+            warm_up(self.spec)
         else:
-            self.sidecar.call("mlops.serving.logger:warm_up")
+            self.sidecar.call("mlops.serving.logger:warm_up", self.spec.ref)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="prediction-logger", daemon=True)
         self._thread.start()
@@ -190,14 +195,19 @@ class PredictionLogger:
 
     def _write(self, batch: list[LoggedPrediction]) -> int:
         if self.sidecar is None:
-            parts = write_parts(self.lake_uri, batch, os.getpid(), self._seq)
+            parts = write_parts(self.lake_uri, batch, os.getpid(), self._seq, self.spec)
         else:
             chunks = [
                 pickle.dumps(batch[i : i + PICKLE_CHUNK], protocol=pickle.HIGHEST_PROTOCOL)
                 for i in range(0, len(batch), PICKLE_CHUNK)
             ]
             parts = self.sidecar.call(
-                "mlops.serving.logger:write_pickled", self.lake_uri, chunks, os.getpid(), self._seq
+                "mlops.serving.logger:write_pickled",
+                self.lake_uri,
+                chunks,
+                os.getpid(),
+                self._seq,
+                self.spec.ref,  # by name: the child resolves it
             )
         total = 0
         for n, uri in parts:
@@ -222,13 +232,18 @@ class PredictionLogger:
         }
 
 
-def write_parts(lake_uri: str, batch: list[LoggedPrediction], pid: int, seq: int) -> list[tuple[int, str]]:
-    """Write ``batch`` as one parquet file per ``ds``; ``(rows, uri)`` of each file, in order.
+def write_parts(
+    lake_uri: str, batch: list[LoggedPrediction], pid: int, seq: int, spec: ModelSpec | str | None = None
+) -> list[tuple[int, str]]:
+    """Write ``batch`` as one parquet file per ``ds`` under the spec's folder; ``(rows, uri)`` of
+    each file, in order.
 
     File names: ``part-<UTC stamp>-<pid>-<seq>.parquet``, ``seq`` counting on from ``seq + 1``.
     """
     from mlops import lake, layout
+    from mlops.spec.model import model_spec
 
+    s = model_spec(spec)
     by_day: dict[str, list[LoggedPrediction]] = {}
     for entry in batch:
         by_day.setdefault(entry.flight.ds, []).append(entry)
@@ -237,48 +252,46 @@ def write_parts(lake_uri: str, batch: list[LoggedPrediction], pid: int, seq: int
     for ds in sorted(by_day):
         part = by_day[ds]
         seq += 1
-        uri = lake.join(layout.predictions_online_dir(lake_uri, ds), f"part-{stamp}-{pid}-{seq:06d}.parquet")
-        lake.write_bytes(uri, parquet_bytes(to_table(part)))
+        folder = layout.predictions_online_dir(lake_uri, ds, s.lake_folder)
+        uri = lake.join(folder, f"part-{stamp}-{pid}-{seq:06d}.parquet")
+        lake.write_bytes(uri, parquet_bytes(to_table(part, s)))
         out.append((len(part), uri))
     return out
 
 
-def write_pickled(lake_uri: str, chunks: list[bytes], pid: int, seq: int) -> list[tuple[int, str]]:
+def write_pickled(
+    lake_uri: str, chunks: list[bytes], pid: int, seq: int, spec: str | None = None
+) -> list[tuple[int, str]]:
     """:func:`write_parts` of the rows pickled in ``chunks`` (the sidecar's side of a flush)."""
     batch: list[LoggedPrediction] = []
     for chunk in chunks:
         batch.extend(pickle.loads(chunk))  # noqa: S301 - our own server's pipe, not outside input
-    return write_parts(lake_uri, batch, pid, seq)
+    return write_parts(lake_uri, batch, pid, seq, spec)
 
 
-def to_frame(batch: list[LoggedPrediction]) -> pd.DataFrame:
-    """Rows of :data:`mlops.serving.scoring.ONLINE_COLUMNS` for logged predictions."""
+def to_frame(batch: list[LoggedPrediction], spec: ModelSpec | str | None = None) -> pd.DataFrame:
+    """Rows of :func:`mlops.serving.scoring.online_columns` of the spec (default: flight delay's
+    :data:`~mlops.serving.scoring.ONLINE_COLUMNS`) for logged predictions."""
     import pandas as pd
 
     from mlops.serving import scoring
+    from mlops.spec.model import model_spec
 
-    flights = [e.flight for e in batch]
-    ids = pd.DataFrame(
-        {
-            "flight_id": [f.flight_id for f in flights],
-            "ds": [f.ds for f in flights],
-            "carrier": [f.carrier for f in flights],
-            "flight": [f.flight for f in flights],
-            "origin": [f.origin for f in flights],
-            "dest": [f.dest for f in flights],
-            "tailnum": [f.tailnum for f in flights],
-            "sched_dep_ts": pd.to_datetime([f.sched_dep_ts for f in flights], utc=True),
-        }
-    )
+    s = model_spec(spec)
+    rows = [e.flight for e in batch]
+    ids = pd.DataFrame({col: [getattr(r, col) for r in rows] for col in scoring.row_columns(s)})
+    if s.time_column in ids:
+        ids[s.time_column] = pd.to_datetime(ids[s.time_column], utc=True)
     features = pd.DataFrame.from_records([dict(e.features) for e in batch])
     out = scoring.assemble(
         ids,
         features,
         [e.probability for e in batch],
-        threshold=[e.threshold for e in batch],
+        threshold=[e.threshold for e in batch] if scoring.has_decision(s) else None,
         model_name=[e.model_name for e in batch],
         model_version=[e.model_version for e in batch],
         source="online",
+        spec=s,
     )
     out["request_id"] = pd.array([e.request_id for e in batch], dtype="string")
     out["served_at"] = pd.to_datetime([e.served_at for e in batch], unit="s", utc=True).astype(
@@ -286,7 +299,7 @@ def to_frame(batch: list[LoggedPrediction]) -> pd.DataFrame:
     )
     for col in ("prediction_id", "alias", "role"):
         out[col] = pd.array([getattr(e, col) for e in batch], dtype="string")
-    return out[scoring.ONLINE_COLUMNS]
+    return out[scoring.online_columns(s)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -296,19 +309,22 @@ def to_frame(batch: list[LoggedPrediction]) -> pd.DataFrame:
 _NAN = float("nan")
 
 
-def _sample() -> LoggedPrediction:
-    from mlops.serving.online import FlightRequest
+def _sample(spec: ModelSpec | str | None = None) -> LoggedPrediction:
+    from mlops.serving.online import online_spec
+    from mlops.spec.model import model_spec
 
-    flight = FlightRequest("UA", 1, "EWR", "IAH", datetime(2013, 1, 1, 12, tzinfo=UTC), None)
-    return LoggedPrediction("warm-up", 0.0, flight, {"sched_dep_hour": 12.0}, 0.0, 0.5, "warm-up", "0")
+    online = online_spec(model_spec(spec))
+    row = online.warmup
+    return LoggedPrediction("warm-up", 0.0, row, online.feature_row(row, {}), 0.0, 0.5, "warm-up", "0")
 
 
 @functools.cache
-def online_schema() -> pa.Schema:
-    """The Arrow schema of :func:`to_frame`'s frame (pandas metadata included: same dtypes on read)."""
+def online_schema(spec: str | None = None) -> pa.Schema:
+    """The Arrow schema of :func:`to_frame`'s frame for the spec named ``spec`` (its ``ref``; pandas
+    metadata included: same dtypes on read)."""
     import pyarrow as pa
 
-    return pa.Schema.from_pandas(to_frame([_sample()]), preserve_index=False)
+    return pa.Schema.from_pandas(to_frame([_sample(spec)], spec), preserve_index=False)
 
 
 def _float(value: Any) -> float:
@@ -320,45 +336,41 @@ def _float(value: Any) -> float:
         return _NAN
 
 
-def to_table(batch: list[LoggedPrediction]) -> pa.Table:
+def to_table(batch: list[LoggedPrediction], spec: ModelSpec | str | None = None) -> pa.Table:
     """:func:`to_frame` as an Arrow table, built from Python lists (no pandas on the flush path)."""
     import pyarrow as pa
 
-    from mlops.features import compute
     from mlops.serving import scoring
+    from mlops.spec.model import model_spec
 
-    flights = [e.flight for e in batch]
+    s = model_spec(spec)
+    rows = [e.flight for e in batch]
     probs = [float(e.probability) for e in batch]
-    cols: dict[str, list[Any]] = {
-        "flight_id": [f.flight_id for f in flights],
-        "ds": [f.ds for f in flights],
-        "carrier": [f.carrier for f in flights],
-        "flight": [int(f.flight) for f in flights],
-        "origin": [f.origin for f in flights],
-        "dest": [f.dest for f in flights],
-        "tailnum": [f.tailnum for f in flights],
-        "sched_dep_ts": [f.sched_dep_ts for f in flights],
-        "delay_probability": probs,
-        "predicted_delayed": [p >= e.threshold for p, e in zip(probs, batch, strict=True)],
-        "threshold": [float(e.threshold) for e in batch],
-        "model_name": [e.model_name for e in batch],
-        "model_version": [str(e.model_version) for e in batch],
-        "source": ["online"] * len(batch),
-    }
-    categorical = set(compute.CATEGORICAL_FEATURES)
-    for col in scoring.FEATURE_COLUMNS:
-        values = [e.features.get(col) for e in batch]
-        if col in categorical:
-            cols[col] = [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in values]
-        else:
-            cols[col] = [_float(v) for v in values]
+    cols: dict[str, list[Any]] = {col: [getattr(r, col) for r in rows] for col in scoring.row_columns(s)}
+    cols[s.prediction_column] = probs
+    decision = scoring.decision_column(s)
+    if decision is not None:
+        cols[decision] = [p >= e.threshold for p, e in zip(probs, batch, strict=True)]
+        cols[scoring.THRESHOLD_COLUMN] = [float(e.threshold) for e in batch]
+    cols["model_name"] = [e.model_name for e in batch]
+    cols["model_version"] = [str(e.model_version) for e in batch]
+    cols["source"] = ["online"] * len(batch)
     cols["request_id"] = [e.request_id for e in batch]
     cols["served_at"] = [datetime.fromtimestamp(e.served_at, UTC) for e in batch]
     cols["prediction_id"] = [e.prediction_id for e in batch]
     cols["alias"] = [e.alias for e in batch]
     cols["role"] = [e.role for e in batch]
-    schema = online_schema()
-    arrays = [pa.array(cols[field.name], type=field.type, from_pandas=True) for field in schema]
+    schema = online_schema(s.ref)
+    arrays = []
+    for fld in schema:
+        values = cols.get(fld.name)
+        if values is None:  # a model input, typed as the schema says (categorical: string)
+            raw = [e.features.get(fld.name) for e in batch]
+            if pa.types.is_string(fld.type) or pa.types.is_large_string(fld.type):
+                values = [None if v is None or (isinstance(v, float) and v != v) else str(v) for v in raw]
+            else:
+                values = [_float(v) for v in raw]
+        arrays.append(pa.array(values, type=fld.type, from_pandas=True))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -371,6 +383,6 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return buf.getvalue()
 
 
-def warm_up() -> None:
+def warm_up(spec: ModelSpec | str | None = None) -> None:
     """Import and exercise the write path once (schema, Arrow, parquet) off the request path."""
-    parquet_bytes(to_table([_sample()]))
+    parquet_bytes(to_table([_sample(spec)], spec))
