@@ -3,7 +3,7 @@
 * The file MLflow stores with every version imports nothing from ``mlops`` and only packages the
   version's requirements pin; it loads (and a saved model predicts) in a process where ``mlops``
   cannot be imported, where the cloudpickled class of earlier versions fails.
-* Its encoding is the training model's (``DelayModel.matrix``/``predict``), value for value.
+* Its encoding is the training model's (``DelayModel.matrix``/``predict`` call it), value for value.
 * A booster or metadata file whose sha256 differs from the recorded one is refused, naming the
   model, the file and both hashes.
 
@@ -229,7 +229,22 @@ def test_legacy_model_still_loads_inside_the_repo(saved, delay_model):
 
 @pytest.mark.parametrize("rows", [frame(50, seed=2)[FEATURES], odd_rows()], ids=["categorical", "odd"])
 def test_encoding_is_the_training_models(delay_model, rows):
-    pd.testing.assert_frame_equal(booster_model.encode(rows, FEATURES, CATEGORIES), delay_model.matrix(rows))
+    """One encoding (DelayModel.matrix calls encode), checked against what it must be: the model's
+    columns in order, categories typed with the trained lists (unknown -> missing), numbers float64."""
+    encoded = delay_model.matrix(rows)
+    pd.testing.assert_frame_equal(booster_model.encode(rows, FEATURES, CATEGORIES), encoded)
+    assert list(encoded.columns) == FEATURES and encoded.index.equals(rows.index)
+    for col in FEATURES:
+        if col in CATEGORIES:
+            assert encoded[col].dtype == pd.CategoricalDtype(CATEGORIES[col]), col
+            known = rows[col].isin(CATEGORIES[col])
+            assert (
+                encoded[col][~known].isna().all()
+                and (encoded[col][known].astype(object) == rows[col][known]).all()
+            )
+        else:
+            expected = pd.to_numeric(rows[col], errors="coerce").astype("float64")
+            pd.testing.assert_series_equal(encoded[col], expected, check_names=False)
     served = booster_model.Booster.from_bytes(*delay_model.to_bytes())
     assert (served.features, served.categories) == (FEATURES, CATEGORIES)
     assert np.array_equal(served.predict(rows), delay_model.predict(rows))

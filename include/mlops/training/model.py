@@ -37,30 +37,18 @@ class DelayModel:
     categories: dict[str, list[str]]
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Select and type the model's columns (unknown categories -> missing)."""
-        import pandas as pd
+        """Select and type the model's columns (unknown categories -> missing): the portable
+        model's own encoding (:func:`mlops.models.booster_model.encode`), so training, the MLflow
+        model and serving can never encode differently."""
+        from mlops.models.booster_model import encode
 
-        missing = [c for c in self.features if c not in frame.columns]
-        if missing:
-            raise KeyError(f"input lacks model features {missing}")
-        out = {}
-        for col in self.features:
-            if col in self.categories:
-                values = frame[col].astype("object")
-                out[col] = values.where(values.notna(), None).astype(
-                    pd.CategoricalDtype(self.categories[col])
-                )
-            else:
-                out[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64", copy=False)
-        # No copy of float64 columns, no consolidation into one block: XGBoost reads column by column.
-        return pd.DataFrame(out, index=frame.index, copy=False)
+        return encode(frame, self.features, self.categories)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """P(arrival delay >= 15 min) for each row, float64."""
-        import xgboost as xgb
+        """The booster's output for each row (P(arrival delay >= 15 min) for the delay model), float64."""
+        from mlops.models.booster_model import predict
 
-        dm = xgb.DMatrix(self.matrix(frame), enable_categorical=True, nthread=1)
-        return self.booster.predict(dm).astype("float64")
+        return predict(self.booster, frame, self.features, self.categories)
 
     def to_bytes(self) -> tuple[bytes, str]:
         """(UBJSON booster, JSON metadata)."""
