@@ -63,7 +63,9 @@ TYPOS = {
     "ingest_weather": ("allow_partal", "allow_partial"),
     "flights_upstream_simulator": ("fualt", "fault"),
     "batch_predict": ("model_verison", "model_version"),
+    "batch_predict_air_time": ("model_verison", "model_version"),
     "monitor_drift": ("windw_days", "window_days"),
+    "monitor_drift_air_time": ("windw_days", "window_days"),
     "rollout_guard": ("max_auc_dorp", "max_auc_drop"),
 }
 
