@@ -68,7 +68,13 @@ def test_every_alert_kind_reaches_email_and_webhook(sinks, mlops_home: Path):
         "webhook",
     ]
     cooldown = "cooldown: a request on 2013-06-10 is within 7 days"
-    alerts.announce_retrain(_request(), Decision(False, cooldown, [cooldown], {}))
+    alerts.announce_retrain(  # another model's guard: its own asset, training DAG and ledger
+        _request(),
+        Decision(False, cooldown, [cooldown], {}),
+        asset="air_time_retrain_request",
+        train_dag_id="train_air_time",
+        ledger="file:///lake/models/air_time/reports/drift/requests/ledger.json",
+    )
     # rollback: what the rollout guard calls
     alerts.announce(
         "rollback",
@@ -110,7 +116,9 @@ def test_every_alert_kind_reaches_email_and_webhook(sinks, mlops_home: Path):
         "quarantine/flights/ds=2013-03-05" in mails[0].body
         and "Failed checks: domains, keys" in mails[0].body
     )
-    assert "ledger.json" in mails[2].body
+    assert "retrain_request emitted: train_model starts on it." in mails[1].body
+    assert "models/air_time/reports/drift/requests/ledger.json" in mails[2].body
+    assert "trigger train_air_time by hand" in mails[2].body
     assert "Drifted features: dep_hour (0.41), origin_precip (0.33)" in mails[1].body
 
     posts = hook.wait(5)

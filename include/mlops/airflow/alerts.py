@@ -365,23 +365,34 @@ def _feed_from_uri(uri: str) -> str | None:
 
 
 def announce_retrain(
-    request: Mapping[str, Any], decision: Any, context: Mapping[str, Any] | None = None
+    request: Mapping[str, Any],
+    decision: Any,
+    context: Mapping[str, Any] | None = None,
+    **target: str,
 ) -> list[str]:
     """:func:`_announce_retrain`, never raising: the request it reports must still be emitted."""
     try:
-        return _announce_retrain(request, decision, context)
+        return _announce_retrain(request, decision, context, **target)
     except Exception:
         log.exception("retrain alert of %s not sent (the request itself is unaffected)", request.get("ds"))
         return []
 
 
 def _announce_retrain(
-    request: Mapping[str, Any], decision: Any, context: Mapping[str, Any] | None = None
+    request: Mapping[str, Any],
+    decision: Any,
+    context: Mapping[str, Any] | None = None,
+    *,
+    asset: str = "retrain_request",
+    train_dag_id: str = "train_model",
+    ledger: str = "{lake}/reports/drift/requests/ledger.json",
 ) -> list[str]:
     """A drift check breached a threshold: say whether a retrain was requested or suppressed.
 
     ``request`` is the check's ``request`` block; ``decision`` the storm guard's
-    :class:`mlops.monitoring.guard.Decision` (``requested``, ``reason``). Nothing is sent when no
+    :class:`mlops.monitoring.guard.Decision` (``requested``, ``reason``). ``asset``,
+    ``train_dag_id`` and ``ledger`` name the monitored model's own retrain request, training DAG
+    and guard ledger (the defaults are the flight-delay model's). Nothing is sent when no
     threshold was breached.
     """
     if not request.get("breached"):
@@ -402,12 +413,12 @@ def _announce_retrain(
     ]
     if decision.requested:
         kind, subject = RETRAIN_REQUESTED, f"retrain requested {ds}: {breaches}"
-        body_lines.append("retrain_request emitted: train_model starts on it.")
+        body_lines.append(f"{asset} emitted: {train_dag_id} starts on it.")
     else:
         kind, subject = RETRAIN_SUPPRESSED, f"retrain suppressed {ds}: {decision.reason}"
         body_lines.append(
             f"The storm guard held the request back: {decision.reason}. "
-            "Ledger: {lake}/reports/drift/requests/ledger.json; trigger train_model by hand if needed."
+            f"Ledger: {ledger}; trigger {train_dag_id} by hand if needed."
         )
     if len(subject) > 160:
         subject = subject[:157] + "..."

@@ -88,7 +88,7 @@ def _request_retrain(spec: str, retrain_asset: Asset, train_dag_id: str) -> Any:
 
         from mlops.airflow import alerts
         from mlops.airflow.runtime import lake_task
-        from mlops.monitoring import guard
+        from mlops.monitoring import guard, history
         from mlops.monitoring.params import DriftParams
 
         with lake_task():
@@ -102,7 +102,14 @@ def _request_retrain(spec: str, retrain_asset: Asset, train_dag_id: str) -> Any:
                 spec=spec,
                 train_dag_id=train_dag_id,
             )
-        alerts.announce_retrain(summary["request"], decision, {"ti": ti})  # breached: requested or suppressed
+        alerts.announce_retrain(  # breached: requested or suppressed
+            summary["request"],
+            decision,
+            {"ti": ti},
+            asset=retrain_asset.name,
+            train_dag_id=train_dag_id,
+            ledger=history.ledger_uri(spec=spec),
+        )
         if not decision.requested:
             raise AirflowSkipException(f"no {retrain_asset.name}: {decision.reason}")
         outlet_events[retrain_asset].extra = decision.extra
