@@ -24,10 +24,9 @@ of a fresh ``MLOPS_HOME``; the platform code has no line about them.
    week: the temperature drifted, so did the predictions; report, history and retrain request are
    the spec's own.
 
-Seam found: the registry gate finds a model's spec through ``mlops.spec.model.SPECS`` only
-(``spec_for_model``), so a spec passed by import path fails the gate. Until the gate reads the run's
-``mlops.spec`` tag, the DAG file and the test add the spec to ``SPECS`` (the one line a team adds
-for its model, docs/specs.md); the spec's ``ref`` is then its name, ``machine_failure``.
+The spec is named by its import path only, never added to ``mlops.spec.model.SPECS``: the
+registry gate, lineage and the monitoring find it again from the run's ``mlops.spec`` tag (a seam
+this test found: the gate used to look specs up in ``SPECS`` alone).
 
 The DAGs live in a file written to the test's own DAG folder (``dag.test()`` syncs the DAG bundle it
 belongs to); the runs happen in one child process with the test's Airflow environment
@@ -49,7 +48,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 FEED_REF = "tests.unit._synthetic_spec:FEED"
 SPEC_REF = "tests.unit._synthetic_spec:LAKE_SPEC"
-SPEC_NAME = "machine_failure"  # its ref once in SPECS (see the module docstring)
 MODEL = "machine_failure_xgb"
 DAYS = [f"2013-03-{d:02d}" for d in range(1, 11)]
 BAD_DAY = "2013-03-11"  # landed with temperatures in kelvin
@@ -72,11 +70,9 @@ DAG_FILE = textwrap.dedent(
     from mlops.airflow.params import INGEST_PARAMS, PARTITION_MACROS, TRAIN_PARAMS
     from mlops.airflow.scoring_dag import build_scoring_dag
     from mlops.airflow.training_dag import training_dag
-    from mlops.spec.model import SPECS
 
     FEED = "{FEED_REF}"
-    SPECS.setdefault("{SPEC_NAME}", "{SPEC_REF}")  # until the registry gate reads the run's spec
-    SPEC = "{SPEC_NAME}"
+    SPEC = "{SPEC_REF}"  # by import path: no line in mlops.spec.model.SPECS
     CURATED = Asset("curated_machine_runs")
     PREDICTIONS = Asset("machine_failure_predictions")
     RETRAIN = Asset("machine_failure_retrain_request")
@@ -203,12 +199,10 @@ def third(tmp_path_factory):
     from mlops.dev.embedded import environment, init_db
     from mlops.ingest.simulator import export_day
     from mlops.spec.feed import feed_spec
-    from mlops.spec.model import SPECS
     from tests.conftest import use_home
 
     tmp = tmp_path_factory.mktemp("third_spec")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(SPECS, SPEC_NAME, SPEC_REF)  # as the DAG file does (see the module docstring)
         use_home(mp, tmp / "home")
         mp.setenv("MLOPS_REQUIRE_APPROVAL", "false")
         mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -302,7 +296,7 @@ def test_training_registers_and_the_gate_promotes_by_the_specs_metric(third):
     versions = sorted(client.search_model_versions(f"name='{MODEL}'"), key=lambda v: int(v.version))
     assert [str(v.version) for v in versions] == ["1", "2"]
     run = client.get_run(versions[1].run_id)
-    assert run.data.tags["mlops.spec"] == SPEC_NAME and run.data.tags["mlops.model_name"] == MODEL
+    assert run.data.tags["mlops.spec"] == SPEC_REF and run.data.tags["mlops.model_name"] == MODEL
     assert client.get_experiment(run.info.experiment_id).name == "machine-failure"
     assert {"pr_auc", "roc_auc", "log_loss"} <= set(run.data.metrics)
     assert registry.alias_version(CHAMPION, s, MODEL) == "2"
@@ -325,13 +319,13 @@ def test_lineage_lists_the_feeds_partitions(third, capsys):
     from mlops.models.lineage import lineage
 
     info = lineage("2", third["settings"], MODEL)
-    assert info["spec"] == SPEC_NAME
+    assert info["spec"] == SPEC_REF
     parts = info["lineage"]["partitions"]
     assert [p["ds"] for p in parts] == DAYS
     assert all(p["rows"] == 200 and p["content_hash"].startswith("sha256:") for p in parts)
     assert all(p["validation"]["suite"] == "machine_runs_raw_v1" for p in parts)
     assert info["lineage"]["features"] == ["temperature", "vibration", "age_days", "site"]
-    assert main(["lineage", "champion", "--model", SPEC_NAME]) == 0
+    assert main(["lineage", "champion", "--model", SPEC_REF]) == 0
     out = capsys.readouterr().out
     print(out)
     header = out.splitlines()[0]
@@ -346,7 +340,7 @@ def test_batch_scoring_writes_the_specs_predictions(third):
     from mlops import layout
     from mlops.spec.model import model_spec
 
-    spec, s = model_spec(SPEC_NAME), third["settings"]
+    spec, s = model_spec(SPEC_REF), third["settings"]
     (run,) = _runs(third, "score_machine_failure")
     assert run["state"] == "success", run
     assert run["tasks"] == {"wait_for_rows": "success", "resolve_model": "success", "score": "success"}
@@ -368,7 +362,7 @@ def test_the_drift_check_sees_the_heat(third):
     from mlops.monitoring import history
     from mlops.spec.model import model_spec
 
-    spec, s = model_spec(SPEC_NAME), third["settings"]
+    spec, s = model_spec(SPEC_REF), third["settings"]
     uri = history.report_json_file(CHECK_DAY, s, spec)
     assert "/models/machine_failure/reports/drift/" in uri
     document = json.loads(lake.read_text(uri))
@@ -397,7 +391,7 @@ def test_the_specs_storm_guard_decides_on_the_retrain_request(third):
 
     (run,) = _runs(third, "monitor_drift_machine_failure")
     assert run["tasks"] == {"check_drift": "success", "request_retrain": "skipped"}, run
-    requests = history.retrain_requests(third["settings"], model_spec(SPEC_NAME))
+    requests = history.retrain_requests(third["settings"], model_spec(SPEC_REF))
     assert list(requests["ds"]) == [CHECK_DAY] and list(requests["decision"]) == ["suppressed"]
     assert requests["reason"][0].startswith(
         "cooldown after promotion: champion v2 was trained as of 2013-03-11"
