@@ -119,7 +119,9 @@ def test_mlops_own_command_errors_are_one_line(mlops_home, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-2:] == [  # after MLflow's own log lines
-        "mlops lineage: error: MlflowException: Model Version (name=flight_delay_xgb, version=999) not found",
+        "mlops lineage: error: no version 999 of the registered model 'flight_delay_xgb' (Model Version "
+        "(name=flight_delay_xgb, version=999) not found): list them with `mlops audit` or the MLflow UI; "
+        "pick another model with --model",
         HINT,
     ]
     with pytest.raises(Exception, match="version=999"):

@@ -82,6 +82,12 @@ def _args(p: argparse.ArgumentParser) -> None:
         "--no-shadow", action="store_true", help="do not score @challenger in shadow (off the response path)"
     )
     p.add_argument(
+        "--no-sidecar",
+        action="store_true",
+        help="run the @alias poll and the prediction-log writes in this process's threads, not in "
+        "the sidecar child process (which keeps their CPU off the GIL the requests need)",
+    )
+    p.add_argument(
         "--canary-percent",
         default=None,
         metavar="P",
@@ -152,6 +158,7 @@ def _serve(ns: argparse.Namespace) -> int:
         log_flush_seconds=ns.log_flush_seconds,
         shadow=not ns.no_shadow,
         canary_percent=canary,
+        sidecar=not ns.no_sidecar,
     )
     sys.setswitchinterval(ns.switch_interval_ms / 1000)
     try:
