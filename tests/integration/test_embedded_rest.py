@@ -28,6 +28,9 @@ def test_unpause_backfill_and_trigger_through_the_rest_api(mlops_home: Path):
         backfill = svc.create_backfill(
             "flights_upstream_simulator", "2013-05-01", "2013-05-03", max_active_runs=2
         )
+        # A weekly schedule at 02:00: the backfill's last day has its run too (the whole day).
+        svc.unpause_dags(["train_air_time"])
+        svc.create_backfill("train_air_time", "2013-06-03", "2013-06-10", max_active_runs=1)
         run_id = svc.trigger_run(
             "materialize_features", None, {"start_ds": "2013-05-01", "end_ds": "2013-05-03"}
         )
@@ -37,10 +40,12 @@ def test_unpause_backfill_and_trigger_through_the_rest_api(mlops_home: Path):
             svc.create_backfill("no_such_dag", "2013-05-01", "2013-05-03", parse_timeout=2)
         runs = embedded.list_runs("flights_upstream_simulator", svc.env)
         triggered = embedded.list_runs("materialize_features", svc.env)
+        weekly = embedded.list_runs("train_air_time", svc.env)
 
     assert backfill["dag_id"] == "flights_upstream_simulator" and backfill["max_active_runs"] == 2
     assert sorted(str(r["logical_date"])[:10] for r in runs) == ["2013-05-01", "2013-05-02", "2013-05-03"]
     assert {r["run_type"] for r in runs} == {"backfill"}
+    assert sorted(str(r["logical_date"])[:16] for r in weekly) == ["2013-06-03 02:00", "2013-06-10 02:00"]
     assert [(r["run_id"], r["logical_date"]) for r in triggered] == [(run_id, None)]
     with sqlite3.connect(_db(svc.env)) as conn:
         paused = dict(conn.execute("SELECT dag_id, is_paused FROM dag").fetchall())

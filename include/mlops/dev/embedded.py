@@ -456,12 +456,13 @@ class Services:
         reprocess: str = "none",
         parse_timeout: float = 300,
     ) -> dict[str, Any]:
-        """``POST /backfills`` for the logical dates ``[start, end]`` (``YYYY-MM-DD``), like
-        :func:`backfill` without an ``airflow`` CLI start (seconds each on a loaded machine)."""
+        """``POST /backfills`` for the logical dates of the days ``[start, end]`` (``YYYY-MM-DD``,
+        the whole last day: a schedule at 02:00, like ``train_air_time``'s, has its run of ``end``),
+        like :func:`backfill` without an ``airflow`` CLI start (seconds each on a loaded machine)."""
         body: dict[str, Any] = {
             "dag_id": dag_id,
             "from_date": f"{start}T00:00:00Z",
-            "to_date": f"{end}T00:00:00Z",
+            "to_date": f"{end}T23:59:59Z",
             "max_active_runs": max_active_runs,
             "reprocess_behavior": reprocess,
         }
