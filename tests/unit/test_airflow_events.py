@@ -112,3 +112,69 @@ def test_importing_events_is_cheap():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def _airflow_event(asset_name: str, extra: dict, ts: str, dag_id: str):
+    """An event as Airflow 3 hands it to a task: ``AssetEventDagRunReferenceResult``."""
+    from airflow.sdk.execution_time.comms import AssetEventDagRunReferenceResult
+
+    return AssetEventDagRunReferenceResult.model_validate(
+        {
+            "asset": {"name": asset_name, "uri": asset_name, "extra": {}},
+            "extra": extra,
+            "source_task_id": "guard",
+            "source_dag_id": dag_id,
+            "source_run_id": f"scheduled__{ts}",
+            "source_map_index": -1,
+            "source_aliases": [],
+            "timestamp": ts,
+        }
+    )
+
+
+def test_request_context_reads_the_request_asset_of_the_model_it_is_given():
+    """A ``train_air_time`` run gets its tags from ``air_time_retrain_request`` (Airflow's own
+    accessor and event classes), and never from the flight-delay model's request or another asset."""
+    from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
+
+    from mlops.airflow.assets import retrain_request_asset
+
+    air_time = retrain_request_asset("air_time")
+    accessor = TriggeringAssetEventsAccessor.build(
+        [
+            _airflow_event(
+                air_time.name,
+                request("2013-07-10", "air-1"),
+                "2026-01-01T00:00:00Z",
+                "monitor_drift_air_time",
+            ),
+            _airflow_event(
+                air_time.name,
+                request("2013-07-12", "air-2"),
+                "2026-01-02T00:00:00Z",
+                "monitor_drift_air_time",
+            ),
+            _airflow_event(
+                "retrain_request", request("2013-07-11", "delay-1"), "2026-01-03T00:00:00Z", "monitor_drift"
+            ),
+            _airflow_event("curated_flights", {"ds": "2013-07-12"}, "2026-01-04T00:00:00Z", "ingest_flights"),
+        ]
+    )
+    for asset in (air_time, air_time.name):  # the Asset or its name
+        tags = events.request_context(accessor, asset)
+        assert tags["retrain.request_id"] == "air-2" and tags["retrain.ds"] == "2013-07-12"
+        assert tags["retrain.source"] == "monitor_drift_air_time/scheduled__2026-01-02T00:00:00Z"
+        assert tags["retrain.events"] == "2" and json.loads(tags["retrain.request_ids"]) == ["air-1", "air-2"]
+    # The flight-delay model's run (the default asset) sees only its own request.
+    delay = events.request_context(accessor)
+    assert delay["retrain.request_id"] == "delay-1" and delay["retrain.events"] == "1"
+    # A run of a third model that nothing requested records no retrain tags.
+    assert events.request_context(accessor, retrain_request_asset("third")) == {}
+    assert events.request_context(accessor, "curated_weather") == {}
+
+
+def test_request_context_refuses_an_asset_without_a_name():
+    import pytest
+
+    with pytest.raises(ValueError, match="has no name; pass the request asset or its name"):
+        events.request_context({}, SimpleNamespace(uri="x"))

@@ -7,7 +7,9 @@ the run's context value, a mapping asset -> events, or a plain list of events.
 
 - :func:`partition_days` - the ``ds`` of every triggering event, plus those of events that arrived
   while the run was queued (the apache/airflow#56050 workaround, see there);
-- :func:`request_context` - the ``retrain_request`` behind a ``train_model`` run, as MLflow tags;
+- :func:`request_context` - the retrain request behind a training run (``retrain_request`` for
+  ``train_model``, ``<model>_retrain_request`` for another model's, e.g. ``train_air_time``), as
+  MLflow tags;
 - :func:`timestamps` - when each triggering event was emitted.
 """
 
@@ -19,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-#: Name of the asset ``monitor_drift`` emits through the storm guard (:mod:`mlops.airflow.assets`).
+#: Name of the asset ``monitor_drift`` emits through the storm guard (:mod:`mlops.airflow.assets`):
+#: the default model's request. Another model's is ``<model>_retrain_request``
+#: (:func:`mlops.airflow.assets.retrain_request_asset`), passed to :func:`request_context`.
 RETRAIN_REQUEST = "retrain_request"
 
 
@@ -88,10 +92,13 @@ def partition_days(
     return sorted({str(extra(e)["ds"]) for e in events if extra(e).get("ds")})
 
 
-def request_context(triggering_asset_events: Any) -> dict[str, str]:
-    """The ``retrain_request`` behind an asset-triggered ``train_model`` run, as MLflow tags.
+def request_context(triggering_asset_events: Any, asset: Any = RETRAIN_REQUEST) -> dict[str, str]:
+    """The retrain request behind an asset-triggered training run, as MLflow tags.
 
-    Several requests queued for one run are all listed; the latest one's metadata is used. Returns
+    ``asset`` is the model's request asset, by name or as the ``Asset`` itself: ``retrain_request``
+    (the default) for ``train_model``, the spec's ``retrain_request_asset(model)`` for another
+    model's training DAG (:func:`mlops.airflow.training_dag.training_tasks` passes it). Events of any
+    other asset are no request (another model's request, a curated partition, a schedule). Several requests queued for one run are all listed; the latest one's metadata is used. Returns
     ``{}`` for runs no request triggered (scheduled, backfill, manual). Keys (all strings):
     ``retrain.requested``, ``retrain.reason``, ``retrain.report_uri``, ``retrain.drifted_features``
     (JSON name -> score), ``retrain.window``, ``retrain.as_of``, ``retrain.ds``,
@@ -99,7 +106,10 @@ def request_context(triggering_asset_events: Any) -> dict[str, str]:
     ``retrain.request_id``, ``retrain.source``, ``retrain.events`` and, for several requests,
     ``retrain.request_ids`` (JSON list, oldest first).
     """
-    events = [e for e in events_of(triggering_asset_events, RETRAIN_REQUEST) if extra(e)]
+    name = asset if isinstance(asset, str) else field(asset, "name")
+    if not name:
+        raise ValueError(f"request_context: asset {asset!r} has no name; pass the request asset or its name")
+    events = [e for e in events_of(triggering_asset_events, name) if extra(e)]
     if not events:
         return {}
     events.sort(key=lambda e: str(field(e, "timestamp") or ""))

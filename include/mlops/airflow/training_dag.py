@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import DAG, Metadata, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from mlops.airflow.assets import RETRAIN_REQUEST, retrain_request_asset
+from mlops.airflow.assets import retrain_request_asset
 from mlops.airflow.defaults import END_DATE, START_DATE, default_args
 from mlops.airflow.operators.registry import (
     ApproveModelOperator,
@@ -100,9 +100,8 @@ def training_tasks(spec: ModelSpec | str, params: Mapping[str, Param], champion:
         from mlops.training.run import TrainingRun
 
         check_params(params, form)  # a misspelt conf key fails here, without retry
-        # The spec's own retrain requests (request_context reads events keyed by retrain_request).
-        mine = events.events_of(triggering_asset_events, retrain_name)
-        request = events.request_context({RETRAIN_REQUEST.name: mine})
+        # The spec's own retrain requests only (another model's request is no request for this one).
+        request = events.request_context(triggering_asset_events, retrain_name)
         stamps = events.timestamps(triggering_asset_events)
         run_after = getattr(dag_run, "run_after", None)
         return TrainingRun.plan(params, request, stamps, data_interval_end, run_after, spec=ref).as_dict()
