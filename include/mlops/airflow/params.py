@@ -18,6 +18,23 @@ from mlops.weather.feed import FAULTS as WEATHER_FAULTS  # (cheap: stdlib and th
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+
+def _optional_date(title: str, description: str, section: str) -> Param:
+    """An optional day (YYYY-MM-DD) of a trigger form: empty is ``None``."""
+    return Param(
+        None, type=["null", "string"], format="date", title=title, description=description, section=section
+    )
+
+
+def _ds_override(title: str, action: str, section: str, *, why: str = "", scheduled: bool = True) -> Param:
+    """The ``ds`` override: ``action`` this day instead of the run's logical date (``why``: what for);
+    with ``scheduled`` the description says that scheduled and backfill runs leave it empty."""
+    description = f"{action} (YYYY-MM-DD) instead of the run's logical date{why}."
+    if scheduled:
+        description += " Leave empty for scheduled and backfill runs."
+    return _optional_date(title, description, section)
+
+
 _TRAIN_WINDOW = "Training window"
 _XGB = "XGBoost hyperparameters (the search starts from these)"
 _SEARCH = "Search, promotion and safety"
@@ -25,14 +42,11 @@ _SEARCH = "Search, promotion and safety"
 #: ``train_model``: the training window, XGBoost hyperparameters, the search and the promotion gate.
 #: Keys match :class:`mlops.training.params.TrainParams` fields one to one.
 TRAIN_PARAMS: dict[str, Param] = {
-    "as_of": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="As-of date (override)",
-        description="Train as of this date (YYYY-MM-DD) instead of the run's own date. Leave empty: "
+    "as_of": _optional_date(
+        "As-of date (override)",
+        "Train as of this date (YYYY-MM-DD) instead of the run's own date. Leave empty: "
         "scheduled and backfill runs use the data interval end, asset-triggered runs the request time.",
-        section=_TRAIN_WINDOW,
+        _TRAIN_WINDOW,
     ),
     "window_days": Param(
         120,
@@ -127,22 +141,16 @@ _FEATURES = "Feature partitions"
 #: ``materialize_features``: manual runs name the days to (re)build; asset-triggered runs ignore
 #: these and take every ``ds`` of their triggering ``curated_flights`` events.
 FEATURE_PARAMS: dict[str, Param] = {
-    "start_ds": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="First day (manual runs)",
-        description="Build and materialize the feature partitions from this day (YYYY-MM-DD). "
+    "start_ds": _optional_date(
+        "First day (manual runs)",
+        "Build and materialize the feature partitions from this day (YYYY-MM-DD). "
         "Leave empty for asset-triggered runs.",
-        section=_FEATURES,
+        _FEATURES,
     ),
-    "end_ds": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="Last day (manual runs, inclusive)",
-        description="Last day to build (YYYY-MM-DD); defaults to the first day.",
-        section=_FEATURES,
+    "end_ds": _optional_date(
+        "Last day (manual runs, inclusive)",
+        "Last day to build (YYYY-MM-DD); defaults to the first day.",
+        _FEATURES,
     ),
     "overlap_hours": Param(
         24,
@@ -166,14 +174,11 @@ WEATHER_FAULT_NAMES: tuple[str, ...] = tuple(WEATHER_FAULTS)
 #: ``ingest_flights``: the day to ingest (scheduled and backfill runs: their logical date) and
 #: whether a short day is acceptable.
 INGEST_PARAMS: dict[str, Param] = {
-    "ds": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="Partition date (override)",
-        description="Ingest this day (YYYY-MM-DD) instead of the run's logical date: re-ingest a "
-        "fixed delivery from a manual run. Leave empty for scheduled and backfill runs.",
-        section=_INGEST,
+    "ds": _ds_override(
+        "Partition date (override)",
+        "Ingest this day",
+        _INGEST,
+        why=": re-ingest a fixed delivery from a manual run",
     ),
     "allow_partial": Param(
         False,
@@ -188,14 +193,7 @@ INGEST_PARAMS: dict[str, Param] = {
 #: ``flights_upstream_simulator``: the day to export and, for demos, a defect to inject (the
 #: batch then fails validation in ``ingest_flights`` and lands in quarantine).
 SIMULATOR_PARAMS: dict[str, Param] = {
-    "ds": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="Export date (override)",
-        description="Export this day (YYYY-MM-DD) instead of the run's logical date.",
-        section=_INGEST,
-    ),
+    "ds": _ds_override("Export date (override)", "Export this day", _INGEST, scheduled=False),
     "fault": Param(
         None,
         type=["null", "string"],
@@ -410,15 +408,7 @@ _DRIFT_GUARD = "Retraining trigger (storm guard)"
 
 #: ``monitor_drift``: keys match :class:`mlops.monitoring.params.DriftParams` fields one to one.
 DRIFT_PARAMS: dict[str, Param] = {
-    "ds": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="Check date (override)",
-        description="Check the window ending with this day (YYYY-MM-DD) instead of the run's logical "
-        "date. Leave empty for scheduled and backfill runs.",
-        section=_DRIFT_WINDOW,
-    ),
+    "ds": _ds_override("Check date (override)", "Check the window ending with this day", _DRIFT_WINDOW),
     "window_days": Param(
         7,
         type="integer",
@@ -544,24 +534,13 @@ _BATCH = "Batch scoring"
 #: ``batch_predict``: the day (default: the logical date), the model version that scores it
 #: (default ``@champion``) and the decision threshold.
 BATCH_PARAMS: dict[str, Param] = {
-    "ds": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="Day to score (override)",
-        description="Score this day (YYYY-MM-DD) instead of the run's logical date. Leave empty for "
-        "scheduled and backfill runs.",
-        section=_BATCH,
-    ),
-    "end_ds": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="Last day to score (range)",
-        description="Score every day from the run's day through this one (YYYY-MM-DD) in one run: "
+    "ds": _ds_override("Day to score (override)", "Score this day", _BATCH),
+    "end_ds": _optional_date(
+        "Last day to score (range)",
+        "Score every day from the run's day through this one (YYYY-MM-DD) in one run: "
         "one feature retrieval for the whole range, much faster than a run per day (at most 92 "
         "days). Leave empty to score one day.",
-        section=_BATCH,
+        _BATCH,
     ),
     "model_version": Param(
         None,
@@ -612,13 +591,11 @@ def _rollout_number(
 #: ``rollout_guard``: keys match :class:`mlops.monitoring.rollout.RolloutParams` fields (plus ``ds``
 #: and ``metrics_url``).
 ROLLOUT_PARAMS: dict[str, Param] = {
-    "ds": Param(
-        None,
-        type=["null", "string"],
-        format="date",
-        title="Check date (override)",
-        description="Judge the online days ending with this day (YYYY-MM-DD) instead of the run's logical date.",
-        section=_ROLLOUT_WINDOW,
+    "ds": _ds_override(
+        "Check date (override)",
+        "Judge the online days ending with this day",
+        _ROLLOUT_WINDOW,
+        scheduled=False,
     ),
     "metrics_url": Param(
         None,
