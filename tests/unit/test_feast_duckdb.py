@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from mlops.features import compute, feast_duckdb
+from mlops.flight_delay import features as flight_features
 
 
 def _ts(text: str) -> pd.Timestamp:
@@ -118,7 +119,7 @@ def test_feature_store_yaml_names_this_store_and_sources_read_folders():
     assert f"type: {feast_duckdb.STORE_TYPE}" in (repo / "feature_store.yaml").read_text()
     # Feast's DuckDB reader needs the format for a folder, and no S3 options it would mishandle.
     sources = feature_store.load_definitions()["data_sources"]
-    assert {s.name for s in sources} == set(compute.VIEW_FEATURES)
+    assert {s.name for s in sources} == set(flight_features.VIEW_FEATURES)
     for s in sources:
         assert isinstance(s.file_format, ParquetFormat), s.name
         assert not s.file_options.s3_endpoint_override and s.connection_ref is None, s.name

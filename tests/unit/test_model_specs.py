@@ -133,7 +133,7 @@ def test_regression_metrics():
 
 
 def air_time_frame(start: str, end: str, frac: float = 0.3) -> pd.DataFrame:
-    from mlops.features.compute import request_features
+    from mlops.flight_delay.features import request_features
 
     cur = curated()
     cur = cur[(cur["ds"] >= start) & (cur["ds"] < end) & cur["air_time"].notna()]

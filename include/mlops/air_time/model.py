@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from mlops.features.compute import CONGESTION_FEATURES, REQUEST_FEATURES, WEATHER_FEATURES, stat_features
+from mlops.flight_delay.features import CONGESTION_FEATURES, REQUEST_FEATURES, WEATHER_FEATURES, stat_features
 from mlops.spec.model import REGRESSION, Behaviour, Estimator, Gate, LabelChecks, ModelSpec, Monitoring
 
 if TYPE_CHECKING:

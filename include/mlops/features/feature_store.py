@@ -1,15 +1,19 @@
-"""The Feast feature store of the flight-delay model: configuration, apply, materialize, retrieval.
+"""The Feast feature store of a feature set: configuration, apply, materialize, retrieval.
 
 Interface (plain Python, no Airflow):
 
 * :func:`get_store` -> ``feast.FeatureStore`` for ``feature_repo/`` with the profile's stores;
 * :func:`apply` -> ``feast apply`` of the repo, serialized by a lock (a file lock next to the file
   registry; a PostgreSQL advisory lock for the SQL registry);
-* :func:`materialize` -> load [start, end] into the online store (same lock);
-* :func:`training_frame` -> labelled flights of [start, end) with :data:`mlops.features.compute.MODEL_FEATURES`
-  from ``get_historical_features(features=<feature service flight_delay_v1>)``;
-* :func:`historical_frame` -> the same point-in-time features for any flights (e.g. batch scoring);
+* :func:`materialize` -> load [start, end] of a feature set's views into the online store (same lock);
+* :func:`training_frame` -> labelled rows of [start, end) with the feature set's model features
+  (``FeatureSetSpec.features``) from ``get_historical_features(features=<a feature service>)``;
+* :func:`historical_frame` -> the same point-in-time features for any rows (e.g. batch scoring);
 * :func:`online_frame` -> model features of request rows from the online store.
+
+Every function that takes ``feature_set`` (a :class:`mlops.spec.features.FeatureSetSpec`, its
+registered name or import path) defaults to :data:`mlops.spec.features.DEFAULT`, so callers that
+name none keep working.
 
 Profiles: ``feature_repo/feature_store.yaml`` takes its stores from ``MLOPS_FEAST_PROJECT``,
 ``MLOPS_FEAST_REGISTRY`` and ``MLOPS_FEAST_ONLINE_STORE`` (YAML flow mappings); when unset,
@@ -43,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from mlops import lake, layout
 from mlops.config import FEAST_PROJECT, FEATURE_SERVICE, Settings, get_settings
 from mlops.features import compute
-from mlops.schema import LABEL
+from mlops.spec import features as feature_sets
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -51,6 +55,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
+
+    from mlops.spec.features import FeatureSetSpec
 
 log = logging.getLogger(__name__)
 
@@ -379,6 +385,7 @@ def materialize(
     *,
     overlap: timedelta = MATERIALIZE_OVERLAP,
     method: str = "partitions",
+    feature_set: FeatureSetSpec | str | None = None,
 ) -> tuple[datetime, datetime]:
     """Materialize feature rows with event time in [start - overlap, end] into the online store.
 
@@ -387,7 +394,7 @@ def materialize(
     records the interval in the registry as ``feast materialize`` does: its cost follows the
     interval, not the size of the lake. ``method="feast"`` calls ``FeatureStore.materialize``,
     whose file offline store reads every partition of every view on each call. Both give the same
-    online rows. The static ``aircraft`` view is loaded whole each time (a few thousand rows).
+    online rows. The feature set's static views are loaded whole each time.
 
     Serialized with :func:`apply` by :func:`registry_lock` (materialization also writes the
     registry). Idempotent: rematerializing an interval writes the same latest row per key.
@@ -396,22 +403,26 @@ def materialize(
     if method not in ("partitions", "feast"):
         raise ValueError(f"materialize: method must be 'partitions' or 'feast', got {method!r}")
     s = settings or get_settings()
+    fs = feature_sets.feature_set(feature_set)
     lo, hi = _as_utc(start) - overlap, _as_utc(end)
-    static_start = datetime.fromisoformat(compute.REGISTRY_TS.replace("Z", "+00:00"))
+    static_start = datetime.fromisoformat(fs.static_since.replace("Z", "+00:00"))
     with registry_lock(s):
         store = get_store(s)
         store.refresh_registry()
         if method == "feast":
-            store.materialize(start_date=lo, end_date=hi, feature_views=list(compute.DAILY_VIEWS))
+            store.materialize(start_date=lo, end_date=hi, feature_views=list(fs.daily_views))
         else:
-            rows = _push_partitions(store, lo, hi, s)
+            rows = _push_partitions(store, lo, hi, s, fs)
             log.info("pushed %s rows per view for %s .. %s", rows, lo.isoformat(), hi.isoformat())
-        store.materialize(start_date=static_start, end_date=hi, feature_views=list(compute.STATIC_VIEWS))
+        if fs.static_views:
+            store.materialize(start_date=static_start, end_date=hi, feature_views=list(fs.static_views))
     log.info("materialized %s .. %s (project %s)", lo.isoformat(), hi.isoformat(), store.project)
     return lo, hi
 
 
-def _push_partitions(store: FeatureStore, lo: datetime, hi: datetime, settings: Settings) -> dict[str, int]:
+def _push_partitions(
+    store: FeatureStore, lo: datetime, hi: datetime, settings: Settings, fs: FeatureSetSpec
+) -> dict[str, int]:
     """Latest row per key with event time in [lo, hi] of each daily view -> online store."""
     from zoneinfo import ZoneInfo
 
@@ -425,8 +436,9 @@ def _push_partitions(store: FeatureStore, lo: datetime, hi: datetime, settings: 
     days = compute.day_range(first, hi.astimezone(tz).date())
     written: dict[str, int] = {}
     lake_root = settings.lake_uri
-    for view in compute.DAILY_VIEWS:
-        key, feats = compute.VIEW_FEATURES[view]
+    for view in fs.daily_views:
+        spec = fs.view(view)
+        key, feats = spec.join_key, list(spec.features)
         parts = [
             lake.read_parquet(uri)
             for uri in (layout.feature_file(lake_root, view, ds) for ds in days)
@@ -456,59 +468,61 @@ def _feature_service(store: FeatureStore, service: str = FEATURE_SERVICE) -> Any
     return store.get_feature_service(service)
 
 
-def feast_feature_names(service: Any = None) -> list[str]:
-    """Feast feature columns served by ``service`` (a Feast ``FeatureService``; default
-    ``flight_delay_v1``: every view), without view prefixes."""
+def feast_feature_names(service: Any = None, feature_set: FeatureSetSpec | str | None = None) -> list[str]:
+    """Feast feature columns served by ``service`` (a Feast ``FeatureService``; default: every view
+    of the feature set), without view prefixes."""
     if service is None:
-        return [f for _key, feats in compute.VIEW_FEATURES.values() for f in feats]
+        return feature_sets.feature_set(feature_set).feast_features()
     return [f.name for projection in service.feature_view_projections for f in projection.features]
 
 
 def historical_values(
-    flights: pd.DataFrame,
+    frame: pd.DataFrame,
     settings: Settings | None = None,
     store: FeatureStore | None = None,
     chunk_rows: int | None = None,
     service: str = FEATURE_SERVICE,
+    feature_set: FeatureSetSpec | str | None = None,
 ) -> pd.DataFrame:
-    """Point-in-time Feast values of ``flights`` (aligned with its index), at ``sched_dep_ts``, of
-    the feature service ``service``: a float64 column per numeric feature (NaN when unknown), an
-    object column (None when unknown) per other one."""
+    """Point-in-time Feast values of the rows ``frame`` (aligned with its index), at the feature
+    set's time column, of the feature service ``service``: a float64 column per numeric feature
+    (NaN when unknown), an object column (None when unknown) per other one."""
     import numpy as np
     import pandas as pd
 
+    fs = feature_sets.feature_set(feature_set)
     store = store or get_store(settings)
-    if flights.empty and service == FEATURE_SERVICE:  # no registry read for nothing to look up
-        return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
+    if frame.empty and service == FEATURE_SERVICE:  # no registry read for nothing to look up
+        return pd.DataFrame(index=frame.index, columns=feast_feature_names(None, fs), dtype="float64")
     feature_service = _feature_service(store, service)
-    names = feast_feature_names(None if service == FEATURE_SERVICE else feature_service)
-    if flights.empty:
-        return pd.DataFrame(index=flights.index, columns=names, dtype="float64")
+    names = feast_feature_names(None if service == FEATURE_SERVICE else feature_service, fs)
+    if frame.empty:
+        return pd.DataFrame(index=frame.index, columns=names, dtype="float64")
     # Time-ordered chunks of HISTORICAL_CHUNK_ROWS: each call reads only the partitions of its
     # rows' window (mlops.features.feast_duckdb), and DuckDB's working set (several KB per entity
     # row: the joins of all views at once) stays bounded. Every entity row comes back; a view with
     # no row of the key within its TTL gives nulls for that view only. Memory: the entity keys
     # (eight string columns) exist for one chunk at a time, a chunk's result is read from Arrow
     # column by column straight into preallocated arrays (one float64 block for the numeric
-    # features, written in place), so the values of all flights are held once, not once per chunk
+    # features, written in place), so the values of all rows are held once, not once per chunk
     # plus a concatenation plus a sort (benchmarks/bench_memory.py, section 8 of its README).
     numeric = [n for n in names if n in _numeric_features(feature_service, store)]
     others = [n for n in names if n not in numeric]
-    n = len(flights)
+    n = len(frame)
     block = np.full((len(numeric), n), np.nan)
     objects = {name: np.full(n, None, dtype=object) for name in others}
-    order = np.argsort(pd.to_datetime(flights["sched_dep_ts"], utc=True).to_numpy(), kind="stable")
+    order = np.argsort(pd.to_datetime(frame[fs.time_column], utc=True).to_numpy(), kind="stable")
     size = chunk_rows or HISTORICAL_CHUNK_ROWS
     for first in range(0, n, size):
         rows = order[first : first + size]
-        got, where = _historical_chunk(store, feature_service, flights, rows)
+        got, where = _historical_chunk(store, feature_service, frame, rows, fs)
         for j, name in enumerate(numeric):
             block[j, rows] = _as_float(got.column(name))[where]
         for name in others:
             objects[name][rows] = got.column(name).to_numpy(zero_copy_only=False)[where]
         del got
     # One float64 block, no copy (the block is written above; DataFrame wraps its transpose).
-    out = pd.DataFrame(block.T, index=flights.index, columns=numeric, copy=False)
+    out = pd.DataFrame(block.T, index=frame.index, columns=numeric, copy=False)
     for name in others:  # in the order of ``names``: each goes where it belongs, no reordering copy
         out.insert(names.index(name), name, objects.pop(name))
     return out
@@ -545,14 +559,14 @@ def _as_float(column: Any) -> Any:
 
 
 def _historical_chunk(
-    store: FeatureStore, feature_service: Any, flights: pd.DataFrame, rows: Any
+    store: FeatureStore, feature_service: Any, frame: pd.DataFrame, rows: Any, fs: FeatureSetSpec
 ) -> tuple[Any, Any]:
-    """``get_historical_features`` of the flights at positions ``rows``: the result (an Arrow
-    table, one row per distinct entity row) and, per flight of ``rows``, its row in that table."""
+    """``get_historical_features`` of the rows at positions ``rows``: the result (an Arrow table,
+    one row per distinct entity row) and, per row of ``rows``, its row in that table."""
     import numpy as np
 
-    key_cols = [compute.TIMESTAMP, *compute.JOIN_KEYS]
-    keys = compute.entity_keys(flights.iloc[rows]).reset_index(drop=True)
+    key_cols = [compute.TIMESTAMP, *fs.join_keys]
+    keys = fs.entities(frame.iloc[rows]).reset_index(drop=True)
     # One entity row per distinct key (Feast joins on the keys: a repeated one would repeat rows).
     group = keys.groupby(key_cols, sort=False, dropna=False).ngroup().to_numpy()
     unique = keys.drop_duplicates(key_cols).reset_index(drop=True)
@@ -571,14 +585,17 @@ def _historical_chunk(
 
 
 def historical_frame(
-    flights: pd.DataFrame,
+    frame: pd.DataFrame,
     settings: Settings | None = None,
     store: FeatureStore | None = None,
     service: str = FEATURE_SERVICE,
+    feature_set: FeatureSetSpec | str | None = None,
 ) -> pd.DataFrame:
-    """MODEL_FEATURES of ``flights`` as of their scheduled departure (point in time, any flights);
-    features that ``service`` does not serve are null."""
-    return compute.model_frame(flights, historical_values(flights, settings, store, service=service))
+    """The feature set's model features of the rows ``frame`` as of their prediction time (point
+    in time, any rows); features that ``service`` does not serve are null."""
+    fs = feature_sets.feature_set(feature_set)
+    values = historical_values(frame, settings, store, service=service, feature_set=fs)
+    return fs.assemble(frame, values)
 
 
 def training_frame(
@@ -586,53 +603,50 @@ def training_frame(
     end: str | date | datetime,
     settings: Settings | None = None,
     *,
-    label: str = LABEL,
+    label: str | None = None,
     labels: Callable[[pd.DataFrame], pd.Series] | None = None,
-    label_dtype: str = "int8",
+    label_dtype: str | None = None,
     service: str = FEATURE_SERVICE,
+    feature_set: FeatureSetSpec | str | None = None,
 ) -> pd.DataFrame:
-    """Every labelled curated flight with ``sched_dep_ts`` in [start, end), with MODEL_FEATURES.
+    """Every labelled curated row of the feature set's driving feed with its time in [start, end),
+    with the set's model features.
 
-    Columns: ``flight_id``, ``sched_dep_ts``, ``ds``, ``label`` (``labels(curated)``, default the
-    curated ``is_delayed``, as ``label_dtype``), then :data:`mlops.features.compute.MODEL_FEATURES`
-    in order (from the feature service ``service``). ``start``/``end`` as ``YYYY-MM-DD`` mean local
-    midnight of those days (so ds in [start, end)); datetimes are instants (naive = UTC). Rows are
-    sorted by ``sched_dep_ts`` then ``flight_id``.
+    Columns: the set's id, time and day columns, ``label`` (``labels(curated)``, as
+    ``label_dtype``; each defaults to the default model spec's, :func:`mlops.spec.model.model_spec`),
+    then ``FeatureSetSpec.features`` in order (from the feature service ``service``).
+    ``start``/``end`` as ``YYYY-MM-DD`` mean local midnight of those days (so days in [start,
+    end)); datetimes are instants (naive = UTC). Rows are sorted by time then id.
     """
     import pandas as pd
 
+    from mlops.spec.model import model_spec
+
+    fs = feature_sets.feature_set(feature_set)
+    if label is None or labels is None or label_dtype is None:
+        default = model_spec()
+        label = default.label if label is None else label
+        labels = default.labels if labels is None else labels
+        label_dtype = default.label_dtype if label_dtype is None else label_dtype
     s = settings or get_settings()
     lo, hi = _as_utc(start), _as_utc(end)
+    idc, tsc, dayc = fs.id_column, fs.time_column, fs.day_column
     days = compute.day_range((lo - timedelta(days=1)).date(), (hi + timedelta(days=1)).date())
-    curated = compute.read_curated(days, s)
-    values = labels(curated) if labels is not None else curated[LABEL]
-    ts = curated["sched_dep_ts"]
+    curated = compute.read_curated(days, s, fs.driving)
+    values = labels(curated)
+    ts = curated[tsc]
     mask = (ts >= pd.Timestamp(lo)) & (ts < pd.Timestamp(hi)) & values.notna()
-    order = (
-        curated.loc[mask, ["sched_dep_ts", "flight_id"]]
-        .sort_values(["sched_dep_ts", "flight_id"], kind="stable")
-        .index
-    )
+    order = curated.loc[mask, [tsc, idc]].sort_values([tsc, idc], kind="stable").index
     label_values = values.loc[order].astype(label_dtype).rename(label).reset_index(drop=True)
-    # One copy of the window's flights, only the columns the retrieval reads; the whole curated
+    # One copy of the window's rows, only the columns the retrieval reads; the whole curated
     # frame goes before the retrieval starts (memory at 10x: benchmarks/bench_memory.py).
-    keep = [
-        "flight_id",
-        "sched_dep_ts",
-        "ds",
-        *(c for c in compute.FLIGHT_INPUTS if c in curated and c != "sched_dep_ts"),
-    ]
-    flights = curated.loc[order, keep].reset_index(drop=True)
+    keep = [idc, tsc, dayc, *(c for c in fs.entity_columns if c in curated and c not in (idc, tsc, dayc))]
+    rows = curated.loc[order, keep].reset_index(drop=True)
     del curated, values, ts, mask, order
-    out = historical_frame(flights, s, service=service)
+    out = historical_frame(rows, s, service=service, feature_set=fs)
     # The meta columns and the label go in front of the feature block (no copy of the block).
     for position, (name, column) in enumerate(
-        [
-            ("flight_id", flights["flight_id"]),
-            ("sched_dep_ts", flights["sched_dep_ts"]),
-            ("ds", flights["ds"]),
-            (label, label_values),
-        ]
+        [(idc, rows[idc]), (tsc, rows[tsc]), (dayc, rows[dayc]), (label, label_values)]
     ):
         out.insert(position, name, column)
     log.info("training frame [%s, %s): %d rows", lo.isoformat(), hi.isoformat(), len(out))
@@ -640,36 +654,40 @@ def training_frame(
 
 
 def online_values(
-    flights: pd.DataFrame,
+    frame: pd.DataFrame,
     settings: Settings | None = None,
     store: FeatureStore | None = None,
     service: str = FEATURE_SERVICE,
+    feature_set: FeatureSetSpec | str | None = None,
 ) -> pd.DataFrame:
-    """Feast values of ``flights`` from the online store (aligned with its index), of ``service``."""
+    """Feast values of the rows ``frame`` from the online store (aligned with its index), of ``service``."""
     import pandas as pd
 
+    fs = feature_sets.feature_set(feature_set)
     store = store or get_store(settings)
-    keys = compute.entity_keys(flights)
-    rows = keys[list(compute.JOIN_KEYS)].to_dict(orient="records")
+    keys = fs.entities(frame)
+    rows = keys[list(fs.join_keys)].to_dict(orient="records")
     if not rows and service == FEATURE_SERVICE:
-        return pd.DataFrame(index=flights.index, columns=feast_feature_names(), dtype="float64")
+        return pd.DataFrame(index=frame.index, columns=feast_feature_names(None, fs), dtype="float64")
     feature_service = _feature_service(store, service)
-    names = feast_feature_names(None if service == FEATURE_SERVICE else feature_service)
+    names = feast_feature_names(None if service == FEATURE_SERVICE else feature_service, fs)
     if not rows:
-        return pd.DataFrame(index=flights.index, columns=names, dtype="float64")
+        return pd.DataFrame(index=frame.index, columns=names, dtype="float64")
     response = store.get_online_features(features=feature_service, entity_rows=rows)
     values = pd.DataFrame(response.to_dict())
-    values.index = flights.index
+    values.index = frame.index
     return values[names]
 
 
-def online_frame(flights: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
-    """MODEL_FEATURES for request rows from the online store + request-time features.
-
-    ``flights`` needs ``carrier``, ``flight``, ``origin``, ``dest``, ``sched_dep_ts`` and
-    ``tailnum`` (may be null); ``distance`` is optional. The result is aligned with its index.
-    """
-    return compute.model_frame(flights, online_values(flights, settings))
+def online_frame(
+    frame: pd.DataFrame,
+    settings: Settings | None = None,
+    feature_set: FeatureSetSpec | str | None = None,
+) -> pd.DataFrame:
+    """The feature set's model features of request rows: the online store's values + request-time
+    and derived features (``FeatureSetSpec.model_frame``), aligned with ``frame``' index."""
+    fs = feature_sets.feature_set(feature_set)
+    return fs.assemble(frame, online_values(frame, settings, feature_set=fs))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -719,7 +737,8 @@ def bench(
     out["year_rows"] = len(frame)
     out["year_rows_per_s_wall"] = round(len(frame) / step["wall_s"], 1)
     out["year_rows_per_s_cpu"] = round(len(frame) / max(step["cpu_s"], 1e-9), 1)
-    out["year_null_rate"] = round(float(frame[compute.MODEL_FEATURES].isna().to_numpy().mean()), 4)
+    features = list(feature_sets.feature_set().features)
+    out["year_null_rate"] = round(float(frame[features].isna().to_numpy().mean()), 4)
     return out
 
 

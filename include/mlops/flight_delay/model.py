@@ -2,7 +2,7 @@
 
 An XGBoost classifier of ``is_delayed`` (US DOT definition, :mod:`mlops.schema`) from the
 features Feast serves through ``flight_delay_v1`` plus request-time and derived features
-(:data:`mlops.features.compute.MODEL_FEATURES`), registered as ``flight_delay_xgb`` in the
+(:data:`mlops.flight_delay.features.MODEL_FEATURES`), registered as ``flight_delay_xgb`` in the
 experiment ``flight-delay``, gated on holdout ROC-AUC (higher is better).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlops.features.compute import MODEL_FEATURES
+from mlops.flight_delay.features import MODEL_FEATURES
 from mlops.spec.model import BINARY, Behaviour, Estimator, Gate, LabelChecks, ModelSpec, Monitoring
 
 if TYPE_CHECKING:

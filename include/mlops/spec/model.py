@@ -9,7 +9,8 @@ the two shipped specs.
 What a spec says:
 
 * **names** - the spec's own ``name`` (what operators and DAGs take), the registered model, the
-  MLflow experiment, the Feast feature service;
+  MLflow experiment, the Feast feature service and the feature set it belongs to
+  (:mod:`mlops.spec.features`);
 * **the rows** - the id, time and day columns of a row; the label column, its definition
   (``label_of``: the curated frame -> the label, null when unknown) and its dtype; the model's
   features (in order) and the source of a labelled frame (``frame``);
@@ -214,6 +215,10 @@ class ModelSpec:
     label_dtype: str = "float64"
     #: Curated feeds whose partitions a training set reads (its lineage: rows, hashes).
     feeds: tuple[str, ...] = ("flights",)
+    #: The feature set its Feast features come from (:mod:`mlops.spec.features`: a name of
+    #: ``FEATURE_SETS`` or ``module:SPEC``): what ``feast_frame`` builds, what the training gate and
+    #: a saved training set's categories are.
+    feature_set: str = "flights"
     id_column: str = "flight_id"
     time_column: str = "sched_dep_ts"
     day_column: str = "ds"

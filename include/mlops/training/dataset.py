@@ -6,7 +6,7 @@ and records every curated partition of the spec's feeds it read (rows, sha256, i
 hash); ``save_training_set`` and ``load_training_set`` keep it at
 ``{lake}/training/as_of=YYYY-MM-DD/<spec>-<data key>/``.
 
-Every function that takes ``spec`` defaults to the flight-delay spec.
+Every function that takes ``spec`` defaults to the default model spec (:func:`mlops.spec.model.model_spec`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from mlops.spec.model import ModelSpec
     from mlops.training.params import TrainParams, Window
 
-#: Columns of a flight-delay training frame that are not model inputs (``ModelSpec.meta_columns``).
-META_COLUMNS: tuple[str, ...] = ("flight_id", "sched_dep_ts", "ds")
 TRAINING_SET_FILE = "training_set.parquet"
 MANIFEST_FILE = "manifest.json"
 
@@ -151,8 +149,9 @@ def partitions_digest(partitions: list[Mapping[str, Any]]) -> str:
 
 def feast_frame(spec: ModelSpec, start: str, end: str, settings: Settings | None = None) -> pd.DataFrame:
     """A Feast-backed spec's frame (its :attr:`~mlops.spec.model.ModelSpec.frame`): every curated
-    flight of [start, end) whose label (``spec.labels``) is known, with the point-in-time features
-    of ``spec.feature_service`` and the request-time ones; columns: meta, label, ``spec.features``."""
+    row of its feature set's driving feed in [start, end) whose label (``spec.labels``) is known,
+    with the point-in-time features of ``spec.feature_service`` and the request-time ones of
+    ``spec.feature_set``; columns: meta, label, ``spec.features``."""
     from mlops.features import feature_store
 
     frame = feature_store.training_frame(
@@ -163,6 +162,7 @@ def feast_frame(spec: ModelSpec, start: str, end: str, settings: Settings | None
         labels=spec.labels,
         label_dtype=spec.label_dtype,
         service=spec.feature_service,
+        feature_set=spec.feature_set,
     )
     missing = [c for c in spec.features if c not in frame.columns]
     if missing:
@@ -181,14 +181,16 @@ def build_training_set(
     Returns the frame (sorted canonically) and its manifest: the spec, the window, the feature
     service, the features, and every curated partition read with its row count and hash.
     """
-    from mlops.features import compute
+    from mlops.spec.features import feature_set
 
     spec = model_spec(spec)
     partitions = partition_lineage(window, settings, spec)
     frame = spec.build_frame(window.start.isoformat(), window.end.isoformat(), settings)
     frame = sort_frame(frame, spec)
-    # Days without curated weather: their rows are left out when the model uses weather (docs/feeds.md).
-    frame, weather = compute.weather_gate(frame, spec.features, settings, spec.day_column)
+    # What the feature set says a training set must leave out, recorded (the shipped set: days
+    # without curated weather when the model uses weather, docs/feeds.md).
+    features = feature_set(spec.feature_set)
+    frame, gate = features.gate(frame, spec.features, settings, spec.day_column)
     manifest = {
         "spec": spec.ref,
         "model_name": spec.model_name,
@@ -199,7 +201,7 @@ def build_training_set(
         "categorical": categorical_columns(frame, spec),
         "rows": len(frame),
         "partitions": partitions,
-        "weather": weather,
+        **({} if gate is None else {features.gate_key: gate}),
         "data_hash": frame_hash(frame),
     }
     return frame, manifest
@@ -243,14 +245,14 @@ def load_training_set(uri: str, spec: ModelSpec | None = None) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     from mlops import lake
-    from mlops.features import compute
+    from mlops.spec.features import feature_set
 
     source = str(lake.local_path(uri)) if uri.startswith("file://") else io.BytesIO(lake.read_bytes(uri))
     table = pq.read_table(source, use_pandas_metadata=True)
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
     pa.default_memory_pool().release_unused()  # hand the freed Arrow buffers back to the system
-    dtypes = compute.categorical_dtypes()
+    dtypes = feature_set(model_spec(spec).feature_set).dtypes()
     for col in frame.columns:
         if col in dtypes:
             frame[col] = frame[col].astype("object").where(frame[col].notna(), None).astype(dtypes[col])
