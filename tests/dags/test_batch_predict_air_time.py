@@ -18,16 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-
-from tests.dags.conftest import REPO
 
 DAG_ID = "batch_predict_air_time"
 
@@ -99,20 +94,14 @@ def _sha(path: Path) -> str:
 
 
 def _run_plan(plan_file: str) -> None:
-    """``dag.test()`` of each planned run; one JSON line per run (state, tasks, the last day's file
-    hash), then the asset events."""
-    import importlib.util
-
+    """``dag.test()`` of each planned run; one RESULT line per run (with the last day's file hash),
+    then the asset events."""
     import pendulum
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
+
+    from tests.dags._child_dag_test import load_dag, print_events, print_result
 
     plan = json.loads(Path(plan_file).read_text())
-    spec = importlib.util.spec_from_file_location(DAG_ID, plan["dag_file"])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    dag = getattr(module, DAG_ID)
+    dag = load_dag(plan, DAG_ID)
     # dag.test() of a DAG with a DeadlineAlert fails in Airflow 3.3 (DagRun.update_state looks the
     # alerts up by id, and an unserialized DAG holds their definitions: "'dict' object has no
     # attribute 'hex'"). The deadline is exercised with the real scheduler in
@@ -121,110 +110,39 @@ def _run_plan(plan_file: str) -> None:
     dag.deadline = None
     for run_plan in plan["runs"]:
         run = dag.test(logical_date=pendulum.parse(f"{run_plan['ds']}T00:00:00Z"), run_conf=run_plan["conf"])
-        with create_session() as session:
-            tis = session.query(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id).all()
-            tasks = {ti.task_id: str(ti.state) for ti in tis}
         last = Path(plan["watch"])
-        out = {"ds": run_plan["ds"], "state": str(run.state), "tasks": tasks}
-        out["sha256"] = _sha(last) if last.exists() else None
-        print("RESULT " + json.dumps(out), flush=True)
-    with create_session() as session:
-        rows = (
-            session.query(AssetModel.name, AssetEvent.extra)
-            .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
-            .order_by(AssetEvent.id)
-            .all()
-        )
-    print("EVENTS " + json.dumps([{"asset": name, "extra": extra} for name, extra in rows]), flush=True)
-
-
-def _seed(settings) -> str:
-    """What ingest + materialize leave for these days, and an air-time champion (train_air_time's
-    steps in one process). Returns its version."""
-    from mlops import lake, layout, reference
-    from mlops.features import compute, feature_store
-    from mlops.ingest.normalize import normalize
-    from mlops.models import registry, tracking
-    from mlops.training.run import TrainingRun, stage_timings
-    from tests._weather import seed_weather
-
-    curated = normalize(reference.load("flights"))
-    days = set(compute.day_range(*CURATED))
-    for ds, part in curated[curated["ds"].isin(days)].groupby("ds"):
-        lake.write_parquet(layout.curated_file(settings.lake_uri, str(ds)), part.reset_index(drop=True))
-    seed_weather(compute.day_range(*CURATED), settings)
-    compute.build_feature_tables(compute.day_range(*FEATURE_DAYS), settings, include_dependents=False)
-    feature_store.apply(settings)
-    run = TrainingRun.plan(TRAIN, {}, [], None, None, settings, spec="air_time")
-    built = run.build(settings)
-    report = run.validate()
-    scores = [run.score(candidate) for candidate in run.candidates()]
-    fitted = run.save_candidate(run.refit(scores))
-    context = {"dag_id": "pytest", "run_id": "manual", "task_id": "log_to_mlflow", "try_number": 1}
-    logged = tracking.log_run(
-        run, fitted, scores, report, stage_timings(built, report, scores, fitted), context, settings
-    )
-    name = "flight_air_time_xgb"
-    version = registry.register(logged["run_id"], logged["model_uri"], name=name, settings=settings)
-    decision = registry.gate_and_promote(version, run, checks=logged["checks"], settings=settings, name=name)
-    assert decision["promoted"], decision
-    return version
+        print_result(run, ds=run_plan["ds"], sha256=_sha(last) if last.exists() else None)
+    print_events()
 
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
+    """What ingest + materialize leave for these days and an air-time champion (train_air_time's
+    steps in one process), then the planned runs in a child process."""
     from mlops import layout
-    from mlops.config import get_settings
-    from mlops.dev.embedded import environment, init_db
-    from mlops.features import feature_store
-    from tests.conftest import use_home
+    from mlops.dev.seed import seed_lake, train_and_register
+    from tests._seeded import seeded_home
+    from tests.dags._child_dag_test import run_in_child
 
     tmp = tmp_path_factory.mktemp("batch_air_time")
     with pytest.MonkeyPatch.context() as mp:
-        use_home(mp, tmp / "home")
-        for var in feature_store.FEAST_ENV_VARS:
-            mp.delenv(var, raising=False)
-        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        settings = get_settings()
+        settings = seeded_home(mp, tmp / "home")
         timings = {}
         started = time.monotonic()
-        version = _seed(settings)
+        seed_lake(CURATED, FEATURE_DAYS, settings)
+        version = train_and_register(TRAIN, settings, spec="air_time", promoted=True).version
         timings["seed_and_train"] = round(time.monotonic() - started, 1)
-        dags = tmp / "dags"
-        dags.mkdir()
-        dag_file = dags / f"{DAG_ID}.py"
-        shutil.copy(REPO / "dags" / f"{DAG_ID}.py", dag_file)
-        env = {
-            **environment(settings),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        }
-        init_db(env)
         watch = layout.predictions_file(settings.lake_uri, DAYS[1], "air_time").removeprefix("file://")
         runs = [
             {"ds": DAYS[0], "conf": {"end_ds": DAYS[1]}},  # one run, both days
             {"ds": DAYS[1], "conf": {"model_version": version}},  # the second day again, by version
         ]
-        plan_file = tmp / "plan.json"
-        plan_file.write_text(json.dumps({"dag_file": str(dag_file), "runs": runs, "watch": watch}))
         started = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", "tests.dags.test_batch_predict_air_time", str(plan_file)],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=1500,
-            check=False,
-        )
+        results, events = run_in_child(tmp, DAG_ID, settings, {"runs": runs, "watch": watch}, timeout=1500)
         timings["dag_tests"] = round(time.monotonic() - started, 1)
-        lines = proc.stdout.splitlines()
-        results = [json.loads(x[7:]) for x in lines if x.startswith("RESULT ")]
-        events = [json.loads(x[7:]) for x in lines if x.startswith("EVENTS ")]
-        assert proc.returncode == 0 and len(results) == len(runs) and events, proc.stderr[-6000:]
+        assert len(results) == len(runs), results
         print(f"{DAG_ID} timings (s):", timings)
-        yield {"settings": settings, "version": version, "results": results, "events": events[0]}
+        yield {"settings": settings, "version": version, "results": results, "events": events}
 
 
 @pytest.mark.slow
