@@ -17,14 +17,16 @@ import pytest
 
 from benchmarks import validation_faults
 from mlops import lake, layout, reference
-from mlops.ingest import semantics, simulator, steps, validation
+from mlops.flight_delay import semantics
+from mlops.flight_delay import suite as fsuite
+from mlops.ingest import simulator, steps, validation
 from mlops.ingest.steps import parse_raw
 
 DS = "2013-03-05"  # a Tuesday
 
 
 @pytest.fixture(scope="module")
-def validator() -> validation.FlightsValidator:
+def validator() -> validation.SuiteValidator:
     return validation.default_validator()
 
 
@@ -61,15 +63,15 @@ def test_weekday_volume_profile_is_the_2013_median():
     counts = pd.to_datetime(flights[["year", "month", "day"]]).value_counts()
     medians = counts.groupby(counts.index.dayofweek).median()
     for weekday, median in medians.items():
-        assert abs(validation.NORMAL_ROWS_BY_WEEKDAY[weekday] - median) <= 1, weekday
+        assert abs(fsuite.NORMAL_ROWS_BY_WEEKDAY[weekday] - median) <= 1, weekday
 
 
 def test_supplementary_airports_are_exactly_the_missing_destinations():
     flights = reference.load("flights")
     missing = set(flights["dest"]) - reference.airports()
-    assert missing == set(validation.SUPPLEMENTARY_AIRPORTS) == {"BQN", "PSE", "SJU", "STT"}
-    assert set(flights["dest"]) <= validation.known_airports()
-    assert set(flights["carrier"]) == validation.known_carriers() and len(validation.known_carriers()) == 16
+    assert missing == set(fsuite.SUPPLEMENTARY_AIRPORTS) == {"BQN", "PSE", "SJU", "STT"}
+    assert set(flights["dest"]) <= fsuite.known_airports()
+    assert set(flights["carrier"]) == fsuite.known_carriers() and len(fsuite.known_carriers()) == 16
 
 
 @pytest.mark.parametrize(("ds", "hours"), [("2013-03-05", 24), ("2013-03-10", 23), ("2013-11-03", 25)])
@@ -80,9 +82,9 @@ def test_day_hours_follow_daylight_saving(ds: str, hours: int):
 
 
 def test_volume_bounds_and_allow_partial():
-    assert validation.volume_bounds("2013-03-05") == (482, 1447, 965)  # a Tuesday
-    assert validation.volume_bounds("2013-03-09")[2] == 747  # a Saturday
-    assert validation.volume_bounds("2013-03-05", allow_partial=True)[0] == 1
+    assert fsuite.volume_bounds("2013-03-05") == (482, 1447, 965)  # a Tuesday
+    assert fsuite.volume_bounds("2013-03-09")[2] == 747  # a Saturday
+    assert fsuite.volume_bounds("2013-03-05", allow_partial=True)[0] == 1
 
 
 def test_message_names_column_domain_and_examples(exports_2013, validator):
@@ -105,7 +107,7 @@ def test_failures_are_reported_once_and_in_check_order(exports_2013, validator):
     raw = raw.iloc[:50]
     outcome = validator.validate(raw, "2013-03-05")
     checks = [f.check for f in outcome.failures]
-    assert checks == sorted(checks, key=validation.CHECK_ORDER.index)
+    assert checks == sorted(checks, key=fsuite.CHECK_ORDER.index)
     text = outcome.problems
     assert "missing ['dest']" in text and "column flight has type object, expected int64" in text
     assert "could not run" not in text, "checks on a missing or mistyped column are not repeated"
@@ -121,9 +123,9 @@ def test_unreadable_outcome():
 
 
 def test_suite_has_every_family_of_checks():
-    suite = validation.build_suite()
+    suite = fsuite.build_suite()
     families = {e.meta["check"] for e in suite.expectations}
-    assert families == set(validation.CHECK_ORDER) - {"file"}
+    assert families == set(fsuite.CHECK_ORDER) - {"file"}
     assert families >= {"clock", "consistency", "profile"}
     assert dt.date.fromisoformat("2013-02-09").weekday() == 5  # the blizzard Saturday is covered above
 
@@ -229,11 +231,11 @@ def test_semantic_findings_ignore_missing_and_mistyped_columns():
     """The schema check reports a missing or mistyped column; the semantic checks skip what needs it."""
     raw = parse_raw(simulator.to_csv_bytes(simulator.replay_day(DS))).drop(columns=["dest", "hour"])
     raw["dep_time"] = raw["dep_time"].astype(str)
-    ranges = {c: tuple(v) for c, v in validation.RANGES.items()}
+    ranges = {c: tuple(v) for c, v in fsuite.RANGES.items()}
     findings = {
         **semantics.clock_findings(raw, ranges),
         **semantics.consistency_findings(raw, ranges),
-        **semantics.profile_findings(raw, validation.NYC_ORIGINS),
+        **semantics.profile_findings(raw, fsuite.NYC_ORIGINS),
     }
     assert all(f["ok"] for f in findings.values()), {
         k: f["message"] for k, f in findings.items() if not f["ok"]
@@ -261,16 +263,16 @@ def test_quarantine_message_names_partition_check_values_and_next_step(mlops_hom
 
 
 def test_supplementary_airports_have_locations():
-    assert set(semantics.SUPPLEMENTARY_AIRPORT_LOCATIONS) == set(validation.SUPPLEMENTARY_AIRPORTS)
+    assert set(semantics.SUPPLEMENTARY_AIRPORT_LOCATIONS) == set(fsuite.SUPPLEMENTARY_AIRPORTS)
     assert set(semantics.CLOCK_LATEST) == set(semantics.CLOCK_COLUMNS)
     locations = semantics.airport_locations()
-    assert set(reference.load("flights")["dest"]) | set(validation.NYC_ORIGINS) <= set(locations)
+    assert set(reference.load("flights")["dest"]) | set(fsuite.NYC_ORIGINS) <= set(locations)
 
 
 def test_semantic_thresholds_keep_their_margin_on_2013(exports_2013):
     """The figures each threshold's comment quotes, re-derived from every day of 2013, and the margin
     each bound keeps from them."""
-    ranges = {c: tuple(v) for c, v in validation.RANGES.items()}
+    ranges = {c: tuple(v) for c, v in fsuite.RANGES.items()}
     distinct: dict[str, list[int]] = defaultdict(list)
     shares: dict[str, list[float]] = defaultdict(list)
     zone_medians: list[float] = []
@@ -279,7 +281,7 @@ def test_semantic_thresholds_keep_their_margin_on_2013(exports_2013):
     for data in exports_2013.values():
         raw = parse_raw(data)
         relations = semantics.consistency_findings(raw, ranges)
-        profile = semantics.profile_findings(raw, validation.NYC_ORIGINS)
+        profile = semantics.profile_findings(raw, fsuite.NYC_ORIGINS)
         taxi = relations["taxi"]["observed"]
         taxi_min, taxi_max = min(taxi_min, taxi["min"]), max(taxi_max, taxi["max"])
         miles_off = max(miles_off, relations["route_distance"]["observed"]["max_miles_off"])
@@ -301,7 +303,7 @@ def test_semantic_thresholds_keep_their_margin_on_2013(exports_2013):
     assert 349 < min(speeds) < 350 and 457 < max(speeds) < 458
     assert semantics.SPEED_MEDIAN_MPH[0] < 349 and 458 < semantics.SPEED_MEDIAN_MPH[1]
     lo, hi = semantics.ORIGIN_SHARE
-    for origin in validation.NYC_ORIGINS:
+    for origin in fsuite.NYC_ORIGINS:
         values = shares[f"origin_share_{origin}"]
         assert lo < min(values) and max(values) < hi, origin
     assert (

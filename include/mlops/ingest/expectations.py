@@ -1,4 +1,4 @@
-"""The flights suite's custom Great Expectations metrics and expectations (table-level).
+"""The table-level Great Expectations metrics and expectations every feed's suite may use.
 
 Why custom ones: Great Expectations spends ~8 ms of bookkeeping per expectation per batch (it
 re-serializes each expectation's configuration dozens of times), whatever the data size. One
@@ -8,26 +8,18 @@ overhead, so 365 days took minutes. Table-level expectations that check every co
 
 - ``ExpectTableColumnTypesToMatch``: each column's dtype (``table.column_types`` metric);
 - ``ExpectColumnNullFractionsToBeAtMost``: each column's null share (``table.column_null_counts``);
-- ``ExpectColumnValuesToBeInRanges``: each numeric column's range (``table.column_range_violations``);
-- ``ExpectDestToBeKnownAirport``: ``ExpectColumnValuesToBeInSet`` with the airport list as the
-  class default (GX's documented way to customize an expectation): GX copies non-default
-  arguments on every one of those serializations, and 1,400 values made this check alone cost
-  more than the rest of the suite.
+- ``ExpectColumnValuesToBeInRanges``: each numeric column's range (``table.column_range_violations``).
 
-The semantic checks (:mod:`mlops.ingest.semantics`) are table-level for the same reason (with the
-ranges, which they leave to the range check, as a class default), and because most of them relate
-several columns, which GX's column-pair and multicolumn expectations cover only as equality or
-ordering (``UnexpectedRowsExpectation`` runs SQL, not on pandas batches):
-
-- ``ExpectClockFieldsToBeTimesOfDay``: every ``hhmm`` field is a time of day;
-- ``ExpectColumnRelationsToHold``: the relations between columns a real flight satisfies;
-- ``ExpectDayProfileToBeNormal``: the shape of a whole day (off when ``whole_day`` is false, i.e.
-  the day is known to be partial, and when the volume check already fails).
+A feed's own semantic checks (relations between columns, the shape of a day: what GX's column-pair
+and multicolumn expectations cover only as equality or ordering, and ``UnexpectedRowsExpectation``
+runs SQL, not on pandas batches) are table-level too, built from two helpers here: a plain-pandas
+function ``findings(frame, ...) -> {rule: finding}`` becomes a metric with :func:`findings_metric`,
+and an expectation's result with :func:`findings_result` (``docs/feeds.md``, "Semantic checks";
+e.g. :mod:`mlops.weather.suite`; every shipped feed's suite does).
 
 Great Expectations is imported inside :func:`define` (the caller,
 :func:`mlops.ingest.validation.custom_expectations`, quiets its loggers first and calls it once
-per process: defining a class registers it with GX). The suite's values (ranges, airports) are
-passed in, so this module depends on :mod:`mlops.ingest.semantics` only.
+per process: defining a class registers it with GX).
 """
 
 from __future__ import annotations
@@ -35,41 +27,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops.ingest import semantics
-
 if TYPE_CHECKING:
     import pandas as pd
 
 
 @dataclass(frozen=True)
 class CustomExpectations:
-    """The expectation classes :func:`mlops.ingest.validation.build_suite` instantiates."""
+    """The shared expectation classes a suite's builder instantiates."""
 
     column_types: type
     null_fractions: type
     ranges: type
-    known_dest: type
-    clock: type
-    consistency: type
-    profile: type
 
 
-def define(ranges: dict[str, list[float]], airports: list[str]) -> CustomExpectations:
-    """Define (and so register with GX) the metrics and expectations; ``ranges`` is the range check's
-    argument (a class default of the semantic ones), ``airports`` the known destinations."""
+def define() -> CustomExpectations:
+    """Define (and so register with GX) the shared metrics and expectations."""
     _define_column_metrics()
-    _define_semantic_metrics()
     column_types, null_fractions, value_ranges = _column_expectations()
-    clock, consistency, profile = _semantic_expectations(ranges)
-    return CustomExpectations(
-        column_types=column_types,
-        null_fractions=null_fractions,
-        ranges=value_ranges,
-        known_dest=_known_dest_expectation(airports),
-        clock=clock,
-        consistency=consistency,
-        profile=profile,
-    )
+    return CustomExpectations(column_types=column_types, null_fractions=null_fractions, ranges=value_ranges)
 
 
 def _table(execution_engine: Any, domain_kwargs: dict[str, Any]) -> pd.DataFrame:
@@ -132,18 +107,10 @@ def _define_column_metrics() -> None:
             return _range_violations(frame, metric_value_kwargs["ranges"])
 
 
-def _define_semantic_metrics() -> None:
-    """``table.clock_findings``, ``table.consistency_findings``, ``table.profile_findings``: the
-    findings of :mod:`mlops.ingest.semantics` on the batch."""
-    findings_metric("table.clock_findings", semantics.clock_findings, "ranges")
-    findings_metric("table.consistency_findings", semantics.consistency_findings, "ranges")
-    findings_metric("table.profile_findings", semantics.profile_findings, "origins")
-
-
 def findings_metric(name: str, findings: Any, value_key: str | tuple[str, ...]) -> type:
     """A table metric ``name`` whose value is ``findings(frame, <value of each value key>)`` (GX
-    registers a metric provider when its class is created). Other feeds' suites define theirs with
-    it too (e.g. :mod:`mlops.weather.suite`)."""
+    registers a metric provider when its class is created): how a feed's suite wraps its own
+    plain-pandas checks (e.g. :mod:`mlops.weather.suite`)."""
     from great_expectations.execution_engine import PandasExecutionEngine
     from great_expectations.expectations.metrics.metric_provider import metric_value
     from great_expectations.expectations.metrics.table_metric_provider import TableMetricProvider
@@ -253,7 +220,9 @@ def _ranges_expectation() -> type:
 
 
 def findings_result(findings: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A semantic expectation's result: fails on any finding not ``ok``, each one in ``details``."""
+    """A table-level check's result from its findings (``{rule: {"ok", "message", "unexpected_count",
+    "examples", "column"?, "observed"?}}``): fails on any finding not ``ok``, each one in
+    ``details.violations`` (:func:`mlops.ingest.validation.describe_findings` puts them in words)."""
     violations = {name: f for name, f in findings.items() if not f["ok"]}
     observed = {
         name: f["observed"] if "observed" in f else f["unexpected_count"] for name, f in findings.items()
@@ -262,72 +231,3 @@ def findings_result(findings: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "success": not violations,
         "result": {"observed_value": observed, "details": {"violations": violations}},
     }
-
-
-def _semantic_expectations(default_ranges: dict[str, list[float]]) -> tuple[type, type, type]:
-    """Clock fields, column relations, a whole day's profile (:mod:`mlops.ingest.semantics`)."""
-    from great_expectations.expectations.expectation import BatchExpectation
-
-    class ExpectClockFieldsToBeTimesOfDay(BatchExpectation):
-        """Expect every clock field to be a time of day ``hhmm`` (values outside ``ranges`` excepted)."""
-
-        ranges: dict[str, list[float]] = default_ranges  # a class default: see the module docstring
-
-        metric_dependencies = ("table.clock_findings",)
-        success_keys = ("ranges",)
-        args_keys = ("ranges",)
-
-        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # type: ignore[no-untyped-def]
-            return findings_result(metrics["table.clock_findings"])
-
-    class ExpectColumnRelationsToHold(BatchExpectation):
-        """Expect the relations between a flight's columns to hold (see :mod:`mlops.ingest.semantics`)."""
-
-        ranges: dict[str, list[float]] = default_ranges  # a class default: see the module docstring
-
-        metric_dependencies = ("table.consistency_findings",)
-        success_keys = ("ranges",)
-        args_keys = ("ranges",)
-
-        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # type: ignore[no-untyped-def]
-            return findings_result(metrics["table.consistency_findings"])
-
-    return ExpectClockFieldsToBeTimesOfDay, ExpectColumnRelationsToHold, _profile_expectation()
-
-
-def _profile_expectation() -> type:
-    """A whole day's shape (not evaluated for a partial day or one the volume check rejects)."""
-    from great_expectations.expectations.expectation import BatchExpectation
-
-    class ExpectDayProfileToBeNormal(BatchExpectation):
-        """Expect a whole day's shape: no collapsed column, each origin's share, the day's span."""
-
-        origins: list[str]
-        whole_day: Any = True  # a bool, or its $PARAMETER (GX substitutes it before _validate)
-        min_rows: Any = 0  # an int, or its $PARAMETER
-
-        metric_dependencies = ("table.profile_findings", "table.row_count")
-        success_keys = ("origins", "whole_day", "min_rows")
-        args_keys = ("origins",)
-
-        def _validate(self, metrics, runtime_configuration=None, execution_engine=None):  # type: ignore[no-untyped-def]
-            kwargs = self._get_success_kwargs()
-            if not kwargs["whole_day"] or metrics["table.row_count"] < kwargs["min_rows"]:
-                # A partial day, or one the volume check rejects: its shape says nothing more.
-                return {"success": True, "result": {"observed_value": "not evaluated (partial day)"}}
-            return findings_result(metrics["table.profile_findings"])
-
-    return ExpectDayProfileToBeNormal
-
-
-def _known_dest_expectation(airports: list[str]) -> type:
-    """``ExpectColumnValuesToBeInSet`` on ``dest`` with ``airports`` as the class default."""
-    import great_expectations as gx
-
-    class ExpectDestToBeKnownAirport(gx.expectations.ExpectColumnValuesToBeInSet):
-        """Expect ``dest`` to be a reference airport or a documented supplementary one."""
-
-        column: str = "dest"
-        value_set: list[str] = airports
-
-    return ExpectDestToBeKnownAirport

@@ -3,9 +3,9 @@
 A day's folder in the landing zone holds the data file and, written **last**, a ``_SUCCESS``
 marker::
 
-    {landing}/flights/ds=YYYY-MM-DD/flights.csv    the export (written first)
-    {landing}/flights/ds=YYYY-MM-DD/_SUCCESS       the marker (written last), optionally
-        {"file": "flights.csv", "bytes": 123456, "sha256": "sha256:<hex>"}
+    {landing}/<feed>/ds=YYYY-MM-DD/<feed>.csv    the export (written first)
+    {landing}/<feed>/ds=YYYY-MM-DD/_SUCCESS      the marker (written last), optionally
+        {"file": "<feed>.csv", "bytes": 123456, "sha256": "sha256:<hex>"}
 
 The ingest sensor waits for the marker (not for the data file, which exists while upstream is
 still writing it). The ingest reads check the data file against the marker's size and hash when

@@ -1,15 +1,15 @@
 """Ingest one day of a feed: landing export -> validated, curated lake partition (or quarantine).
 
-Every step takes the feed's spec (:class:`mlops.spec.feed.FeedSpec`, or its name; the default is
-the flights feed): its raw columns, suite, normalization and folders. Below, ``<feed>`` is its name.
+Every step takes the feed's spec (:class:`mlops.spec.feed.FeedSpec`, or its name; ``None`` is the
+default feed of :func:`mlops.spec.feed.feed_spec`): its raw columns, suite, normalization and folders. Below, ``<feed>`` is its name.
 Two steps, each idempotent and each a task of the feed's ingest DAG (``ingest_<feed>``):
 
 1. :func:`validate_partition` reads ``{landing}/<feed>/ds=D/<feed>.csv``, checks it against
    upstream's ``_SUCCESS`` marker when there is one (:mod:`mlops.ingest.landing`: a size or hash that
    differs means upstream is still writing, :class:`~mlops.ingest.landing.LandingIncomplete`, retried),
    parses it strictly and runs the feed's Great Expectations suite (:mod:`mlops.ingest.validation`). On
-   success it writes the report to the feed's report folder (``{lake}/reports/validation/ds=D/`` for
-   the flights); on failure it copies the batch that was validated and its report to
+   success it writes the report to the feed's report folder (``{lake}/reports/<reports>/ds=D/``,
+   the spec's ``reports``); on failure it copies the batch that was validated and its report to
    ``{lake}/quarantine/<feed>/ds=D/`` and removes the
    landing export (and its marker) only if it still holds those bytes: a file upstream changed
    since is left in place. It returns a message that names the partition, the failed checks,
@@ -76,7 +76,7 @@ class Partition:
     ds: str
     landing_root: str
     lake_root: str
-    feed: FeedSpec | None = None  # None: the flights feed
+    feed: FeedSpec | None = None  # None: the default feed (mlops.spec.feed.feed_spec)
 
     @property
     def spec(self) -> FeedSpec:
@@ -101,7 +101,7 @@ class Partition:
 
 def partition(ds: str, settings: Settings | None = None, feed: FeedSpec | str | None = None) -> Partition:
     """The :class:`Partition` of ``feed``'s day ``ds`` (``YYYY-MM-DD``) under the configured landing
-    and lake (``feed``: a spec or its name; the flights by default)."""
+    and lake (``feed``: a spec or its name; the default feed when ``None``)."""
     try:
         dt.date.fromisoformat(ds)
     except (TypeError, ValueError):
@@ -209,7 +209,8 @@ def validate_partition(
     try:
         frame = parse_raw(data)
     except UnreadableBatch as exc:
-        outcome = validation.ValidationOutcome.unreadable(ds, str(exc), spec.suite, spec.title)
+        suite = spec.build_suite()  # its name and title (cheap: GX is not touched)
+        outcome = validation.ValidationOutcome.unreadable(ds, str(exc), suite.name, suite.title)
     else:
         outcome = (validator or validation.default_validator(spec.suite)).validate(frame, ds, allow_partial)
     outcome.source = {"uri": p.landing, "sha256": digest, "bytes": len(data)}
@@ -298,7 +299,7 @@ class Published:
     rows: int
     content_hash: str
     source_sha256: str
-    feed: str = layout.FLIGHTS
+    feed: str  # the feed spec's name
 
     def metadata(self, validation: dict[str, Any] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {

