@@ -239,3 +239,17 @@ def test_model_lines_show_versions_with_the_gate_metric_first_champion_and_drift
         "  champion: none",
         "  drift checks: none",
     ]
+
+
+def test_the_first_backfill_stops_before_the_first_replayed_week() -> None:
+    from mlops.dev.demo import ModelDags, _first_ingest_end
+
+    model = ModelDags("m", "train_m", "batch_predict_m", "monitor_drift_m")
+    present = {"train_m", "batch_predict_m", "monitor_drift_m"}
+    start, end = date(2013, 5, 1), date(2013, 7, 31)
+    # Mondays 3, 10, 17 June train; the replay starts with the week of 17 June, landed as it passes.
+    assert _first_ingest_end([model], present, start, end, 4, 3) == date(2013, 6, 16)
+    # Nothing replayed (no scoring/monitoring DAG, no model, no Monday in the window): all of it.
+    assert _first_ingest_end([model], {"train_m"}, start, end, 4, 3) == end
+    assert _first_ingest_end([], present, start, end, 4, 3) == end
+    assert _first_ingest_end([model], present, start, date(2013, 5, 12), 2, 1) == date(2013, 5, 12)

@@ -34,6 +34,9 @@ def ingest_tasks(feed: str, curated: Asset) -> Any:
         uri=spec.landing_file(settings.landing_uri, PARTITION),
         completeness=settings.landing_completeness,
         execution_timeout=SENSOR_TIMEOUT,
+        # file://: the wait starts in the triggerer and ends there, no task process (S3KeySensor
+        # starts in a worker and defers as before).
+        start_from_trigger=True,
     )
     validate = GXValidateOperator(
         task_id="validate", ds=PARTITION, allow_partial="{{ params.allow_partial }}", feed=spec.ref

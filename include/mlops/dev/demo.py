@@ -4,16 +4,17 @@ The demo replays a window of 2013 (default May-July: spring into the summer stor
 embedded profile. It starts Airflow (api-server, scheduler, dag-processor, triggerer) and drives
 every stage as a user would:
 
-1. backfills over the window of the upstream simulator and of every feed's ingestion DAG
-   (``ingest_<feed>`` for each feed of :data:`mlops.spec.feed.FEEDS`; the simulator's tasks go
-   first, so the landing sensors more often find the day already landed);
-   ``materialize_features`` follows their asset events;
+1. backfills of the upstream simulator and of every feed's ingestion DAG (``ingest_<feed>`` for
+   each feed of :data:`mlops.spec.feed.FEEDS`) over the days before the first replayed week (the
+   whole window when no week is replayed); ``materialize_features`` follows their asset events;
 2. for every model of :data:`mlops.spec.model.SPECS` whose DAGs exist (:func:`model_dags`), a
    backfill of its first weekly training runs (a champion is promoted), the models side by side;
-3. then week by week, like the weeks going by in production: per model, one batch-scoring run
-   scores the week (``end_ds``) with the champion of the time, then one drift-monitoring run checks
-   it; when a check emits its retrain request, the training run it starts is waited for and the
-   replay stops after that week (``--whole-window`` goes on to ``--end``);
+3. then week by week, like the weeks going by in production: the week's days land and are
+   ingested (a backfill of the same DAGs over the week, then its features), per model one
+   batch-scoring run scores the week (``end_ds``) with the champion of the time, then one
+   drift-monitoring run checks it; when a check emits its retrain request, the training run it
+   starts is waited for and the replay stops after that week (``--whole-window`` goes on to
+   ``--end``): the days after it are never landed nor ingested, since nothing would read them;
 4. a summary: each stage's wall and CPU time, runs per DAG, per feed the days ingested and
    quarantined, per model the days scored, its versions with their metrics (the spec's gate metric
    first), the champion, the drift verdicts and what each retrain request really did, and where
@@ -326,6 +327,8 @@ class Replay:
     weeks: list[WeekCheck] = field(default_factory=list)
     #: Per model spec: the training run its retrain request started, and the champion before/after.
     retrained: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The last day landed and ingested by the weekly replay (None: the first backfill's end).
+    ingested_to: date | None = None
 
 
 def _wait_retraining(
@@ -443,15 +446,21 @@ def replay_weeks(
     end: date,
     timeout: float,
     whole_window: bool,
+    land_week: Callable[[date, date], None] | None = None,
 ) -> Replay:
-    """Week by week from ``first``: score the week with each model's champion of the time (one
-    batch-scoring run over the week), then check it (a monitoring run for the week's last day,
-    whose 7-day window is the week). When a check emits its retrain request, wait for the training
-    run it starts; the replay then stops after that week (or, with ``whole_window``, goes on)."""
+    """Week by week from ``first``: the week's days land and are ingested (``land_week``, when
+    given: upstream delivers them as the week passes), then each model's champion of the time
+    scores the week (one batch-scoring run over the week) and a monitoring run for the week's last
+    day checks it (its 7-day window is the week). When a check emits its retrain request, wait for
+    the training run it starts; the replay then stops after that week (or, with ``whole_window``,
+    goes on)."""
     replay = Replay()
     day = first
     while day <= end:
         last = min(day + timedelta(days=6), end)
+        if land_week is not None:
+            land_week(day, last)
+            replay.ingested_to = last
         champions = {m.spec: _champion(m.spec) for m in models}
         checks = _score_and_check_week(svc, timeline, models, day, last, timeout)
         replay.weeks.extend(checks)
@@ -496,7 +505,13 @@ def _wait_mlflow_store(proc: subprocess.Popen[bytes] | None) -> None:
 
 
 def _backfill_pipeline(
-    svc: Services, timeline: Timeline, present: set[str], start: date, end: date, timeout: float
+    svc: Services,
+    timeline: Timeline,
+    present: set[str],
+    start: date,
+    end: date,
+    timeout: float,
+    label: str = " backfill",
 ) -> None:
     """Landing and ingestion: the simulator's backfill first; every feed's ingestion backfill once
     the simulator has landed :data:`INGEST_LAG_DAYS` days (a sensor that finds its day landed
@@ -506,6 +521,8 @@ def _backfill_pipeline(
     days = _dates(start, end)
     simulator = "flights_upstream_simulator"
     ingest = [d for d in _pipeline_dags() if d.startswith("ingest_") and d in present]
+    # Runs of earlier backfills (the replay's weekly ones come after the first).
+    before = {d: len(embedded.list_runs(d, svc.env)) for d in (simulator, *ingest) if d in present}
     t0 = time.monotonic()
     if simulator in present:
         _say(f"▶ {simulator}: backfill {start} → {end} ({len(days)} runs)")
@@ -513,7 +530,9 @@ def _backfill_pipeline(
         lag = min(INGEST_LAG_DAYS, len(days))
         deadline = time.monotonic() + timeout
         while (
-            ingest and sum(r.get("state") == "success" for r in embedded.list_runs(simulator, svc.env)) < lag
+            ingest
+            and sum(r.get("state") == "success" for r in embedded.list_runs(simulator, svc.env))
+            < before[simulator] + lag
         ):
             svc.check_alive()
             if time.monotonic() > deadline:
@@ -526,16 +545,18 @@ def _backfill_pipeline(
         runs = embedded.wait_for_runs(
             dag_id,
             svc.env,
-            len(days),
+            before[dag_id] + len(days),
             services=svc,
             timeout=timeout,
             poll=POLL_SECONDS,
             on_progress=lambda m: _say(f"  {m}"),
         )
-        timeline.record(f"{dag_id} backfill", time.monotonic() - t0, _states(runs))
+        timeline.record(f"{dag_id}{label}", time.monotonic() - t0, _states(runs[before[dag_id] :]))
 
 
-def _materialize(svc: Services, timeline: Timeline, start: date, end: date, timeout: float) -> None:
+def _materialize(
+    svc: Services, timeline: Timeline, start: date, end: date, timeout: float, label: str = ""
+) -> None:
     """Wait for the asset-triggered ``materialize_features`` runs, then fill any day they missed."""
     from mlops.features.compute import unbuilt_partitions
 
@@ -543,8 +564,12 @@ def _materialize(svc: Services, timeline: Timeline, start: date, end: date, time
         return not [d for d in unbuilt_partitions() if start.isoformat() <= d <= end.isoformat()]
 
     t0 = time.monotonic()
+    before = len(_asset_triggered(svc, "materialize_features"))
     runs = _wait_idle(svc, "materialize_features", timeout, done=all_built)
-    timeline.record("materialize_features (asset-triggered)", time.monotonic() - t0, _states(runs))
+    new_runs = [r for r in runs if r.get("run_type") == "asset_triggered"][before:]
+    timeline.record(
+        f"{label}materialize_features (asset-triggered)", time.monotonic() - t0, _states(new_runs)
+    )
     _catch_up_features(svc, timeline, start, end, len(runs), timeout)
 
 
@@ -582,6 +607,19 @@ def _train_first_weeks(
         )
         timeline.record(f"{m.train} backfill", time.monotonic() - t0, _states(runs))
     return mondays[-1]
+
+
+def _first_ingest_end(
+    models: list[ModelDags], present: set[str], start: date, end: date, after_weeks: int, weeks: int
+) -> date:
+    """The last day the first ingestion backfill covers: the day before the first replayed week
+    (the last weekly training run's Monday), or ``end`` when no week is replayed (no model with
+    its scoring and monitoring DAGs, or no training run in the window)."""
+    mondays = _mondays(start + timedelta(days=after_weeks * 7), end)[:weeks]
+    replayed = [m for m in models if {m.batch, m.monitor} <= present]
+    if not mondays or not replayed or mondays[-1] <= start:
+        return end
+    return mondays[-1] - timedelta(days=1)
 
 
 def _present_models(present: set[str]) -> list[ModelDags]:
@@ -625,9 +663,13 @@ def run_demo(
         # The REST API, not the `airflow` CLI (a start costs seconds, a minute on a loaded
         # machine); the dag-processor's first parse, not `dags reserialize`.
         svc.unpause_dags(sorted(present))
-        _backfill_pipeline(svc, timeline, present, start, end, timeout)
+        # The days before the replayed weeks land and are ingested at once (a backfill); each
+        # replayed week's days land as that week passes, just before it is scored (the default
+        # replay stops at the drift-triggered retraining: the rest of the window is never read).
+        first_end = _first_ingest_end(models, present, start, end, train_after_weeks, train_weeks)
+        _backfill_pipeline(svc, timeline, present, start, first_end, timeout)
         if "materialize_features" in present:
-            _materialize(svc, timeline, start, end, timeout)
+            _materialize(svc, timeline, start, first_end, timeout)
         _wait_mlflow_store(mlflow_schema)
         replay_from = _train_first_weeks(
             svc, timeline, models, start, end, train_after_weeks, train_weeks, timeout
@@ -639,9 +681,23 @@ def run_demo(
                 _say(f"  {spec}: no model was promoted to @champion: nothing to score or monitor")
             scored = [m for m in scored if m.spec not in without]
             if scored:
-                replay = replay_weeks(svc, timeline, scored, replay_from, end, timeout, whole_window)
+
+                def land_week(day: date, last: date) -> None:
+                    if last <= first_end:
+                        return
+                    first = max(day, first_end + timedelta(days=1))
+                    _backfill_pipeline(
+                        svc, timeline, present, first, last, timeout, label=f" {first} → {last}"
+                    )
+                    if "materialize_features" in present:
+                        _materialize(svc, timeline, first, last, timeout, label=f"week {day}: ")
+
+                replay = replay_weeks(
+                    svc, timeline, scored, replay_from, end, timeout, whole_window, land_week
+                )
         _say("")
-        _print_summary(svc, timeline, start, end, replay)
+        ingested_to = max(first_end, replay.ingested_to or first_end)
+        _print_summary(svc, timeline, start, ingested_to, replay)
     import resource
 
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
