@@ -1,7 +1,7 @@
 """Entities of the flight-delay feature repo.
 
 Keys carry the local day or hour of the scheduled departure ("JFK|2013-05-01T08") so that each key
-has a handful of rows and the point-in-time join stays cheap (see mlops.features.compute).
+has a handful of rows and the point-in-time join stays cheap (see mlops.flight_delay.features).
 """
 
 from feast import Entity, ValueType

@@ -15,7 +15,7 @@ from views import (
 # Everything the flight-delay model v1 reads from Feast (request-time features are added by mlops).
 flight_delay_v1 = FeatureService(
     name="flight_delay_v1",
-    # flight_number_stats first: its key is unique per flight (see mlops.features.compute.VIEW_FEATURES).
+    # flight_number_stats first: its key is unique per flight (see mlops.flight_delay.features.VIEW_FEATURES).
     features=[
         flight_number_stats_fv,
         origin_weather_fv,

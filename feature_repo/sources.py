@@ -1,4 +1,4 @@
-"""Offline sources: the feature tables mlops.features.compute writes under {lake}/features/<view>/.
+"""Offline sources: the flights feature set's tables (mlops.flight_delay.features) under {lake}/features/<view>/.
 
 Daily views are partitioned ``ds=YYYY-MM-DD/data.parquet``; ``event_timestamp`` is the earliest
 instant a row may be used (it is built from data strictly before it). Feast's DuckDB offline store

@@ -1,4 +1,4 @@
-"""Feature views: what a flight knows before its scheduled departure (rules in mlops.features.compute)."""
+"""Feature views: what a flight knows before its scheduled departure (rules in mlops.flight_delay.features)."""
 
 from datetime import timedelta
 

@@ -21,6 +21,7 @@ import dataclasses
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
+from mlops.spec.features import FeatureSetSpec, View
 from mlops.spec.feed import FeedSpec
 from mlops.spec.model import BINARY, Behaviour, Estimator, Gate, LabelChecks, ModelSpec, Monitoring
 
@@ -290,4 +291,95 @@ LAKE_SPEC = dataclasses.replace(
     frame="tests.unit._synthetic_spec:lake_frame",
     feeds=(FEED.import_path,),
     import_path="tests.unit._synthetic_spec:LAKE_SPEC",
+)
+
+
+# --- the machine_runs feature set ----------------------------------------------------------------------
+
+#: Days of runs a site's statistics look back on.
+SITE_WINDOW_DAYS = 7
+SITE_DAY = "site_day"
+SITE_FEATURES = ("site_runs_prev_7d", "site_fail_rate_prev_7d")
+
+
+def site_stats_table(history: pd.DataFrame, ds: str, inputs: Any = None) -> dict[str, pd.DataFrame]:
+    """The ``site_day_stats`` rows of day ``ds``: per site, its runs and failure rate over the days
+    [ds-7, ds-1], usable from ds's local midnight (so never from a run of ds itself)."""
+    import pandas as pd
+
+    from mlops.features.compute import TIMESTAMP, local_midnight
+
+    past = history[
+        (history["day"] < ds) & (history["day"] >= str(date.fromisoformat(ds) - timedelta(days=7)))
+    ]
+    grouped = past.groupby(past["site"].astype(str))["failed"]
+    runs = grouped.size().reindex(list(SITES), fill_value=0).astype("float64")
+    rate = grouped.mean().reindex(list(SITES)).astype("float64")
+    table = pd.DataFrame(
+        {
+            SITE_DAY: pd.Series([f"{site}|{ds}" for site in SITES], dtype="string"),
+            TIMESTAMP: pd.Series([local_midnight(ds)] * len(SITES)).astype("datetime64[us, UTC]"),
+            "site_runs_prev_7d": runs.to_numpy(),
+            "site_fail_rate_prev_7d": rate.to_numpy(),
+        }
+    )
+    return {"site_day_stats": table}
+
+
+def site_entities(rows: pd.DataFrame) -> pd.DataFrame:
+    """Entity rows of machine runs: ``event_timestamp`` = ``observed_at``, ``site_day``."""
+    import pandas as pd
+
+    from mlops.features.compute import TIMESTAMP
+
+    ts = pd.to_datetime(rows["observed_at"], utc=True).astype("datetime64[us, UTC]")
+    return pd.DataFrame(
+        {
+            TIMESTAMP: ts.to_numpy(),
+            SITE_DAY: (rows["site"].astype(str) + "|" + rows["day"].astype(str)).to_numpy(dtype=object),
+        },
+        index=rows.index,
+    )
+
+
+def site_dtypes() -> dict[str, Any]:
+    import pandas as pd
+
+    return {"site": pd.CategoricalDtype(list(SITES))}
+
+
+def site_model_frame(rows: pd.DataFrame, feast_values: pd.DataFrame) -> pd.DataFrame:
+    """The run's own readings (request-time) + the site's statistics (Feast), in :data:`FEATURE_SET` order."""
+    import pandas as pd
+
+    out = pd.DataFrame(index=rows.index)
+    for col in ("temperature", "vibration", "age_days"):
+        out[col] = rows[col].astype("float64")
+    out["site"] = rows["site"].astype("object").astype(site_dtypes()["site"])
+    for col in SITE_FEATURES:
+        out[col] = (
+            pd.to_numeric(feast_values[col], errors="coerce").astype("float64")
+            if col in feast_values
+            else float("nan")
+        )
+    return out
+
+
+#: The machine runs' own feature set: one daily view, no static view, no training gate.
+FEATURE_SET = FeatureSetSpec(
+    name="machine_sites",
+    description="Each site's runs and failure rate over the 7 days before a run's day.",
+    feeds=(FEED.import_path,),
+    history_days=SITE_WINDOW_DAYS,
+    views=(View(name="site_day_stats", join_key=SITE_DAY, features=SITE_FEATURES),),
+    build_day="tests.unit._synthetic_spec:site_stats_table",
+    entity_frame="tests.unit._synthetic_spec:site_entities",
+    model_frame="tests.unit._synthetic_spec:site_model_frame",
+    features=("temperature", "vibration", "age_days", "site", *SITE_FEATURES),
+    categorical_dtypes="tests.unit._synthetic_spec:site_dtypes",
+    entity_columns=("site", "temperature", "vibration", "age_days"),
+    id_column="run_id",
+    time_column="observed_at",
+    day_column="day",
+    import_path="tests.unit._synthetic_spec:FEATURE_SET",
 )
