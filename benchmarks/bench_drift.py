@@ -175,7 +175,7 @@ def scale(frame: Any, rows: int, seed: int) -> Any:
 
 
 def measure_one(rows: int, cache: Path, sample_size: int, repeats: int = 2) -> dict[str, Any]:
-    import resource
+    from benchmarks.harness import peak_rss_mib
 
     t0 = time.perf_counter()
     import evidently  # noqa: F401  (imported once per task; preloaded by the scheduler in production)
@@ -206,7 +206,7 @@ def measure_one(rows: int, cache: Path, sample_size: int, repeats: int = 2) -> d
         "cpu_runs": [round(c, 3) for c in cpus],
         "import_seconds": round(import_seconds, 3),
         "build_frames_seconds": round(build, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mib(), 1),
         "n_reference": s["n_reference"],
         "n_current": s["n_current"],
         "features": s["n_features"],

@@ -12,7 +12,7 @@ the same machine load; the load average is recorded around every run.
 
 Per run: ``setup_s`` (import Feast and build the ``FeatureStore``: what every task process pays
 unless its parent preloaded it), ``retrieval_s`` (the ``training_frame`` call), ``cpu_s``,
-``rss_before_mib`` (after the set-up) and ``peak_rss_mib`` (``ru_maxrss`` at the end: imports,
+``rss_before_mib`` (after the set-up) and ``peak_rss_mib`` (``VmHWM`` at the end: imports,
 data and the retrieval). Each window's frames are compared cell by cell (same flights; the label
 and every model feature; numbers to 1e-12 relative, NaN == NaN; categories equal), the "after"
 frame also with the independent ``pandas.merge_asof`` join of ``bench_training.py``.
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -56,17 +55,10 @@ def prepare(lake_uri: str, home: Path) -> dict[str, Any]:
     return {"prepare_s": round(time.perf_counter() - t, 1)}
 
 
-def _peak_rss_mib() -> float:
-    """This process's peak RSS (``VmHWM``: unlike ``ru_maxrss``, not inherited over exec)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # pragma: no cover
-
-
 def child(window: str, out: str) -> None:
     """One measured run (in a fresh process): set-up, then the window's training frame."""
+    from benchmarks.harness import peak_rss_mib  # before the clock: not part of the set-up
+
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         from mlops.features import feature_store
@@ -75,7 +67,7 @@ def child(window: str, out: str) -> None:
 
     feature_store.get_store()
     setup = time.perf_counter() - t0
-    rss_before = _peak_rss_mib()
+    rss_before = peak_rss_mib()
     t1, c1 = time.perf_counter(), time.process_time()
     frame = feature_store.training_frame(*WINDOWS[window])
     retrieval, cpu = time.perf_counter() - t1, time.process_time() - c1
@@ -89,7 +81,7 @@ def child(window: str, out: str) -> None:
                 "cpu_s": round(cpu, 2),
                 "rows": len(frame),
                 "rss_before_mib": round(rss_before),
-                "peak_rss_mib": round(_peak_rss_mib()),
+                "peak_rss_mib": round(peak_rss_mib()),
                 "module": feature_store.__file__,
             }
         )

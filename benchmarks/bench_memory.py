@@ -6,8 +6,8 @@ Section ``8 memory`` for ``mlops bench`` (registered with the harness), also run
 
 Issue 9 asks for "no stage above 4 GiB at 10x volume". Every measured step runs the function its
 Airflow task runs, in a fresh Python process (as a task does), and reports that process's peak RSS
-in MiB (``getrusage(RUSAGE_SELF).ru_maxrss``: imports, data and the work itself; ``RUSAGE_CHILDREN``
-too, in case a library forks), the wall time of the call and of the whole process. Each step is
+in MiB (``VmHWM``, :func:`benchmarks.harness.peak_rss_mib`: imports, data and the work itself;
+its children's ``ru_maxrss`` too, in case a library forks), the wall time of the call and of the whole process. Each step is
 measured at 1x (the baseline, same code, same days) and at 10x; the limit is 4096 MiB.
 
 The data is a synthetic scale-up of the real 2013 flights: every flight is copied ``factor - 1``
@@ -67,7 +67,6 @@ import argparse
 import json
 import logging
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -217,13 +216,6 @@ def replicate_frame(frame: Any, factor: int, seed: int = 0) -> Any:
 # --------------------------------------------------------------------------------------------------
 # Tasks: each runs in its own process (`python bench_memory.py --task NAME --home DIR --factor K`)
 # --------------------------------------------------------------------------------------------------
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
 
 
 def _train_params() -> Any:
@@ -573,11 +565,12 @@ STEPS: dict[str, list[tuple[str, str, str, dict[str, Any]]]] = {
 
 def run_task_here(name: str, work: Path, factor: int, args: dict[str, Any]) -> dict[str, Any]:
     """Run one task in this process and add its resource use (the child side of :func:`run_task`)."""
+    from benchmarks.harness import children_peak_rss_mib, peak_rss_mib, rss_mib
+
     started = time.perf_counter()
-    rss_start = _rss_mb()
+    rss_start = round(rss_mib(), 1)
     out = TASKS[name](work=work, factor=factor, **args)
-    self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    self_peak, children_peak = peak_rss_mib(), children_peak_rss_mib()
     out.update(
         task=name,
         factor=factor,

@@ -12,7 +12,7 @@ A run calls :func:`mlops.features.feature_store.training_frame` (what ``build_tr
 with marks at: Feast imported and the store built, the curated flights read, each chunk's
 ``get_historical_features`` call (entity keys built) and its plan returned, the model frame, the
 end. Each mark records wall seconds, this process's CPU seconds (all threads: DuckDB's too) and
-RSS; the run's peak RSS is ``ru_maxrss``. Results: ``benchmarks/results/retrieval.json``.
+RSS; the run's peak RSS is ``VmHWM`` (:func:`benchmarks.harness.peak_rss_mib`). Results: ``benchmarks/results/retrieval.json``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -32,22 +31,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 WINDOW = ("2013-02-17", "2013-06-17")  # bench_memory.WINDOW: the default 120 days as of 2013-06-17
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")  # pragma: no cover
-
-
 def child(first: str, end: str) -> dict[str, Any]:
     """One measured ``training_frame(first, end)`` in this process, with its marks."""
+    from benchmarks.harness import peak_rss_mib, rss_mib
+
     t0 = time.perf_counter()
     marks: list[list[Any]] = []
 
     def mark(name: str) -> None:
         marks.append(
-            [name, round(time.perf_counter() - t0, 2), round(time.process_time(), 2), round(_rss_mb())]
+            [name, round(time.perf_counter() - t0, 2), round(time.process_time(), 2), round(rss_mib())]
         )
         print(marks[-1], file=sys.stderr, flush=True)
 
@@ -89,7 +82,7 @@ def child(first: str, end: str) -> dict[str, Any]:
     return {
         "rows": len(frame),
         "marks": marks,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": round(peak_rss_mib()),
         "cpu_s": round(time.process_time(), 2),
         "null_rate": round(float(frame[frame.columns[4:]].isna().to_numpy().mean()), 4),
         "module": feature_store.__file__,
@@ -122,7 +115,8 @@ def compare(before: Path, home: Path, window: tuple[str, str]) -> dict[str, Any]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "PYTHONPATH"))}
         env |= {
             "MLOPS_HOME": str(home),
-            "PYTHONPATH": f"{root / 'include'}{os.pathsep}{root}",
+            # The variant's package; this checkout's benchmarks (benchmarks.harness's RSS helpers).
+            "PYTHONPATH": f"{root / 'include'}{os.pathsep}{ROOT}",
             "PYTHONWARNINGS": "ignore",
             "FEAST_USAGE": "False",
         }

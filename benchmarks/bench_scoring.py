@@ -25,7 +25,6 @@ import argparse
 import json
 import logging
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -73,7 +72,9 @@ def prepare_home(home: Path, days: list[str], train_days: int = 7) -> dict[str, 
 
 
 def _peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    from benchmarks.harness import peak_rss_mib
+
+    return round(peak_rss_mib(), 1)
 
 
 def measure(home: Path | None = None, month: str = "2013-06", day: str | None = None) -> dict[str, Any]:

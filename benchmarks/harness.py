@@ -91,6 +91,47 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def _proc_status_mib(key: str, pid: int | str) -> float | None:
+    """``key`` (``VmHWM``, ``VmRSS``) of ``/proc/<pid>/status`` in MiB; ``None`` without /proc."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(f"{key}:"):
+                    return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def peak_rss_mib(pid: int | str = "self") -> float:
+    """The peak resident set size of a process (default this one) in MiB: its ``VmHWM``. Unlike
+    ``ru_maxrss`` it is not inherited over exec (a child forked from a large parent reports its
+    own peak). Without /proc (not Linux): this process's ``ru_maxrss``."""
+    import resource
+
+    peak = _proc_status_mib("VmHWM", pid)
+    if peak is None and pid == "self":
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if peak is None:
+        raise ProcessLookupError(f"no /proc/{pid}/status: process {pid} has exited (or this is not Linux)")
+    return peak
+
+
+def rss_mib(pid: int | str = "self") -> float:
+    """The resident set size of a process (default this one) now, in MiB (``VmRSS``); NaN without
+    /proc."""
+    rss = _proc_status_mib("VmRSS", pid)
+    return float("nan") if rss is None else rss
+
+
+def children_peak_rss_mib() -> float:
+    """The largest peak RSS of this process's waited-for children, in MiB (``ru_maxrss`` of
+    ``RUSAGE_CHILDREN``: the only record left of a child once reaped)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def spread(values: list[float]) -> str:
     if len(values) < 2:
         return ""
