@@ -16,8 +16,6 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import use_home
-
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CURATED = ("2013-01-20", "2013-03-01")
@@ -30,55 +28,28 @@ MODEL = "flight_air_time_xgb"
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
-    from mlops import lake, layout, reference
-    from mlops.config import get_settings
-    from mlops.features import compute, feature_store
-    from mlops.ingest.normalize import normalize
-    from tests._weather import seed_weather
+    from mlops.dev.seed import seed_lake
+    from tests._seeded import seeded_home
 
     with pytest.MonkeyPatch.context() as mp:
-        use_home(mp, tmp_path_factory.mktemp("air_time"))
-        for var in feature_store.FEAST_ENV_VARS:
-            mp.delenv(var, raising=False)
-        s = get_settings()
-        curated = normalize(reference.load("flights"))
-        days = set(compute.day_range(*CURATED))
-        for ds, part in curated[curated["ds"].isin(days)].groupby("ds"):
-            lake.write_parquet(layout.curated_file(s.lake_uri, str(ds)), part.reset_index(drop=True))
-        seed_weather(compute.day_range(*CURATED), s)  # features read weather from the curated lake
-        compute.build_feature_tables(compute.day_range(*FEATURE_DAYS), s, include_dependents=False)
-        feature_store.apply(s)
+        s = seeded_home(mp, tmp_path_factory.mktemp("air_time"))
+        seed_lake(CURATED, FEATURE_DAYS, s)
         yield s
-
-
-def _train_and_register(settings, params):
-    """train_model's tasks for the air-time spec, in one process: (run, logged, version)."""
-    from mlops.models import registry, tracking
-    from mlops.training.run import TrainingRun, stage_timings
-
-    run = TrainingRun.plan(params, {}, [], None, None, settings, spec="air_time")
-    plan = run.as_dict()
-    run = TrainingRun.from_dict(plan)  # as the tasks see it: through XCom
-    built = run.build(settings)
-    report = run.validate()
-    scores = [run.score(candidate) for candidate in run.candidates()]
-    result = run.refit(scores)
-    fitted = run.save_candidate(result)
-    context = {"dag_id": "pytest", "run_id": "manual", "task_id": "log_to_mlflow", "try_number": 1}
-    logged = tracking.log_run(
-        run, fitted, scores, report, stage_timings(built, report, scores, fitted), context, settings
-    )
-    version = registry.register(logged["run_id"], logged["model_uri"], name=MODEL, settings=settings)
-    return run, result, logged, version
 
 
 @pytest.fixture(scope="module")
 def champion(settings):
-    from mlops.models import registry
+    """train_model's tasks for the air-time spec, in one process, then its gate."""
+    from mlops.dev.seed import train_and_register
 
-    run, result, logged, version = _train_and_register(settings, TRAIN)
-    decision = registry.gate_and_promote(version, run, checks=logged["checks"], settings=settings, name=MODEL)
-    return {"run": run, "result": result, "logged": logged, "version": version, "decision": decision}
+    trained = train_and_register(TRAIN, settings, spec="air_time")
+    return {
+        "run": trained.run,
+        "result": trained.result,
+        "logged": trained.logged,
+        "version": trained.version,
+        "decision": trained.decision,
+    }
 
 
 def test_the_training_set_is_the_specs(champion):
@@ -139,13 +110,15 @@ def test_logged_in_its_own_experiment_and_registered_model(champion, settings):
 
 def test_the_gate_promotes_then_keeps_the_lower_mae(champion, settings):
     from mlops.config import CHAMPION
+    from mlops.dev.seed import train_and_register
     from mlops.models import registry
 
     first = champion["decision"]
     assert first["promoted"] and first["reason"] == "no champion yet", first
     assert registry.alias_version(CHAMPION, settings, MODEL) == champion["version"]
 
-    run, _, logged, weak = _train_and_register(settings, WEAK)
+    trained = train_and_register(WEAK, settings, spec="air_time", gate=False)
+    run, logged, weak = trained.run, trained.logged, trained.version
     assert all(check["passed"] for check in logged["checks"]), logged["checks"]
     decision = registry.gate_and_promote(weak, run, checks=logged["checks"], settings=settings, name=MODEL)
     assert not decision["promoted"], decision
