@@ -289,16 +289,13 @@ def _harness_sections() -> None:
     except ImportError:  # run as a script
         return
 
-    @harness.register(
+    harness.register(
         "drift",
         results=RESULTS / "drift.json",
         rows=rows,
         command="MLOPS_HOME=<home> .venv/bin/python benchmarks/bench_drift.py",
+        measure=measure,
     )
-    def bench_drift(report: Any, **_: Any) -> None:
-        m = measure()
-        report.rows += rows(m)
-        report.details["drift"] = m
 
 
 _harness_sections()

@@ -834,17 +834,15 @@ def _harness_sections() -> None:
     except ImportError:  # run as a script
         return
 
-    @harness.register(
+    keep = ("max_peak_rss_mb", "within_limit", "loadavg_before", "loadavg_after", "total_seconds")
+    harness.register(
         "memory",
         results=RESULTS / "memory.json",
         rows=rows,
         command=".venv/bin/python benchmarks/bench_memory.py",
+        measure=measure,
+        details=lambda m: {k: m[k] for k in keep},
     )
-    def bench_memory(report: Any, **_: Any) -> None:
-        m = measure()
-        report.rows += rows(m)
-        keep = ("max_peak_rss_mb", "within_limit", "loadavg_before", "loadavg_after", "total_seconds")
-        report.details["memory"] = {k: m[k] for k in keep}
 
 
 _harness_sections()

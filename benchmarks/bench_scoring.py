@@ -157,16 +157,13 @@ def _harness_sections() -> None:
     except ImportError:  # run as a script
         return
 
-    @harness.register(
+    harness.register(
         "scoring",
         results=RESULTS / "scoring.json",
         rows=rows,
         command=".venv/bin/python benchmarks/bench_scoring.py",
+        measure=measure,
     )
-    def bench_scoring(report: Any, **_: Any) -> None:
-        m = measure()
-        report.rows += rows(m)
-        report.details["scoring"] = m
 
 
 _harness_sections()

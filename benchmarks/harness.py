@@ -299,13 +299,17 @@ def register(
     results: Path | None = None,
     rows: Callable[..., list[Row]] | None = None,
     command: str = "",
+    measure: Callable[[], dict[str, Any]] | None = None,
+    details: Callable[[dict[str, Any]], Any] | None = None,
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Stage modules add their benchmark sections here.
 
     As a decorator: the function run by ``mlops bench``. With ``results`` and ``rows``: the
     section's standalone results file (see :class:`Standalone`), used by ``--collect`` and for the
-    sections a run does not measure; ``command`` is how that file is written. Called without
-    decorating anything, the section is standalone only.
+    sections a run does not measure; ``command`` is how that file is written. With ``measure``
+    (and ``rows``) the section run by ``mlops bench`` is ``rows(measure())``, the measurement kept
+    in the report's details (``details`` picks what of it to keep; default all). Called without
+    decorating anything or ``measure``, the section is standalone only.
     """
     if results is not None and rows is not None:
         STANDALONE[name] = Standalone(Path(results), rows, command)
@@ -314,6 +318,16 @@ def register(
         SECTIONS[name] = fn
         return fn
 
+    if measure is not None:
+        if rows is None:
+            raise ValueError(f"benchmark section {name!r}: measure= needs rows= (its report rows)")
+
+        def section(report: Report, **_: Any) -> None:
+            m = measure()
+            report.rows += rows(m)
+            report.details[name] = details(m) if details else m
+
+        deco(section)
     return deco
 
 
