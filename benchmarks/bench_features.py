@@ -122,20 +122,25 @@ def child_refit(window: str, frame_path: str) -> None:
     )
 
 
-def time_refit(window: str, frame: Path, work: Path) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "PYTHONPATH"))}
-    env |= {"MLOPS_HOME": str(work / "home-after"), "PYTHONPATH": str(ROOT)}
-    load = os.getloadavg()[0]
+def _run_child(what: str, args: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """This script with ``args`` in a fresh process; the JSON of its last output line."""
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child-refit", window, str(frame)],
+        [sys.executable, str(Path(__file__).resolve()), *args],
         env=env,
-        cwd=work,
+        cwd=cwd,
         capture_output=True,
         text=True,
     )
     if done.returncode:
-        raise RuntimeError(f"refit {window} failed:\n{done.stderr[-4000:]}")
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def time_refit(window: str, frame: Path, work: Path) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "PYTHONPATH"))}
+    env |= {"MLOPS_HOME": str(work / "home-after"), "PYTHONPATH": str(ROOT)}
+    load = os.getloadavg()[0]
+    out = _run_child(f"refit {window}", ["--child-refit", window, str(frame)], env, work)
     return out | {"window": window, "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2)}
 
 
@@ -159,16 +164,7 @@ def run(variant: str, code_root: Path, window: str, lake_uri: str, work: Path) -
         subprocess.run([sys.executable, "-c", apply], env=env, check=True, cwd=work, capture_output=True)
     load = os.getloadavg()[0]
     t = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", window, str(out)],
-        env=env,
-        cwd=work,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        raise RuntimeError(f"{variant} {window} failed:\n{done.stderr[-4000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = _run_child(f"{variant} {window}", ["--child", window, str(out)], env, work)
     module = result.pop("module")
     if not module.startswith(str(code_root)):
         raise RuntimeError(f"{variant} ran {module}, not the code under {code_root}")
