@@ -3,10 +3,15 @@ the operator extra links (task -> MLflow run, validation report, drift report).
 
 The FastAPI app is mounted by the api-server under ``/mlops``. Every route needs an Airflow login
 (the UI's session cookie or a bearer token) and the auth manager's permission to read the runs of
-the DAGs whose output it shows: ``train_model`` and ``monitor_drift`` for the lifecycle page, the
-publishing DAG for a report (:mod:`mlops.published`). The app has no OpenAPI document or docs.
+the DAGs whose output it shows: every registered model's training and drift DAGs
+(:func:`model_dags`) for the lifecycle page, the publishing DAG for a report
+(:mod:`mlops.published`). The app has no OpenAPI document or docs.
 
-Reports are served only under names the platform publishes (:func:`mlops.published.published`),
+Reports are served only under names the platform publishes (:func:`mlops.published.published`):
+``/mlops/reports/<name>`` and ``/mlops/quarantine/<name>`` for ``{lake}/reports`` and
+``{lake}/quarantine``, and ``/mlops/models/<model folder>/reports/drift/ds=.../<file>`` for the
+drift reports of a model that keeps its files under ``{lake}/models/<folder>/``
+(:func:`mlops.layout.model_root`; the folder must be a registered spec's ``lake_folder``),
 with ``Content-Security-Policy: sandbox`` (Evidently's report may run its own inline scripts, in
 an opaque origin with no network) and ``X-Content-Type-Options: nosniff``. The lifecycle page is a
 Jinja template (``templates/lifecycle.html``, autoescaped) fed plain data; its CSP allows only its
@@ -49,8 +54,33 @@ REPORT_CSP = _REPORT_CSP.format(scripts="", script="")
 #: Evidently's report renders with its own inline scripts (its bundle and data): allowed to run,
 #: sandboxed, with no network (``connect-src 'none'``), so they reach nothing of the user's session.
 SCRIPTED_REPORT_CSP = _REPORT_CSP.format(scripts=" allow-scripts", script="script-src 'unsafe-inline'; ")
-#: Read the runs of these DAGs to see the lifecycle page (the registry's and the drift checks').
-LIFECYCLE_DAGS = ("train_model", "monitor_drift")
+
+
+def model_dags(spec: Any) -> tuple[str, str]:
+    """The training and drift-check DAG ids of the model ``spec``: ``train_model`` and
+    ``monitor_drift`` for the model that keeps DESIGN.md's layout (its ``lake_folder`` is ``""``),
+    ``train_<name>`` and ``monitor_drift_<name>`` for every other (the ids its DAG files give the
+    builders of :mod:`mlops.airflow.training_dag` and :mod:`mlops.airflow.drift_dag`, docs/dags.md)."""
+    if not spec.lake_folder:
+        return "train_model", "monitor_drift"
+    return f"train_{spec.name}", f"monitor_drift_{spec.name}"
+
+
+def _registered_models() -> list[Any]:
+    from mlops.spec.model import SPECS, model_spec
+
+    return [model_spec(name) for name in SPECS]
+
+
+#: Read the runs of these DAGs to see the lifecycle page (every registered model's registry and
+#: drift checks are on it): each model's training and drift DAGs (:func:`model_dags`).
+LIFECYCLE_DAGS: tuple[str, ...] = tuple(
+    dict.fromkeys(dag_id for spec in _registered_models() for dag_id in model_dags(spec))
+)
+#: Model folder under ``{lake}/models/`` -> the DAG whose runs publish its drift reports.
+MODEL_REPORT_DAGS: dict[str, str] = {
+    spec.lake_folder: model_dags(spec)[1] for spec in _registered_models() if spec.lake_folder
+}
 
 app = FastAPI(title="mlops lifecycle", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -82,15 +112,19 @@ async def state(user: GetUserDep) -> JSONResponse:
     return JSONResponse(result.to_dict())
 
 
-async def _serve(folder: str, name: str, request: Request, user: Any) -> Response:
-    """Serve the published file ``{lake}/<folder>/<name>`` (see :mod:`mlops.published`)."""
+async def _serve(folder: str, name: str, request: Request, user: Any, model_dir: str = "") -> Response:
+    """Serve the published file ``{lake}/<folder>/<name>`` (see :mod:`mlops.published`), or with
+    ``model_dir`` the drift report ``{lake}/models/<model_dir>/reports/<name>``."""
     from mlops import published
     from mlops.config import get_settings
 
     try:
         item = published.published(folder, name)
+        if model_dir:
+            item = _model_report(item, model_dir)
     except published.NotPublished as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
+    folder = item.folder
     check = requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=item.dag_id)
     await asyncio.to_thread(check, request, user)
     lake_uri = get_settings().lake_uri
@@ -115,6 +149,36 @@ async def _serve(folder: str, name: str, request: Request, user: Any) -> Respons
 async def report(path: str, request: Request, user: GetUserDep) -> Response:
     """A report under ``{lake}/reports`` (``validation/ds=.../validation.html``, ``drift/...``)."""
     return await _serve("reports", path, request, user)
+
+
+def _model_report(item: Any, model_dir: str) -> Any:
+    """The published ``reports/`` name ``item``, as the drift report of the model kept under
+    ``{lake}/models/<model_dir>/``: only drift reports, only a registered model's folder, read under
+    the rights of that model's drift DAG (:data:`MODEL_REPORT_DAGS`)."""
+    import dataclasses
+
+    from mlops import layout, published
+
+    dag_id = MODEL_REPORT_DAGS.get(model_dir)
+    if dag_id is None:
+        served = ", ".join(f"models/{d}/reports" for d in MODEL_REPORT_DAGS) or "none"
+        raise published.NotPublished(
+            f"models/{model_dir[:80]!r} is not a registered model's folder: the UI serves {served}"
+        )
+    if not item.name.startswith(layout.DRIFT + "/"):
+        raise published.NotPublished(
+            f"models/{model_dir}/reports/{item.name} is not a file the platform publishes: a model's "
+            f"folder serves only its drift reports ({layout.DRIFT}/ds=YYYY-MM-DD/"
+            f"{{{layout.DRIFT_HTML},{layout.DRIFT_JSON}}})"
+        )
+    folder = "/".join((layout.MODELS, model_dir, layout.REPORTS))
+    return dataclasses.replace(item, folder=folder, dag_id=dag_id)
+
+
+@app.get("/models/{model_dir}/reports/{path:path}")
+async def model_report(model_dir: str, path: str, request: Request, user: GetUserDep) -> Response:
+    """A drift report of the model kept under ``{lake}/models/<model_dir>`` (e.g. ``air_time``)."""
+    return await _serve("reports", path, request, user, model_dir=model_dir)
 
 
 @app.get("/quarantine/{path:path}")
@@ -157,9 +221,25 @@ def lifecycle_csp() -> str:
     )
 
 
+def model_report_url(report_uri: str, lake_uri: str) -> str | None:
+    """This app's URL of a model's drift report under ``{lake}/models/<folder>/reports/``
+    (``None`` for any other URI, or a folder no registered model keeps)."""
+    import os
+    from urllib.parse import urlsplit
+
+    from mlops import layout
+
+    for model_dir in MODEL_REPORT_DAGS:
+        root = layout.model_root(lake_uri, model_dir).rstrip("/") + f"/{layout.REPORTS}/"
+        if report_uri.startswith(root) and report_uri[len(root) :]:
+            prefix = urlsplit(os.environ.get("AIRFLOW__API__BASE_URL", "")).path.rstrip("/")
+            return f"{prefix}/mlops/{layout.MODELS}/{model_dir}/{layout.REPORTS}/{report_uri[len(root) :]}"
+    return None
+
+
 def page_links(model_name: str | None = None) -> PageLinks:
-    """The page's links: reports through this app's routes, runs and the model ``model_name``
-    (default: the flight-delay model) in the MLflow UI."""
+    """The page's links: reports through this app's routes (a model's own report folder included),
+    runs and the registered model ``model_name`` (default: the default spec's) in the MLflow UI."""
     from mlops.airflow.links import mlflow_run_url, mlflow_ui_url, report_url
     from mlops.config import MODEL_NAME, get_settings
 
@@ -168,8 +248,8 @@ def page_links(model_name: str | None = None) -> PageLinks:
     def report(uri: str) -> str | None:
         try:
             return report_url(uri, lake_uri)
-        except ValueError:  # not under a folder this app serves
-            return None
+        except ValueError:  # not under {lake}/reports or {lake}/quarantine
+            return model_report_url(uri, lake_uri)
 
     model = model_name or MODEL_NAME
     return PageLinks(report=report, run=mlflow_run_url, registry=f"{mlflow_ui_url()}/#/models/{model}")

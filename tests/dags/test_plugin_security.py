@@ -505,3 +505,118 @@ def test_lifecycle_page_is_rendered_from_its_template_with_every_value_escaped()
     assert html.count('<circle class="pt breached"') == 2 and html.count('<path class="req"') == 1
     requests = re.search(r'<table id="requests">.*?</table>', html, re.S).group(0)
     assert '<span class="badge ok">requested</span>' in requests and "already decided" in requests
+
+
+# --- a model's own report folder: {lake}/models/<folder>/reports (issue 16) ------------------------
+
+AIR_DRIFT = f"drift/ds={DS}/report.html"
+
+
+@pytest.fixture
+def model_reports(server: dict) -> dict:
+    """The air-time model's drift report and JSON where its drift check writes them, and secrets
+    around: its drift ledger, a validation-shaped file, a symlink to outside."""
+    from mlops import layout
+    from mlops.spec.model import model_spec
+
+    spec = model_spec("air_time")
+    root = lake.local_path(layout.model_root(get_settings().lake_uri, spec.lake_folder)) / "reports"
+    report = lake.local_path(layout.report_dir(get_settings().lake_uri, layout.DRIFT, DS, spec.lake_folder))
+    assert report == root / "drift" / f"ds={DS}"  # where the drift check writes it
+    report.mkdir(parents=True)
+    (report / "report.html").write_text("<p>air time drift</p>")
+    (report / "drift.json").write_text('{"drift_share": 0.1}')
+    (root / "drift" / "requests").mkdir()
+    (root / "drift" / "requests" / "ledger.json").write_text(SECRET)
+    (root / "drift" / "history.parquet").write_text(SECRET)
+    (root / "validation" / f"ds={DS}").mkdir(parents=True)
+    (root / "validation" / f"ds={DS}" / "validation.html").write_text(SECRET)
+    (root / "drift" / "ds=2013-03-06").symlink_to(server["outside"] / f"ds={DS}", target_is_directory=True)
+    return {**server, "folder": spec.lake_folder}
+
+
+def test_a_models_drift_report_is_served_from_its_own_folder(model_reports: dict):
+    base = f"/mlops/models/{model_reports['folder']}/reports"
+    status, headers, body = get(
+        model_reports["app"], f"{base}/{AIR_DRIFT}", model_reports["viewer"], cookie=True
+    )
+    assert status == 200 and body == b"<p>air time drift</p>"
+    csp = [d.strip() for d in headers["content-security-policy"].split(";")]
+    assert "sandbox allow-scripts" in csp and "connect-src 'none'" in csp, csp
+    assert headers["x-content-type-options"] == "nosniff"
+    status, headers, body = get(
+        model_reports["app"], f"{base}/drift/ds={DS}/drift.json", model_reports["viewer"]
+    )
+    assert status == 200 and headers["content-type"].startswith("application/json") and b"0.1" in body
+    status, _, body = get(
+        model_reports["app"], f"{base}/drift/ds=2013-03-09/report.html", model_reports["viewer"]
+    )
+    assert status == 404 and json.loads(body)["detail"] == (
+        "models/air_time/reports/drift/ds=2013-03-09/report.html has not been written: "
+        "the monitor_drift_air_time run of 2013-03-09 publishes it"
+    )
+
+
+def test_a_models_folder_refuses_traversal_other_files_and_unknown_models(model_reports: dict):
+    base = f"/mlops/models/{model_reports['folder']}/reports"
+    up1, up2 = "%2e%2e/" * 16, "%252e%252e/" * 16
+    targets = [
+        f"{base}/{UP}secret.txt",
+        f"{base}/{up1}secret.txt",
+        f"{base}/{up2}secret.txt",
+        f"{base}/drift/ds={DS}/{UP}secret.txt",
+        f"{base}/drift/ds={DS}/%2e%2e/%2e%2e/%2e%2e/%2e%2e/secret.txt",
+        f"{base}/drift/requests/ledger.json",
+        f"{base}/drift/history.parquet",
+        f"{base}/validation/ds={DS}/validation.html",  # a reports/ name, but not a model's
+        f"{base}/drift/ds=2013-03-06/report.html",  # symlinked directory
+        f"/mlops/models/%2e%2e/reports/{AIR_DRIFT}",
+        f"/mlops/models/%252e%252e/reports/{AIR_DRIFT}",
+        f"/mlops/models/../reports/{AIR_DRIFT}",
+        f"/mlops/models/flight_delay/reports/{AIR_DRIFT}",  # not a folder of the lake
+        f"/mlops/models//reports/{AIR_DRIFT}",
+        f"/mlops/models/air_time/quarantine/{AIR_DRIFT}",
+    ]
+    leaks = []
+    for target in targets:
+        status, headers, body = get(model_reports["app"], target, model_reports["admin"])
+        if status not in (400, 404) or SECRET.encode() in body or b"air time drift" in body:
+            leaks.append((target, status, body[:80]))
+        assert headers.get("x-content-type-options") == "nosniff", target
+    assert not leaks, leaks
+    _, _, body = get(
+        model_reports["app"], f"/mlops/models/flight_delay/reports/{AIR_DRIFT}", model_reports["admin"]
+    )
+    assert (
+        "not a registered model's folder: the UI serves models/air_time/reports" in json.loads(body)["detail"]
+    )
+    _, _, body = get(
+        model_reports["app"], f"{base}/validation/ds={DS}/validation.html", model_reports["admin"]
+    )
+    assert "a model's folder serves only its drift reports" in json.loads(body)["detail"]
+    for token in (None, model_reports["nobody"]):  # a login and read access to the drift DAG's runs
+        status, _, body = get(model_reports["app"], f"{base}/{AIR_DRIFT}", token)
+        assert status == (401 if token is None else 403) and b"air time drift" not in body
+
+
+def test_the_lifecycle_page_links_every_models_drift_report(model_reports: dict, monkeypatch):
+    from mlops import layout
+
+    plugin = _plugin()
+    assert {"train_model", "monitor_drift", "train_air_time", "monitor_drift_air_time"} <= set(
+        plugin.LIFECYCLE_DAGS
+    )
+    lake_uri = get_settings().lake_uri
+    air = layout.report_dir(lake_uri, layout.DRIFT, DS, "air_time") + "/report.html"
+    delay = layout.report_dir(lake_uri, layout.DRIFT, DS) + "/report.html"
+    links = plugin.page_links("flight_air_time_xgb")
+    assert links.report(air) == f"/mlops/models/air_time/reports/{AIR_DRIFT}"
+    assert links.report(delay) == f"/mlops/reports/{AIR_DRIFT}"
+    assert links.report(layout.model_root(lake_uri, "air_time") + "/predictions/x.parquet") is None
+    assert links.report(layout.model_root(lake_uri, "nope") + f"/reports/{AIR_DRIFT}") is None
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://host:8080/airflow")
+    assert links.report(air) == f"/airflow/mlops/models/air_time/reports/{AIR_DRIFT}"
+    # The link opens the file.
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL")
+    status, _, body = get(model_reports["app"], links.report(air), model_reports["viewer"])
+    assert status == 200 and body == b"<p>air time drift</p>"

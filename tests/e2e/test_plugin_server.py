@@ -18,7 +18,7 @@ import pytest
 from mlops import lake
 from mlops.config import get_settings
 from mlops.dev import embedded
-from tests.dags.test_plugin_security import DRIFT, PASSWORDS, SECRET, UP, VALIDATION
+from tests.dags.test_plugin_security import AIR_DRIFT, DRIFT, PASSWORDS, SECRET, UP, VALIDATION
 
 
 def raw_get(base: str, target: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -42,6 +42,10 @@ def test_plugin_routes_on_a_real_api_server(mlops_home: Path):
         (root / "reports" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / "reports" / name).write_text(SECRET if name.endswith(".json") else f"<p>{name}</p>")
     (root / "secret.txt").write_text(SECRET)
+    air = root / "models" / "air_time" / "reports"  # the air-time model's own folder
+    for name in (AIR_DRIFT, "drift/requests/ledger.json"):
+        (air / name).parent.mkdir(parents=True, exist_ok=True)
+        (air / name).write_text(SECRET if name.endswith(".json") else "<p>air time drift</p>")
 
     env = embedded.environment(settings, port=embedded.free_port())
     env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin,viewer:viewer,nobody:"
@@ -69,6 +73,10 @@ def test_plugin_routes_on_a_real_api_server(mlops_home: Path):
             "/mlops/reports/%2fetc%2fpasswd",
             "/mlops/reports/..%2f..%2fsecret.txt",
             "/mlops/reports/drift/requests/ledger.json",
+            "/mlops/models/air_time/reports/" + "%252e%252e/" * 16 + "etc/passwd",
+            "/mlops/models/air_time/reports/" + "%2e%2e/" * 16 + "secret.txt",
+            "/mlops/models/%2e%2e/reports/" + "%2e%2e/" * 16 + "etc/passwd",
+            "/mlops/models/air_time/reports/drift/requests/ledger.json",
         ]
         replies = {target: raw_get(base, target, tokens["admin"]) for target in attacks}
         leaks = [
@@ -85,11 +93,15 @@ def test_plugin_routes_on_a_real_api_server(mlops_home: Path):
         assert (status, body) == (200, f"<p>{DRIFT}</p>".encode())
         assert headers["content-security-policy"].startswith("sandbox allow-scripts;")
         assert headers["x-content-type-options"] == "nosniff"
+        status, headers, body = raw_get(base, f"/mlops/models/air_time/reports/{AIR_DRIFT}", tokens["viewer"])
+        assert (status, body) == (200, b"<p>air time drift</p>")
+        assert headers["content-security-policy"].startswith("sandbox allow-scripts;")
         cookie = httpx.get(  # the UI's session cookie works as the bearer token does
             f"{base}/mlops/reports/{VALIDATION}", cookies={"_token": tokens["viewer"]}, timeout=60
         )
         assert cookie.status_code == 200 and cookie.headers["content-security-policy"].startswith("sandbox;")
-        for target in ("/mlops/lifecycle", "/mlops/api/state", f"/mlops/reports/{VALIDATION}"):
+        model_report = f"/mlops/models/air_time/reports/{AIR_DRIFT}"
+        for target in ("/mlops/lifecycle", "/mlops/api/state", f"/mlops/reports/{VALIDATION}", model_report):
             assert raw_get(base, target)[0] == 401, target
             status, _, body = raw_get(base, target, tokens["nobody"])
             assert status == 403 and b"<p>" not in body, (target, status, body[:200])
