@@ -16,7 +16,12 @@ What a spec says:
   dtype a reader parses each with (``raw_columns``);
 * **validation** - ``suite``: ``module:function`` returning the feed's
   :class:`mlops.ingest.validation.Suite` (the Great Expectations suite builder, its per-day
-  parameters and how failures are put in words);
+  parameters and how failures are put in words). The suite is also the **semantic checks hook**:
+  what the feed's values mean (relations between columns, a normal day's shape) is added by the
+  feed's own package as table-level expectations around plain-pandas findings functions
+  (:func:`mlops.ingest.expectations.findings_metric` and
+  :func:`~mlops.ingest.expectations.findings_result`), worded by the suite's ``describers``
+  (``docs/feeds.md``, "Semantic checks: the hook"); nothing in :mod:`mlops.ingest` knows them;
 * **normalization** - ``normalize``: ``module:function``, raw frame -> curated frame with exactly
   ``curated_columns`` (pure and deterministic);
 * **the partition key** - ``partition_key``: the curated column holding the partition day
