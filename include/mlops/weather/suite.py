@@ -22,9 +22,10 @@ Checks, in the order failures are reported (:data:`CHECK_ORDER`):
 The real 2013 data fails it once: EWR reported a wind speed of 1048 mph on 2013-02-12 at 03:00,
 so that day is quarantined (``tests/unit/test_weather.py`` holds the whole year to this).
 
-Types, nulls and ranges reuse the flights suite's table-level expectations
+Types, nulls and ranges are the shared table-level expectations
 (:func:`mlops.ingest.validation.custom_expectations`); coverage and consistency are one
-table-level expectation of this module (:func:`weather_findings`).
+table-level expectation of this module (:func:`weather_findings`, through the semantic checks hook of
+``docs/feeds.md``).
 """
 
 from __future__ import annotations
