@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import use_home
-
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CURATED = ("2013-01-20", "2013-03-01")
@@ -40,40 +38,16 @@ MODEL = "flight_air_time_xgb"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from mlops import lake, layout, reference
-    from mlops.config import get_settings
-    from mlops.features import compute, feature_store
-    from mlops.ingest.normalize import normalize
-    from mlops.models import registry, tracking
-    from mlops.training.run import TrainingRun, stage_timings
-    from tests._weather import seed_weather
+    from mlops.dev.seed import seed_lake, train_and_register
+    from mlops.features import compute
+    from tests._seeded import seeded_home
 
     with pytest.MonkeyPatch.context() as mp:
-        use_home(mp, tmp_path_factory.mktemp("lineage_air_time"))
-        for var in feature_store.FEAST_ENV_VARS:
-            mp.delenv(var, raising=False)
-        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        s = get_settings()
-        curated = normalize(reference.load("flights"))
-        days = compute.day_range(*CURATED)
-        for ds, part in curated[curated["ds"].isin(set(days))].groupby("ds"):
-            lake.write_parquet(layout.curated_file(s.lake_uri, str(ds)), part.reset_index(drop=True))
-        seed_weather([d for d in days if d != NO_WEATHER], s)
-        compute.build_feature_tables(compute.day_range(*FEATURE_DAYS), s, include_dependents=False)
-        feature_store.apply(s)
-
-        run = TrainingRun.from_dict(TrainingRun.plan(TRAIN, {}, [], None, None, s, spec="air_time").as_dict())
-        built = run.build(s)
-        report = run.validate()
-        scores = [run.score(candidate) for candidate in run.candidates()]
-        fitted = run.save_candidate(run.refit(scores))
-        context = {"dag_id": "pytest", "run_id": "manual", "task_id": "log_to_mlflow", "try_number": 1}
-        logged = tracking.log_run(
-            run, fitted, scores, report, stage_timings(built, report, scores, fitted), context, s
-        )
-        version = registry.register(logged["run_id"], logged["model_uri"], name=MODEL, settings=s)
-        registry.gate_and_promote(version, run, checks=logged["checks"], settings=s, name=MODEL)
-        yield {"settings": s, "version": version, "run": run, "logged": logged}
+        s = seeded_home(mp, tmp_path_factory.mktemp("lineage_air_time"))
+        weather = [d for d in compute.day_range(*CURATED) if d != NO_WEATHER]
+        seed_lake(CURATED, FEATURE_DAYS, s, weather_days=weather)
+        model = train_and_register(TRAIN, s, spec="air_time")
+        yield {"settings": s, "version": model.version, "run": model.run, "logged": model.logged}
 
 
 def test_lineage_shows_both_feeds_from_the_runs_spec(trained, capsys):
