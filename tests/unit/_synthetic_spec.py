@@ -381,5 +381,18 @@ FEATURE_SET = FeatureSetSpec(
     id_column="run_id",
     time_column="observed_at",
     day_column="day",
+    # Its own Feast repo and project (machine_sites): a team's set never touches feature_repo/.
+    repo="tests/integration/machine_feature_repo",
+    feature_service="machine_failure_v1",
     import_path="tests.unit._synthetic_spec:FEATURE_SET",
+)
+
+#: The same model, trained on its feature set through Feast: ``get_historical_features`` of the
+#: ``machine_failure_v1`` service (the site statistics) plus the run's own readings.
+FEAST_SPEC = dataclasses.replace(
+    LAKE_SPEC,
+    frame="mlops.training.dataset:feast_frame",
+    feature_set=FEATURE_SET.import_path,
+    features=(*SPEC.features, *SITE_FEATURES),
+    import_path="tests.unit._synthetic_spec:FEAST_SPEC",
 )

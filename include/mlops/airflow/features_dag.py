@@ -163,7 +163,7 @@ def _tasks(ref: str, inputs: tuple[Asset, ...], outlet: Asset, form: Mapping[str
         from mlops.features import feature_store
 
         with lake_task():
-            return feature_store.apply()
+            return feature_store.apply(feature_set=ref)
 
     materialize = FeastMaterializeOperator(
         task_id="materialize",

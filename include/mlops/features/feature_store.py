@@ -85,10 +85,32 @@ def feast_dir(settings: Settings | None = None) -> Path:
     return (settings or get_settings()).home / "feast"
 
 
-def feast_env(settings: Settings | None = None, env: dict[str, str] | None = None) -> dict[str, str]:
-    """The values of :data:`FEAST_ENV_VARS`: the environment's, else the embedded defaults."""
+def repo_path(settings: Settings | None = None, feature_set: FeatureSetSpec | str | None = None) -> Path:
+    """The Feast repo of a feature set: its own ``repo`` (relative to the checkout), else the
+    settings' ``feature_repo/``."""
+    from mlops.config import REPO_ROOT
+
+    fs = feature_sets.feature_set(feature_set)
+    if not fs.repo:
+        return (settings or get_settings()).feature_repo
+    path = Path(fs.repo)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def feast_env(
+    settings: Settings | None = None,
+    env: dict[str, str] | None = None,
+    feature_set: FeatureSetSpec | str | None = None,
+) -> dict[str, str]:
+    """The values of :data:`FEAST_ENV_VARS`: the environment's, else the embedded defaults.
+
+    A feature set with its own Feast repo (``FeatureSetSpec.repo``) has its own project
+    (``FeatureSetSpec.project``, else its name) and embedded stores under ``{feast}/<name>/``;
+    configured stores (the environment's) are shared, the project keeps the set's objects apart.
+    """
     env = dict(os.environ if env is None else env)
-    home = feast_dir(settings)
+    fs = feature_sets.feature_set(feature_set)
+    home = feast_dir(settings) / fs.name if fs.repo else feast_dir(settings)
     defaults = {
         "MLOPS_FEAST_PROJECT": FEAST_PROJECT,
         "MLOPS_FEAST_REGISTRY": json.dumps(
@@ -101,7 +123,10 @@ def feast_env(settings: Settings | None = None, env: dict[str, str] | None = Non
         ),
         "MLOPS_FEAST_ONLINE_STORE": json.dumps({"type": "sqlite", "path": str(home / "online.db")}),
     }
-    return {k: env.get(k) or v for k, v in defaults.items()}
+    values = {k: env.get(k) or v for k, v in defaults.items()}
+    if fs.repo:
+        values["MLOPS_FEAST_PROJECT"] = fs.project or fs.name
+    return values
 
 
 def source_path(view: str, settings: Settings | None = None) -> str:
@@ -110,19 +135,21 @@ def source_path(view: str, settings: Settings | None = None) -> str:
     return str(lake.local_path(uri)) if uri.startswith("file://") else uri
 
 
-def _config_text(settings: Settings) -> str:
+def _config_text(settings: Settings, feature_set: FeatureSetSpec | str | None = None) -> str:
     """``feature_store.yaml`` with ``${VAR}`` expanded (environment over the embedded defaults)."""
-    text = (settings.feature_repo / "feature_store.yaml").read_text()
-    values = {**os.environ, **feast_env(settings)}
+    text = (repo_path(settings, feature_set) / "feature_store.yaml").read_text()
+    values = {**os.environ, **feast_env(settings, feature_set=feature_set)}
     for name, value in values.items():
         text = text.replace("${" + name + "}", value)
     return text
 
 
-def repo_config(settings: Settings | None = None) -> RepoConfig:
+def repo_config(
+    settings: Settings | None = None, feature_set: FeatureSetSpec | str | None = None
+) -> RepoConfig:
     """``feature_repo/feature_store.yaml`` with ``${VAR}`` expanded (environment over defaults)."""
     s = settings or get_settings()
-    return _parse_config(_config_text(s), s.feature_repo)
+    return _parse_config(_config_text(s, feature_set), repo_path(s, feature_set))
 
 
 def _parse_config(text: str, repo: Path) -> RepoConfig:
@@ -138,7 +165,9 @@ def _parse_config(text: str, repo: Path) -> RepoConfig:
 _STORES: dict[tuple[int, str, str], FeatureStore] = {}
 
 
-def get_store(settings: Settings | None = None) -> FeatureStore:
+def get_store(
+    settings: Settings | None = None, feature_set: FeatureSetSpec | str | None = None
+) -> FeatureStore:
     """The ``FeatureStore`` of ``feature_repo/`` with the stores of the current profile.
 
     One per process, repo and expanded configuration: a second call returns the same object (its
@@ -148,12 +177,13 @@ def get_store(settings: Settings | None = None) -> FeatureStore:
     from feast import FeatureStore
 
     s = settings or get_settings()
-    text = _config_text(s)
-    key = (os.getpid(), str(s.feature_repo), text)
+    text = _config_text(s, feature_set)
+    repo = repo_path(s, feature_set)
+    key = (os.getpid(), str(repo), text)
     store = _STORES.get(key)
     if store is None:
-        _prepare_local_dirs(s)
-        store = FeatureStore(repo_path=str(s.feature_repo), config=_parse_config(text, s.feature_repo))
+        _prepare_local_dirs(s, feature_set)
+        store = FeatureStore(repo_path=str(repo), config=_parse_config(text, repo))
         _STORES.clear()  # one live configuration at a time; tests switch MLOPS_HOME between modules
         _STORES[key] = store
     return store
@@ -176,8 +206,8 @@ def preload(settings: Settings | None = None) -> None:
     repo_config(settings)
 
 
-def _prepare_local_dirs(settings: Settings) -> None:
-    config_env = feast_env(settings)
+def _prepare_local_dirs(settings: Settings, feature_set: FeatureSetSpec | str | None = None) -> None:
+    config_env = feast_env(settings, feature_set=feature_set)
     for var in ("MLOPS_FEAST_REGISTRY", "MLOPS_FEAST_ONLINE_STORE"):
         with contextlib.suppress(ValueError):
             block = json.loads(config_env[var])
@@ -231,14 +261,18 @@ def _libpq_url(sqlalchemy_url: str) -> str:
 
 
 @contextlib.contextmanager
-def registry_lock(settings: Settings | None = None, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+def registry_lock(
+    settings: Settings | None = None,
+    timeout: float = LOCK_TIMEOUT_SECONDS,
+    feature_set: FeatureSetSpec | str | None = None,
+) -> Iterator[None]:
     """Hold the lock that serializes writers of the registry (and of the online store).
 
     File registry: a ``filelock`` beside ``registry.db``. SQL registry (PostgreSQL): a session-level
     ``pg_advisory_lock`` keyed by the project, held on a dedicated connection.
     """
     s = settings or get_settings()
-    env = feast_env(s)
+    env = feast_env(s, feature_set=feature_set)
     registry = _flow(env["MLOPS_FEAST_REGISTRY"])
     project = env["MLOPS_FEAST_PROJECT"]
     started = time.monotonic()
@@ -282,9 +316,13 @@ def _flow(value: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _settings_env(settings: Settings) -> Iterator[None]:
+def _settings_env(settings: Settings, feature_set: FeatureSetSpec | str | None = None) -> Iterator[None]:
     """Point the repo modules (which read settings from the environment) at ``settings``."""
-    wanted = {"MLOPS_HOME": str(settings.home), "MLOPS_LAKE_URI": settings.lake_uri, **feast_env(settings)}
+    wanted = {
+        "MLOPS_HOME": str(settings.home),
+        "MLOPS_LAKE_URI": settings.lake_uri,
+        **feast_env(settings, feature_set=feature_set),
+    }
     saved = {k: os.environ.get(k) for k in wanted}
     os.environ.update(wanted)
     try:
@@ -297,8 +335,10 @@ def _settings_env(settings: Settings) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def load_definitions(settings: Settings | None = None) -> dict[str, list[Any]]:
-    """Import ``feature_repo/`` afresh and collect its Feast objects by kind."""
+def load_definitions(
+    settings: Settings | None = None, feature_set: FeatureSetSpec | str | None = None
+) -> dict[str, list[Any]]:
+    """Import the feature set's Feast repo afresh and collect its Feast objects by kind."""
     from feast import Entity, FeatureService, FeatureView
     from feast.data_source import DataSource
 
@@ -315,8 +355,8 @@ def load_definitions(settings: Settings | None = None) -> dict[str, list[Any]]:
         (FeatureService, "feature_services"),
         (DataSource, "data_sources"),
     )
-    repo = str(s.feature_repo)
-    with _settings_env(s):
+    repo = str(repo_path(s, feature_set))
+    with _settings_env(s, feature_set):
         sys.path.insert(0, repo)
         try:
             for name in REPO_MODULES:
@@ -335,8 +375,10 @@ def load_definitions(settings: Settings | None = None) -> dict[str, list[Any]]:
     return found
 
 
-def apply(settings: Settings | None = None) -> dict[str, list[str]]:
-    """``feast apply`` of ``feature_repo/`` (serialized by :func:`registry_lock`).
+def apply(
+    settings: Settings | None = None, feature_set: FeatureSetSpec | str | None = None
+) -> dict[str, list[str]]:
+    """``feast apply`` of the feature set's Feast repo (serialized by :func:`registry_lock`).
 
     Objects removed from the repo are deleted from the registry, as the CLI does. Returns the names
     applied per kind.
@@ -345,7 +387,7 @@ def apply(settings: Settings | None = None) -> dict[str, list[str]]:
     from feast.repo_operations import extract_objects_for_apply_delete
 
     s = settings or get_settings()
-    found = load_definitions(s)
+    found = load_definitions(s, feature_set)
     contents = RepoContents(
         projects=[],
         data_sources=found["data_sources"],
@@ -357,8 +399,8 @@ def apply(settings: Settings | None = None) -> dict[str, list[str]]:
         label_views=[],
         permissions=[],
     )
-    with registry_lock(s):
-        store = get_store(s)
+    with registry_lock(s, feature_set=feature_set):
+        store = get_store(s, feature_set)
         store.refresh_registry()  # the process's store may have cached what another writer changed
         to_apply, to_delete, _, _ = extract_objects_for_apply_delete(store.project, store.registry, contents)
         store.apply(to_apply, objects_to_delete=to_delete, partial=False)
@@ -406,8 +448,8 @@ def materialize(
     fs = feature_sets.feature_set(feature_set)
     lo, hi = _as_utc(start) - overlap, _as_utc(end)
     static_start = datetime.fromisoformat(fs.static_since.replace("Z", "+00:00"))
-    with registry_lock(s):
-        store = get_store(s)
+    with registry_lock(s, feature_set=fs):
+        store = get_store(s, fs)
         store.refresh_registry()
         if method == "feast":
             store.materialize(start_date=lo, end_date=hi, feature_views=list(fs.daily_views))
@@ -481,7 +523,7 @@ def historical_values(
     settings: Settings | None = None,
     store: FeatureStore | None = None,
     chunk_rows: int | None = None,
-    service: str = FEATURE_SERVICE,
+    service: str | None = None,
     feature_set: FeatureSetSpec | str | None = None,
 ) -> pd.DataFrame:
     """Point-in-time Feast values of the rows ``frame`` (aligned with its index), at the feature
@@ -491,11 +533,13 @@ def historical_values(
     import pandas as pd
 
     fs = feature_sets.feature_set(feature_set)
-    store = store or get_store(settings)
-    if frame.empty and service == FEATURE_SERVICE:  # no registry read for nothing to look up
+    every_view = fs.feature_service or FEATURE_SERVICE  # the set's service of every view
+    service = service or every_view
+    store = store or get_store(settings, fs)
+    if frame.empty and service == every_view:  # no registry read for nothing to look up
         return pd.DataFrame(index=frame.index, columns=feast_feature_names(None, fs), dtype="float64")
     feature_service = _feature_service(store, service)
-    names = feast_feature_names(None if service == FEATURE_SERVICE else feature_service, fs)
+    names = feast_feature_names(None if service == every_view else feature_service, fs)
     if frame.empty:
         return pd.DataFrame(index=frame.index, columns=names, dtype="float64")
     # Time-ordered chunks of HISTORICAL_CHUNK_ROWS: each call reads only the partitions of its
@@ -588,7 +632,7 @@ def historical_frame(
     frame: pd.DataFrame,
     settings: Settings | None = None,
     store: FeatureStore | None = None,
-    service: str = FEATURE_SERVICE,
+    service: str | None = None,
     feature_set: FeatureSetSpec | str | None = None,
 ) -> pd.DataFrame:
     """The feature set's model features of the rows ``frame`` as of their prediction time (point
@@ -606,7 +650,7 @@ def training_frame(
     label: str | None = None,
     labels: Callable[[pd.DataFrame], pd.Series] | None = None,
     label_dtype: str | None = None,
-    service: str = FEATURE_SERVICE,
+    service: str | None = None,
     feature_set: FeatureSetSpec | str | None = None,
 ) -> pd.DataFrame:
     """Every labelled curated row of the feature set's driving feed with its time in [start, end),
@@ -657,20 +701,22 @@ def online_values(
     frame: pd.DataFrame,
     settings: Settings | None = None,
     store: FeatureStore | None = None,
-    service: str = FEATURE_SERVICE,
+    service: str | None = None,
     feature_set: FeatureSetSpec | str | None = None,
 ) -> pd.DataFrame:
     """Feast values of the rows ``frame`` from the online store (aligned with its index), of ``service``."""
     import pandas as pd
 
     fs = feature_sets.feature_set(feature_set)
-    store = store or get_store(settings)
+    every_view = fs.feature_service or FEATURE_SERVICE  # the set's service of every view
+    service = service or every_view
+    store = store or get_store(settings, fs)
     keys = fs.entities(frame)
     rows = keys[list(fs.join_keys)].to_dict(orient="records")
-    if not rows and service == FEATURE_SERVICE:
+    if not rows and service == every_view:
         return pd.DataFrame(index=frame.index, columns=feast_feature_names(None, fs), dtype="float64")
     feature_service = _feature_service(store, service)
-    names = feast_feature_names(None if service == FEATURE_SERVICE else feature_service, fs)
+    names = feast_feature_names(None if service == every_view else feature_service, fs)
     if not rows:
         return pd.DataFrame(index=frame.index, columns=names, dtype="float64")
     response = store.get_online_features(features=feature_service, entity_rows=rows)

@@ -32,8 +32,8 @@ What a spec says:
 * **rows** - ``id_column``, ``time_column`` (the prediction time), ``day_column``;
 * **training gate** - ``training_gate``: ``(frame, features, settings, day_column) -> (frame,
   record)``, what a training set must leave out (and say so, ``manifest[gate_key]``); ``""``: none;
-* **Feast** - the definitions live in the Feast repo (``feature_repo/`` of the checkout; the feature
-  services name the set's views).
+* **Feast** - ``repo``: the Feast repo of its views and feature services (default ``feature_repo/``
+  of the checkout, project ``flight_delay``); a set with its own repo has its own ``project``.
 
 Lookup: :func:`feature_set` takes a spec, a registered name (:data:`FEATURE_SETS`) or an import path
 ``package.module:ATTRIBUTE``.
@@ -122,6 +122,15 @@ class FeatureSetSpec:
     id_column: str = "id"
     time_column: str = "event_time"
     day_column: str = "ds"
+    #: Its own Feast repo folder (relative to the checkout, or absolute) with the same four modules
+    #: as ``feature_repo/`` (entities, sources, views, services) and a ``feature_store.yaml``;
+    #: ``""``: ``feature_repo/``. With its own repo the set has its own project (``project``, else
+    #: its name) and embedded stores under ``{feast}/<name>/``.
+    repo: str = ""
+    project: str = ""
+    #: The feature service of every view (what retrieval uses when given none); ``""``: the
+    #: platform's default (``mlops.config.FEATURE_SERVICE``).
+    feature_service: str = ""
     #: ``module:ATTRIBUTE`` of a spec that is not in :data:`FEATURE_SETS`.
     import_path: str = ""
 
