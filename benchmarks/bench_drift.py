@@ -283,22 +283,14 @@ def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Row]:
     return out
 
 
-def _harness_sections() -> None:
-    try:
-        from benchmarks import harness
-    except ImportError:  # run as a script
-        return
-
-    harness.register(
-        "drift",
-        results=RESULTS / "drift.json",
-        rows=rows,
-        command="MLOPS_HOME=<home> .venv/bin/python benchmarks/bench_drift.py",
-        measure=measure,
-    )
-
-
-_harness_sections()
+#: The section ``mlops bench`` runs (the arguments of :func:`benchmarks.harness.register`).
+HARNESS = {
+    "name": "drift",
+    "results": RESULTS / "drift.json",
+    "rows": rows,
+    "command": "MLOPS_HOME=<home> .venv/bin/python benchmarks/bench_drift.py",
+    "measure": measure,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

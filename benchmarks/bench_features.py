@@ -431,20 +431,13 @@ def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Any]:
     return out
 
 
-def _harness_sections() -> None:
-    try:
-        from benchmarks import harness
-    except ImportError:  # run as a script
-        return
-    harness.register(
-        "training_set",
-        results=RESULTS / "features.json",
-        rows=rows,
-        command=".venv/bin/python benchmarks/bench_features.py --before <worktree>",
-    )
-
-
-_harness_sections()
+#: The standalone section (its results file; the arguments of :func:`benchmarks.harness.register`).
+HARNESS = {
+    "name": "training_set",
+    "results": RESULTS / "features.json",
+    "rows": rows,
+    "command": ".venv/bin/python benchmarks/bench_features.py --before <worktree>",
+}
 
 
 if __name__ == "__main__":

@@ -151,22 +151,14 @@ def rows(result: dict[str, Any], missing: list[str] | None = None) -> list[Row]:
     ]
 
 
-def _harness_sections() -> None:
-    try:
-        from benchmarks import harness
-    except ImportError:  # run as a script
-        return
-
-    harness.register(
-        "scoring",
-        results=RESULTS / "scoring.json",
-        rows=rows,
-        command=".venv/bin/python benchmarks/bench_scoring.py",
-        measure=measure,
-    )
-
-
-_harness_sections()
+#: The section ``mlops bench`` runs (the arguments of :func:`benchmarks.harness.register`).
+HARNESS = {
+    "name": "scoring",
+    "results": RESULTS / "scoring.json",
+    "rows": rows,
+    "command": ".venv/bin/python benchmarks/bench_scoring.py",
+    "measure": measure,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,9 @@ Every figure is a ratio against a baseline measured in the same run (absolute ti
     .venv/bin/mlops bench --only parse orchestration --days 30
     .venv/bin/mlops bench --collect             # re-run nothing: table the latest results files
 
-A section may also declare its standalone results file (``register(name, results=..., rows=...)``):
+A benchmark module declares its section in a module-level ``HARNESS`` dict (the arguments of
+:func:`register`; :func:`_load_stage_sections` registers it), or registers it itself. A section may
+declare its standalone results file (``register(name, results=..., rows=...)``):
 the JSON its script writes when run alone (``benchmarks/results/<name>.json``) and the function
 turning that dict into rows. ``--collect`` (and ``--only``, for the sections it does not run)
 tables the latest harness rows of each section (``results/2*.json``), else the rows of its
@@ -697,7 +699,8 @@ def _not_measured(report: Report) -> None:
 
 
 def _load_stage_sections() -> None:
-    """Import the benchmark modules of stages that have landed (each registers its sections)."""
+    """Import the benchmark modules of stages that have landed and register their sections: a
+    module's ``HARNESS`` dict (the arguments of :func:`register`), or what it registers itself."""
     import importlib.util
 
     # ``from benchmarks import harness`` in the stage modules needs the repository on sys.path
@@ -706,10 +709,13 @@ def _load_stage_sections() -> None:
         sys.path.insert(0, str(REPO_ROOT))
     for path in sorted(BENCH_DIR.glob("bench_*.py")):
         name = f"benchmarks.{path.stem}"
-        if name in sys.modules:
-            continue
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec and spec.loader:
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            if not (spec and spec.loader):
+                continue
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module
             spec.loader.exec_module(module)
+        if isinstance(section := getattr(module, "HARNESS", None), dict):
+            register(**section)
