@@ -16,16 +16,11 @@ names the model) and the second is skipped by the air-time guard's cooldown; the
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-
-from tests.dags.conftest import REPO
 
 DAG_ID = "monitor_drift_air_time"
 
@@ -83,121 +78,45 @@ DAYS = ["2013-03-04", "2013-03-05"]
 
 
 def _run_plan(plan_file: str) -> None:
-    """``dag.test()`` of each day; print one JSON line per run, then the asset events."""
-    import importlib.util
-
+    """``dag.test()`` of each day; one RESULT line per run, then the asset events."""
     import pendulum
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
+
+    from tests.dags._child_dag_test import load_dag, print_events, print_result
 
     plan = json.loads(Path(plan_file).read_text())
-    spec = importlib.util.spec_from_file_location("monitor_drift_air_time", plan["dag_file"])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    dag = load_dag(plan, DAG_ID)
     for ds in plan["days"]:
-        run = module.dag.test(logical_date=pendulum.parse(f"{ds}T00:00:00Z"), run_conf=plan["conf"])
-        with create_session() as session:
-            tis = session.query(TaskInstance).filter_by(dag_id=run.dag_id, run_id=run.run_id).all()
-            tasks = {ti.task_id: str(ti.state) for ti in tis}
-        print("RESULT " + json.dumps({"ds": ds, "state": str(run.state), "tasks": tasks}), flush=True)
-    with create_session() as session:
-        rows = (
-            session.query(AssetModel.name, AssetEvent.extra)
-            .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
-            .all()
-        )
-    print("EVENTS " + json.dumps([{"asset": name, "extra": extra} for name, extra in rows]), flush=True)
-
-
-def _seed(settings) -> str:
-    """What ingest + materialize leave for these days, and an air-time champion (train_air_time's
-    steps in one process). Returns its version."""
-    from mlops import lake, layout, reference
-    from mlops.features import compute, feature_store
-    from mlops.ingest.normalize import normalize
-    from mlops.models import registry, tracking
-    from mlops.training.run import TrainingRun, stage_timings
-    from tests._weather import seed_weather
-
-    curated = normalize(reference.load("flights"))
-    days = set(compute.day_range(*CURATED))
-    for ds, part in curated[curated["ds"].isin(days)].groupby("ds"):
-        lake.write_parquet(layout.curated_file(settings.lake_uri, str(ds)), part.reset_index(drop=True))
-    seed_weather(compute.day_range(*CURATED), settings)
-    compute.build_feature_tables(compute.day_range(*FEATURE_DAYS), settings, include_dependents=False)
-    feature_store.apply(settings)
-    run = TrainingRun.plan(TRAIN, {}, [], None, None, settings, spec="air_time")
-    built = run.build(settings)
-    report = run.validate()
-    scores = [run.score(candidate) for candidate in run.candidates()]
-    fitted = run.save_candidate(run.refit(scores))
-    context = {"dag_id": "pytest", "run_id": "manual", "task_id": "log_to_mlflow", "try_number": 1}
-    logged = tracking.log_run(
-        run, fitted, scores, report, stage_timings(built, report, scores, fitted), context, settings
-    )
-    name = "flight_air_time_xgb"
-    version = registry.register(logged["run_id"], logged["model_uri"], name=name, settings=settings)
-    decision = registry.gate_and_promote(version, run, checks=logged["checks"], settings=settings, name=name)
-    assert decision["promoted"], decision
-    return version
+        print_result(dag.test(logical_date=pendulum.parse(f"{ds}T00:00:00Z"), run_conf=plan["conf"]), ds=ds)
+    print_events()
 
 
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory):
-    from mlops.config import get_settings
-    from mlops.dev.embedded import environment, init_db
-    from mlops.features import feature_store
-    from tests.conftest import use_home
+    """What ingest + materialize leave for these days and an air-time champion (train_air_time's
+    steps in one process), then the days' runs in a child process."""
+    from mlops.dev.seed import seed_lake, train_and_register
+    from tests._seeded import seeded_home
+    from tests.dags._child_dag_test import run_in_child
 
     tmp = tmp_path_factory.mktemp("monitor_air_time")
     with pytest.MonkeyPatch.context() as mp:
-        use_home(mp, tmp / "home")
-        for var in feature_store.FEAST_ENV_VARS:
-            mp.delenv(var, raising=False)
-        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        settings = get_settings()
+        settings = seeded_home(mp, tmp / "home")
         timings = {}
         started = time.monotonic()
-        version = _seed(settings)
+        seed_lake(CURATED, FEATURE_DAYS, settings)
+        version = train_and_register(TRAIN, settings, spec="air_time", promoted=True).version
         timings["seed_and_train"] = round(time.monotonic() - started, 1)
-        dags = tmp / "dags"
-        dags.mkdir()
-        dag_file = dags / "monitor_drift_air_time.py"
-        shutil.copy(REPO / "dags" / "monitor_drift_air_time.py", dag_file)
-        env = {
-            **environment(settings),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        }
-        init_db(env)
-        plan_file = tmp / "plan.json"
-        plan_file.write_text(json.dumps({"dag_file": str(dag_file), "days": DAYS, "conf": CONF}))
         started = time.monotonic()
-        out, err = tmp / "child.out", tmp / "child.err"
-        with out.open("w") as stdout, err.open("w") as stderr:
-            proc = subprocess.run(
-                [sys.executable, "-m", "tests.dags.test_monitor_drift_air_time", str(plan_file)],
-                env=env,
-                cwd=REPO,
-                stdout=stdout,
-                stderr=stderr,
-                text=True,
-                timeout=2400,
-                check=False,
-            )
+        results, events = run_in_child(tmp, DAG_ID, settings, {"days": DAYS, "conf": CONF}, timeout=2400)
         timings["dag_tests"] = round(time.monotonic() - started, 1)
-        lines = out.read_text().splitlines()
-        results = {r["ds"]: r for r in (json.loads(x[7:]) for x in lines if x.startswith("RESULT "))}
-        events = [json.loads(x[7:]) for x in lines if x.startswith("EVENTS ")]
-        assert proc.returncode == 0 and len(results) == len(DAYS) and events, err.read_text()[-6000:]
-        print("monitor_drift_air_time timings (s):", timings)
-        yield {"settings": settings, "version": version, "results": results, "events": events[0]}
+        results = {r["ds"]: r for r in results}
+        assert len(results) == len(DAYS), results
+        print(f"{DAG_ID} timings (s):", timings)
+        yield {"settings": settings, "version": version, "results": results, "events": events}
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(3000)  # seed+train 393 s, two dag.test() runs 207 s at load ~18
+@pytest.mark.timeout(3000)  # seed+train 143-393 s, two dag.test() runs 207-256 s at load 12-18
 def test_a_breach_requests_once_then_the_air_time_cooldown_holds(monitored):
     from mlops.monitoring import history
 
