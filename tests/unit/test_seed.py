@@ -26,3 +26,14 @@ def test_the_partitions_of_some_days_are_the_whole_years(mlops_home):
         assert len(part) > 600
         pd.testing.assert_frame_equal(part, expected)
     assert not lake.exists(layout.curated_file(settings.lake_uri, "2013-03-11"))
+
+
+def test_train_and_register_refuses_a_promotion_check_without_the_gate_and_an_unknown_spec():
+    import pytest
+
+    from mlops.dev.seed import train_and_register
+
+    with pytest.raises(ValueError, match=r"promoted=True asks what the gate decides, but gate=False"):
+        train_and_register({}, None, spec="air_time", gate=False, promoted=True)
+    with pytest.raises(ValueError, match=r"unknown model spec 'no_such_model'.*import path"):
+        train_and_register({}, None, spec="no_such_model")

@@ -125,6 +125,8 @@ def train_and_register(
     from mlops.models import registry, tracking
     from mlops.training.run import TrainingRun, stage_timings
 
+    if promoted is not None and not gate:
+        raise ValueError(f"promoted={promoted} asks what the gate decides, but gate=False: pass gate=True")
     run = TrainingRun.plan(params, {}, [], None, None, settings, spec=spec)
     run = TrainingRun.from_dict(run.as_dict())  # as the tasks see it: through XCom
     built = run.build(settings)
