@@ -33,20 +33,31 @@ the arrival of the curated data that queued the run; channels in `mlops.airflow.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mlops.airflow.assets import CURATED_FLIGHTS, CURATED_WEATHER, FLIGHT_FEATURES
 from mlops.airflow.features_dag import FEATURES_DEADLINE, build_features_dag
 
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
 FEATURE_SET = "flights"
 
-materialize_features = build_features_dag(
-    FEATURE_SET,
-    dag_id="materialize_features",
-    inputs=[CURATED_FLIGHTS, CURATED_WEATHER],
-    outlet=FLIGHT_FEATURES,
-    doc_md=__doc__,
-    tags=["mlops", "features", "feast"],
-    due_after=FEATURES_DEADLINE,
-)
+
+def materialize_features() -> DAG:
+    """Build the DAG (called below; a function like the ``@dag`` files, so calling it builds it anew)."""
+    return build_features_dag(
+        FEATURE_SET,
+        dag_id="materialize_features",
+        inputs=[CURATED_FLIGHTS, CURATED_WEATHER],
+        outlet=FLIGHT_FEATURES,
+        doc_md=__doc__,
+        tags=["mlops", "features", "feast"],
+        due_after=FEATURES_DEADLINE,
+    )
+
+
+materialize_features()
 
 if __name__ == "__main__":
-    materialize_features.test()
+    materialize_features().test()
