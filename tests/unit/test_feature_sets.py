@@ -136,3 +136,53 @@ def test_the_flights_set_reads_weather_days_into_the_next_morning(mlops_home):
     fs = feature_set()
     assert fs.driving == "flights" and fs.reads_after == {"weather": 1}
     assert fs.static_views == ("aircraft",) and fs.daily_views[-1] == "aircraft_previous_leg"
+
+
+def _plan(dag):
+    return dag.get_task("plan").python_callable
+
+
+def test_the_features_dag_plans_days_from_each_feeds_events(mlops_home):
+    from types import SimpleNamespace
+
+    from airflow.sdk import Asset
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from mlops.airflow.assets import CURATED_FLIGHTS, CURATED_WEATHER, FLIGHT_FEATURES
+    from mlops.airflow.features_dag import build_features_dag
+    from tests.unit.test_features import seed_curated
+
+    dag = build_features_dag(
+        "flights", dag_id="features_test", inputs=[CURATED_FLIGHTS, CURATED_WEATHER], outlet=FLIGHT_FEATURES
+    )
+    assert dag.fileloc == __file__  # the caller's file
+    assert sorted(dag.task_ids) == ["build_features", "feast_apply", "materialize", "plan", "publish"]
+    plan = _plan(dag)
+    seed_curated(["2013-05-01", "2013-05-02"], get_settings())
+
+    def weather(*days):
+        return {CURATED_WEATHER: [SimpleNamespace(extra={"ds": d}) for d in days]}
+
+    assert plan(params={}, triggering_asset_events=weather("2013-05-01")) == ["2013-05-01", "2013-05-02"]
+    with pytest.raises(AirflowSkipException, match="weather of 2013-05-07 curated before their flights"):
+        plan(params={}, triggering_asset_events=weather("2013-05-07"))
+    with pytest.raises(ValueError, match="no curated_flights or curated_weather event"):
+        plan(params={}, triggering_asset_events={})
+
+    # A team's set: its DAG takes its feed's asset; an asset of a feed it does not read is an error.
+    runs = Asset(name=synthetic.FEED.asset, group="mlops")
+    theirs = build_features_dag(
+        synthetic.FEATURE_SET.ref,
+        dag_id="machine_features_test",
+        inputs=[runs],
+        outlet=Asset(name="machine_features"),
+    )
+    events = {runs: [SimpleNamespace(extra={"ds": "2013-03-02"})]}
+    assert _plan(theirs)(params={}, triggering_asset_events=events) == ["2013-03-02"]
+    wrong = build_features_dag(
+        synthetic.FEATURE_SET.ref, dag_id="wrong_test", inputs=[CURATED_WEATHER], outlet=Asset(name="x")
+    )
+    with pytest.raises(ValueError, match=r"inputs \['curated_weather'\] are not curated assets of its feeds"):
+        _plan(wrong)(params={}, triggering_asset_events={})
+    with pytest.raises(TypeError, match="name or import path"):
+        build_features_dag(synthetic.FEATURE_SET, dag_id="x", inputs=[runs], outlet=runs)
