@@ -240,16 +240,21 @@ def model_report_url(report_uri: str, lake_uri: str) -> str | None:
 def page_links(model_name: str | None = None) -> PageLinks:
     """The page's links: reports through this app's routes (a model's own report folder included),
     runs and the registered model ``model_name`` (default: the default spec's) in the MLflow UI."""
+    from mlops import layout
     from mlops.airflow.links import mlflow_run_url, mlflow_ui_url, report_url
     from mlops.config import MODEL_NAME, get_settings
 
     lake_uri = get_settings().lake_uri
 
+    models_root = lake_uri.rstrip("/") + f"/{layout.MODELS}/"
+
     def report(uri: str) -> str | None:
+        if uri.startswith(models_root):  # only the folders of the models this app serves
+            return model_report_url(uri, lake_uri)
         try:
             return report_url(uri, lake_uri)
         except ValueError:  # not under {lake}/reports or {lake}/quarantine
-            return model_report_url(uri, lake_uri)
+            return None
 
     model = model_name or MODEL_NAME
     return PageLinks(report=report, run=mlflow_run_url, registry=f"{mlflow_ui_url()}/#/models/{model}")

@@ -620,3 +620,17 @@ def test_the_lifecycle_page_links_every_models_drift_report(model_reports: dict,
     monkeypatch.delenv("AIRFLOW__API__BASE_URL")
     status, _, body = get(model_reports["app"], links.report(air), model_reports["viewer"])
     assert status == 200 and body == b"<p>air time drift</p>"
+
+
+def test_a_models_own_drift_report_is_linked_to_the_plugins_model_route(mlops_home: Path):
+    """``monitor_drift_air_time``'s "Drift report" link: the report under the model's own folder
+    maps to ``/mlops/models/<folder>/reports/...``; what is not under a report folder is not linked."""
+    from mlops.airflow.links import report_url
+    from mlops.monitoring import history
+
+    s = get_settings()
+    url = report_url(history.report_file(DS, s, "air_time"), s.lake_uri)
+    assert url == f"/mlops/models/air_time/reports/drift/ds={DS}/report.html"
+    for other in ("models/air_time/predictions/ds=2013-03-09/data.parquet", "models/air_time", "features/x"):
+        with pytest.raises(ValueError, match="not under"):
+            report_url(lake.join(s.lake_uri, other), s.lake_uri)

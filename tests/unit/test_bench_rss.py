@@ -52,13 +52,15 @@ def test_another_process_and_a_gone_one():
         from benchmarks.harness import peak_rss_mib, rss_mib
     finally:
         sys.path.remove(str(REPO_ROOT))
-    proc = subprocess.Popen([sys.executable, "-c", "import time; b = bytearray(100 * 2**20); time.sleep(30)"])
+    # The child says when its block is fully touched: before that its RSS still grows, and a peak
+    # read before an RSS read could come out lower.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; b = bytearray(100 * 2**20); print('ready', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        import time
-
-        deadline = time.monotonic() + 30
-        while rss_mib(proc.pid) < 100 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        assert proc.stdout.readline().strip() == "ready"
         assert peak_rss_mib(proc.pid) >= rss_mib(proc.pid) >= 100
         assert peak_rss_mib(proc.pid) != peak_rss_mib(os.getpid()) or proc.pid == os.getpid()
     finally:

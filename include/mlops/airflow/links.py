@@ -39,7 +39,8 @@ def mlflow_run_url(experiment_id: str, run_id: str) -> str:
 
 
 def report_url(report_uri: str, lake_uri: str) -> str:
-    """The plugin URL that serves ``report_uri`` (under ``{lake}/reports`` or ``{lake}/quarantine``).
+    """The plugin URL that serves ``report_uri`` (under ``{lake}/reports``, ``{lake}/quarantine`` or
+    a model's own ``{lake}/models/<folder>/reports``, :func:`mlops.layout.model_root`).
 
     Server-relative (with the path of ``AIRFLOW__API__BASE_URL``, if Airflow is served under a
     prefix): the UI opens it on the host the user is logged in to, so the session cookie goes
@@ -47,8 +48,12 @@ def report_url(report_uri: str, lake_uri: str) -> str:
     """
     root = lake_uri.rstrip("/") + "/"
     relative = report_uri[len(root) :] if report_uri.startswith(root) else ""
-    if relative.split("/", 1)[0] not in FOLDERS or "/" not in relative:  # the plugin's folders
-        raise ValueError(f"{report_uri!r} is not under {root}{{{','.join(FOLDERS)}}}/")
+    parts = relative.split("/")
+    model_report = len(parts) > 3 and parts[0] == "models" and parts[2] == "reports"
+    if not model_report and (parts[0] not in FOLDERS or len(parts) < 2):  # the plugin's folders
+        raise ValueError(
+            f"{report_uri!r} is not under {root}{{{','.join(FOLDERS)}}}/ nor {root}models/<model>/reports/"
+        )
     prefix = urlsplit(os.environ.get("AIRFLOW__API__BASE_URL", "")).path.rstrip("/")
     return f"{prefix}/mlops/{relative}"
 
