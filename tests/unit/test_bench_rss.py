@@ -55,7 +55,11 @@ def test_another_process_and_a_gone_one():
     # The child says when its block is fully touched: before that its RSS still grows, and a peak
     # read before an RSS read could come out lower.
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import time; b = bytearray(100 * 2**20); print('ready', flush=True); time.sleep(30)"],
+        [
+            sys.executable,
+            "-c",
+            "import time; b = bytearray(100 * 2**20); print('ready', flush=True); time.sleep(30)",
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
