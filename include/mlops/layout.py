@@ -76,7 +76,7 @@ DRIFT_HISTORY = "history.parquet"
 DRIFT_LEDGER = "requests/ledger.json"
 
 #: The daily feature view ``materialize_features`` writes last for a day
-#: (``mlops.features.compute.DAILY_VIEWS[-1]``, tested equal): its file says the day is built.
+#: (the flights feature set's last daily view, tested equal): its file says the day is built.
 LAST_DAILY_VIEW = "aircraft_previous_leg"
 
 #: The partition folder prefix: ``ds=YYYY-MM-DD``.

@@ -43,13 +43,21 @@ def machine_home(tmp_path_factory):
         fs = synthetic.FEATURE_SET
         built = compute.build_feature_tables(BUILT, settings, feature_set=fs)
         applied = feature_store.apply(settings, feature_set=fs)
-        lo, hi = feature_store.materialize(BUILT[0], "2013-03-12", settings, feature_set=fs)
+        # The operator a team's features DAG runs (build_features_dag's materialize task).
+        from mlops.airflow.operators.feast import FeastMaterializeOperator
+
+        op = FeastMaterializeOperator(
+            task_id="materialize", start=BUILT[0], end="2013-03-12", feature_set=fs.import_path
+        )
+        materialized = op.execute(context={})
+        lo, hi = materialized["start"], materialized["end"]
         yield {
             "settings": settings,
             "curated": pd.concat(parts, ignore_index=True),
             "built": built,
             "applied": applied,
             "interval": (lo, hi),
+            "project": materialized["project"],
         }
 
 
@@ -60,7 +68,7 @@ def test_its_own_repo_project_and_stores(machine_home):
     assert machine_home["applied"]["feature_services"] == ["machine_failure_v1"]
     assert machine_home["applied"]["feature_views"] == ["site_day_stats"]
     env = feature_store.feast_env(settings, feature_set=fs)
-    assert env["MLOPS_FEAST_PROJECT"] == "machine_sites"
+    assert env["MLOPS_FEAST_PROJECT"] == machine_home["project"] == "machine_sites"
     assert f"{settings.home}/feast/machine_sites/registry.db" in env["MLOPS_FEAST_REGISTRY"]
     store = feature_store.get_store(settings, fs)
     assert store.project == "machine_sites"

@@ -179,6 +179,7 @@ def test_the_features_dag_plans_days_from_each_feeds_events(mlops_home):
     )
     events = {runs: [SimpleNamespace(extra={"ds": "2013-03-02"})]}
     assert _plan(theirs)(params={}, triggering_asset_events=events) == ["2013-03-02"]
+    assert theirs.get_task("materialize").feature_set == synthetic.FEATURE_SET.ref  # its own store
     wrong = build_features_dag(
         synthetic.FEATURE_SET.ref, dag_id="wrong_test", inputs=[CURATED_WEATHER], outlet=Asset(name="x")
     )

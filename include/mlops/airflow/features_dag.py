@@ -170,6 +170,7 @@ def _tasks(ref: str, inputs: tuple[Asset, ...], outlet: Asset, form: Mapping[str
         start="{{ ti.xcom_pull(task_ids='build_features')['start'] }}",
         end="{{ ti.xcom_pull(task_ids='build_features')['end'] }}",
         overlap_hours="{{ params.overlap_hours }}",
+        feature_set=ref,
     )
 
     @task(outlets=[outlet], execution_timeout=timedelta(minutes=5), multiple_outputs=False)

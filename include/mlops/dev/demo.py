@@ -826,13 +826,13 @@ def model_lines(spec_name: str, start: date, end: date, replay: Replay | None = 
 
 def _print_outcome(start: date, end: date, replay: Replay) -> None:
     """What the lake holds for the window per feed and per model, and what the replay decided."""
-    from mlops.features.compute import DAILY_VIEWS
+    from mlops.spec.features import feature_set
     from mlops.spec.model import SPECS
 
     _say(f"  days replayed: {len(_dates(start, end))} ({start} → {end})")
     for line in feed_lines(start, end):
         _say(f"  {line}")
-    featured = _partitions(f"features/{DAILY_VIEWS[-1]}", start, end)
+    featured = _partitions(f"features/{feature_set().daily_views[-1]}", start, end)
     _say(f"  features materialized: {len(featured)} days")
     for name in SPECS:
         try:

@@ -54,6 +54,7 @@ SPEC = ModelSpec(
         metric="roc_auc",
         higher_is_better=True,
         max_relative_degradation=None,  # DriftParams.max_auc_drop, absolute
+        label_known_at="mlops.flight_delay.features:arrival_known_ts",  # outcomes known at arrival
     ),
     request_fields={
         "carrier": "string",

@@ -13,17 +13,17 @@ the same entity keys and compute the same request-time and derived features:
   from an airport to itself);
 * the validated row, :class:`FlightRequest`, and its Feast entity keys (:func:`entity_keys`);
 * the model inputs of one flight (:func:`feature_row`): the Feast values plus the request-time
-  and derived features of :mod:`mlops.features.compute`.
+  and derived features of :mod:`mlops.flight_delay.features`.
 
 No training/serving skew
 ------------------------
-The values computed here for one flight are those of :mod:`mlops.features.compute` (the code that
+The values computed here for one flight are those of :mod:`mlops.flight_delay.features` (the code that
 builds training and batch-scoring frames) on the same flight, by construction and by test:
 
-* entity keys: :func:`entity_keys` is :func:`mlops.features.compute.entity_keys` for one row;
-* request-time features: :func:`request_values` is :func:`mlops.features.compute.request_features`;
-* derived features: :func:`feature_row` applies :func:`mlops.features.compute.derive_features`'
-  rules and :func:`mlops.features.compute.model_frame`'s typing (numbers to float, unknown
+* entity keys: :func:`entity_keys` is :func:`mlops.flight_delay.features.entity_keys` for one row;
+* request-time features: :func:`request_values` is :func:`mlops.flight_delay.features.request_features`;
+* derived features: :func:`feature_row` applies :func:`mlops.flight_delay.features.derive_features`'
+  rules and :func:`mlops.flight_delay.features.model_frame`'s typing (numbers to float, unknown
   categories to missing).
 
 ``tests/unit/test_serving_features.py`` checks every value against the pandas functions over whole
@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from mlops.features import compute
+from mlops.flight_delay import features as compute
 from mlops.schema import TIMEZONE
 from mlops.serving.online import OnlineSpec
 from mlops.serving.schemas import shorten
@@ -347,7 +347,7 @@ def describe(flight: FlightRequest) -> dict[str, Any]:
 
 
 def to_frame(flights: Sequence[FlightRequest]) -> pd.DataFrame:
-    """Request rows as the pandas functions of :mod:`mlops.features.compute` take them (tests, fallbacks)."""
+    """Request rows as the pandas functions of :mod:`mlops.flight_delay.features` take them (tests, fallbacks)."""
     import pandas as pd
 
     return pd.DataFrame(
@@ -370,7 +370,7 @@ def to_frame(flights: Sequence[FlightRequest]) -> pd.DataFrame:
 
 
 def entity_keys(flight: FlightRequest) -> dict[str, str]:
-    """The Feast join keys of one flight (:func:`mlops.features.compute.entity_keys` for one row)."""
+    """The Feast join keys of one flight (:func:`mlops.flight_delay.features.entity_keys` for one row)."""
     local = flight.local
     day = local.strftime("%Y-%m-%d")
     hour = local.strftime("%Y-%m-%dT%H")
@@ -397,7 +397,7 @@ def _epoch_seconds(ts: datetime) -> float:
 
 
 def request_values(flight: FlightRequest) -> dict[str, Any]:
-    """:func:`mlops.features.compute.request_features` for one flight (categories: str, or None if unknown)."""
+    """:func:`mlops.flight_delay.features.request_features` for one flight (categories: str, or None if unknown)."""
     local = flight.local
     cats = _categories()
     distance = compute._route_distance().get((flight.origin, flight.dest), NAN)

@@ -59,27 +59,19 @@ class NoCurrentData(ValueError):
     """The check's window has no rows (no curated partition of the spec's feed)."""
 
 
-#: When a feed's labels become known, for a spec whose ``Monitoring`` does not say (by feed name):
-#: the curated flights' outcomes are known at arrival.
-FEED_LABEL_KNOWN_AT: dict[str, str] = {layout.FLIGHTS: "mlops.features.compute:arrival_known_ts"}
-
-
 def label_known_at(spec: ModelSpec, rows: pd.DataFrame) -> pd.Series:
     """When each row's label becomes known (UTC; NaT: never).
 
     The spec's ``Monitoring.label_known_at`` (``module:function``, rows -> timestamps) when it
-    has one; else its first feed's entry in :data:`FEED_LABEL_KNOWN_AT`; else the row's own time
-    (``time_column``: the label is known when the row is).
+    has one (the flight models': at arrival); else the row's own time (``time_column``: the label
+    is known when the row is).
     """
     import pandas as pd
 
     from mlops.spec.model import resolve
 
-    path = getattr(spec.monitoring, "label_known_at", "") or (
-        FEED_LABEL_KNOWN_AT.get(spec.feeds[0], "") if spec.feeds else ""
-    )
-    if path:
-        return resolve(path)(rows)
+    if spec.monitoring.label_known_at:
+        return resolve(spec.monitoring.label_known_at)(rows)
     return pd.to_datetime(rows[spec.time_column], utc=True)
 
 
@@ -274,7 +266,7 @@ def _scored_rows(
     """``rows`` joined with the day's predictions of ``version`` of the spec's model (none when the
     file lacks the spec's prediction column or features: another model's), categoricals typed as
     training's."""
-    from mlops.features import compute
+    from mlops.spec.features import feature_set
 
     spec = model_spec(spec)
     label, column, key = spec.label, spec.prediction_column, spec.id_column
@@ -284,7 +276,7 @@ def _scored_rows(
     predictions = predictions[mine]
     found = rows[[key, label]].merge(predictions[[key, column, *spec.features]], on=key, how="inner")
     frame = found.rename(columns={column: PREDICTION})
-    dtypes = compute.categorical_dtypes()
+    dtypes = feature_set(spec.feature_set).dtypes()
     for column in (c for c in spec.features if c in dtypes):
         values = frame[column].astype("object")
         frame[column] = values.where(values.notna(), None).astype(dtypes[column])

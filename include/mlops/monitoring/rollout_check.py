@@ -129,12 +129,14 @@ def arrived_labels(days: Sequence[str], settings: Settings | None = None) -> pd.
     """``flight_id`` and ``is_delayed`` of the curated flights of ``days`` whose arrival was known
     by the end of the last day (others: null label)."""
     from mlops.features import compute
+    from mlops.monitoring.frames import label_known_at
     from mlops.params import parse_ds
     from mlops.schema import LABEL
+    from mlops.spec.model import model_spec
 
     curated = compute.read_curated(days, settings)
     cutoff = compute.local_midnight((parse_ds(days[-1]) + timedelta(days=1)).isoformat())
-    arrived = (compute.arrival_known_ts(curated) <= cutoff).fillna(False).astype(bool)
+    arrived = (label_known_at(model_spec(), curated) <= cutoff).fillna(False).astype(bool)
     return curated.assign(**{LABEL: curated[LABEL].astype("float64").where(arrived)})[["flight_id", LABEL]]
 
 

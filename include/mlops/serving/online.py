@@ -15,7 +15,7 @@ Why not ``FeatureStore.get_online_features``
 Profiled on the embedded SQLite online store, a one-row ``get_online_features`` call spends ~95%
 of its time outside the store: it resolves the feature service from the registry proto on every
 call (rebuilding every ``FeatureView``/``Field`` object, each checked by ``typeguard``), then the
-pandas assembly of :func:`mlops.features.compute.model_frame` adds ~60 column operations for a
+pandas assembly of :func:`mlops.flight_delay.features.model_frame` adds ~60 column operations for a
 single row. The SQLite reads themselves are eight indexed lookups (tens of microseconds each).
 
 :class:`OnlineFeatureReader` resolves the spec's feature service once (warm ``FeatureStore``),

@@ -179,6 +179,9 @@ class Monitoring:
     #: A relative degradation (``mae`` 15% above the holdout's), or ``None`` for the absolute
     #: ``DriftParams.max_auc_drop`` (the classifier's ROC-AUC drop).
     max_relative_degradation: float | None = None
+    #: ``module:function``, curated rows -> when each row's label becomes known (UTC; NaT: never);
+    #: ``""``: when the row itself is (its ``time_column``).
+    label_known_at: str = ""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ validates on the ``holdout_days`` just before it, so the holdout is used once, t
 challenger and the champion on the same rows.
 
 Determinism: same as-of + params + data => the same model, bit for bit: rows are sorted by
-the spec's (time, id) columns (``sched_dep_ts``, ``flight_id`` for flights), categories are fixed (:func:`mlops.features.compute.categorical_dtypes`),
+the spec's (time, id) columns (``sched_dep_ts``, ``flight_id`` for flights), categories are fixed (the feature set's ``categorical_dtypes``),
 candidates are drawn from ``numpy.random.default_rng(seed)``, and XGBoost runs ``hist`` with a fixed
 ``seed`` and ``nthread``. ``mlops reproduce`` relies on it and compares holdout predictions exactly.
 

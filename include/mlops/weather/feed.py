@@ -11,7 +11,7 @@ gusts are recorded only when there are gusts.
 Curated partition ``{lake}/curated/weather/ds=YYYY-MM-DD/data.parquet`` (:data:`CURATED_COLUMNS`):
 ``ds``, ``origin``, ``time_hour`` (UTC timestamp) and the nine measurements, sorted by
 ``time_hour`` then ``origin``. The features read it from there and nowhere else
-(:func:`mlops.features.compute.weather_for`).
+(:func:`mlops.flight_delay.features.weather_for`).
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ imported in ``execute()``. Usable in any DAG::
         end="{{ data_interval_end | ds }}",
     )
 
-The store is the one of ``feature_repo/`` with the profile's configuration
-(:func:`mlops.features.feature_store.get_store`); materialization is serialized with ``feast apply`` by the
+The store is the feature set's (``feature_set``: a name of ``mlops.spec.features.FEATURE_SETS`` or an
+import path; default the flights set, whose repo is ``feature_repo/``) with the profile's
+configuration (:func:`mlops.features.feature_store.get_store`); materialization is serialized with ``feast apply`` by the
 registry lock, so concurrent runs never write the registry at once.
 """
 
@@ -37,11 +38,14 @@ class FeastMaterializeOperator(BaseOperator):
     :param method: ``"partitions"`` (read only the day partitions of the interval and push the
         latest row per key) or ``"feast"`` (``FeatureStore.materialize``, which reads every partition
         through the file offline store); both give the same online rows.
+    :param feature_set: the feature set whose views are materialized (its name or import path;
+        ``None``: the default set). Resolved in ``execute()``; an unknown one fails there, naming the
+        registered sets.
     :param aws_conn_id: Airflow connection for ``s3://`` lakes (the feature partitions read).
     :returns: (XCom) ``{"start": ISO, "end": ISO, "project": str}``, the interval materialized.
     """
 
-    template_fields = ("start", "end", "overlap_hours", "apply", "method")
+    template_fields = ("start", "end", "overlap_hours", "apply", "method", "feature_set")
     ui_color = "#e4f0e8"
 
     def __init__(
@@ -52,6 +56,7 @@ class FeastMaterializeOperator(BaseOperator):
         overlap_hours: float | str = 24,
         apply: bool | str = False,
         method: str = "partitions",
+        feature_set: str | None = None,
         aws_conn_id: str = "aws_default",
         **kwargs: Any,
     ) -> None:
@@ -61,6 +66,7 @@ class FeastMaterializeOperator(BaseOperator):
         self.overlap_hours = overlap_hours
         self.apply = apply
         self.method = method
+        self.feature_set = feature_set
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, str]:
@@ -76,12 +82,16 @@ class FeastMaterializeOperator(BaseOperator):
             )
         with lake_task(self.aws_conn_id):
             if str(self.apply).lower() in {"true", "1", "yes"}:
-                feature_store.apply()
+                feature_store.apply(feature_set=self.feature_set)
             lo, hi = feature_store.materialize(
-                self.start, self.end, overlap=timedelta(hours=float(self.overlap_hours)), method=self.method
+                self.start,
+                self.end,
+                overlap=timedelta(hours=float(self.overlap_hours)),
+                method=self.method,
+                feature_set=self.feature_set,
             )
         if lo > hi:
             raise ValueError(f"{self.task_id}: empty interval {lo.isoformat()} .. {hi.isoformat()}")
-        project = feature_store.feast_env()["MLOPS_FEAST_PROJECT"]
+        project = feature_store.feast_env(feature_set=self.feature_set)["MLOPS_FEAST_PROJECT"]
         self.log.info("materialized %s .. %s into the online store of %s", lo, hi, project)
         return {"start": lo.isoformat(), "end": hi.isoformat(), "project": project}
