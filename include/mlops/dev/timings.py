@@ -55,11 +55,12 @@ def _ts(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp()
 
 
-def _rows(db: Path, sql: str) -> list[tuple]:
+def query(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """The rows of ``sql`` (with ``params``) from the metadata database at ``db``, read-only."""
     if not db.exists():
         raise FileNotFoundError(f"no Airflow metadata database at {db}: run `mlops demo` (or pass its path)")
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=60)) as conn:
-        return conn.execute(sql).fetchall()
+        return conn.execute(sql, params).fetchall()
 
 
 def _gap(later: float | None, earlier: float | None) -> float | None:
@@ -76,7 +77,7 @@ def _median(values: list[float]) -> float:
 
 def task_timings(db: Path) -> list[TaskTiming]:
     """Per task, sorted by total time spent waiting to start plus running (largest first)."""
-    rows = _rows(
+    rows = query(
         db,
         "SELECT dag_id, task_id, scheduled_dttm, queued_dttm, start_date, end_date FROM task_instance "
         "WHERE start_date IS NOT NULL "
@@ -118,8 +119,8 @@ def _covered(intervals: list[tuple[float, float]]) -> float:
 
 def dag_timings(db: Path) -> list[DagTiming]:
     """Per DAG, sorted by total wall time of its runs (largest first)."""
-    runs = _rows(db, "SELECT dag_id, run_id, start_date, end_date FROM dag_run WHERE end_date IS NOT NULL")
-    tis = _rows(
+    runs = query(db, "SELECT dag_id, run_id, start_date, end_date FROM dag_run WHERE end_date IS NOT NULL")
+    tis = query(
         db,
         "SELECT dag_id, run_id, start_date, end_date FROM task_instance "
         "WHERE start_date IS NOT NULL AND end_date IS NOT NULL "
