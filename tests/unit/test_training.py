@@ -106,7 +106,7 @@ def _without_features_on(*days: str):
         (lambda f: f[f["ds"] != "2013-03-10"], "holdout_coverage"),
         (lambda f: f.assign(is_delayed=np.int8(0)), "label_balance_train"),
         (lambda f: f.assign(distance=np.nan), "null_rates"),
-        (lambda f: pd.concat([f, f.head(3)]), "unique_flights"),
+        (lambda f: pd.concat([f, f.head(3)]), "unique_ids"),
         (lambda f: f.head(300), "volume"),
         (_without_features_on("2013-03-12", "2013-03-13"), "feature_coverage"),
     ],

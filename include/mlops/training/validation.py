@@ -162,7 +162,7 @@ def _label_checks(
     checks.append(_check("label_not_null", nulls == 0, nulls, 0, "null labels in the set"))
     duplicated = int(frame[spec.id_column].duplicated().sum())
     checks.append(
-        _check("unique_flights", duplicated == 0, duplicated, 0, f"{duplicated} duplicated {spec.id_column}")
+        _check("unique_ids", duplicated == 0, duplicated, 0, f"{duplicated} duplicated {spec.id_column}")
     )
     return checks
 
