@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import BaseOperatorLink
 
+from mlops import layout
 from mlops.published import FOLDERS
 
 if TYPE_CHECKING:
@@ -49,10 +50,10 @@ def report_url(report_uri: str, lake_uri: str) -> str:
     root = lake_uri.rstrip("/") + "/"
     relative = report_uri[len(root) :] if report_uri.startswith(root) else ""
     parts = relative.split("/")
-    model_report = len(parts) > 3 and parts[0] == "models" and parts[2] == "reports"
+    model_report = len(parts) > 3 and parts[0] == layout.MODELS and parts[2] == layout.REPORTS
     if not model_report and (parts[0] not in FOLDERS or len(parts) < 2):  # the plugin's folders
         raise ValueError(
-            f"{report_uri!r} is not under {root}{{{','.join(FOLDERS)}}}/ nor {root}models/<model>/reports/"
+            f"{report_uri!r} is not under {root}{{{','.join(FOLDERS)}}}/ nor {root}{layout.MODELS}/<model>/{layout.REPORTS}/"
         )
     prefix = urlsplit(os.environ.get("AIRFLOW__API__BASE_URL", "")).path.rstrip("/")
     return f"{prefix}/mlops/{relative}"

@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from mlops.flight_delay import features as compute
+from mlops.flight_delay import features as flight_features
 from mlops.schema import TIMEZONE
 from mlops.serving.online import OnlineSpec
 from mlops.serving.schemas import shorten
@@ -240,7 +240,7 @@ class Vocabulary:
 def vocabulary() -> Vocabulary:
     from mlops import reference
 
-    cats = compute.categorical_dtypes()
+    cats = flight_features.categorical_dtypes()
     return Vocabulary(
         carriers=frozenset(reference.carriers()) | frozenset(cats["carrier"].categories),
         origins=frozenset(cats["origin"].categories),
@@ -365,7 +365,7 @@ def to_frame(flights: Sequence[FlightRequest]) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------
-# Scalar twins of mlops.features.compute (one flight, no pandas)
+# Scalar twins of mlops.flight_delay.features (one flight, no pandas)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -374,25 +374,25 @@ def entity_keys(flight: FlightRequest) -> dict[str, str]:
     local = flight.local
     day = local.strftime("%Y-%m-%d")
     hour = local.strftime("%Y-%m-%dT%H")
-    tail = flight.tailnum if flight.tailnum is not None else compute.UNKNOWN
+    tail = flight.tailnum if flight.tailnum is not None else flight_features.UNKNOWN
     return {
-        compute.FLIGHT_DAY: f"{flight.carrier}|{flight.flight}|{flight.origin}|{day}",
-        compute.ORIGIN_HOUR: f"{flight.origin}|{hour}",
-        compute.ORIGIN_DAY: f"{flight.origin}|{day}",
-        compute.CARRIER_DAY: f"{flight.carrier}|{day}",
-        compute.ROUTE_DAY: f"{flight.origin}-{flight.dest}|{day}",
-        compute.TAILNUM: tail,
-        compute.TAILNUM_DAY: f"{tail}|{day}",
+        flight_features.FLIGHT_DAY: f"{flight.carrier}|{flight.flight}|{flight.origin}|{day}",
+        flight_features.ORIGIN_HOUR: f"{flight.origin}|{hour}",
+        flight_features.ORIGIN_DAY: f"{flight.origin}|{day}",
+        flight_features.CARRIER_DAY: f"{flight.carrier}|{day}",
+        flight_features.ROUTE_DAY: f"{flight.origin}-{flight.dest}|{day}",
+        flight_features.TAILNUM: tail,
+        flight_features.TAILNUM_DAY: f"{tail}|{day}",
     }
 
 
 @cache
 def _categories() -> dict[str, frozenset[str]]:
-    return {name: frozenset(dtype.categories) for name, dtype in compute.categorical_dtypes().items()}
+    return {name: frozenset(dtype.categories) for name, dtype in flight_features.categorical_dtypes().items()}
 
 
 def _epoch_seconds(ts: datetime) -> float:
-    # mlops.features.compute._epoch_seconds: int64 microseconds // 1e6 (floored to whole seconds).
+    # mlops.features.flight_features._epoch_seconds: int64 microseconds // 1e6 (floored to whole seconds).
     return float(((ts - _EPOCH) // _MICRO) // 1_000_000)
 
 
@@ -400,7 +400,7 @@ def request_values(flight: FlightRequest) -> dict[str, Any]:
     """:func:`mlops.flight_delay.features.request_features` for one flight (categories: str, or None if unknown)."""
     local = flight.local
     cats = _categories()
-    distance = compute._route_distance().get((flight.origin, flight.dest), NAN)
+    distance = flight_features._route_distance().get((flight.origin, flight.dest), NAN)
     return {
         "sched_dep_hour": float(local.hour),
         "sched_dep_minute": float(local.minute),
@@ -428,7 +428,7 @@ def _num(value: Any) -> float:
 
 
 def feature_row(flight: FlightRequest, feast_values: Mapping[str, Any]) -> dict[str, Any]:
-    """Every :data:`mlops.features.compute.MODEL_FEATURES` value of one flight, as :func:`model_frame` types it.
+    """Every :data:`mlops.features.flight_features.MODEL_FEATURES` value of one flight, as :func:`model_frame` types it.
 
     Numbers are floats (NaN when unknown); categorical features are their string value, or None
     when missing or outside the fixed categories. A model reads the ones it was trained on (the
@@ -436,11 +436,11 @@ def feature_row(flight: FlightRequest, feast_values: Mapping[str, Any]) -> dict[
     simply absent from ``feast_values``).
     """
     row: dict[str, Any] = request_values(flight)
-    for name in compute.MODEL_FEATURES:
-        if name in row or name in compute.DERIVED_FEATURES:
+    for name in flight_features.MODEL_FEATURES:
+        if name in row or name in flight_features.DERIVED_FEATURES:
             continue
         value = feast_values.get(name)
-        if name in compute.CATEGORICAL_FEATURES:
+        if name in flight_features.CATEGORICAL_FEATURES:
             ok = value is not None and not (isinstance(value, float) and math.isnan(value))
             row[name] = value if ok and value in _categories()[name] else None
         else:
