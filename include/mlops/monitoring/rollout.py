@@ -48,8 +48,6 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from mlops.spec.model import ModelSpec
-
 #: The environment variable prefix of the thresholds (``MLOPS_ROLLOUT_MAX_AUC_DROP=0.03``).
 ENV_PREFIX = "MLOPS_ROLLOUT_"
 #: The service's ``/metrics`` URL the guard scrapes (unset: latency and errors are not checked).
@@ -475,15 +473,15 @@ def labelled(served: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def model_inputs(rows: pd.DataFrame, spec: ModelSpec | str | None = None) -> pd.DataFrame:
+def model_inputs(rows: pd.DataFrame) -> pd.DataFrame:
     """The logged rows as a training frame (categorical model inputs typed as training's, from the
-    spec's feature set), what :func:`mlops.models.registry.predictor` takes (the model picks its own
-    feature columns)."""
+    default spec's feature set: the guard watches that model), what
+    :func:`mlops.models.registry.predictor` takes (the model picks its own feature columns)."""
     from mlops.spec.features import feature_set
     from mlops.spec.model import model_spec
 
     frame = rows.copy()
-    dtypes = feature_set(model_spec(spec).feature_set).dtypes()
+    dtypes = feature_set(model_spec().feature_set).dtypes()
     for column in [c for c in dtypes if c in frame.columns]:
         values = frame[column].astype("object")
         frame[column] = values.where(values.notna(), None).astype(dtypes[column])
