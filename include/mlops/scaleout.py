@@ -315,6 +315,8 @@ def environment(e: Endpoints, s: Secrets) -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": redis_url(e, s),
         "AIRFLOW__CELERY__RESULT_BACKEND": postgres_url(e, s, e.airflow_db, "db+postgresql"),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(e.worker_concurrency),
+        # A worker's concurrent XGBoost fits wait passively for their threads (mlops.config.airflow_env).
+        "OMP_WAIT_POLICY": "PASSIVE",
         # The promotion lock and the retrain guard's lock (mlops.models.registry.promotion_lock): PostgreSQL
         # advisory locks in one database every worker shares (a file lock serializes one host only).
         "MLOPS_LOCK_URL": postgres_url(e, s, e.airflow_db),

@@ -75,6 +75,8 @@ def test_airflow_env_embedded_profile(tmp_path: Path, monkeypatch: pytest.Monkey
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:////")
     assert "great_expectations._docs_decorators=WARNING" in env["AIRFLOW__LOGGING__NAMESPACE_LEVELS"]
+    # Concurrent XGBoost fits in the 8 task slots: OpenMP threads wait passively (bench_threads.py).
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE"
 
 
 def test_user_environment_overrides_airflow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
