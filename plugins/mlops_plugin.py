@@ -224,16 +224,13 @@ def lifecycle_csp() -> str:
 def model_report_url(report_uri: str, lake_uri: str) -> str | None:
     """This app's URL of a model's drift report under ``{lake}/models/<folder>/reports/``
     (``None`` for any other URI, or a folder no registered model keeps)."""
-    import os
-    from urllib.parse import urlsplit
-
     from mlops import layout
+    from mlops.airflow.links import report_url
 
     for model_dir in MODEL_REPORT_DAGS:
         root = layout.model_root(lake_uri, model_dir).rstrip("/") + f"/{layout.REPORTS}/"
         if report_uri.startswith(root) and report_uri[len(root) :]:
-            prefix = urlsplit(os.environ.get("AIRFLOW__API__BASE_URL", "")).path.rstrip("/")
-            return f"{prefix}/mlops/{layout.MODELS}/{model_dir}/{layout.REPORTS}/{report_uri[len(root) :]}"
+            return report_url(report_uri, lake_uri)
     return None
 
 
@@ -245,7 +242,6 @@ def page_links(model_name: str | None = None) -> PageLinks:
     from mlops.config import MODEL_NAME, get_settings
 
     lake_uri = get_settings().lake_uri
-
     models_root = lake_uri.rstrip("/") + f"/{layout.MODELS}/"
 
     def report(uri: str) -> str | None:

@@ -56,6 +56,11 @@ class Settings:
         """True when every store is local (the default profile)."""
         return self.landing_uri.startswith("file://") and self.lake_uri.startswith("file://")
 
+    @property
+    def airflow_db(self) -> Path:
+        """The embedded profile's Airflow metadata database (SQLite)."""
+        return self.airflow_home / "airflow.db"
+
 
 def _file_uri(path: Path) -> str:
     return path.resolve().as_uri()
@@ -101,7 +106,7 @@ def airflow_env(settings: Settings | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(s.plugins_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{s.airflow_home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{s.airflow_db}",
         # SQLite serialises writers: wait for a busy writer instead of failing, and take the write
         # lock before reading in nested transactions (mlops.airflow.sqlite explains why).
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "mlops.airflow.sqlite.CONNECT_ARGS",

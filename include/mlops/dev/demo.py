@@ -426,7 +426,7 @@ def _emitted_events(svc: Services, dag_id: str, run_id: str, wait: float = EVENT
         f"  GET /assets/events for {dag_id} answered {resp.status_code} for {wait:.0f} s "
         "(apache/airflow#71360: a run its events created has not started): counted in the metadata database"
     )
-    db = get_settings().airflow_home / "airflow.db"
+    db = get_settings().airflow_db
     sql = "SELECT count(*) FROM asset_event WHERE source_dag_id = ? AND source_run_id = ?"
     return int(timings.query(db, sql, (dag_id, run_id))[0][0])
 
@@ -882,7 +882,7 @@ def _print_waits(settings: Settings) -> None:
 
     from mlops.dev import timings
 
-    db = settings.airflow_home / "airflow.db"
+    db = settings.airflow_db
     _say(f"Where the time went (all of it: python -m mlops.dev.timings {settings.home}):")
     try:
         for line in timings.format_tables(db, top=8):
