@@ -222,7 +222,10 @@ if pid == 0:  # a task process: parse its DAG file
     os._exit(0)
 os.waitpid(pid, 0)
 plugin = [m for m in sys.modules if "marker_plugin" in m]
-print(json.dumps({"preloaded": preloaded, "plugin": plugin, "child_imported": json.loads(os.read(read, 100000))}))
+from airflow.sdk.execution_time.supervisor import WatchedSubprocess
+exit_wait = getattr(WatchedSubprocess._service_subprocess, "mlops_exit_wait", False)
+print(json.dumps({"preloaded": preloaded, "plugin": plugin, "exit_wait": exit_wait,
+                  "child_imported": json.loads(os.read(read, 100000))}))
 """
 
 
@@ -262,4 +265,5 @@ def test_the_scheduler_preloads_what_dag_files_and_plugins_import(mlops_home, tm
         out["preloaded"]
     )
     assert out["plugin"], "the plugin was not loaded before the fork"
+    assert out["exit_wait"], "the supervisor's exit wait (mlops.airflow.supervisor) is not installed"
     assert [m for m in out["child_imported"] if m.startswith(("mlops", "airflow", "fastapi"))] == []

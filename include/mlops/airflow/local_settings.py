@@ -1,4 +1,5 @@
-"""Airflow local settings for this project: the SQLite guard, and pre-imported heavy libraries.
+"""Airflow local settings for this project: the SQLite guard, the supervisor's exit wait, and
+pre-imported heavy libraries.
 
 Every task process pays the imports of pandas, Great Expectations, Feast, MLflow and Evidently
 (seconds each), and a backfill multiplies that by hundreds of tasks. On Linux, Airflow 3's
@@ -117,12 +118,18 @@ def preload(modules: tuple[str, ...] | None = None) -> dict[str, float]:
 
 def apply() -> None:
     """Called from ``airflow_local_settings`` in every Airflow process of the profile: the SQLite
-    savepoint guard (see :mod:`mlops.airflow.sqlite`; ``MLOPS_SQLITE_GUARD=0`` turns it off) everywhere, the preload only in processes
-    that fork tasks."""
+    savepoint guard (see :mod:`mlops.airflow.sqlite`; ``MLOPS_SQLITE_GUARD=0`` turns it off) and
+    the task supervisor's exit wait (see :mod:`mlops.airflow.supervisor`;
+    ``MLOPS_SUPERVISOR_EXIT_WAIT=0`` turns it off) everywhere, the preload only in processes that
+    fork tasks."""
     sqlite = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").startswith("sqlite")
     if sqlite and os.environ.get("MLOPS_SQLITE_GUARD", "1") != "0":
         from mlops.airflow.sqlite import install_savepoint_guard
 
         install_savepoint_guard()
+    if os.environ.get("MLOPS_SUPERVISOR_EXIT_WAIT", "1") != "0":
+        from mlops.airflow.supervisor import install
+
+        install()
     if _is_executor_process(sys.argv):
         preload()
