@@ -9,6 +9,8 @@ every stage as a user would:
    whole window when no week is replayed); ``materialize_features`` follows their asset events;
 2. for every model of :data:`mlops.spec.model.SPECS` whose DAGs exist (:func:`model_dags`), a
    backfill of its first weekly training runs (a champion is promoted), the models side by side;
+   meanwhile the first replayed week lands and is ingested (training as of a Monday reads nothing
+   from that day on, so both at once is what a week in production looks like);
 3. then week by week, like the weeks going by in production: the week's days land and are
    ingested (a backfill of the same DAGs over the week, then its features), per model one
    batch-scoring run scores the week (``end_ds``) with the champion of the time, then one
@@ -615,9 +617,12 @@ def _train_first_weeks(
     after_weeks: int,
     weeks: int,
     timeout: float,
+    meanwhile: Callable[[date], None] | None = None,
 ) -> date | None:
     """Every model's weekly training runs that make its first champion, the models side by side
-    (one fit at a time each: a fit uses both cores); the last one's day (None: none)."""
+    (one fit at a time each: a fit uses both cores); the last one's day (None: none).
+    ``meanwhile(last Monday)`` runs while they train (the first replayed week lands: training as
+    of a day reads nothing from that day on)."""
     from mlops.dev import embedded
 
     mondays = _mondays(start + timedelta(days=after_weeks * 7), end)[:weeks]
@@ -628,6 +633,8 @@ def _train_first_weeks(
     for m in models:
         _say(f"▶ {m.train}: backfill {mondays[0]} → {mondays[-1]} ({len(mondays)} weekly runs)")
         svc.create_backfill(m.train, mondays[0].isoformat(), mondays[-1].isoformat(), max_active_runs=1)
+    if meanwhile is not None:
+        meanwhile(mondays[-1])
     for m in models:
         runs = embedded.wait_for_runs(
             m.train,
@@ -704,33 +711,37 @@ def run_demo(
         if "materialize_features" in present:
             _materialize(svc, timeline, start, first_end, timeout)
         _wait_mlflow_store(mlflow_schema)
-        replay_from = _train_first_weeks(
-            svc, timeline, models, start, end, train_after_weeks, train_weeks, timeout
-        )
         scored = [m for m in models if {m.batch, m.monitor} <= present]
+        landed_to = first_end
+
+        def land_week(day: date, last: date) -> None:
+            nonlocal landed_to
+            if last <= landed_to:
+                return
+            first = max(day, landed_to + timedelta(days=1))
+            _backfill_pipeline(svc, timeline, present, first, last, timeout, label=f" {first} → {last}")
+            if "materialize_features" in present:
+                _materialize(svc, timeline, first, last, timeout, label=f"week {day}: ")
+            landed_to = last
+
+        def land_first_week(monday: date) -> None:
+            if scored:  # the week the first champions score lands while they train
+                land_week(monday, min(monday + timedelta(days=6), end))
+
+        replay_from = _train_first_weeks(
+            svc, timeline, models, start, end, train_after_weeks, train_weeks, timeout, land_first_week
+        )
         if replay_from is not None and scored:
             without = [m.spec for m in scored if _champion(m.spec) is None]
             for spec in without:
                 _say(f"  {spec}: no model was promoted to @champion: nothing to score or monitor")
             scored = [m for m in scored if m.spec not in without]
             if scored:
-
-                def land_week(day: date, last: date) -> None:
-                    if last <= first_end:
-                        return
-                    first = max(day, first_end + timedelta(days=1))
-                    _backfill_pipeline(
-                        svc, timeline, present, first, last, timeout, label=f" {first} → {last}"
-                    )
-                    if "materialize_features" in present:
-                        _materialize(svc, timeline, first, last, timeout, label=f"week {day}: ")
-
                 replay = replay_weeks(
                     svc, timeline, scored, replay_from, end, timeout, whole_window, land_week
                 )
         _say("")
-        ingested_to = max(first_end, replay.ingested_to or first_end)
-        _print_summary(svc, timeline, start, ingested_to, replay)
+        _print_summary(svc, timeline, start, landed_to, replay)
     import resource
 
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
