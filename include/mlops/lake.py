@@ -32,7 +32,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -427,11 +427,27 @@ def read_parquet(uri: str, **kwargs: Any) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(read_bytes(uri)), **kwargs)
 
 
-def write_parquet(uri: str, frame: pd.DataFrame) -> None:
-    """Write ``frame`` as parquet atomically (deterministic bytes for the same frame)."""
+def write_parquet(uri: str, frame: pd.DataFrame, metadata: Mapping[bytes, bytes] | None = None) -> None:
+    """Write ``frame`` as parquet atomically (deterministic bytes for the same frame), with
+    ``metadata`` added to the footer's key-value metadata."""
     buf = io.BytesIO()
-    frame.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
+    if metadata:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+        pq.write_table(table, buf, compression="zstd")
+    else:
+        frame.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
     write_bytes(uri, buf.getvalue())
+
+
+def parquet_footer(uri: str) -> dict[bytes, bytes]:
+    """The key-value metadata of the parquet file at ``uri``."""
+    import pyarrow.parquet as pq
+
+    return dict(pq.ParquetFile(io.BytesIO(read_bytes(uri))).metadata.metadata or {})
 
 
 def write_text(uri: str, text: str) -> None:

@@ -297,6 +297,44 @@ def test_build_is_idempotent_and_rebuilds_dependents(mlops_home):
     assert compute.build_feature_tables(["2013-06-01"], settings).skipped == ["2013-06-01"]
 
 
+def test_a_day_built_from_the_same_inputs_is_not_built_again(mlops_home, monkeypatch):
+    """skip_current (what materialize_features' build does): a day is rebuilt only when a curated
+    partition its window reads, or the builders' code, changed since it was built."""
+    settings = get_settings()
+    days = ["2013-02-26", "2013-02-27", "2013-02-28", "2013-03-01"]
+    seed_curated(days, settings)
+    first = compute.build_feature_tables(days, settings, skip_current=True)
+    assert first.partitions == days and first.current == []
+    stats = layout.feature_file(settings.lake_uri, "carrier_delay_stats", "2013-03-01")
+    fingerprint = compute.inputs_fingerprint("2013-03-01", settings)
+    assert lake.parquet_footer(stats)[compute.META_INPUTS] == fingerprint.encode()
+    snapshot = {
+        uri: lake.read_bytes(uri)
+        for uri in lake.list_uris(layout.features_root(settings.lake_uri))
+        if "ds=" in uri
+    }
+    again = compute.build_feature_tables(days, settings, skip_current=True)
+    assert again.partitions == [] and again.current == days and again.start is None
+    assert {u: lake.read_bytes(u) for u in snapshot} == snapshot
+    forced = compute.build_feature_tables(days, settings)  # without skip_current: the same bytes
+    assert forced.partitions == days and {u: lake.read_bytes(u) for u in snapshot} == snapshot
+    # A flights partition rewritten: its day and the days whose windows read it.
+    curated = layout.curated_file(settings.lake_uri, "2013-02-27")
+    lake.write_parquet(curated, lake.read_parquet(curated).iloc[1:].reset_index(drop=True))
+    redo = compute.build_feature_tables(["2013-02-27"], settings, skip_current=True)
+    assert redo.partitions == ["2013-02-27", "2013-02-28", "2013-03-01"] and redo.current == []
+    assert lake.read_bytes(stats) != snapshot[stats]
+    # A weather partition rewritten: the days reading it (the day, and the next one's evening before).
+    weather = layout.curated_file(settings.lake_uri, "2013-02-27", layout.WEATHER)
+    lake.write_parquet(weather, lake.read_parquet(weather).iloc[3:].reset_index(drop=True))
+    wx = compute.build_feature_tables(days, settings, skip_current=True)
+    assert wx.partitions == ["2013-02-27", "2013-02-28"] and wx.current == ["2013-02-26", "2013-03-01"]
+    # Changed builders: every day.
+    monkeypatch.setattr(compute, "_code_digest", lambda fs: "another version")
+    code = compute.build_feature_tables(days, settings, skip_current=True)
+    assert code.partitions == days and code.current == []
+
+
 @pytest.mark.parametrize("ds", ["2013-03-10", "2013-11-03"])
 def test_dst_days_have_every_local_hour(ds):
     weather = curated_weather([(pd.Timestamp(ds) - pd.Timedelta(days=1)).strftime("%Y-%m-%d"), ds])

@@ -9,7 +9,10 @@
    feed's day ``D`` the days ``D`` .. ``D + reads_after`` that have driving-feed partitions), else
    the ``start_ds``/``end_ds`` params. A run whose only events are of a non-driving feed whose days
    have no driving partition yet is skipped (the driving feed's event builds them).
-2. **build_features** - :func:`mlops.features.compute.build_feature_tables` of those days.
+2. **build_features** - :func:`mlops.features.compute.build_feature_tables` of those days, but
+   for the days already built from the same curated data and code (an event an earlier run
+   built, since Airflow gives the next run the events its predecessor read after it was queued);
+   skipped, and the rest of the run with it, when all of them are.
 3. **feast_apply** - ``feast apply`` of the Feast repo (serialized by the registry lock).
 4. **materialize** - :class:`~mlops.airflow.operators.feast.FeastMaterializeOperator` of the
    covered event-time interval, with an overlap for late rows.
@@ -148,7 +151,12 @@ def _tasks(ref: str, inputs: tuple[Asset, ...], outlet: Asset, form: Mapping[str
 
         fs = feature_set(ref)
         with lake_task():
-            result = build_feature_tables(days, feature_set=fs)
+            result = build_feature_tables(days, feature_set=fs, skip_current=True)
+        if not result.partitions and result.current:
+            raise AirflowSkipException(
+                f"{', '.join(result.current)}: built from the same curated data and code already "
+                "(an earlier run built these events' days): nothing to build or materialize"
+            )
         if not result.partitions:
             raise FileNotFoundError(
                 f"no curated {fs.driving} partition for any of {days}: nothing to build; ingest them "

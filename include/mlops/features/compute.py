@@ -19,6 +19,7 @@ which are built (:func:`built_partitions`, :func:`unbuilt_partitions`). Every fu
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ PARTITION_EVENT_SPAN = timedelta(days=3)
 
 TIMESTAMP = "event_timestamp"
 CREATED = "created_timestamp"
+#: Footer key of every daily feature partition: :func:`inputs_fingerprint` of what it was built from.
+META_INPUTS = b"mlops.inputs_sha256"
 
 # --------------------------------------------------------------------------------------------------
 # Small helpers
@@ -144,13 +147,16 @@ def check_partition_span(
 
 @dataclass
 class BuildResult:
-    """What :func:`build_feature_tables` wrote: partitions, rows per view, event-time interval."""
+    """What :func:`build_feature_tables` wrote: partitions, rows per view, event-time interval;
+    the days without a driving partition (``skipped``) and those already built from the same
+    inputs (``current``, not rewritten)."""
 
     partitions: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     start: datetime | None = None
     end: datetime | None = None
     skipped: list[str] = field(default_factory=list)
+    current: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -159,6 +165,7 @@ class BuildResult:
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
             "skipped": self.skipped,
+            "current": self.current,
         }
 
 
@@ -270,11 +277,88 @@ def unbuilt_partitions(
     return sorted(curated - built_partitions(s, fs))
 
 
+def _code_digest(fs: FeatureSetSpec) -> str:
+    """sha256 of this module's source and of the modules of the set's builders (a changed builder
+    makes every day's fingerprint change)."""
+    from pathlib import Path
+
+    paths = {__file__}
+    for ref in (fs.build_day, fs.inputs, fs.build_static):
+        if ref:
+            module = importlib.import_module(ref.partition(":")[0])
+            paths.add(str(module.__file__))
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def _curated_hash(feed: str, ds: str, settings: Settings, cache: dict[tuple[str, str], str]) -> str:
+    """The content hash of ``feed``'s curated partition ``ds`` (its footer's, else the file's
+    sha256), ``absent`` when there is none."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from mlops.ingest.steps import META_HASH
+    from mlops.spec.feed import feed_spec
+
+    if (feed, ds) not in cache:
+        uri = feed_spec(feed).curated_file(settings.lake_uri, ds)
+        if not lake.exists(uri):
+            cache[feed, ds] = "absent"
+        else:
+            data = lake.read_bytes(uri)
+            footer = pq.ParquetFile(io.BytesIO(data)).metadata.metadata or {}
+            cache[feed, ds] = (footer.get(META_HASH) or hashlib.sha256(data).hexdigest().encode()).decode()
+    return cache[feed, ds]
+
+
+def inputs_fingerprint(
+    ds: str,
+    settings: Settings | None = None,
+    feature_set: FeatureSetSpec | str | None = None,
+    *,
+    code: str | None = None,
+    cache: dict[tuple[str, str], str] | None = None,
+) -> str:
+    """What day ``ds``'s feature tables are built from, as one sha256: the builders' code and the
+    content hash of every curated partition the day reads (the driving feed's ``history_days``
+    before it and the day itself; another feed's ``reads_after`` days before it and the day).
+    Written in each daily partition's footer (:data:`META_INPUTS`): equal fingerprints, equal bytes."""
+    fs = feature_sets.feature_set(feature_set)
+    s = settings or get_settings()
+    cache = {} if cache is None else cache
+    lines = [f"code {code or _code_digest(fs)}"]
+    for feed in (fs.driving, *(f for f in fs.feeds if f != fs.driving)):
+        back = fs.history_days if feed == fs.driving else fs.reads_after.get(feed, 0)
+        for day in day_range(_day(ds) - timedelta(days=back), ds):
+            lines.append(f"{feed} {day} {_curated_hash(feed, day, s, cache)}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def is_current(
+    ds: str,
+    fingerprint: str,
+    settings: Settings | None = None,
+    feature_set: FeatureSetSpec | str | None = None,
+) -> bool:
+    """Every daily view of day ``ds`` is built, each from the inputs ``fingerprint`` names."""
+    fs = feature_sets.feature_set(feature_set)
+    s = settings or get_settings()
+    for view in fs.daily_views:
+        uri = layout.feature_file(s.lake_uri, view, ds)
+        if not lake.exists(uri) or lake.parquet_footer(uri).get(META_INPUTS) != fingerprint.encode():
+            return False
+    return True
+
+
 def build_feature_tables(
     ds_list: Iterable[str],
     settings: Settings | None = None,
     *,
     include_dependents: bool = True,
+    skip_current: bool = False,
     feature_set: FeatureSetSpec | str | None = None,
 ) -> BuildResult:
     """Build the feature tables of the days ``ds_list`` from the curated lake (idempotent).
@@ -284,8 +368,11 @@ def build_feature_tables(
     daily view (atomically, replacing what was there: the same inputs give byte-identical files)
     and every static view. With ``include_dependents``, days already built whose window contains
     one of ``ds_list`` (a late or rewritten partition) are rebuilt as well. Days without a curated
-    partition of the driving feed are skipped (reported in ``skipped``). Returns the event-time
-    interval covered by the rows written.
+    partition of the driving feed are skipped (reported in ``skipped``). With ``skip_current``,
+    days already built from the same inputs (:func:`inputs_fingerprint`, :func:`is_current`) are
+    left as they are (reported in ``current``): an asset-triggered run whose events an earlier run
+    already built does not build them again. Returns the event-time interval covered by the rows
+    written.
     """
     from mlops.spec.feed import feed_spec
 
@@ -298,6 +385,16 @@ def build_feature_tables(
     result = BuildResult()
     if not targets:
         return result
+    # Before the curated data is read: a partition rewritten meanwhile then fails the next check.
+    code, hashes = _code_digest(fs), {}
+    fingerprints = {ds: inputs_fingerprint(ds, s, fs, code=code, cache=hashes) for ds in targets}
+    if skip_current:
+        result.current = [ds for ds in targets if is_current(ds, fingerprints[ds], s, fs)]
+        if result.current:
+            log.info("built from the same inputs already, not rebuilt: %s", result.current)
+        targets = [ds for ds in targets if ds not in result.current]
+        if not targets:
+            return result
     first = (_day(targets[0]) - timedelta(days=fs.history_days)).isoformat()
     history = read_curated(day_range(first, targets[-1]), s, fs.driving)
     for view, table in fs.static_tables(history, s).items():
@@ -321,7 +418,9 @@ def build_feature_tables(
         for view in fs.daily_views:
             table = tables[view]
             check_partition_span(view, ds, table, fs.partition_event_span)
-            lake.write_parquet(layout.feature_file(s.lake_uri, view, ds), table)
+            lake.write_parquet(
+                layout.feature_file(s.lake_uri, view, ds), table, {META_INPUTS: fingerprints[ds].encode()}
+            )
             result.rows[view] = result.rows.get(view, 0) + len(table)
             if len(table):
                 tmin, tmax = table[TIMESTAMP].min(), table[TIMESTAMP].max()
