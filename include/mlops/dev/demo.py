@@ -911,6 +911,8 @@ def _print_summary(svc: Services, timeline: Timeline, start: date, end: date, re
         f"  total wall time: {time.monotonic() - timeline.started:.0f}s, CPU {_total_cpu(svc):.0f}s "
         f"(all processes; load average {os.getloadavg()[0]:.1f})"
     )
+    by_component = ", ".join(f"{name} {cpu:.0f}" for name, cpu in sorted(svc.cpu().items()))
+    _say(f"  CPU-s by component: {by_component} (the scheduler's include every task process)")
     _print_waits(s)
     _say("Where to look (`make up` serves all three; it prints the login):")
     _say(
