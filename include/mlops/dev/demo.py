@@ -14,10 +14,9 @@ every stage as a user would:
 3. then week by week, like the weeks going by in production: the week's days land and are
    ingested (a backfill of the same DAGs over the week, then its features), per model one
    batch-scoring run scores the week (``end_ds``) with the champion of the time, then one
-   drift-monitoring run checks it, while the next week lands (days keep arriving while a week is
-   checked); when a check emits its retrain request, the training run it starts is waited for and
-   the replay stops after that week (``--whole-window`` goes on to ``--end``): the week that
-   landed meanwhile is not scored, nor any day after it landed;
+   drift-monitoring run checks it; when a check emits its retrain request, the training run it
+   starts is waited for and the replay stops after that week (``--whole-window`` goes on to
+   ``--end``): the days after it are never landed nor ingested, since nothing would read them;
 4. a summary: each stage's wall and CPU time, runs per DAG, per feed the days ingested and
    quarantined, per model the days scored, its versions with their metrics (the spec's gate metric
    first), the champion, the drift verdicts and what each retrain request really did, and where
@@ -330,8 +329,7 @@ class Replay:
     weeks: list[WeekCheck] = field(default_factory=list)
     #: Per model spec: the training run its retrain request started, and the champion before/after.
     retrained: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: The last day landed and ingested by the weekly replay, the week landed while the last
-    #: replayed one was checked included (None: the first backfill's end).
+    #: The last day landed and ingested by the weekly replay (None: the first backfill's end).
     ingested_to: date | None = None
 
 
@@ -488,43 +486,29 @@ def replay_weeks(
     """Week by week from ``first``: the week's days land and are ingested (``land_week``, when
     given: upstream delivers them as the week passes), then each model's champion of the time
     scores the week (one batch-scoring run over the week) and a monitoring run for the week's last
-    day checks it (its 7-day window is the week); meanwhile the next week lands (days keep arriving
-    while a week is checked; nothing reads a day before its week is replayed). When a check emits
-    its retrain request, wait for the training run it starts; the replay then stops after that week
-    (or, with ``whole_window``, goes on): the week that landed meanwhile is not scored."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    day checks it (its 7-day window is the week). When a check emits its retrain request, wait for
+    the training run it starts; the replay then stops after that week (or, with ``whole_window``,
+    goes on)."""
     replay = Replay()
     day = first
-    if land_week is not None:
-        replay.ingested_to = min(day + timedelta(days=6), end)
-        land_week(day, replay.ingested_to)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-demo-landing") as landing:
-        while day <= end:
-            last = min(day + timedelta(days=6), end)
-            following = last + timedelta(days=1)
-            upcoming = min(following + timedelta(days=6), end)
-            lands = (
-                landing.submit(land_week, following, upcoming)
-                if land_week is not None and following <= end
-                else None
-            )
-            champions = {m.spec: _champion(m.spec) for m in models}
-            checks = _score_and_check_week(svc, timeline, models, day, last, timeout)
-            replay.weeks.extend(checks)
-            retrained = False
-            for m, week in zip(models, checks, strict=True):
-                if week.decision == "requested" and week.emitted:
-                    replay.retrained[m.spec] = _wait_retraining(
-                        svc, timeline, m, week, champions[m.spec], timeout
-                    )
-                    retrained = True
-            if lands is not None:
-                lands.result()  # its error, if any, is the demo's
-                replay.ingested_to = upcoming
-            if retrained and not whole_window:
-                break
-            day = following
+    while day <= end:
+        last = min(day + timedelta(days=6), end)
+        if land_week is not None:
+            land_week(day, last)
+            replay.ingested_to = last
+        champions = {m.spec: _champion(m.spec) for m in models}
+        checks = _score_and_check_week(svc, timeline, models, day, last, timeout)
+        replay.weeks.extend(checks)
+        retrained = False
+        for m, week in zip(models, checks, strict=True):
+            if week.decision == "requested" and week.emitted:
+                replay.retrained[m.spec] = _wait_retraining(
+                    svc, timeline, m, week, champions[m.spec], timeout
+                )
+                retrained = True
+        if retrained and not whole_window:
+            break
+        day = last + timedelta(days=1)
     return replay
 
 
