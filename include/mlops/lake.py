@@ -427,20 +427,24 @@ def read_parquet(uri: str, **kwargs: Any) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(read_bytes(uri)), **kwargs)
 
 
+def parquet_bytes(frame: pd.DataFrame, metadata: Mapping[bytes, bytes] | None = None) -> bytes:
+    """Deterministic parquet bytes of ``frame`` (zstd), with ``metadata`` added to the footer's
+    key-value metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
 def write_parquet(uri: str, frame: pd.DataFrame, metadata: Mapping[bytes, bytes] | None = None) -> None:
     """Write ``frame`` as parquet atomically (deterministic bytes for the same frame), with
     ``metadata`` added to the footer's key-value metadata."""
-    buf = io.BytesIO()
-    if metadata:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-        pq.write_table(table, buf, compression="zstd")
-    else:
-        frame.to_parquet(buf, index=False, engine="pyarrow", compression="zstd")
-    write_bytes(uri, buf.getvalue())
+    write_bytes(uri, parquet_bytes(frame, metadata))
 
 
 def parquet_footer(uri: str) -> dict[bytes, bytes]:

@@ -54,7 +54,7 @@ def seed_weather(days: Iterable[str], settings: Settings, *, evening_before: boo
             steps.META_DS: ds.encode(),
             steps.META_SOURCE: steps.sha256(data).encode(),
         }
-        lake.write_bytes(spec.curated_file(settings.lake_uri, ds), steps.parquet_bytes(frame, meta))
+        lake.write_bytes(spec.curated_file(settings.lake_uri, ds), lake.parquet_bytes(frame, meta))
     return wanted
 
 

@@ -278,18 +278,6 @@ def curated_frame(raw: pd.DataFrame, ds: str, feed: FeedSpec | str | None = None
     return frame
 
 
-def parquet_bytes(frame: pd.DataFrame, extra: dict[bytes, bytes]) -> bytes:
-    """Deterministic parquet bytes of ``frame`` with ``extra`` in the footer's key-value metadata."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    return buf.getvalue()
-
-
 @dataclass(frozen=True)
 class Published:
     """A curated partition as written: the ``curated_<feed>`` asset event's metadata."""
@@ -345,7 +333,7 @@ def publish_partition(
     chash = content_hash(frame, spec)
     meta = {META_HASH: chash.encode(), META_ROWS: str(len(frame)).encode(), META_DS: ds.encode()}
     meta[META_SOURCE] = digest.encode()
-    lake.write_bytes(p.curated, parquet_bytes(frame, meta))  # also sweeps this file's dead temp files
+    lake.write_bytes(p.curated, lake.parquet_bytes(frame, meta))  # also sweeps this file's dead temp files
     log.info("%s ds=%s: wrote %d rows to %s (%s)", spec.name, ds, len(frame), p.curated, chash)
     # Temp files of writers killed mid-write in partitions nobody rewrote since (an hour old).
     dataset = p.curated.rsplit("/", 2)[0]
