@@ -329,8 +329,6 @@ class Replay:
     weeks: list[WeekCheck] = field(default_factory=list)
     #: Per model spec: the training run its retrain request started, and the champion before/after.
     retrained: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: The last day landed and ingested by the weekly replay (None: the first backfill's end).
-    ingested_to: date | None = None
 
 
 def _wait_retraining(
@@ -495,7 +493,6 @@ def replay_weeks(
         last = min(day + timedelta(days=6), end)
         if land_week is not None:
             land_week(day, last)
-            replay.ingested_to = last
         champions = {m.spec: _champion(m.spec) for m in models}
         checks = _score_and_check_week(svc, timeline, models, day, last, timeout)
         replay.weeks.extend(checks)

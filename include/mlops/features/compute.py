@@ -296,10 +296,6 @@ def _code_digest(fs: FeatureSetSpec) -> str:
 def _curated_hash(feed: str, ds: str, settings: Settings, cache: dict[tuple[str, str], str]) -> str:
     """The content hash of ``feed``'s curated partition ``ds`` (its footer's, else the file's
     sha256), ``absent`` when there is none."""
-    import io
-
-    import pyarrow.parquet as pq
-
     from mlops.ingest.steps import META_HASH
     from mlops.spec.feed import feed_spec
 
@@ -308,9 +304,8 @@ def _curated_hash(feed: str, ds: str, settings: Settings, cache: dict[tuple[str,
         if not lake.exists(uri):
             cache[feed, ds] = "absent"
         else:
-            data = lake.read_bytes(uri)
-            footer = pq.ParquetFile(io.BytesIO(data)).metadata.metadata or {}
-            cache[feed, ds] = (footer.get(META_HASH) or hashlib.sha256(data).hexdigest().encode()).decode()
+            found = lake.parquet_footer(uri).get(META_HASH)
+            cache[feed, ds] = found.decode() if found else hashlib.sha256(lake.read_bytes(uri)).hexdigest()
     return cache[feed, ds]
 
 

@@ -346,9 +346,7 @@ def publish_partition(
 
 def read_curated_metadata(uri: str) -> dict[str, str]:
     """The ``mlops.*`` footer metadata of a curated partition (content hash, rows, ds, source)."""
-    import pyarrow.parquet as pq
-
-    meta = pq.read_schema(io.BytesIO(lake.read_bytes(uri))).metadata or {}
+    meta = lake.parquet_footer(uri)
     return {k.decode(): v.decode() for k, v in meta.items() if k.startswith(b"mlops.")}
 
 
