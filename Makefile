@@ -14,6 +14,13 @@ STAMP := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON := $(PYTHON)
 export PATH := $(VENV)/bin:$(PATH)
+# Python caches each module it compiles (__pycache__) unless PYTHONDONTWRITEBYTECODE is set, as some
+# CI and sandbox shells do: then every process compiles every module it imports again (the demo's
+# Airflow processes: 80 CPU-s more, 8 min 12 s instead of 7 min 24 s). There the install compiles
+# the virtualenv's modules once (uv sync: 2 s -> 55 s on 2 cores, once per environment).
+ifneq ($(strip $(PYTHONDONTWRITEBYTECODE)),)
+export UV_COMPILE_BYTECODE := 1
+endif
 
 .PHONY: install demo up test test-all lint format bench clean deps-apt help
 

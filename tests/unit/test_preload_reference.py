@@ -74,3 +74,49 @@ def test_forked_tasks_inherit_mlflows_package_map():
     assert out["fresh"] is True
     assert out["timed"] == ["mlops.airflow.local_settings:mlflow_package_map"]
     assert out["child"] == ["xgboost"]
+
+
+VALIDATOR_CHILD = textwrap.dedent(
+    """
+    import io, json, os
+    from mlops.airflow.local_settings import preload
+    from mlops.ingest import validation
+    from mlops.ingest.steps import parse_raw
+    from mlops.ingest.simulator import to_csv_bytes
+    from mlops.spec.feed import registered_feeds
+    timed = preload(("mlops.airflow.local_settings:validators",))
+    built = validation._validator.cache_info()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a validate task: its feed's validator is built, and it validates a real day
+        out = {}
+        for feed in registered_feeds():
+            raw = parse_raw(to_csv_bytes(feed.replay_day("2013-06-05")))
+            outcome = validation.default_validator(feed.suite).validate(raw, "2013-06-05")
+            out[feed.name] = [outcome.success, outcome.rows]
+        out["misses"] = validation._validator.cache_info().misses - built.misses
+        os.write(write, json.dumps(out).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(json.dumps({"timed": sorted(timed), "built": built.currsize, "child": json.loads(os.read(read, 10000))}))
+    """
+)
+
+
+def test_forked_validate_tasks_inherit_every_feeds_validator():
+    """Each feed's GX context and suite (0.4-0.9 CPU-s per validate task under load) are built in
+    the executor process; a forked task validates with them and builds nothing."""
+    from mlops.spec.feed import registered_feeds
+
+    proc = subprocess.run(
+        [sys.executable, "-c", VALIDATOR_CHILD], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    feeds = [f.name for f in registered_feeds()]
+    assert out["timed"] == ["mlops.airflow.local_settings:validators"]
+    assert out["built"] == len(feeds) >= 2
+    assert out["child"]["misses"] == 0
+    for name in feeds:
+        success, rows = out["child"][name]
+        assert success is True and rows > 0, (name, out["child"])
