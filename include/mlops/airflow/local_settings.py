@@ -1,5 +1,5 @@
-"""Airflow local settings for this project: the SQLite guard, the supervisor's exit wait, and
-pre-imported heavy libraries.
+"""Airflow local settings for this project: the SQLite guard, the supervisor's exit wait, the
+callback filter, the audit log off the api-server's event loop, and pre-imported heavy libraries.
 
 Every task process pays the imports of pandas, Great Expectations, Feast, MLflow and Evidently
 (seconds each), and a backfill multiplies that by hundreds of tasks. On Linux, Airflow 3's
@@ -167,7 +167,9 @@ def apply() -> None:
     """Called from ``airflow_local_settings`` in every Airflow process of the profile: the SQLite
     savepoint guard (see :mod:`mlops.airflow.sqlite`; ``MLOPS_SQLITE_GUARD=0`` turns it off) and
     the task supervisor's exit wait (see :mod:`mlops.airflow.supervisor`;
-    ``MLOPS_SUPERVISOR_EXIT_WAIT=0`` turns it off) everywhere, the audit log's commit off the event
+    ``MLOPS_SUPERVISOR_EXIT_WAIT=0`` turns it off) and the filter of task callbacks the
+    dag-processor would drop (see :mod:`mlops.airflow.callbacks`; ``MLOPS_SKIP_NOOP_CALLBACKS=0``
+    turns it off) everywhere, the audit log's commit off the event
     loop in the api-server (see :mod:`mlops.airflow.audit_log`; ``MLOPS_AUDIT_LOG_OFF_LOOP=0`` turns
     it off), the preload only in processes that fork tasks."""
     sqlite = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").startswith("sqlite")
@@ -179,6 +181,10 @@ def apply() -> None:
         from mlops.airflow.supervisor import install
 
         install()
+    if os.environ.get("MLOPS_SKIP_NOOP_CALLBACKS", "1") != "0":
+        from mlops.airflow.callbacks import install as install_callback_filter
+
+        install_callback_filter()
     if _is_api_server(sys.argv) and os.environ.get("MLOPS_AUDIT_LOG_OFF_LOOP", "1") != "0":
         from mlops.airflow.audit_log import install as install_audit_log
 
