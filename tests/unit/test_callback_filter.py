@@ -87,3 +87,39 @@ def test_only_the_requests_the_dag_processor_runs_are_sent(sink):
         is_failure_callback=False,
     )
     assert len(_sent(sink, dag_request)) == 1
+
+
+CHILD = """
+import json, sys
+import airflow  # runs the local settings: the wrap waits for Airflow to import the sink
+from airflow.callbacks.callback_requests import TaskCallbackRequest  # noqa: F401
+pending = "airflow.callbacks.database_callback_sink" not in sys.modules
+from airflow.models.callback import Callback
+from sqlalchemy.orm import configure_mappers
+configure_mappers()  # every ORM model's mapper (a sink imported too early broke this)
+from airflow.callbacks.database_callback_sink import DatabaseCallbackSink
+print(json.dumps({"pending": pending, "wrapped": getattr(DatabaseCallbackSink.send, "mlops_skip_noop", False),
+                  "callback": Callback.__tablename__}))
+"""
+
+
+def test_the_local_settings_wrap_the_sink_once_airflow_imports_it(tmp_path):
+    """In an Airflow process the local settings run while ``import airflow`` is still under way;
+    importing the sink's module then (its ORM models before Airflow's others) made SQLAlchemy fail
+    every mapper ("expression 'Trigger' failed to locate a name"): the demo died on it. The wrap
+    waits for Airflow's own import of the module."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from mlops.config import airflow_env
+    from mlops.dev.embedded import write_local_settings
+
+    home = tmp_path / "airflow"
+    write_local_settings(home)
+    env = {**os.environ, **airflow_env(), "AIRFLOW_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"pending": True, "wrapped": True, "callback": "callback"}

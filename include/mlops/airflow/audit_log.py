@@ -38,19 +38,35 @@ class _DeferredCommit:
         return getattr(self._session, name)
 
 
+#: The module whose ``action_logging`` is wrapped: before the api-server's route modules import it
+#: (they call it when they are defined), and not while the local settings run.
+DECORATORS_MODULE = "airflow.api_fastapi.logging.decorators"
+
+
 def install() -> bool:
-    """Wrap Airflow's ``action_logging`` (see the module docstring); False, with a warning, when
-    the api-server's modules are not the ones this was written against (then nothing changes)."""
+    """Wrap Airflow's ``action_logging`` (see the module docstring) as soon as Airflow imports its
+    module (:func:`mlops.airflow.import_hooks.when_imported`)."""
+    from mlops.airflow.import_hooks import when_imported
+
+    when_imported(DECORATORS_MODULE, wrap)
+    return True
+
+
+def wrap(decorators: Any) -> bool:
+    """Replace ``decorators.action_logging``; False, with a warning, when the api-server's modules
+    are not the ones this was written against (then nothing changes)."""
     try:
         from airflow.api_fastapi.common.db.common import SessionDep
         from airflow.api_fastapi.core_api.security import GetUserDep
-        from airflow.api_fastapi.logging import decorators
         from fastapi import Request
         from starlette.concurrency import run_in_threadpool
     except ImportError as exc:
         log.warning("mlops: audit-log commit off the event loop not installed (%s)", exc)
         return False
-    original = decorators.action_logging
+    original = getattr(decorators, "action_logging", None)
+    if original is None:
+        log.warning("mlops: audit-log commit off the event loop not installed: no action_logging")
+        return False
     if getattr(original, "mlops_off_loop", False):
         return True
 

@@ -32,16 +32,33 @@ def runs_in_dag_processor(callback: Any) -> bool:
     return not isinstance(callback, TaskCallbackRequest) or callback.is_failure_callback
 
 
+#: The module whose sink is wrapped. It imports Airflow's ORM models, which may not be imported
+#: while the local settings run (SQLAlchemy then fails to configure the models' mappers), so the
+#: wrap waits until Airflow imports it.
+SINK_MODULE = "airflow.callbacks.database_callback_sink"
+
+
 def install() -> bool:
-    """Wrap ``DatabaseCallbackSink.send`` (see the module docstring); False, with a warning, when
-    Airflow's modules are not the ones this was written against (then nothing changes)."""
-    try:
-        from airflow.callbacks.callback_requests import TaskCallbackRequest
-        from airflow.callbacks.database_callback_sink import DatabaseCallbackSink
-    except ImportError as exc:
-        log.warning("mlops: no-op callback filter not installed (%s)", exc)
+    """Wrap ``DatabaseCallbackSink.send`` (see the module docstring) now if Airflow has imported
+    it, else as soon as it does (:func:`mlops.airflow.import_hooks.when_imported`)."""
+    from mlops.airflow.import_hooks import when_imported
+
+    when_imported(SINK_MODULE, wrap)
+    return True
+
+
+def wrap(module: Any) -> bool:
+    """Wrap ``module.DatabaseCallbackSink.send``; False, with a warning, when Airflow's classes are
+    not the ones this was written against (then nothing changes)."""
+    from airflow.callbacks.callback_requests import TaskCallbackRequest
+
+    sink = getattr(module, "DatabaseCallbackSink", None)
+    original = getattr(sink, "send", None)
+    if original is None:
+        log.warning(
+            "mlops: no-op callback filter not installed: %s has no DatabaseCallbackSink.send", SINK_MODULE
+        )
         return False
-    original = DatabaseCallbackSink.send
     if getattr(original, "mlops_skip_noop", False):
         return True
     if not isinstance(getattr(TaskCallbackRequest, "is_failure_callback", None), property):
@@ -63,5 +80,5 @@ def install() -> bool:
     send.mlops_skip_noop = True  # type: ignore[attr-defined]
     send.mlops_original = original  # type: ignore[attr-defined]
     send.__doc__ = original.__doc__
-    DatabaseCallbackSink.send = send  # type: ignore[method-assign]
+    sink.send = send
     return True
