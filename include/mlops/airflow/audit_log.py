@@ -13,8 +13,9 @@ backfill while triggering a run.
 :func:`install` wraps ``action_logging`` so that the dependency Airflow defines runs unchanged
 (the same row, the same masking) except that its commit runs in the server's thread pool: the
 event loop stays free, the lock holder finishes, the commit then takes the lock. Installed by
-:func:`mlops.airflow.local_settings.apply` in every Airflow process (before the api-server imports
-its routes); ``MLOPS_AUDIT_LOG_OFF_LOOP=0`` turns it off. PostgreSQL (the Celery profile) has no
+:func:`mlops.airflow.local_settings.apply` in the api-server process, taking effect when Airflow
+imports the decorator's module (before the routes that call it are defined);
+``MLOPS_AUDIT_LOG_OFF_LOOP=0`` turns it off. PostgreSQL (the Celery profile) has no
 such lock, and the commit off the loop changes nothing there but where it waits.
 """
 
