@@ -474,6 +474,13 @@ def test_pipeline_on_celery_postgres_redis_s3(stack, record_property):
             f"events; tasks on both workers {spread['tasks']}"
         )
 
+    # The second feed: training joins the day's weather (a window without it fails to build).
+    if "ingest_weather" in present:
+        assert_succeeded(backfill(st, "ingest_weather", window), "ingest_weather")
+        landed = objects(st, st.endpoints.lake_bucket, "curated/weather/")
+        assert {f"curated/weather/ds={ds}/data.parquet" for ds in window} <= set(landed)
+        checked.append(f"curated weather: {DAYS} partitions on S3")
+
     if "materialize_features" in present and "ingest_flights" in present:
         assert_succeeded(wait_idle(st, "materialize_features"), "materialize_features")
         features = objects(st, st.endpoints.lake_bucket, "features/")
