@@ -72,13 +72,18 @@ PRELOAD_MODULES: tuple[str, ...] = (
 _EXECUTOR_COMMANDS = (("scheduler",), ("celery", "worker"))
 
 
-def _is_executor_process(argv: list[str]) -> bool:
+def _runs_command(argv: list[str], commands: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether ``argv`` (``airflow ...``, options left out) is one of ``commands``."""
     args = [a for a in argv[1:] if not a.startswith("-")]
-    return any(tuple(args[: len(cmd)]) == cmd for cmd in _EXECUTOR_COMMANDS)
+    return any(tuple(args[: len(cmd)]) == cmd for cmd in commands)
+
+
+def _is_executor_process(argv: list[str]) -> bool:
+    return _runs_command(argv, _EXECUTOR_COMMANDS)
 
 
 def _is_api_server(argv: list[str]) -> bool:
-    return [a for a in argv[1:] if not a.startswith("-")][:1] == ["api-server"]
+    return _runs_command(argv, (("api-server",),))
 
 
 def reference_tables() -> None:
