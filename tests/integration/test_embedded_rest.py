@@ -6,6 +6,8 @@ api-server and dag-processor (no scheduler: the runs stay queued, which is all t
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,49 @@ def test_unpause_backfill_and_trigger_through_the_rest_api(mlops_home: Path):
         paused = dict(conn.execute("SELECT dag_id, is_paused FROM dag").fetchall())
     assert paused["flights_upstream_simulator"] == 0 and paused["materialize_features"] == 0
     assert paused["ingest_flights"] == 1  # only what was asked
+
+
+def test_a_backfill_waits_for_the_scheduler_to_complete_the_previous_one(mlops_home: Path):
+    """The scheduler marks a backfill complete every 30 s after its last run ended; a new backfill
+    of the same DAG created in between waits for it (the demo's second simulator backfill died on
+    the 409), while a backfill whose runs are still queued is refused at once."""
+    from mlops.dev import embedded
+
+    dag = "flights_upstream_simulator"
+    with embedded.running(get_settings(), components=("api-server", "dag-processor")) as svc:
+        svc.unpause_dags([dag])
+        first = svc.create_backfill(dag, "2013-05-01", "2013-05-02")
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError, match=r"backfilling flights_upstream_simulator failed \(409\)"):
+            svc.create_backfill(dag, "2013-05-03", "2013-05-04")  # its runs are queued: no scheduler
+        refused_in = time.monotonic() - t0
+        with sqlite3.connect(_db(svc.env)) as conn:  # the runs end; the backfill is still open
+            conn.execute("UPDATE dag_run SET state = 'success' WHERE backfill_id = ?", (first["id"],))
+
+        def complete() -> None:  # what the scheduler's _mark_backfills_complete does
+            with sqlite3.connect(_db(svc.env)) as conn:
+                conn.execute(
+                    "UPDATE backfill SET completed_at = CURRENT_TIMESTAMP WHERE id = ?", (first["id"],)
+                )
+
+        marker = threading.Timer(3, complete)
+        t0 = time.monotonic()
+        marker.start()
+        try:
+            second = svc.create_backfill(dag, "2013-05-03", "2013-05-04")
+        finally:
+            marker.cancel()
+        waited = time.monotonic() - t0
+        runs = embedded.list_runs(dag, svc.env)
+
+    assert refused_in < 10
+    assert second["id"] != first["id"] and waited >= 3
+    assert sorted(str(r["logical_date"])[:10] for r in runs) == [
+        "2013-05-01",
+        "2013-05-02",
+        "2013-05-03",
+        "2013-05-04",
+    ]
 
 
 def test_emitted_events_are_counted_while_a_run_they_created_has_not_started(mlops_home: Path, capsys):

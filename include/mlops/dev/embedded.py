@@ -244,6 +244,13 @@ def cpu_seconds(pid: int) -> float:
 #: that failed with a server error or timed out.
 REST_TIMEOUT, REST_ATTEMPTS = 180.0, 3
 
+#: Seconds a new backfill of a DAG waits, once every run of the DAG's previous backfill has ended,
+#: for the scheduler to mark that backfill complete: it looks every 30 s
+#: (``SchedulerJobRunner._mark_backfills_complete``), and until then ``POST /backfills`` answers
+#: 409 "There is already a running backfill". The demo's second simulator backfill came 28 s
+#: after its first one's last run on a quiet machine, and failed on it.
+BACKFILL_COMPLETE_WAIT = 90.0
+
 
 @dataclass(frozen=True)
 class _ResponseOf:
@@ -470,7 +477,7 @@ class Services:
             body["dag_run_conf"] = dict(conf)
         out: list[dict[str, Any]] = []
         self._each_dag(
-            [dag_id], lambda c, _d: c.post("/backfills", json=body), "backfilling", out, timeout=parse_timeout
+            [dag_id], lambda c, _d: _post_backfill(c, body), "backfilling", out, timeout=parse_timeout
         )
         return out[0]
 
@@ -582,6 +589,33 @@ class Services:
                     self._handled.add(proc.pid)
                     self._stop_session(proc)
             self.procs.clear()
+
+
+def _post_backfill(client: Any, body: Mapping[str, Any], wait: float | None = None) -> Any:
+    """``POST /backfills``; while it answers 409 because the DAG's previous backfill is not marked
+    complete although none of the DAG's backfill runs is queued or running any more, ask again
+    (up to ``wait`` seconds: :data:`BACKFILL_COMPLETE_WAIT`). A backfill with runs left still
+    answers 409, to the caller."""
+    deadline = time.monotonic() + (BACKFILL_COMPLETE_WAIT if wait is None else wait)
+    waiting = False
+    while True:
+        resp = client.post("/backfills", json=body)
+        if resp.status_code != 409 or "already a running backfill" not in resp.text:
+            return resp
+        left = client.get(
+            f"/dags/{body['dag_id']}/dagRuns",
+            params={"run_type": "backfill", "state": ["queued", "running"], "limit": 1},
+        )
+        if left.status_code >= 400 or left.json()["total_entries"] or time.monotonic() > deadline:
+            return resp
+        if not waiting:
+            log.info(
+                "backfilling %s: the previous backfill's runs ended; waiting for the scheduler to "
+                "mark it complete",
+                body["dag_id"],
+            )
+            waiting = True
+        time.sleep(1)
 
 
 def listening_sockets(pids: Iterable[int]) -> list[tuple[int, str, int]]:
