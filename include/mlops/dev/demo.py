@@ -296,6 +296,11 @@ def _wait_run(svc: Services, dag_id: str, run_id: str, timeout: float) -> dict[s
     raise TimeoutError(f"{dag_id} run {run_id} not finished after {timeout}s")
 
 
+def _features_runs(svc: Services, present: set[str]) -> int:
+    """How many asset-triggered ``materialize_features`` runs there are so far (0 without the DAG)."""
+    return len(_asset_triggered(svc, "materialize_features")) if "materialize_features" in present else 0
+
+
 def _asset_triggered(svc: Services, dag_id: str) -> list[dict[str, Any]]:
     from mlops.dev import embedded
 
@@ -602,16 +607,23 @@ def _backfill_pipeline(
 
 
 def _materialize(
-    svc: Services, timeline: Timeline, start: date, end: date, timeout: float, label: str = ""
+    svc: Services,
+    timeline: Timeline,
+    start: date,
+    end: date,
+    timeout: float,
+    before: int,
+    label: str = "",
 ) -> None:
-    """Wait for the asset-triggered ``materialize_features`` runs, then fill any day they missed."""
+    """Wait for the asset-triggered ``materialize_features`` runs after the first ``before`` (counted
+    before the days' ingestion began: the run its last event triggers can start before this is
+    called), then fill any day they missed."""
     from mlops.features.compute import unbuilt_partitions
 
     def all_built() -> bool:
         return not [d for d in unbuilt_partitions() if start.isoformat() <= d <= end.isoformat()]
 
     t0 = time.monotonic()
-    before = len(_asset_triggered(svc, "materialize_features"))
     runs = _wait_idle(svc, "materialize_features", timeout, done=all_built)
     new_runs = [r for r in runs if r.get("run_type") == "asset_triggered"][before:]
     timeline.record(
@@ -719,9 +731,10 @@ def run_demo(
         # replayed week's days land as that week passes, just before it is scored (the default
         # replay stops at the drift-triggered retraining: the rest of the window is never read).
         first_end = _first_ingest_end(models, present, start, end, train_after_weeks, train_weeks)
+        features_before = _features_runs(svc, present)
         _backfill_pipeline(svc, timeline, present, start, first_end, timeout)
         if "materialize_features" in present:
-            _materialize(svc, timeline, start, first_end, timeout)
+            _materialize(svc, timeline, start, first_end, timeout, features_before)
         _wait_mlflow_store(mlflow_schema)
         scored = [m for m in models if {m.batch, m.monitor} <= present]
         landed_to = first_end
@@ -731,9 +744,10 @@ def run_demo(
             if last <= landed_to:
                 return
             first = max(day, landed_to + timedelta(days=1))
+            features_before = _features_runs(svc, present)
             _backfill_pipeline(svc, timeline, present, first, last, timeout, label=f" {first} → {last}")
             if "materialize_features" in present:
-                _materialize(svc, timeline, first, last, timeout, label=f"week {day}: ")
+                _materialize(svc, timeline, first, last, timeout, features_before, label=f"week {day}: ")
             landed_to = last
 
         def land_first_weeks(monday: date) -> None:
