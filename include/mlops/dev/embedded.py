@@ -591,12 +591,12 @@ class Services:
             self.procs.clear()
 
 
-def _post_backfill(client: Any, body: Mapping[str, Any], wait: float | None = None) -> Any:
+def _post_backfill(client: Any, body: Mapping[str, Any]) -> Any:
     """``POST /backfills``; while it answers 409 because the DAG's previous backfill is not marked
     complete although none of the DAG's backfill runs is queued or running any more, ask again
-    (up to ``wait`` seconds: :data:`BACKFILL_COMPLETE_WAIT`). A backfill with runs left still
-    answers 409, to the caller."""
-    deadline = time.monotonic() + (BACKFILL_COMPLETE_WAIT if wait is None else wait)
+    (up to :data:`BACKFILL_COMPLETE_WAIT` seconds). A backfill with runs left still answers 409,
+    to the caller."""
+    deadline = time.monotonic() + BACKFILL_COMPLETE_WAIT
     waiting = False
     while True:
         resp = client.post("/backfills", json=body)
