@@ -35,6 +35,9 @@ HOME_OVERRIDES = (
     "MLOPS_LANDING_URI",
     "MLOPS_LAKE_URI",
     "MLFLOW_TRACKING_URI",
+    # MLflow's set_registry_uri writes it into os.environ (for subprocesses): a test that called
+    # mlops.models.tracking.client in-process left its store to every later test's processes.
+    "MLFLOW_REGISTRY_URI",
     "AIRFLOW_HOME",
     "MLOPS_LOCK_URL",
 )
@@ -45,7 +48,10 @@ def use_home(mp: pytest.MonkeyPatch, home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     mp.setenv("MLOPS_HOME", str(home))
     for var in HOME_OVERRIDES:
-        mp.delenv(var, raising=False)
+        # Set, then removed: the undo then also removes what the test set later (MLflow's
+        # set_tracking_uri/set_registry_uri write os.environ), not only what was there before.
+        mp.setenv(var, "")
+        mp.delenv(var)
     return home
 
 

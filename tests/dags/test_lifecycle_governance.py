@@ -263,3 +263,41 @@ def test_platform_state_reads_every_spec_from_mlflow_and_every_feed_from_the_lak
         for line in lines
     )
     assert any("@champion" in line and "mae=9.500" in line and "left out weather" in line for line in lines)
+
+
+def test_the_page_reads_the_profiles_registry_whatever_mlflow_registry_uri_says(mlops_home, tmp_path):
+    """The api-server renders the page and ``mlops demo`` its summary: an ``MLFLOW_REGISTRY_URI`` in
+    their environment (a user's shell; MLflow's ``set_registry_uri`` writes it for subprocesses)
+    must not point them at another registry than the one the training tasks write (the profile's
+    store: ``mlops.models.tracking.client``). The page showed another home's versions so."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from mlops.config import get_settings
+    from mlops.models import tracking
+
+    settings = get_settings()
+    client = tracking.client(settings)
+    run = client.create_run(client.create_experiment("lifecycle-registry-uri"))
+    client.log_metric(run.info.run_id, "mae", 7.5)
+    client.set_terminated(run.info.run_id)
+    client.create_registered_model("flight_air_time_xgb")
+    mv = client.create_model_version("flight_air_time_xgb", f"runs:/{run.info.run_id}/model", run.info.run_id)
+    client.set_registered_model_alias("flight_air_time_xgb", "champion", mv.version)
+    code = (
+        "import json; from datetime import date\n"
+        "from mlops.models.lifecycle import platform_state\n"
+        "from mlops.dev.demo import model_lines\n"
+        "state = platform_state()\n"
+        "print('OUT ' + json.dumps({'champions': {m.spec: m.champion and m.champion.version "
+        "for m in state.models}, 'lines': model_lines('air_time', date(2013, 6, 1), date(2013, 6, 30))}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["MLFLOW_REGISTRY_URI"] = f"sqlite:///{tmp_path / 'another-registry.db'}"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.split("OUT ", 1)[1])
+    assert out["champions"] == {"flight_delay": None, "air_time": "1"}
+    assert any(line.strip().startswith("v1 @champion") and "mae=7.500" in line for line in out["lines"])

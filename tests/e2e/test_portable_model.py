@@ -31,6 +31,7 @@ import pytest
 
 from mlops.config import CHAMPION, MODEL_NAME, REPO_ROOT
 from mlops.models.tracking import client
+from tests.conftest import use_home
 from tests.e2e._serving_home import free_port
 from tests.integration._registry_helpers import frame, train_and_register
 
@@ -93,10 +94,7 @@ class Clean:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        h = tmp_path_factory.mktemp("portable-e2e")
-        mp.setenv("MLOPS_HOME", str(h))
-        for var in ("MLFLOW_TRACKING_URI", "MLOPS_LAKE_URI", "MLOPS_LANDING_URI", "MLOPS_LOCK_URL"):
-            mp.delenv(var, raising=False)
+        h = use_home(mp, tmp_path_factory.mktemp("portable-e2e"))
         yield h
 
 

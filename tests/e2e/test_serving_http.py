@@ -35,6 +35,7 @@ from mlops.models import registry
 from mlops.serving import scoring
 from mlops.serving.model import load_version
 from mlops.serving.online import FlightRequest, OnlineFeatureReader, entity_keys, feature_row
+from tests.conftest import use_home
 from tests.e2e._serving_home import Server, prepare_lake, request_body, shift, train_version
 
 pytestmark = pytest.mark.slow
@@ -72,14 +73,8 @@ def _pick_instant(day: pd.DataFrame) -> tuple[pd.Timestamp, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        root = tmp_path_factory.mktemp("serving")
-        mp.setenv("MLOPS_HOME", str(root))
-        for var in (
-            "MLOPS_LAKE_URI",
-            "MLOPS_LANDING_URI",
-            "MLFLOW_TRACKING_URI",
-            *feature_store.FEAST_ENV_VARS,
-        ):
+        root = use_home(mp, tmp_path_factory.mktemp("serving"))
+        for var in feature_store.FEAST_ENV_VARS:
             mp.delenv(var, raising=False)
         settings = get_settings()
         first = shift(AS_OF, -WINDOW)

@@ -254,4 +254,7 @@ def test_two_processes_apply_and_materialize_on_the_sql_registry(scaleout):
         assert p.returncode == 0, err[-3000:]
     store = feature_store.get_store(scaleout["settings"])
     assert {fv.name for fv in store.list_feature_views()} == set(compute.VIEW_FEATURES)
-    assert len(store.list_feature_services()) == 1
+    # Every service of the repo once (the flight-delay and air-time sets): none applied twice.
+    repo = sorted(fs.name for fs in feature_store.load_definitions(scaleout["settings"])["feature_services"])
+    assert FEATURE_SERVICE in repo
+    assert sorted(fs.name for fs in store.list_feature_services()) == repo

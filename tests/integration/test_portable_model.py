@@ -29,6 +29,7 @@ from mlops.config import CHAMPION, MODEL_NAME
 from mlops.models import booster_model, registry
 from mlops.models.tracking import BOOSTER_SHA256_TAG, client, example_input
 from mlops.serving.model import load_version
+from tests.conftest import use_home
 from tests.integration._registry_helpers import frame, train_and_register
 from tests.unit.test_booster_model import BLOCK_MLOPS
 
@@ -55,10 +56,7 @@ PREDICT_WITHOUT_MLOPS = BLOCK_MLOPS + textwrap.dedent(
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        h = tmp_path_factory.mktemp("portable")
-        mp.setenv("MLOPS_HOME", str(h))
-        for var in ("MLFLOW_TRACKING_URI", "MLOPS_LAKE_URI", "MLOPS_LANDING_URI", "MLOPS_LOCK_URL"):
-            mp.delenv(var, raising=False)
+        h = use_home(mp, tmp_path_factory.mktemp("portable"))
         yield h
 
 

@@ -15,6 +15,7 @@ import pytest
 from mlops.config import CHALLENGER, CHAMPION, PREVIOUS
 from mlops.models import audit, card, registry
 from mlops.training.split import split
+from tests.conftest import use_home
 from tests.integration._registry_helpers import STRONG, WEAK, frame, train_and_register
 
 pytestmark = pytest.mark.slow  # six small models trained and registered: ~280 s at load 13
@@ -23,10 +24,7 @@ pytestmark = pytest.mark.slow  # six small models trained and registered: ~280 s
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        h = tmp_path_factory.mktemp("mlops")
-        mp.setenv("MLOPS_HOME", str(h))
-        for var in ("MLFLOW_TRACKING_URI", "MLOPS_LAKE_URI", "MLOPS_LANDING_URI", "MLOPS_LOCK_URL"):
-            mp.delenv(var, raising=False)
+        h = use_home(mp, tmp_path_factory.mktemp("mlops"))
         for var in ("AIRFLOW_CTX_DAG_ID", "AIRFLOW_CTX_DAG_RUN_ID", "AIRFLOW_CTX_TASK_ID"):
             mp.delenv(var, raising=False)
         yield h

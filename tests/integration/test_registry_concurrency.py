@@ -20,6 +20,7 @@ import pytest
 from mlops.config import CHAMPION, PREVIOUS
 from mlops.models import registry
 from mlops.training.split import split
+from tests.conftest import use_home
 from tests.integration._registry_helpers import STRONG, WEAK, frame, train_and_register
 
 pytestmark = pytest.mark.slow
@@ -43,10 +44,7 @@ print("DECISION " + json.dumps({**d.as_dict(), "started": started}))
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        h = tmp_path_factory.mktemp("mlops")
-        mp.setenv("MLOPS_HOME", str(h))
-        for var in ("MLFLOW_TRACKING_URI", "MLOPS_LAKE_URI", "MLOPS_LANDING_URI", "MLOPS_LOCK_URL"):
-            mp.delenv(var, raising=False)
+        h = use_home(mp, tmp_path_factory.mktemp("mlops"))
         yield h
 
 

@@ -31,6 +31,7 @@ from mlops.models import audit, registry
 from mlops.monitoring import rollback, rollout_check
 from mlops.monitoring.rollout import RolloutParams
 from mlops.training.split import split
+from tests.conftest import use_home
 from tests.integration._registry_helpers import STRONG, frame, train_and_register
 from tests.unit._frames import small_frame
 from tests.unit.test_features import seed_curated
@@ -41,10 +42,7 @@ LIVE_DAYS = ["2013-03-16", "2013-03-17", "2013-03-18"]
 @pytest.fixture(scope="module")
 def story(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
-        h = tmp_path_factory.mktemp("mlops")
-        mp.setenv("MLOPS_HOME", str(h))
-        for var in ("MLFLOW_TRACKING_URI", "MLOPS_LAKE_URI", "MLOPS_LANDING_URI", "MLOPS_LOCK_URL"):
-            mp.delenv(var, raising=False)
+        use_home(mp, tmp_path_factory.mktemp("mlops"))
         for var in ("MLOPS_SERVING_METRICS_URL", "AIRFLOW_CTX_DAG_RUN_ID"):
             mp.delenv(var, raising=False)
         settings = get_settings()

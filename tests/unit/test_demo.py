@@ -197,7 +197,8 @@ def test_model_lines_show_versions_with_the_gate_metric_first_champion_and_drift
 
     s = get_settings()
     spec = model_spec("air_time")
-    client = MlflowClient(tracking_uri=s.mlflow_tracking_uri)
+    # The registry too (another test's tracking.client leaves its store as the process default).
+    client = MlflowClient(tracking_uri=s.mlflow_tracking_uri, registry_uri=s.mlflow_tracking_uri)
     client.create_registered_model(spec.model_name)
     experiment = client.create_experiment("demo-summary-test")
     for mae in (9.5, 8.25):

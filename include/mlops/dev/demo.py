@@ -851,7 +851,7 @@ def model_lines(spec_name: str, start: date, end: date, replay: Replay | None = 
     root = layout.model_root(s.lake_uri, spec.lake_folder)
     scored = _partitions_at(lake.join(root, layout.PREDICTIONS), start, end)
     lines = [f"model {spec.name} ({spec.model_name}, {spec.task.name}): {len(scored)} days scored"]
-    client = MlflowClient(tracking_uri=s.mlflow_tracking_uri)
+    client = MlflowClient(tracking_uri=s.mlflow_tracking_uri, registry_uri=s.mlflow_tracking_uri)
     try:
         versions = client.search_model_versions(f"name = '{spec.model_name}'", max_results=200)
         aliases = client.get_registered_model(spec.model_name).aliases if versions else {}

@@ -146,7 +146,10 @@ def _left_out(run_tags: dict[str, str]) -> dict[str, str]:
 def _versions(settings: Settings, limit: int, spec: ModelSpec) -> list[ModelVersionInfo]:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    # The registry is the profile's store too (as every task's `tracking.client`), whatever a
+    # MLFLOW_REGISTRY_URI in the api-server's environment says.
+    uri = settings.mlflow_tracking_uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     name, shown = spec.model_name, set(metric_keys(spec))
     try:
         found = client.search_model_versions(f"name = '{name}'", max_results=200)
