@@ -296,11 +296,6 @@ def _wait_run(svc: Services, dag_id: str, run_id: str, timeout: float) -> dict[s
     raise TimeoutError(f"{dag_id} run {run_id} not finished after {timeout}s")
 
 
-def _features_runs(svc: Services, present: set[str]) -> int:
-    """How many asset-triggered ``materialize_features`` runs there are so far (0 without the DAG)."""
-    return len(_asset_triggered(svc, "materialize_features")) if "materialize_features" in present else 0
-
-
 def _asset_triggered(svc: Services, dag_id: str) -> list[dict[str, Any]]:
     from mlops.dev import embedded
 
@@ -632,6 +627,26 @@ def _materialize(
     _catch_up_features(svc, timeline, start, end, len(runs), timeout)
 
 
+def _land(
+    svc: Services,
+    timeline: Timeline,
+    present: set[str],
+    start: date,
+    end: date,
+    timeout: float,
+    label: str = " backfill",
+    features_label: str = "",
+) -> None:
+    """The days ``[start, end]`` land and are ingested (:func:`_backfill_pipeline`), then their
+    features are built (:func:`_materialize`, counting the runs from before the ingestion: the
+    run its last event triggers can start before the ingestion's wait ends)."""
+    features = "materialize_features" in present
+    before = len(_asset_triggered(svc, "materialize_features")) if features else 0
+    _backfill_pipeline(svc, timeline, present, start, end, timeout, label=label)
+    if features:
+        _materialize(svc, timeline, start, end, timeout, before, label=features_label)
+
+
 def _train_first_weeks(
     svc: Services,
     timeline: Timeline,
@@ -731,10 +746,7 @@ def run_demo(
         # replayed week's days land as that week passes, just before it is scored (the default
         # replay stops at the drift-triggered retraining: the rest of the window is never read).
         first_end = _first_ingest_end(models, present, start, end, train_after_weeks, train_weeks)
-        features_before = _features_runs(svc, present)
-        _backfill_pipeline(svc, timeline, present, start, first_end, timeout)
-        if "materialize_features" in present:
-            _materialize(svc, timeline, start, first_end, timeout, features_before)
+        _land(svc, timeline, present, start, first_end, timeout)
         _wait_mlflow_store(mlflow_schema)
         scored = [m for m in models if {m.batch, m.monitor} <= present]
         landed_to = first_end
@@ -744,10 +756,7 @@ def run_demo(
             if last <= landed_to:
                 return
             first = max(day, landed_to + timedelta(days=1))
-            features_before = _features_runs(svc, present)
-            _backfill_pipeline(svc, timeline, present, first, last, timeout, label=f" {first} → {last}")
-            if "materialize_features" in present:
-                _materialize(svc, timeline, first, last, timeout, features_before, label=f"week {day}: ")
+            _land(svc, timeline, present, first, last, timeout, f" {first} → {last}", f"week {day}: ")
             landed_to = last
 
         def land_first_weeks(monday: date) -> None:
@@ -840,10 +849,9 @@ def _metric_text(metrics: dict[str, float], gate: str, higher_is_better: bool) -
 def model_lines(spec_name: str, start: date, end: date, replay: Replay | None = None) -> list[str]:
     """One model spec's part of the summary: days scored, versions with their metrics (the spec's
     gate metric first), champion, drift checks, and what each replayed retrain request did."""
-    from mlflow import MlflowClient
-
     from mlops import lake, layout
     from mlops.config import CHAMPION
+    from mlops.models import tracking
     from mlops.spec.model import model_spec
 
     spec = model_spec(spec_name)
@@ -851,7 +859,7 @@ def model_lines(spec_name: str, start: date, end: date, replay: Replay | None = 
     root = layout.model_root(s.lake_uri, spec.lake_folder)
     scored = _partitions_at(lake.join(root, layout.PREDICTIONS), start, end)
     lines = [f"model {spec.name} ({spec.model_name}, {spec.task.name}): {len(scored)} days scored"]
-    client = MlflowClient(tracking_uri=s.mlflow_tracking_uri, registry_uri=s.mlflow_tracking_uri)
+    client = tracking.client(s)  # runs and registry in the profile's store, as the tasks
     try:
         versions = client.search_model_versions(f"name = '{spec.model_name}'", max_results=200)
         aliases = client.get_registered_model(spec.model_name).aliases if versions else {}

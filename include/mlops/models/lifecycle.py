@@ -144,12 +144,11 @@ def _left_out(run_tags: dict[str, str]) -> dict[str, str]:
 
 
 def _versions(settings: Settings, limit: int, spec: ModelSpec) -> list[ModelVersionInfo]:
-    from mlflow import MlflowClient
+    from mlops.models.tracking import client as tracking_client
 
-    # The registry is the profile's store too (as every task's `tracking.client`), whatever a
-    # MLFLOW_REGISTRY_URI in the api-server's environment says.
-    uri = settings.mlflow_tracking_uri
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # The profile's store for runs and registry alike, as every task writes them (whatever a
+    # MLFLOW_REGISTRY_URI in the api-server's environment says).
+    client = tracking_client(settings)
     name, shown = spec.model_name, set(metric_keys(spec))
     try:
         found = client.search_model_versions(f"name = '{name}'", max_results=200)
